@@ -1,0 +1,209 @@
+//! The body type shared by requests and responses.
+
+use std::any::Any;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+
+use crate::BoxError;
+
+/// A request or response body.
+///
+/// Empty and in-memory bodies carry no allocation beyond their bytes, so the common case of a
+/// small JSON or text response costs no boxing; streams (hyper's incoming body, a tower layer's
+/// compressed body) are kept as they are.
+///
+/// # Examples
+///
+/// ```
+/// use fawkes::Body;
+///
+/// let body = Body::from("hello");
+/// assert_eq!(body.as_bytes().unwrap(), "hello");
+/// ```
+pub struct Body(Inner);
+
+enum Inner {
+    Empty,
+    Full(Option<Bytes>),
+    Incoming(hyper::body::Incoming),
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl Body {
+    /// An empty body.
+    pub const fn empty() -> Self {
+        Self(Inner::Empty)
+    }
+
+    /// Wraps any [`http_body::Body`] whose data is [`Bytes`].
+    pub fn new<B>(body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        // Avoid boxing twice, and keep hyper's body unboxed: both are the hot path.
+        let mut slot = Some(body);
+        if let Some(body) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Body>>() {
+            return body.take().unwrap_or_default();
+        }
+        if let Some(body) =
+            (&mut slot as &mut dyn Any).downcast_mut::<Option<hyper::body::Incoming>>()
+        {
+            return body.take().map(|b| Self(Inner::Incoming(b))).unwrap_or_default();
+        }
+        let body = slot.take().expect("slot is filled above");
+        Self(Inner::Boxed(body.map_err(Into::into).boxed_unsync()))
+    }
+
+    /// The bytes of an in-memory body; `None` for streams.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Inner::Empty => Some(&[]),
+            Inner::Full(bytes) => Some(bytes.as_deref().unwrap_or_default()),
+            _ => None,
+        }
+    }
+
+    /// Reads the whole body into memory, failing past `limit` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`BodyError::TooLarge`] past the limit, [`BodyError::Read`] when the stream fails.
+    pub async fn collect(self, limit: usize) -> Result<Bytes, BodyError> {
+        match self.0 {
+            Inner::Empty => Ok(Bytes::new()),
+            Inner::Full(bytes) => {
+                let bytes = bytes.unwrap_or_default();
+                if bytes.len() > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                Ok(bytes)
+            }
+            inner => {
+                let limited = http_body_util::Limited::new(Body(inner), limit);
+                match limited.collect().await {
+                    Ok(collected) => Ok(collected.to_bytes()),
+                    Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                        Err(BodyError::TooLarge)
+                    }
+                    Err(err) => Err(BodyError::Read(err)),
+                }
+            }
+        }
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The body is larger than the configured limit.
+    TooLarge,
+    /// The underlying stream failed.
+    Read(BoxError),
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge => f.write_str("body too large"),
+            Self::Read(err) => write!(f, "failed to read body: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl Default for Body {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Inner::Empty => f.write_str("Body::Empty"),
+            Inner::Full(b) => {
+                f.debug_tuple("Body::Full").field(&b.as_ref().map(Bytes::len)).finish()
+            }
+            Inner::Incoming(_) => f.write_str("Body::Incoming"),
+            Inner::Boxed(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+macro_rules! from_bytes {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for Body {
+            fn from(value: $ty) -> Self {
+                let bytes = Bytes::from(value);
+                if bytes.is_empty() { Self::empty() } else { Self(Inner::Full(Some(bytes))) }
+            }
+        }
+    )*};
+}
+from_bytes!(Bytes, String, Vec<u8>, &'static str, &'static [u8]);
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.0 {
+            Inner::Empty => Poll::Ready(None),
+            Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Inner::Boxed(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Inner::Empty => true,
+            Inner::Full(bytes) => bytes.is_none(),
+            Inner::Incoming(body) => body.is_end_stream(),
+            Inner::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            Inner::Incoming(body) => body.size_hint(),
+            Inner::Boxed(body) => body.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn collect_respects_the_limit() {
+        let body = Body::new(http_body_util::Full::new(Bytes::from_static(b"0123456789")));
+        assert!(matches!(body.collect(4).await, Err(BodyError::TooLarge)));
+        let body = Body::new(http_body_util::Full::new(Bytes::from_static(b"0123")));
+        assert_eq!(body.collect(4).await.unwrap(), "0123");
+        assert!(matches!(Body::from("12345").collect(4).await, Err(BodyError::TooLarge)));
+    }
+
+    #[test]
+    fn wrapping_a_body_does_not_box_it_again() {
+        let body = Body::new(Body::from("x"));
+        assert_eq!(body.as_bytes(), Some(&b"x"[..]));
+    }
+}

@@ -1,0 +1,493 @@
+//! `Conn`: one request and the response being built for it.
+//!
+//! A `Conn` carries the request (method, URI, headers, body), the params decoded from the path,
+//! the query string and the body (merged the way Phoenix merges them: body, then query, then
+//! path, the later winning), typed assigns that plugs hand to later plugs and actions, and the
+//! response under construction. Plugs and actions take a `Conn` by value and give it back, so
+//! the flow of a request reads top to bottom.
+//!
+//! This module knows nothing about routing, sockets or the endpoint: it is the value that flows
+//! through them.
+
+mod body;
+mod error;
+pub(crate) mod params;
+
+use std::cell::OnceCell;
+use std::fmt;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::controller::IntoResponse as _;
+
+pub use body::{Body, BodyError};
+pub use error::{InvalidHeader, ParamsError};
+
+type BeforeSend = Box<dyn FnOnce(Conn) -> Conn + Send>;
+
+/// One request and the response being built for it.
+///
+/// # Examples
+///
+/// ```
+/// use fawkes::Conn;
+/// use http::StatusCode;
+///
+/// let conn = Conn::from_request(http::Request::get("/rooms?page=2").body(fawkes::Body::empty()).unwrap());
+/// assert_eq!(conn.query_params()["page"], "2");
+///
+/// let conn = conn.put_status(StatusCode::CREATED).json(&serde_json::json!({"ok": true}));
+/// assert_eq!(conn.status(), StatusCode::CREATED);
+/// assert_eq!(conn.resp_body_bytes().unwrap(), br#"{"ok":true}"#);
+/// ```
+pub struct Conn {
+    req: http::request::Parts,
+    body: Option<Body>,
+    raw_body: Option<Bytes>,
+    path_params: Vec<(String, String)>,
+    query_params: OnceCell<Map<String, Value>>,
+    body_params: Map<String, Value>,
+    params: OnceCell<Map<String, Value>>,
+    assigns: http::Extensions,
+    route: Option<&'static str>,
+    status: Option<StatusCode>,
+    resp_headers: HeaderMap,
+    resp_body: Body,
+    halted: bool,
+    before_send: Vec<BeforeSend>,
+}
+
+impl Conn {
+    /// Wraps a request; the response starts as an empty 200.
+    pub fn from_request<B>(req: Request<B>) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        let (req, body) = req.into_parts();
+        Self {
+            req,
+            body: Some(Body::new(body)),
+            raw_body: None,
+            path_params: Vec::new(),
+            query_params: OnceCell::new(),
+            body_params: Map::new(),
+            params: OnceCell::new(),
+            assigns: http::Extensions::new(),
+            route: None,
+            status: None,
+            resp_headers: HeaderMap::new(),
+            resp_body: Body::empty(),
+            halted: false,
+            before_send: Vec::new(),
+        }
+    }
+
+    // ----- request -----
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        &self.req.method
+    }
+
+    /// The request URI.
+    pub fn uri(&self) -> &Uri {
+        &self.req.uri
+    }
+
+    /// The request path.
+    pub fn path(&self) -> &str {
+        self.req.uri.path()
+    }
+
+    /// The raw query string, empty when there is none.
+    pub fn query_string(&self) -> &str {
+        self.req.uri.query().unwrap_or_default()
+    }
+
+    /// The HTTP version of the request.
+    pub fn version(&self) -> Version {
+        self.req.version
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.req.headers
+    }
+
+    /// A request header as text, if present and visible ASCII.
+    pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
+        self.req.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The request's extensions (set by the endpoint and by tower layers).
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.req.extensions
+    }
+
+    /// Mutable access to the request's extensions.
+    pub fn extensions_mut(&mut self) -> &mut http::Extensions {
+        &mut self.req.extensions
+    }
+
+    /// The route pattern that matched, such as `/api/rooms/:id`.
+    pub fn route(&self) -> Option<&'static str> {
+        self.route
+    }
+
+    /// Takes the raw request body, for streaming. Empty if the router already decoded it.
+    pub fn take_body(&mut self) -> Body {
+        self.body.take().unwrap_or_default()
+    }
+
+    /// The request body bytes, when the router decoded a JSON or form body.
+    pub fn raw_body(&self) -> Option<&Bytes> {
+        self.raw_body.as_ref()
+    }
+
+    // ----- params -----
+
+    /// A path param by name, as captured from the route (`/rooms/:id` → `id`).
+    pub fn path_param(&self, name: &str) -> Option<&str> {
+        self.path_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// All path params, in route order.
+    pub fn path_params(&self) -> &[(String, String)] {
+        &self.path_params
+    }
+
+    /// The decoded query string; nested keys (`a[b]=1`) become nested objects.
+    /// A malformed query string decodes as empty.
+    pub fn query_params(&self) -> &Map<String, Value> {
+        self.query_params.get_or_init(|| params::decode(self.query_string()).unwrap_or_default())
+    }
+
+    /// The decoded body params (JSON or form). A JSON body that is not an object is under `_json`.
+    pub fn body_params(&self) -> &Map<String, Value> {
+        &self.body_params
+    }
+
+    /// Body, query and path params merged, the later winning, as Phoenix merges them.
+    pub fn param_map(&self) -> &Map<String, Value> {
+        self.params.get_or_init(|| {
+            let mut merged = self.body_params.clone();
+            merged.extend(self.query_params().iter().map(|(k, v)| (k.clone(), v.clone())));
+            merged
+                .extend(self.path_params.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))));
+            merged
+        })
+    }
+
+    /// Deserialises the merged params into `T`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ParamsError`] naming the field that failed; as a response it is a 422 with
+    /// `{"errors":{"<field>":["<message>"]}}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Page { page: String }
+    ///
+    /// let conn = fawkes::Conn::from_request(http::Request::get("/?page=3").body(fawkes::Body::empty()).unwrap());
+    /// assert_eq!(conn.params::<Page>().unwrap().page, "3");
+    /// ```
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, ParamsError> {
+        let map = self.param_map();
+        serde_path_to_error::deserialize(map).map_err(ParamsError::from_path_error)
+    }
+
+    pub(crate) fn set_path_params(&mut self, params: Vec<(String, String)>, route: &'static str) {
+        self.path_params = params;
+        self.route = Some(route);
+        self.params = OnceCell::new();
+    }
+
+    pub(crate) fn set_body_params(&mut self, raw: Bytes, params: Map<String, Value>) {
+        self.raw_body = Some(raw);
+        self.body_params = params;
+        self.params = OnceCell::new();
+    }
+
+    // ----- assigns -----
+
+    /// Stores a typed value for later plugs and the action (Phoenix's `assign`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(Clone)]
+    /// struct CurrentUser(u32);
+    ///
+    /// let conn = fawkes::Conn::from_request(http::Request::get("/").body(fawkes::Body::empty()).unwrap())
+    ///     .assign(CurrentUser(7));
+    /// assert_eq!(conn.get_assign::<CurrentUser>().unwrap().0, 7);
+    /// ```
+    #[must_use]
+    pub fn assign<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.assigns.insert(value);
+        self
+    }
+
+    /// A typed assign, if one was stored.
+    pub fn get_assign<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.assigns.get::<T>()
+    }
+
+    /// All assigns.
+    pub fn assigns(&self) -> &http::Extensions {
+        &self.assigns
+    }
+
+    /// Mutable access to all assigns.
+    pub fn assigns_mut(&mut self) -> &mut http::Extensions {
+        &mut self.assigns
+    }
+
+    // ----- response -----
+
+    /// The response status: 200 unless set.
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or(StatusCode::OK)
+    }
+
+    /// Whether a response status or body has been set.
+    pub fn is_resp_set(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// Sets the response status.
+    #[must_use]
+    pub fn put_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The response headers.
+    pub fn resp_headers(&self) -> &HeaderMap {
+        &self.resp_headers
+    }
+
+    /// Mutable access to the response headers.
+    pub fn resp_headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.resp_headers
+    }
+
+    /// Sets a response header, replacing any previous value.
+    ///
+    /// # Panics
+    ///
+    /// When `name` or `value` is not a valid header; use [`Conn::try_put_resp_header`] for
+    /// values that come from users.
+    #[must_use]
+    #[track_caller]
+    pub fn put_resp_header<K, V>(self, name: K, value: V) -> Self
+    where
+        K: TryInto<HeaderName>,
+        V: TryInto<HeaderValue>,
+    {
+        match self.try_put_resp_header(name, value) {
+            Ok(conn) => conn,
+            Err((_, err)) => panic!("{err}"),
+        }
+    }
+
+    /// Sets a response header, giving the conn back with the error when the header is invalid.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidHeader`] when the name or value is not a valid header.
+    #[allow(clippy::result_large_err)] // Giving the conn back is the point of this error.
+    pub fn try_put_resp_header<K, V>(
+        mut self,
+        name: K,
+        value: V,
+    ) -> Result<Self, (Self, InvalidHeader)>
+    where
+        K: TryInto<HeaderName>,
+        V: TryInto<HeaderValue>,
+    {
+        let Ok(name) = name.try_into() else { return Err((self, InvalidHeader::Name)) };
+        let Ok(value) = value.try_into() else { return Err((self, InvalidHeader::Value)) };
+        self.resp_headers.insert(name, value);
+        Ok(self)
+    }
+
+    /// Sets the status and body in one go (Plug's `send_resp`).
+    #[must_use]
+    pub fn send_resp(mut self, status: StatusCode, body: impl Into<Body>) -> Self {
+        self.status = Some(status);
+        self.resp_body = body.into();
+        self
+    }
+
+    /// Sets the response body, keeping the status.
+    #[must_use]
+    pub fn put_resp_body(mut self, body: impl Into<Body>) -> Self {
+        self.status.get_or_insert(StatusCode::OK);
+        self.resp_body = body.into();
+        self
+    }
+
+    /// The response body, when it is in memory.
+    pub fn resp_body_bytes(&self) -> Option<&[u8]> {
+        self.resp_body.as_bytes()
+    }
+
+    /// Renders `value` as JSON with `content-type: application/json`.
+    ///
+    /// A value that fails to serialise renders a 500.
+    #[must_use]
+    pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(bytes) => self.put_content_type("application/json").put_resp_body(bytes),
+            Err(err) => {
+                tracing::error!(error = %err, "failed to serialise a JSON response");
+                crate::controller::ActionError::internal().render(self)
+            }
+        }
+    }
+
+    /// Renders plain text with `content-type: text/plain; charset=utf-8`.
+    #[must_use]
+    pub fn text(self, text: impl Into<String>) -> Self {
+        self.put_content_type("text/plain; charset=utf-8").put_resp_body(text.into())
+    }
+
+    /// Renders HTML with `content-type: text/html; charset=utf-8`.
+    #[must_use]
+    pub fn html(self, html: impl Into<String>) -> Self {
+        self.put_content_type("text/html; charset=utf-8").put_resp_body(html.into())
+    }
+
+    /// Redirects with 302 to `to`, a path or URL.
+    ///
+    /// An invalid location (control characters) renders a 500 instead.
+    #[must_use]
+    pub fn redirect(self, to: &str) -> Self {
+        match HeaderValue::try_from(to) {
+            Ok(location) => {
+                let mut conn = self.send_resp(StatusCode::FOUND, Body::empty());
+                conn.resp_headers.insert(header::LOCATION, location);
+                conn
+            }
+            Err(_) => crate::controller::ActionError::internal().render(self),
+        }
+    }
+
+    fn put_content_type(mut self, value: &'static str) -> Self {
+        self.resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        self
+    }
+
+    /// Stops the pipeline: no later plug nor the action runs.
+    #[must_use]
+    pub fn halt(mut self) -> Self {
+        self.halted = true;
+        self
+    }
+
+    /// Whether a plug halted the pipeline.
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+
+    /// Registers a callback run just before the response is sent, last registered first
+    /// (Plug's `register_before_send`).
+    #[must_use]
+    pub fn register_before_send(mut self, f: impl FnOnce(Conn) -> Conn + Send + 'static) -> Self {
+        self.before_send.push(Box::new(f));
+        self
+    }
+
+    /// Turns the conn into its response, running the before-send callbacks.
+    pub fn into_response(mut self) -> Response<Body> {
+        while let Some(callback) = self.before_send.pop() {
+            self = callback(self);
+        }
+        let mut resp = Response::new(self.resp_body);
+        *resp.status_mut() = self.status.unwrap_or(StatusCode::OK);
+        *resp.headers_mut() = self.resp_headers;
+        resp
+    }
+
+    /// A conn for an action's error to render onto: the request line, the `accept` header, the
+    /// response headers so far and the before-send callbacks, which move to it (and back to the
+    /// action's conn when it succeeds; see [`Conn::adopt_callbacks`]).
+    pub(crate) fn fallback(&mut self) -> Conn {
+        let mut req = Request::new(());
+        *req.method_mut() = self.req.method.clone();
+        *req.uri_mut() = self.req.uri.clone();
+        *req.version_mut() = self.req.version;
+        if let Some(accept) = self.req.headers.get(header::ACCEPT) {
+            req.headers_mut().insert(header::ACCEPT, accept.clone());
+        }
+        let mut conn = Conn::from_request(req.map(|()| Body::empty()));
+        conn.route = self.route;
+        conn.resp_headers = self.resp_headers.clone();
+        conn.before_send = std::mem::take(&mut self.before_send);
+        conn
+    }
+
+    /// Takes back the callbacks [`Conn::fallback`] moved away, ahead of any the action added.
+    pub(crate) fn adopt_callbacks(mut self, mut fallback: Conn) -> Conn {
+        if !fallback.before_send.is_empty() {
+            fallback.before_send.append(&mut self.before_send);
+            self.before_send = fallback.before_send;
+        }
+        self
+    }
+
+    /// Splits the conn into a request for a tower service, keeping the rest for later.
+    pub(crate) fn into_request(mut self) -> (Request<Body>, Conn) {
+        let body = self.take_body();
+        let parts = std::mem::replace(&mut self.req, Request::new(()).into_parts().0);
+        (Request::from_parts(parts, body), self)
+    }
+
+    /// Puts back the request parts a tower layer may have changed.
+    pub(crate) fn restore_request(&mut self, req: Request<Body>) {
+        let (parts, body) = req.into_parts();
+        self.req = parts;
+        self.body = Some(body);
+    }
+
+    /// Moves the response out, leaving an empty one, for a tower layer to see.
+    pub(crate) fn take_response(&mut self) -> Response<Body> {
+        let mut resp = Response::new(std::mem::take(&mut self.resp_body));
+        *resp.status_mut() = self.status.take().unwrap_or(StatusCode::OK);
+        *resp.headers_mut() = std::mem::take(&mut self.resp_headers);
+        resp
+    }
+
+    /// Replaces the response with one a tower service produced.
+    pub(crate) fn set_response(&mut self, resp: Response<Body>) {
+        let (parts, body) = resp.into_parts();
+        self.status = Some(parts.status);
+        self.resp_headers = parts.headers;
+        self.resp_body = body;
+    }
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("method", &self.req.method)
+            .field("uri", &self.req.uri)
+            .field("path_params", &self.path_params)
+            .field("status", &self.status)
+            .field("resp_headers", &self.resp_headers)
+            .field("halted", &self.halted)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,71 @@
+use super::*;
+use serde_json::json;
+
+fn get(uri: &str) -> Conn {
+    Conn::from_request(Request::get(uri).body(Body::empty()).unwrap())
+}
+
+#[test]
+fn params_merge_body_then_query_then_path() {
+    let mut conn = get("/rooms/7?id=query&page=2&room[name]=q");
+    conn.set_body_params(
+        Bytes::new(),
+        json!({"id": "body", "room": {"name": "b"}, "only_body": 1}).as_object().unwrap().clone(),
+    );
+    conn.set_path_params(vec![("id".into(), "7".into())], "/rooms/:id");
+    let merged = conn.param_map();
+    assert_eq!(merged["id"], "7");
+    assert_eq!(merged["page"], "2");
+    assert_eq!(merged["room"], json!({"name": "q"}));
+    assert_eq!(merged["only_body"], 1);
+    assert_eq!(conn.path_param("id"), Some("7"));
+    assert_eq!(conn.route(), Some("/rooms/:id"));
+}
+
+#[test]
+fn params_error_names_the_field() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Room {
+        name: String,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Params {
+        room: Room,
+    }
+    let mut conn = get("/");
+    conn.set_body_params(Bytes::new(), json!({"room": {}}).as_object().unwrap().clone());
+    let err = conn.params::<Params>().unwrap_err();
+    assert_eq!(err.field(), "room.name");
+    assert_eq!(err.message(), "missing field `name`");
+
+    conn.set_body_params(Bytes::new(), json!({"room": {"name": 3}}).as_object().unwrap().clone());
+    let err = conn.params::<Params>().unwrap_err();
+    assert_eq!(err.field(), "room.name");
+    assert!(err.message().starts_with("invalid type"), "{}", err.message());
+}
+
+#[test]
+fn response_helpers_set_status_headers_and_body() {
+    let conn = get("/").text("hi");
+    assert_eq!(conn.status(), StatusCode::OK);
+    assert_eq!(conn.resp_headers()["content-type"], "text/plain; charset=utf-8");
+    let conn = get("/").redirect("/next");
+    assert_eq!(conn.status(), StatusCode::FOUND);
+    assert_eq!(conn.resp_headers()["location"], "/next");
+    let conn = get("/").redirect("/bad\nheader");
+    assert_eq!(conn.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let (conn, err) = get("/").try_put_resp_header("x-a", "bad\r\nvalue").unwrap_err();
+    assert_eq!(err, InvalidHeader::Value);
+    assert!(conn.resp_headers().is_empty());
+}
+
+#[test]
+fn before_send_runs_last_registered_first() {
+    let resp = get("/")
+        .register_before_send(|c| c.put_resp_header("x-order", "first"))
+        .register_before_send(|c| c.put_resp_header("x-order", "second"))
+        .into_response();
+    assert_eq!(resp.headers()["x-order"], "first");
+}

@@ -1,0 +1,177 @@
+//! A ready-made action error in Phoenix's JSON shapes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use http::StatusCode;
+use serde_json::json;
+
+use super::IntoResponse;
+use crate::conn::ParamsError;
+use crate::Conn;
+
+/// An HTTP error rendered as JSON the way Phoenix's error views render it.
+///
+/// `{"errors":{"detail":"Not Found"}}` for most statuses and
+/// `{"errors":{"name":["can't be blank"]}}` for validation failures (422).
+///
+/// # Examples
+///
+/// ```
+/// use fawkes::{ActionError, Conn};
+///
+/// async fn create(conn: Conn) -> Result<Conn, ActionError> {
+///     let name = conn.param_map().get("name").and_then(|v| v.as_str()).unwrap_or("");
+///     if name.trim().is_empty() {
+///         return Err(ActionError::validation("name", "can't be blank"));
+///     }
+///     Ok(conn.text(format!("hello {name}")))
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ErrorBody {
+    Detail(String),
+    Fields(BTreeMap<String, Vec<String>>),
+}
+
+impl ActionError {
+    /// An error with `status` and its canonical reason as detail.
+    pub fn status(status: StatusCode) -> Self {
+        let detail = status.canonical_reason().unwrap_or("Error").to_owned();
+        Self { status, body: ErrorBody::Detail(detail) }
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request() -> Self {
+        Self::status(StatusCode::BAD_REQUEST)
+    }
+
+    /// 401 Unauthorized.
+    pub fn unauthorized() -> Self {
+        Self::status(StatusCode::UNAUTHORIZED)
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden() -> Self {
+        Self::status(StatusCode::FORBIDDEN)
+    }
+
+    /// 404 Not Found.
+    pub fn not_found() -> Self {
+        Self::status(StatusCode::NOT_FOUND)
+    }
+
+    /// 500 Internal Server Error.
+    pub fn internal() -> Self {
+        Self::status(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Logs `err` and returns a 500 that does not reveal it.
+    pub fn internal_from(err: impl fmt::Display) -> Self {
+        tracing::error!(error = %err, "action failed");
+        Self::internal()
+    }
+
+    /// 422 with one field error; add more with [`ActionError::and`].
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, body: ErrorBody::Fields(BTreeMap::new()) }
+            .and(field, message)
+    }
+
+    /// Adds a field error, turning the error into a 422 validation error.
+    #[must_use]
+    pub fn and(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
+        if !matches!(self.body, ErrorBody::Fields(_)) {
+            self.status = StatusCode::UNPROCESSABLE_ENTITY;
+            self.body = ErrorBody::Fields(BTreeMap::new());
+        }
+        if let ErrorBody::Fields(fields) = &mut self.body {
+            fields.entry(field.into()).or_default().push(message.into());
+        }
+        self
+    }
+
+    /// Replaces the detail message.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.body = ErrorBody::Detail(detail.into());
+        self
+    }
+
+    /// Renders the error and halts the pipeline: for plugs that refuse a request.
+    pub fn render_halted(self, conn: Conn) -> Conn {
+        self.render(conn).halt()
+    }
+
+    /// The response status.
+    pub fn status_code(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.body {
+            ErrorBody::Detail(detail) => write!(f, "{}: {detail}", self.status.as_u16()),
+            ErrorBody::Fields(fields) => {
+                write!(f, "{}: invalid ", self.status.as_u16())?;
+                let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+                f.write_str(&names.join(", "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for ActionError {}
+
+impl IntoResponse for ActionError {
+    fn render(self, conn: Conn) -> Conn {
+        let body = match self.body {
+            ErrorBody::Detail(detail) => json!({ "errors": { "detail": detail } }),
+            ErrorBody::Fields(fields) => json!({ "errors": fields }),
+        };
+        conn.put_status(self.status).json(&body)
+    }
+}
+
+impl From<ParamsError> for ActionError {
+    fn from(err: ParamsError) -> Self {
+        Self::validation(err.field(), err.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(err: ActionError) -> (StatusCode, serde_json::Value) {
+        let conn = Conn::from_request(http::Request::get("/").body(crate::Body::empty()).unwrap());
+        let conn = err.render(conn);
+        (conn.status(), serde_json::from_slice(conn.resp_body_bytes().unwrap()).unwrap())
+    }
+
+    #[test]
+    fn renders_phoenix_shapes() {
+        assert_eq!(
+            render(ActionError::not_found()),
+            (StatusCode::NOT_FOUND, json!({"errors":{"detail":"Not Found"}}))
+        );
+        assert_eq!(
+            render(ActionError::validation("name", "can't be blank").and("name", "is too short")),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"errors":{"name":["can't be blank","is too short"]}})
+            )
+        );
+        assert_eq!(
+            render(ActionError::bad_request().with_detail("malformed JSON")),
+            (StatusCode::BAD_REQUEST, json!({"errors":{"detail":"malformed JSON"}}))
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! The endpoint: a listener, its supervisor, and the connections it serves.
+//!
+//! [`Endpoint`] binds a TCP listener and serves HTTP/1.1 and HTTP/2 (hyper-util's `auto`
+//! connection) through a [`Router`]. Every connection is a temporary child of the endpoint's
+//! [`Supervisor`]: a panic in one is caught and counted, and shutdown drains them all. The
+//! application's own long-running workers can join the same supervisor as permanent children.
+//!
+//! Shutdown, on SIGTERM or ctrl-c (or a future of the caller's), follows what a rolling deploy
+//! needs: readiness turns false (`/readyz` answers 503), after an optional delay the listener
+//! stops accepting, in-flight requests finish and idle connections close, and whatever is still
+//! running when the deadline passes is aborted.
+//!
+//! The endpoint knows nothing about routes: it hands every request to the router.
+
+mod config;
+mod connection;
+mod running;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+pub use running::{ConnInfo, RunningEndpoint};
+
+use crate::supervisor::{ChildSpec, Supervisor};
+use crate::{Error, Router};
+
+/// An HTTP endpoint: configuration, router and supervised workers.
+///
+/// # Examples
+///
+/// ```no_run
+/// use fawkes::Endpoint;
+///
+/// async fn hello(conn: fawkes::Conn) -> fawkes::Conn {
+///     conn.text("hello")
+/// }
+///
+/// fawkes::router! {
+///     pub App;
+///     scope "/" { get "/" => hello; }
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), fawkes::Error> {
+///     Endpoint::new(App::new())
+///         .bind("127.0.0.1:4000".parse().unwrap())
+///         .serve()
+///         .await
+/// }
+/// ```
+#[must_use]
+#[derive(Debug)]
+pub struct Endpoint {
+    router: Router,
+    config: Config,
+    workers: Vec<ChildSpec>,
+}
+
+impl Endpoint {
+    /// An endpoint serving `router` with the default [`Config`].
+    pub fn new(router: impl Into<Router>) -> Self {
+        Self { router: router.into(), config: Config::default(), workers: Vec::new() }
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The address to listen on (default `127.0.0.1:4000`; port 0 picks a free one).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.config.bind = addr;
+        self
+    }
+
+    /// The largest request body the router decodes (default 8 MB); larger ones answer 413.
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.config.max_body = bytes;
+        self
+    }
+
+    /// How long a client may take to send a request's headers (default 10 s).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a keep-alive connection may sit idle between requests (default 60 s).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// The most connections served at once (default 16,384); past it the listener waits.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.max_connections = max;
+        self
+    }
+
+    /// How long shutdown waits for in-flight requests before aborting them (default 25 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long the endpoint keeps accepting after readiness turns false (default 0), so a
+    /// load balancer can take it out of rotation first.
+    pub fn drain_delay(mut self, delay: Duration) -> Self {
+        self.config.drain_delay = delay;
+        self
+    }
+
+    /// Adds a permanent worker to the endpoint's supervisor, started before the listener and
+    /// stopped after the connections.
+    pub fn worker(mut self, spec: ChildSpec) -> Self {
+        self.workers.push(spec);
+        self
+    }
+
+    /// Binds and serves until SIGTERM or ctrl-c, then drains.
+    ///
+    /// # Errors
+    ///
+    /// When the listener cannot be bound, or the supervisor fails.
+    pub async fn serve(self) -> Result<(), Error> {
+        self.serve_with_shutdown(shutdown_signal()).await
+    }
+
+    /// Binds and serves until `signal` resolves, then drains.
+    ///
+    /// # Errors
+    ///
+    /// When the listener cannot be bound, or the supervisor fails.
+    pub async fn serve_with_shutdown(
+        self,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let running = self.start().await?;
+        let handle = running.clone();
+        tokio::spawn(async move {
+            signal.await;
+            handle.shutdown();
+        });
+        running.wait().await
+    }
+
+    /// Binds and starts serving in the background.
+    ///
+    /// # Errors
+    ///
+    /// When the listener cannot be bound.
+    pub async fn start(self) -> Result<RunningEndpoint, Error> {
+        running::start(self.router, self.config, self.workers).await
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
+        () = term => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+/// State shared by the endpoint and every request it serves.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) ready: AtomicBool,
+    pub(crate) supervisor: Supervisor,
+}
+
+impl Shared {
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+pub(crate) type SharedRef = Arc<Shared>;

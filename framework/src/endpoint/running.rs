@@ -1,0 +1,206 @@
+//! A started endpoint: its accept loop and its handle.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::{connection, Config, Shared, SharedRef};
+use crate::supervisor::{ChildSpec, Supervisor};
+use crate::{Error, Router};
+
+/// A handle to a started endpoint; clones share it.
+///
+/// # Examples
+///
+/// ```
+/// # async fn hello(conn: fawkes::Conn) -> fawkes::Conn { conn.text("hi") }
+/// # fawkes::router! { pub App; scope "/" { get "/" => hello; } }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let running = fawkes::Endpoint::new(App::new())
+///     .bind("127.0.0.1:0".parse().unwrap())
+///     .start()
+///     .await
+///     .unwrap();
+/// assert!(running.is_ready());
+/// running.shutdown();
+/// running.wait().await.unwrap();
+/// assert!(!running.is_ready());
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct RunningEndpoint {
+    local_addr: SocketAddr,
+    shared: SharedRef,
+    stop: CancellationToken,
+    done: watch::Receiver<Option<Result<(), String>>>,
+}
+
+impl RunningEndpoint {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://<local address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Whether the endpoint reports ready (false once shutdown has begun).
+    pub fn is_ready(&self) -> bool {
+        self.shared.is_ready()
+    }
+
+    /// The endpoint's supervisor.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.shared.supervisor
+    }
+
+    /// Begins a graceful shutdown; returns at once. Idempotent.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Resolves when the endpoint has stopped and every connection and worker is down.
+    ///
+    /// # Errors
+    ///
+    /// When the supervisor failed (a worker exceeded its restart intensity).
+    pub async fn wait(&self) -> Result<(), Error> {
+        let mut done = self.done.clone();
+        let result = match done.wait_for(Option::is_some).await {
+            Ok(result) => result.clone().unwrap_or(Ok(())),
+            Err(_) => Ok(()),
+        };
+        result.map_err(Error::supervisor)
+    }
+}
+
+/// Information about the connection a request came on, in its extensions.
+///
+/// # Examples
+///
+/// ```
+/// async fn whoami(conn: fawkes::Conn) -> fawkes::Conn {
+///     let peer = conn.extensions().get::<fawkes::endpoint::ConnInfo>().map(|i| i.remote_addr());
+///     conn.text(format!("{peer:?}"))
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub(crate) remote_addr: SocketAddr,
+    pub(crate) shared: SharedRef,
+}
+
+impl ConnInfo {
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr
+    }
+
+    /// Whether the endpoint reports ready.
+    pub fn is_ready(&self) -> bool {
+        self.shared.is_ready()
+    }
+
+    /// The endpoint's supervisor.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.shared.supervisor
+    }
+}
+
+pub(crate) async fn start(
+    router: Router,
+    config: Config,
+    workers: Vec<ChildSpec>,
+) -> Result<RunningEndpoint, Error> {
+    let listener = TcpListener::bind(config.bind).await.map_err(|e| Error::bind(config.bind, e))?;
+    let local_addr = listener.local_addr().map_err(Error::io)?;
+    let mut builder = Supervisor::builder()
+        .name(format!("endpoint {local_addr}"))
+        .dynamic_shutdown_timeout(config.shutdown_timeout);
+    for worker in workers {
+        builder = builder.child(worker);
+    }
+    let supervisor = builder.start();
+    let shared = Arc::new(Shared { ready: AtomicBool::new(true), supervisor });
+    let router = router.max_body(config.max_body);
+    let stop = CancellationToken::new();
+    let (done_tx, done) = watch::channel(None);
+    tracing::info!(addr = %local_addr, "endpoint listening");
+    tokio::spawn(run(listener, router, Arc::new(config), shared.clone(), stop.clone(), done_tx));
+    Ok(RunningEndpoint { local_addr, shared, stop, done })
+}
+
+async fn run(
+    listener: TcpListener,
+    router: Router,
+    config: Arc<Config>,
+    shared: SharedRef,
+    stop: CancellationToken,
+    done: watch::Sender<Option<Result<(), String>>>,
+) {
+    let stop_accepting = CancellationToken::new();
+    let supervisor = shared.supervisor.clone();
+    // Readiness turns false first; the listener keeps accepting through the drain delay so a
+    // load balancer has time to stop sending before connections are refused.
+    let drain = {
+        let (stop, stop_accepting, shared, config) =
+            (stop.clone(), stop_accepting.clone(), shared.clone(), config.clone());
+        let supervisor = supervisor.clone();
+        tokio::spawn(async move {
+            let requested = tokio::select! {
+                () = stop.cancelled() => true,
+                _ = supervisor.wait() => false,
+            };
+            shared.ready.store(false, Ordering::Release);
+            if requested {
+                tracing::info!(delay = ?config.drain_delay, "endpoint draining");
+                tokio::time::sleep(config.drain_delay).await;
+            }
+            stop_accepting.cancel();
+        })
+    };
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            () = stop_accepting.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            () = stop_accepting.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors or a connection reset before accept: back off
+                    // briefly rather than spin.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let (router, config, shared) = (router.clone(), config.clone(), shared.clone());
+        let spawned = supervisor.spawn_temporary("connection", move |token| async move {
+            connection::serve(stream, remote, router, config, shared, token).await;
+            drop(permit);
+        });
+        if spawned.is_err() {
+            break;
+        }
+    }
+    drop(listener);
+    tracing::info!("listener closed, draining connections");
+    let _ = drain.await;
+    // After a restart-intensity failure this reports it; after a requested stop it is Ok.
+    let result = supervisor.shutdown().await.map_err(|err| err.to_string());
+    tracing::info!("endpoint stopped");
+    done.send_replace(Some(result));
+}

@@ -1,0 +1,102 @@
+//! Fawkes: a Phoenix-like web framework for Rust.
+//!
+//! Requests flow `Endpoint → Router → pipelines of plugs → controller action → Conn → response`.
+//! Every connection runs as a child of the endpoint's [`Supervisor`], so a panic anywhere is
+//! isolated, counted and answered with a 500, and shutdown drains every connection in order.
+//!
+//! # Examples
+//!
+//! ```
+//! use fawkes::prelude::*;
+//!
+//! async fn hello(conn: Conn) -> Conn {
+//!     conn.text("hello")
+//! }
+//!
+//! fawkes::router! {
+//!     pub AppRouter;
+//!     scope "/" {
+//!         get "/hello" => hello;
+//!     }
+//! }
+//!
+//! # let _ = AppRouter::new();
+//! ```
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+// Lets `router!` expansions (`::fawkes::...`) resolve inside this crate's own tests.
+#[cfg(test)]
+extern crate self as fawkes;
+
+pub mod conn;
+pub mod controller;
+pub mod endpoint;
+mod error;
+pub mod plug;
+pub mod router;
+pub mod supervisor;
+pub mod telemetry;
+#[cfg(feature = "test")]
+pub mod test;
+
+pub use conn::{Body, Conn};
+pub use controller::{ActionError, IntoResponse};
+pub use endpoint::Endpoint;
+pub use error::{BoxError, Error};
+pub use plug::Plug;
+pub use router::Router;
+pub use supervisor::Supervisor;
+
+/// Declares a router: pipelines, scopes, routes, resources and forwards.
+///
+/// See the [routing guide](crate::guide) for the full syntax.
+pub use fawkes_macros::router;
+
+/// What applications use every day.
+pub mod prelude {
+    pub use crate::conn::Conn;
+    pub use crate::controller::{ActionError, IntoResponse};
+    pub use crate::endpoint::Endpoint;
+    pub use crate::plug::Plug;
+    pub use crate::router::Router;
+    pub use http::{Method, StatusCode};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! Items the `router!` macro expands to. Not public API.
+
+    use std::fmt::Write as _;
+
+    /// Points type errors about an action at the user's path.
+    pub fn action<A: crate::controller::Action>(action: A) -> A {
+        action
+    }
+
+    /// Appends a path param, percent-encoded; a wildcard keeps its `/`.
+    pub fn push_param(path: &mut String, value: &dyn std::fmt::Display, wildcard: bool) {
+        const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+            .add(b' ')
+            .add(b'"')
+            .add(b'#')
+            .add(b'<')
+            .add(b'>')
+            .add(b'?')
+            .add(b'`')
+            .add(b'{')
+            .add(b'}')
+            .add(b'/')
+            .add(b'%');
+        let text = value.to_string();
+        if wildcard {
+            for (i, part) in text.split('/').enumerate() {
+                if i > 0 {
+                    path.push('/');
+                }
+                let _ = write!(path, "{}", percent_encoding::utf8_percent_encode(part, SEGMENT));
+            }
+        } else {
+            let _ = write!(path, "{}", percent_encoding::utf8_percent_encode(&text, SEGMENT));
+        }
+    }
+}

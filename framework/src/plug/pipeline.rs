@@ -1,0 +1,156 @@
+//! Pipelines: plugs and layers strung in order in front of an endpoint.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::layer::{ErasedLayer, Next};
+use super::Plug;
+use crate::Conn;
+
+/// The rest of a pipeline from some stage on, ending with the endpoint.
+pub(crate) type Continuation = Arc<dyn Fn(Conn) -> BoxFuture<'static, Conn> + Send + Sync>;
+
+/// One erased step of a pipeline: a plug or a tower layer.
+///
+/// Build one with [`IntoStage::into_stage`]; cloning is cheap and shares the plug.
+#[derive(Clone)]
+pub struct Stage(StageKind);
+
+#[derive(Clone)]
+enum StageKind {
+    Plug(Arc<dyn ErasedPlug>),
+    Layer(Arc<dyn ErasedLayer>),
+}
+
+impl Stage {
+    pub(crate) fn layer(layer: Arc<dyn ErasedLayer>) -> Self {
+        Self(StageKind::Layer(layer))
+    }
+}
+
+impl fmt::Debug for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            StageKind::Plug(_) => f.write_str("Stage::Plug"),
+            StageKind::Layer(_) => f.write_str("Stage::Layer"),
+        }
+    }
+}
+
+pub(crate) trait ErasedPlug: Send + Sync + 'static {
+    fn call_boxed(&self, conn: Conn) -> BoxFuture<'_, Conn>;
+}
+
+impl<P: Plug> ErasedPlug for P {
+    fn call_boxed(&self, conn: Conn) -> BoxFuture<'_, Conn> {
+        Box::pin(self.call(conn))
+    }
+}
+
+/// Anything that can stand in a pipeline: every [`Plug`], and tower layers wrapped by
+/// [`layer`](super::layer).
+pub trait IntoStage {
+    /// Erases `self` into a stage.
+    fn into_stage(self) -> Stage;
+}
+
+impl<P: Plug> IntoStage for P {
+    fn into_stage(self) -> Stage {
+        Stage(StageKind::Plug(Arc::new(self)))
+    }
+}
+
+impl IntoStage for Stage {
+    fn into_stage(self) -> Stage {
+        self
+    }
+}
+
+/// Stages built, back to front, into one callable chain ending with an endpoint.
+///
+/// A plug that [halts](Conn::halt) stops the chain; a layer wraps everything after it.
+///
+/// # Examples
+///
+/// ```
+/// use fawkes::plug::{IntoStage, Pipeline};
+/// use fawkes::Conn;
+///
+/// async fn tag(conn: Conn) -> Conn {
+///     conn.put_resp_header("x-tag", "1")
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pipeline = Pipeline::new(vec![tag.into_stage()], |conn: Conn| async move { conn.text("done") });
+/// let req = http::Request::get("/").body(fawkes::Body::empty()).unwrap();
+/// let conn = pipeline.call(Conn::from_request(req)).await;
+/// assert_eq!(conn.resp_headers()["x-tag"], "1");
+/// assert_eq!(conn.resp_body_bytes().unwrap(), b"done");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Pipeline {
+    run: Continuation,
+}
+
+impl Pipeline {
+    /// Builds `stages`, in order, in front of `endpoint`.
+    pub fn new<F, Fut>(stages: impl IntoIterator<Item = Stage>, endpoint: F) -> Self
+    where
+        F: Fn(Conn) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Conn> + Send + 'static,
+    {
+        let mut run: Continuation = Arc::new(move |conn| Box::pin(endpoint(conn)));
+        let stages: Vec<Stage> = stages.into_iter().collect();
+        let mut plugs: Vec<Arc<dyn ErasedPlug>> = Vec::new();
+        // Walk back to front so that each stage closes over what follows it; consecutive plugs
+        // share one loop so a pipeline of N plugs costs one future, not N nested ones.
+        for stage in stages.into_iter().rev() {
+            match stage.0 {
+                StageKind::Plug(plug) => plugs.push(plug),
+                StageKind::Layer(layer) => {
+                    run = plugs_then(std::mem::take(&mut plugs), run);
+                    run = layer.wrap(Next::new(run));
+                }
+            }
+        }
+        run = plugs_then(plugs, run);
+        Self { run }
+    }
+
+    /// Runs the pipeline on `conn`.
+    pub fn call(&self, conn: Conn) -> BoxFuture<'static, Conn> {
+        (self.run)(conn)
+    }
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+/// `plugs` were collected back to front.
+fn plugs_then(mut plugs: Vec<Arc<dyn ErasedPlug>>, next: Continuation) -> Continuation {
+    if plugs.is_empty() {
+        return next;
+    }
+    plugs.reverse();
+    let plugs: Arc<[Arc<dyn ErasedPlug>]> = plugs.into();
+    Arc::new(move |mut conn| {
+        let plugs = plugs.clone();
+        let next = next.clone();
+        Box::pin(async move {
+            for plug in plugs.iter() {
+                conn = plug.call_boxed(conn).await;
+                if conn.halted() {
+                    return conn;
+                }
+            }
+            next(conn).await
+        })
+    })
+}

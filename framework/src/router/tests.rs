@@ -1,0 +1,295 @@
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+
+use crate::{ActionError, Body, Conn};
+
+#[derive(Clone)]
+struct Trail(Vec<&'static str>);
+
+fn step(name: &'static str) -> impl Fn(Conn) -> std::future::Ready<Conn> + Send + Sync + 'static {
+    move |conn: Conn| {
+        let mut trail = conn.get_assign::<Trail>().cloned().unwrap_or(Trail(Vec::new()));
+        trail.0.push(name);
+        std::future::ready(conn.assign(trail))
+    }
+}
+
+async fn halt_if_asked(conn: Conn) -> Conn {
+    if conn.header("x-halt").is_some() {
+        conn.send_resp(StatusCode::UNAUTHORIZED, "halted").halt()
+    } else {
+        conn
+    }
+}
+
+async fn trail(conn: Conn) -> Conn {
+    let trail = conn.get_assign::<Trail>().map(|t| t.0.join(",")).unwrap_or_default();
+    conn.text(trail)
+}
+
+async fn echo_params(conn: Conn) -> Conn {
+    let body = json!({ "params": Value::Object(conn.param_map().clone()), "route": conn.route() });
+    conn.json(&body)
+}
+
+async fn boom(_conn: Conn) -> Conn {
+    panic!("boom in an action")
+}
+
+async fn fails(_conn: Conn) -> Result<Conn, ActionError> {
+    Err(ActionError::validation("name", "can't be blank"))
+}
+
+#[allow(clippy::unused_async)]
+mod room_controller {
+    use super::*;
+    pub(super) async fn index(conn: Conn) -> Conn {
+        conn.text("index")
+    }
+    pub(super) async fn show(conn: Conn) -> Conn {
+        let id = conn.path_param("id").unwrap_or_default().to_owned();
+        conn.text(format!("show {id}"))
+    }
+    pub(super) async fn create(conn: Conn) -> Conn {
+        conn.put_status(StatusCode::CREATED).text("create")
+    }
+    pub(super) async fn update(conn: Conn) -> Conn {
+        let text = format!("update via {}", conn.method());
+        conn.text(text)
+    }
+    pub(super) async fn delete(conn: Conn) -> Conn {
+        conn.send_resp(StatusCode::NO_CONTENT, Body::empty())
+    }
+}
+
+#[allow(clippy::unused_async)]
+mod message_controller {
+    use super::*;
+    pub(super) async fn index(conn: Conn) -> Conn {
+        let room = conn.path_param("room_id").unwrap_or_default().to_owned();
+        conn.text(format!("messages of {room}"))
+    }
+    pub(super) async fn show(conn: Conn) -> Conn {
+        let (room, id) = (conn.path_param("room_id").unwrap(), conn.path_param("id").unwrap());
+        let text = format!("message {id} of {room}");
+        conn.text(text)
+    }
+}
+
+fn legacy() -> impl tower_service::Service<
+    Request<Body>,
+    Response = http::Response<Body>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync {
+    tower::service_fn(|req: Request<Body>| async move {
+        let text = format!("legacy saw {}", req.uri());
+        Ok::<_, std::convert::Infallible>(http::Response::new(Body::from(text)))
+    })
+}
+
+crate::router! {
+    /// The router under test.
+    pub TestRouter;
+
+    pipeline first { plug step("first-a"); plug step("first-b"); }
+    pipeline second { plug step("second"); plug halt_if_asked; }
+
+    get "/trail/none" => trail;
+
+    scope "/" {
+        pipe_through first;
+        get "/trail/one" => trail;
+        scope "/nested" {
+            pipe_through second;
+            get "/trail" => trail, as: nested_trail;
+        }
+        get "/trail/after" => trail, as: after_trail;
+    }
+
+    scope "/api" {
+        pipe_through [first, second];
+        resources "/rooms" => room_controller, except: [new, edit] {
+            resources "/messages" => message_controller, only: [index, show];
+        }
+        post "/echo/:id" => echo_params;
+        get "/files/*path" => echo_params;
+        get "/boom" => boom;
+        post "/fails" => fails;
+        match "/any" => trail;
+        forward "/legacy" => legacy();
+    }
+}
+
+async fn send(req: Request<Body>) -> (StatusCode, http::HeaderMap, Bytes) {
+    let resp = TestRouter::new().router().dispatch(req).await;
+    let (parts, body) = resp.into_parts();
+    (parts.status, parts.headers, body.collect(usize::MAX).await.unwrap())
+}
+
+async fn get(path: &str) -> (StatusCode, String) {
+    let (status, _, body) = send(Request::get(path).body(Body::empty()).unwrap()).await;
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn pipelines_run_in_declared_order_and_scopes_nest() {
+    assert_eq!(get("/trail/none").await, (StatusCode::OK, String::new()));
+    assert_eq!(get("/trail/one").await.1, "first-a,first-b");
+    assert_eq!(get("/nested/trail").await.1, "first-a,first-b,second");
+    // pipe_through in a nested scope does not leak out of it.
+    assert_eq!(get("/trail/after").await.1, "first-a,first-b");
+}
+
+#[tokio::test]
+async fn a_halting_plug_stops_the_pipeline() {
+    let req = Request::get("/nested/trail").header("x-halt", "1").body(Body::empty()).unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body, "halted");
+}
+
+#[tokio::test]
+async fn resources_and_nested_resources() {
+    assert_eq!(get("/api/rooms").await.1, "index");
+    assert_eq!(get("/api/rooms/42").await.1, "show 42");
+    assert_eq!(get("/api/rooms/42/").await.1, "show 42");
+    assert_eq!(get("/api/rooms/4%202").await.1, "show 4 2");
+    assert_eq!(get("/api/rooms/7/messages").await.1, "messages of 7");
+    assert_eq!(get("/api/rooms/7/messages/9").await.1, "message 9 of 7");
+    for method in [Method::PATCH, Method::PUT] {
+        let req = Request::builder()
+            .method(method.clone())
+            .uri("/api/rooms/1")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(req).await.2, format!("update via {method}"));
+    }
+    let req = Request::post("/api/rooms").body(Body::empty()).unwrap();
+    assert_eq!(send(req).await.0, StatusCode::CREATED);
+    let req = Request::delete("/api/rooms/1").body(Body::empty()).unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!((status, body.len()), (StatusCode::NO_CONTENT, 0));
+    // `except: [new, edit]`: /rooms/new is a show of id "new", edit is not routed.
+    assert_eq!(get("/api/rooms/new").await.1, "show new");
+    assert_eq!(get("/api/rooms/1/edit").await.0, StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn path_helpers_build_encoded_paths() {
+    assert_eq!(TestRouter::room_index_path(), "/api/rooms");
+    assert_eq!(TestRouter::room_show_path(5), "/api/rooms/5");
+    assert_eq!(TestRouter::room_message_show_path("a b", 3), "/api/rooms/a%20b/messages/3");
+    assert_eq!(TestRouter::nested_trail_path(), "/nested/trail");
+    assert_eq!(TestRouter::echo_params_path("x/y"), "/api/echo/x%2Fy");
+    assert!(TestRouter::ROUTES.contains(&("PATCH", "/api/rooms/:id")));
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
+    let (status, body) = get("/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"errors":{"detail":"Not Found"}})
+    );
+    let req = Request::post("/api/rooms/1").body(Body::empty()).unwrap();
+    let (status, headers, _) = send(req).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "GET, PUT, PATCH, DELETE, HEAD");
+}
+
+#[tokio::test]
+async fn head_is_served_by_get_without_a_body() {
+    let req = Request::head("/api/rooms/42").body(Body::empty()).unwrap();
+    let (status, headers, body) = send(req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-length"], "7");
+    assert!(body.is_empty());
+}
+
+#[tokio::test]
+async fn params_merge_path_query_and_json_or_form_bodies() {
+    let req = Request::post("/api/echo/9?q=1&id=query")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"id":"body","room":{"name":"x"}}"#))
+        .unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["params"], json!({"id":"9","q":"1","room":{"name":"x"}}));
+    assert_eq!(body["route"], "/api/echo/:id");
+
+    let req = Request::post("/api/echo/1")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("room[name]=a+b&tags[]=x"))
+        .unwrap();
+    let body: Value = serde_json::from_slice(&send(req).await.2).unwrap();
+    assert_eq!(body["params"], json!({"id":"1","room":{"name":"a b"},"tags":["x"]}));
+
+    let (_, body) = get("/api/files/a/b%20c.txt").await;
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["params"]["path"], "a/b c.txt");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies_are_rejected() {
+    let req = Request::post("/api/echo/1")
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(body["errors"]["detail"].as_str().unwrap().starts_with("malformed JSON body"));
+
+    let router = TestRouter::new().router().clone().max_body(16);
+    let req = Request::post("/api/echo/1")
+        .header("content-type", "application/json")
+        .body(Body::from(format!("{{\"a\":\"{}\"}}", "x".repeat(64))))
+        .unwrap();
+    assert_eq!(router.dispatch(req).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_panicking_action_answers_500_and_the_router_keeps_serving() {
+    let before = crate::telemetry::action_panics();
+    let (status, body) = get("/api/boom").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"errors":{"detail":"Internal Server Error"}})
+    );
+    assert!(crate::telemetry::action_panics() > before);
+    assert_eq!(get("/api/rooms").await.1, "index");
+}
+
+#[tokio::test]
+async fn action_errors_render_their_response() {
+    let req = Request::post("/api/fails").body(Body::empty()).unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({"errors":{"name":["can't be blank"]}})
+    );
+}
+
+#[tokio::test]
+async fn match_answers_any_method_and_forward_strips_its_prefix() {
+    for method in [Method::GET, Method::POST, Method::DELETE] {
+        let req = Request::builder().method(method).uri("/api/any").body(Body::empty()).unwrap();
+        assert_eq!(send(req).await.0, StatusCode::OK);
+    }
+    assert_eq!(get("/api/legacy/a/b?x=1").await.1, "legacy saw /a/b?x=1");
+    assert_eq!(get("/api/legacy").await.1, "legacy saw /");
+}
+
+#[test]
+fn router_is_send_sync_static() {
+    fn assert<T: Send + Sync + 'static>() {}
+    assert::<crate::Router>();
+    assert::<TestRouter>();
+}

@@ -1,0 +1,254 @@
+//! Temporary children: many short-lived tasks (connections, channel processes) that are never
+//! restarted and are shut down together.
+//!
+//! They cost one task, one child cancellation token and one map slot each: no monitor task.
+//! Each child's task removes its own slot when it ends, whether it returns, panics or is
+//! aborted, because the removal lives in a drop guard owned by the task's future.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Error, ExitReason, Shared, Supervisor};
+
+/// Identifies a temporary child spawned with [`Supervisor::spawn_temporary`].
+///
+/// Ids are unique within one supervisor and never reused.
+///
+/// # Examples
+///
+/// ```
+/// use fawkes::supervisor::Supervisor;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let sup = Supervisor::builder().start();
+/// let a = sup.spawn_temporary("conn", |_token| async {}).unwrap();
+/// let b = sup.spawn_temporary("conn", |_token| async {}).unwrap();
+/// assert_ne!(a, b);
+/// # sup.shutdown().await.unwrap();
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChildId(u64);
+
+impl ChildId {
+    /// The id as a number, for logs and metrics.
+    #[must_use]
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+/// Multiplicative hashing: ids are sequential, so SipHash's DoS resistance buys nothing here,
+/// and the multiply spreads them over both the bucket bits and the tag bits of the table.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Set when shutdown begins; no child is admitted after it.
+    closed: bool,
+    /// Set once the shutdown timeout has passed, so a child whose abort handle is registered
+    /// late is aborted on the spot.
+    aborting: bool,
+    /// `None` between admission and spawn: the slot is reserved first so shutdown waits for it.
+    tasks: HashMap<u64, Option<AbortHandle>, BuildHasherDefault<IdHasher>>,
+}
+
+/// The temporary children of one supervisor.
+#[derive(Default)]
+pub(crate) struct Temporaries {
+    state: Mutex<State>,
+    tracker: TaskTracker,
+    next_id: AtomicU64,
+}
+
+impl Temporaries {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding this lock, but if something ever did, the map is still
+        // consistent enough to shut down with.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// Map slots in use; equals `len` whenever no spawn is in flight.
+    #[cfg(test)]
+    pub(crate) fn slots(&self) -> usize {
+        self.lock().tasks.len()
+    }
+
+    /// Stops admitting children; those already admitted can still be awaited.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        self.tracker.close();
+    }
+
+    /// Closes, then waits for every child to return (their tokens are cancelled by the caller),
+    /// aborting those still running after `timeout`.
+    pub(crate) async fn shutdown(&self, supervisor: &str, timeout: Duration) {
+        self.close();
+        if tokio::time::timeout(timeout, self.tracker.wait()).await.is_ok() {
+            return;
+        }
+        let handles: Vec<AbortHandle> = {
+            let mut state = self.lock();
+            state.aborting = true;
+            state.tasks.values().flatten().cloned().collect()
+        };
+        tracing::warn!(
+            supervisor,
+            remaining = handles.len(),
+            ?timeout,
+            "temporary children did not stop in time; aborting them"
+        );
+        for handle in &handles {
+            handle.abort();
+        }
+        drop(handles);
+        self.tracker.wait().await;
+    }
+}
+
+/// Owned by a temporary child's future; frees the child's slot when the future is dropped.
+struct Registration {
+    shared: Arc<Shared>,
+    id: u64,
+    // Dropped after `Drop::drop` has removed the slot, so `TaskTracker::wait` only resolves
+    // once the map is clean.
+    _tracked: TaskTrackerToken,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.shared.temporaries.lock().tasks.remove(&self.id);
+    }
+}
+
+async fn run_temporary<Fut>(registration: Registration, name: &'static str, fut: Fut)
+where
+    Fut: Future<Output = ()>,
+{
+    if let Err(payload) = AssertUnwindSafe(fut).catch_unwind().await {
+        registration.shared.record_exit(name, &ExitReason::from_panic(&*payload));
+    }
+    drop(registration);
+}
+
+impl Supervisor {
+    /// Spawns a temporary child: never restarted, cancelled and awaited on shutdown.
+    ///
+    /// Meant for connections and channel processes, so it is cheap: one task, one child
+    /// cancellation token and one map slot, with no monitor task. `f` is called right away
+    /// with a token that is cancelled when the supervisor shuts down; the future it returns
+    /// runs on the supervisor's runtime. On shutdown every temporary child is cancelled at
+    /// once and awaited in parallel; those still running after the
+    /// [dynamic shutdown timeout](super::SupervisorBuilder::dynamic_shutdown_timeout) are
+    /// aborted. A panic, in `f` or in the future, is caught, logged and counted in
+    /// [`Stats::panics`](super::Stats::panics); it never reaches the caller.
+    ///
+    /// This can be called from any thread, inside a runtime or not.
+    ///
+    /// # Errors
+    ///
+    /// Returns an error for which [`Error::is_stopped`] holds when the supervisor is shutting
+    /// down or has exited; `f` is then not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::supervisor::Supervisor;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let sup = Supervisor::builder().name("endpoint").start();
+    /// sup.spawn_temporary("conn", |token| async move {
+    ///     // Serve until the supervisor shuts down.
+    ///     token.cancelled().await;
+    /// })
+    /// .unwrap();
+    /// assert_eq!(sup.stats().temporary_children, 1);
+    /// sup.shutdown().await.unwrap();
+    /// assert_eq!(sup.stats().temporary_children, 0);
+    /// # }
+    /// ```
+    pub fn spawn_temporary<F, Fut>(&self, name: &'static str, f: F) -> Result<ChildId, Error>
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let shared = &self.shared;
+        let temporaries = &shared.temporaries;
+        let id = temporaries.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracked = {
+            let mut state = temporaries.lock();
+            // `stop` is checked too so that no child is admitted between `shutdown()` being
+            // called and the supervisor task getting round to closing.
+            if state.closed || shared.stop.is_cancelled() {
+                return Err(Error::stopped(&shared.name));
+            }
+            state.tasks.insert(id, None);
+            temporaries.tracker.token()
+        };
+        // From here on every path frees the slot: the registration is dropped with the future.
+        let registration = Registration { shared: Arc::clone(shared), id, _tracked: tracked };
+        let token = shared.stop.child_token();
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| f(token))) {
+            Ok(fut) => fut,
+            Err(payload) => {
+                shared.record_exit(name, &ExitReason::from_panic(&*payload));
+                return Ok(ChildId(id));
+            }
+        };
+        // Spawned outside the lock: on a runtime that is shutting down, `spawn` drops the future
+        // in place, and the registration's drop takes the lock.
+        let task = shared.runtime.spawn(run_temporary(registration, name, fut));
+        let abort_now = {
+            let mut state = temporaries.lock();
+            let State { aborting, tasks, .. } = &mut *state;
+            match tasks.get_mut(&id) {
+                // Already finished: its registration removed the slot.
+                None => false,
+                Some(_) if *aborting => true,
+                Some(slot) => {
+                    *slot = Some(task.abort_handle());
+                    false
+                }
+            }
+        };
+        if abort_now {
+            task.abort();
+        }
+        Ok(ChildId(id))
+    }
+}

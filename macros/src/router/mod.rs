@@ -1,0 +1,488 @@
+//! `router!`: checks a router declaration at compile time and expands it into calls to
+//! `fawkes::router::Builder`, plus path helpers.
+//!
+//! Everything that can be known before the program runs is checked here, with the error on the
+//! user's own token: unknown pipelines, malformed paths, duplicate or conflicting routes (with
+//! matchit itself, the same tree the runtime uses), unknown resources actions, clashing path
+//! helpers.
+
+mod parse;
+mod path;
+
+use std::collections::HashMap;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, LitStr, Path};
+
+use parse::{Item, Method, ResourcesDef, RouterInput};
+use path::RoutePath;
+
+pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
+    let input: RouterInput = syn::parse2(input)?;
+    let mut cx = Context::default();
+    // Pipelines are declared at the top level and may be used by scopes above them.
+    for item in &input.items {
+        if let Item::Pipeline(def) = item {
+            let name = def.name.to_string();
+            if cx.pipelines.contains_key(&name) {
+                return Err(syn::Error::new_spanned(
+                    &def.name,
+                    format!("pipeline `{name}` is defined more than once"),
+                ));
+            }
+            cx.pipelines.insert(name, def.plugs.clone());
+        }
+    }
+    let mut pipes = Vec::new();
+    cx.walk(&input.items, "/", &mut pipes, &[], true)?;
+    cx.check_conflicts()?;
+    let helpers = cx.helpers()?;
+    Ok(cx.generate(&input, &helpers))
+}
+
+#[derive(Default)]
+struct Context {
+    pipelines: HashMap<String, Vec<Expr>>,
+    routes: Vec<Resolved>,
+}
+
+enum Target {
+    Action(Path),
+    Forward(Expr),
+}
+
+struct Resolved {
+    method: Method,
+    path: RoutePath,
+    /// The token errors about this route point at.
+    lit: LitStr,
+    target: Target,
+    pipes: Vec<Ident>,
+    /// The helper's base name (without `_path`), and whether the user chose it.
+    helper: Option<(String, bool)>,
+}
+
+const RESOURCE_ACTIONS: [&str; 7] = ["index", "new", "create", "show", "edit", "update", "delete"];
+
+impl Context {
+    fn walk(
+        &mut self,
+        items: &[Item],
+        prefix: &str,
+        pipes: &mut Vec<Ident>,
+        helper_prefix: &[String],
+        top: bool,
+    ) -> syn::Result<()> {
+        let depth = pipes.len();
+        for item in items {
+            match item {
+                Item::Pipeline(def) => {
+                    if !top {
+                        return Err(syn::Error::new_spanned(
+                            &def.name,
+                            "pipelines are declared at the top level of `router!`, not in a scope",
+                        ));
+                    }
+                }
+                Item::PipeThrough(names) => {
+                    for name in names {
+                        if !self.pipelines.contains_key(&name.to_string()) {
+                            let known: Vec<&str> =
+                                self.pipelines.keys().map(String::as_str).collect();
+                            let hint = if known.is_empty() {
+                                "no pipeline is declared".to_owned()
+                            } else {
+                                let mut known = known;
+                                known.sort_unstable();
+                                format!("declared pipelines: {}", known.join(", "))
+                            };
+                            return Err(syn::Error::new_spanned(
+                                name,
+                                format!("unknown pipeline `{name}`; {hint}"),
+                            ));
+                        }
+                        pipes.push(name.clone());
+                    }
+                }
+                Item::Scope(def) => {
+                    path::check_literal(&def.path.value())
+                        .map_err(|msg| syn::Error::new_spanned(&def.path, msg))?;
+                    let prefix = path::join(prefix, &def.path.value());
+                    let mut inner = pipes.clone();
+                    self.walk(&def.items, &prefix, &mut inner, helper_prefix, false)?;
+                }
+                Item::Route(def) => {
+                    let full = route_path(prefix, &def.path)?;
+                    let helper = match &def.helper {
+                        Some(name) => Some((name.to_string(), true)),
+                        None => Some((derived_helper(&def.action), false)),
+                    };
+                    self.routes.push(Resolved {
+                        method: def.method,
+                        path: full,
+                        lit: def.path.clone(),
+                        target: Target::Action(def.action.clone()),
+                        pipes: pipes.clone(),
+                        helper,
+                    });
+                }
+                Item::Forward(def) => {
+                    let full = route_path(prefix, &def.path)?;
+                    if !full.params.is_empty() {
+                        return Err(syn::Error::new_spanned(
+                            &def.path,
+                            "a forward prefix cannot have params",
+                        ));
+                    }
+                    self.routes.push(Resolved {
+                        method: Method::Any,
+                        path: full,
+                        lit: def.path.clone(),
+                        target: Target::Forward(def.service.clone()),
+                        pipes: pipes.clone(),
+                        helper: None,
+                    });
+                }
+                Item::Resources(def) => self.resources(def, prefix, pipes, helper_prefix)?,
+            }
+        }
+        pipes.truncate(depth);
+        Ok(())
+    }
+
+    fn resources(
+        &mut self,
+        def: &ResourcesDef,
+        prefix: &str,
+        pipes: &mut Vec<Ident>,
+        helper_prefix: &[String],
+    ) -> syn::Result<()> {
+        for list in [&def.only, &def.except].into_iter().flatten() {
+            for action in list {
+                if !RESOURCE_ACTIONS.contains(&action.to_string().as_str()) {
+                    return Err(syn::Error::new_spanned(
+                        action,
+                        format!(
+                            "unknown resources action `{action}`; expected one of {}",
+                            RESOURCE_ACTIONS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if let (Some(_), Some(except)) = (&def.only, &def.except) {
+            let span = except.first().map_or_else(|| def.path.span(), Ident::span);
+            return Err(syn::Error::new(span, "`only` and `except` cannot be used together"));
+        }
+        let base = match &def.helper {
+            Some(name) => name.to_string(),
+            None => resource_name(&def.controller),
+        };
+        let mut names = helper_prefix.to_vec();
+        names.push(base.clone());
+        let helper_base = names.join("_");
+        let collection = route_path(prefix, &def.path)?;
+        let member_param = "id";
+        let wanted = |action: &str| {
+            let listed = |list: &Option<Vec<Ident>>| {
+                list.as_ref().is_some_and(|l| l.iter().any(|i| i == action))
+            };
+            match (&def.only, &def.except) {
+                (Some(_), _) => listed(&def.only),
+                (None, Some(_)) => !listed(&def.except),
+                (None, None) => true,
+            }
+        };
+        let member = format!("{}/:{member_param}", collection.phoenix);
+        let table: [(&str, Method, String); 8] = [
+            ("index", Method::Get, collection.phoenix.clone()),
+            ("new", Method::Get, format!("{}/new", collection.phoenix)),
+            ("create", Method::Post, collection.phoenix.clone()),
+            ("show", Method::Get, member.clone()),
+            ("edit", Method::Get, format!("{member}/edit")),
+            ("update", Method::Patch, member.clone()),
+            ("update", Method::Put, member.clone()),
+            ("delete", Method::Delete, member),
+        ];
+        for (action, method, full) in table {
+            if !wanted(action) {
+                continue;
+            }
+            let full = path::parse(&full).map_err(|msg| syn::Error::new_spanned(&def.path, msg))?;
+            let mut action_path = def.controller.clone();
+            action_path
+                .segments
+                .push(syn::PathSegment::from(Ident::new(action, def.controller.span())));
+            self.routes.push(Resolved {
+                method,
+                path: full,
+                lit: def.path.clone(),
+                target: Target::Action(action_path),
+                pipes: pipes.clone(),
+                helper: Some((format!("{helper_base}_{action}"), true)),
+            });
+        }
+        if !def.nested.is_empty() {
+            let nested_prefix = format!("{}/:{base}_id", collection.phoenix);
+            let mut inner = pipes.clone();
+            self.walk(&def.nested, &nested_prefix, &mut inner, &names, false)?;
+        }
+        Ok(())
+    }
+
+    fn check_conflicts(&self) -> syn::Result<()> {
+        let mut trees: HashMap<Method, (matchit::Router<usize>, HashMap<String, usize>)> =
+            HashMap::new();
+        for (index, route) in self.routes.iter().enumerate() {
+            let (tree, seen) = trees.entry(route.method).or_default();
+            let paths = match &route.target {
+                Target::Action(_) => vec![route.path.matchit.clone()],
+                Target::Forward(_) => {
+                    let prefix = route.path.matchit.trim_end_matches('/');
+                    let exact = if prefix.is_empty() { "/".to_owned() } else { prefix.to_owned() };
+                    vec![exact, format!("{prefix}/{{*__forward_rest}}")]
+                }
+            };
+            for p in paths {
+                if let Err(err) = tree.insert(p.clone(), index) {
+                    let other = match &err {
+                        matchit::InsertError::Conflict { with } => seen.get(with).copied(),
+                        _ => None,
+                    };
+                    let this = describe(route);
+                    let msg = match other.map(|i| &self.routes[i]) {
+                        Some(other) if other.path.phoenix == route.path.phoenix => {
+                            format!("route `{this}` is defined more than once")
+                        }
+                        Some(other) => {
+                            format!("route `{this}` conflicts with `{}`", describe(other))
+                        }
+                        None => format!("route `{this}` cannot be added: {err}"),
+                    };
+                    return Err(syn::Error::new_spanned(&route.lit, msg));
+                }
+                seen.insert(p, index);
+            }
+        }
+        Ok(())
+    }
+
+    /// One helper per name; routes that share a name must share the path (PATCH and PUT).
+    fn helpers(&self) -> syn::Result<Vec<(Ident, &Resolved)>> {
+        let mut out: Vec<(Ident, &Resolved)> = Vec::new();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        for route in &self.routes {
+            let Some((base, chosen)) = &route.helper else { continue };
+            let name = format!("{base}_path");
+            if let Some(&i) = by_name.get(&name) {
+                let (_, first) = &out[i];
+                if first.path.phoenix == route.path.phoenix {
+                    continue;
+                }
+                if *chosen || !matches!(first.helper, Some((_, false))) {
+                    return Err(syn::Error::new_spanned(
+                        &route.lit,
+                        format!(
+                            "path helper `{name}` would be defined twice, for `{}` and `{}`; \
+                             name this route with `, as: <name>`",
+                            first.path.phoenix, route.path.phoenix
+                        ),
+                    ));
+                }
+                // Two derived names clash: neither gets a helper unless named.
+                continue;
+            }
+            let ident = syn::parse_str::<Ident>(&name).map_err(|_| {
+                syn::Error::new_spanned(&route.lit, format!("`{name}` is not a valid helper name"))
+            })?;
+            by_name.insert(name, out.len());
+            out.push((ident, route));
+        }
+        Ok(out)
+    }
+
+    fn generate(&self, input: &RouterInput, helpers: &[(Ident, &Resolved)]) -> TokenStream {
+        let RouterInput { attrs, vis, name, .. } = input;
+        let mut names: Vec<&String> = self.pipelines.keys().collect();
+        names.sort();
+        let pipeline_lets = names.iter().map(|pipeline| {
+            let var = pipeline_var(pipeline);
+            let plugs = self.pipelines[*pipeline].iter().map(|plug| {
+                quote_spanned! {plug.span()=> ::fawkes::plug::IntoStage::into_stage(#plug) }
+            });
+            quote! {
+                let #var: ::std::vec::Vec<::fawkes::plug::Stage> = ::std::vec![#(#plugs),*];
+            }
+        });
+        let routes = self.routes.iter().map(|route| {
+            let pattern = &route.path.phoenix;
+            let matchit = &route.path.matchit;
+            let vars = route.pipes.iter().map(|p| pipeline_var(&p.to_string()));
+            let stages = quote! {{
+                let mut stages: ::std::vec::Vec<::fawkes::plug::Stage> = ::std::vec::Vec::new();
+                #( stages.extend(#vars.iter().cloned()); )*
+                stages
+            }};
+            match &route.target {
+                Target::Action(action) => {
+                    let method = format_ident!("{}", route.method.variant());
+                    let action = quote_spanned! {action.span()=> ::fawkes::__private::action(#action) };
+                    quote! {
+                        let builder = builder.route(
+                            ::fawkes::router::MethodFilter::#method, #matchit, #pattern, #stages, #action,
+                        );
+                    }
+                }
+                Target::Forward(service) => {
+                    let service = quote_spanned! {service.span()=> #service };
+                    quote! { let builder = builder.forward(#matchit, #pattern, #stages, #service); }
+                }
+            }
+        });
+        let helper_fns = helpers.iter().map(|(ident, route)| helper_fn(ident, route));
+        let table = self.routes.iter().map(|r| {
+            let (m, p) = (r.method.as_str(), &r.path.phoenix);
+            quote! { (#m, #p) }
+        });
+        quote! {
+            #(#attrs)*
+            #[derive(Clone, Debug)]
+            #vis struct #name {
+                router: ::fawkes::Router,
+            }
+
+            impl #name {
+                /// Every route as `(method, path)`, in declaration order (`*` for any method).
+                pub const ROUTES: &'static [(&'static str, &'static str)] = &[#(#table),*];
+
+                /// Builds the router: evaluates every plug once and adds every route.
+                #[must_use]
+                pub fn new() -> Self {
+                    #(#pipeline_lets)*
+                    let builder = ::fawkes::router::Builder::new();
+                    #(#routes)*
+                    Self { router: builder.build() }
+                }
+
+                /// The router.
+                pub fn router(&self) -> &::fawkes::Router {
+                    &self.router
+                }
+
+                #(#helper_fns)*
+            }
+
+            impl ::std::default::Default for #name {
+                fn default() -> Self {
+                    Self::new()
+                }
+            }
+
+            impl ::std::convert::From<#name> for ::fawkes::Router {
+                fn from(value: #name) -> Self {
+                    value.router
+                }
+            }
+        }
+    }
+}
+
+fn route_path(prefix: &str, lit: &LitStr) -> syn::Result<RoutePath> {
+    path::check_literal(&lit.value()).map_err(|msg| syn::Error::new_spanned(lit, msg))?;
+    path::parse(&path::join(prefix, &lit.value())).map_err(|msg| syn::Error::new_spanned(lit, msg))
+}
+
+fn describe(route: &Resolved) -> String {
+    let kind = if matches!(route.target, Target::Forward(_)) { "forward " } else { "" };
+    format!("{kind}{} {}", route.method.as_str(), route.path.phoenix)
+}
+
+fn pipeline_var(name: &str) -> Ident {
+    format_ident!("__fawkes_pipeline_{}", name)
+}
+
+/// `RoomController` → `room`, `MessagesController` → `messages`, `rooms` → `rooms`.
+fn resource_name(controller: &Path) -> String {
+    let last = controller.segments.last().map(|s| s.ident.to_string()).unwrap_or_default();
+    let last = last.strip_suffix("Controller").unwrap_or(&last);
+    let snake = snake_case(last);
+    snake.strip_suffix("_controller").unwrap_or(&snake).to_owned()
+}
+
+/// `PageController::index` → `page_index`, `hello` → `hello`.
+fn derived_helper(action: &Path) -> String {
+    let segments: Vec<String> = action.segments.iter().map(|s| s.ident.to_string()).collect();
+    match segments.as_slice() {
+        [.., owner, action] => {
+            let owner =
+                resource_name(&syn::parse_str(owner).unwrap_or_else(|_| action_path(owner)));
+            format!("{owner}_{action}")
+        }
+        [action] => action.clone(),
+        [] => "route".to_owned(),
+    }
+}
+
+fn action_path(name: &str) -> Path {
+    Path::from(Ident::new(name, Span::call_site()))
+}
+
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn helper_fn(ident: &Ident, route: &Resolved) -> TokenStream {
+    let doc = format!(
+        "The path of `{} {}`, with params percent-encoded.",
+        route.method.as_str(),
+        route.path.phoenix
+    );
+    let args: Vec<Ident> = route
+        .path
+        .params
+        .iter()
+        .map(|(p, _)| {
+            syn::parse_str::<Ident>(p).unwrap_or_else(|_| Ident::new_raw(p, Span::call_site()))
+        })
+        .collect();
+    let mut pushes = Vec::new();
+    if route.path.phoenix == "/" {
+        pushes.push(quote! { path.push('/'); });
+    }
+    for segment in route.path.phoenix.split('/').skip(1).filter(|s| !s.is_empty()) {
+        if let Some(name) = segment.strip_prefix(':').or_else(|| segment.strip_prefix('*')) {
+            let index = route.path.params.iter().position(|(p, _)| p == name).unwrap_or_default();
+            let arg = &args[index];
+            let wildcard = route.path.params[index].1;
+            pushes.push(quote! {
+                path.push('/');
+                ::fawkes::__private::push_param(&mut path, &#arg, #wildcard);
+            });
+        } else {
+            let text = format!("/{segment}");
+            pushes.push(quote! { path.push_str(#text); });
+        }
+    }
+    quote! {
+        #[doc = #doc]
+        #[allow(clippy::too_many_arguments)]
+        pub fn #ident(#(#args: impl ::std::fmt::Display),*) -> ::std::string::String {
+            let mut path = ::std::string::String::new();
+            #(#pushes)*
+            path
+        }
+    }
+}
