@@ -28,12 +28,17 @@
 #[cfg(test)]
 extern crate self as fawkes;
 
+pub mod channel;
 pub mod conn;
 pub mod controller;
 pub mod endpoint;
 mod error;
+mod mailbox;
 pub mod plug;
+pub mod pubsub;
 pub mod router;
+pub mod serializer;
+pub mod socket;
 pub mod supervisor;
 pub mod telemetry;
 #[cfg(feature = "test")]
@@ -44,6 +49,7 @@ pub use controller::{ActionError, IntoResponse};
 pub use endpoint::Endpoint;
 pub use error::{BoxError, Error};
 pub use plug::Plug;
+pub use pubsub::PubSub;
 pub use router::Router;
 pub use supervisor::Supervisor;
 
@@ -61,6 +67,11 @@ pub mod prelude {
     pub use crate::router::Router;
     pub use http::{Method, StatusCode};
 }
+
+// The README's example compiles as a doc-test.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 #[doc(hidden)]
 pub mod __private {

@@ -8,7 +8,9 @@ use std::time::Duration;
 /// # Examples
 ///
 /// ```
-/// let config = fawkes::endpoint::Config { max_connections: 1_000, ..Default::default() };
+/// // Non-exhaustive, so new settings can be added: start from the defaults.
+/// let mut config = fawkes::endpoint::Config::default();
+/// config.max_connections = 1_000;
 /// assert_eq!(config.max_body, 8 * 1024 * 1024);
 /// ```
 #[derive(Debug, Clone)]
@@ -30,6 +32,11 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Time between readiness turning false and the listener closing (default 0).
     pub drain_delay: Duration,
+    /// Restarts of the endpoint's workers tolerated within `restart_window` (default 3); one
+    /// more stops the endpoint with an error.
+    pub max_restarts: u32,
+    /// The window `max_restarts` is counted over (default 5 s).
+    pub restart_window: Duration,
 }
 
 impl Default for Config {
@@ -43,6 +50,8 @@ impl Default for Config {
             max_connections: 16_384,
             shutdown_timeout: Duration::from_secs(25),
             drain_delay: Duration::ZERO,
+            max_restarts: 3,
+            restart_window: Duration::from_secs(5),
         }
     }
 }

@@ -57,12 +57,13 @@ pub struct Endpoint {
     router: Router,
     config: Config,
     workers: Vec<ChildSpec>,
+    pubsub: Option<crate::PubSub>,
 }
 
 impl Endpoint {
     /// An endpoint serving `router` with the default [`Config`].
     pub fn new(router: impl Into<Router>) -> Self {
-        Self { router: router.into(), config: Config::default(), workers: Vec::new() }
+        Self { router: router.into(), config: Config::default(), workers: Vec::new(), pubsub: None }
     }
 
     /// Replaces the whole configuration.
@@ -114,10 +115,26 @@ impl Endpoint {
         self
     }
 
+    /// The restart intensity of the endpoint's workers (default 3 within 5 s): one restart
+    /// more than `max_restarts` within `within` stops the endpoint, and
+    /// [`RunningEndpoint::wait`] returns the error.
+    pub fn restart_intensity(mut self, max_restarts: u32, within: Duration) -> Self {
+        self.config.max_restarts = max_restarts;
+        self.config.restart_window = within;
+        self
+    }
+
     /// Adds a permanent worker to the endpoint's supervisor, started before the listener and
     /// stopped after the connections.
     pub fn worker(mut self, spec: ChildSpec) -> Self {
         self.workers.push(spec);
+        self
+    }
+
+    /// The pubsub sockets, channels and controllers of this endpoint share (default: a local
+    /// one for a node named after `HOSTNAME`, or the process id).
+    pub fn pubsub(mut self, pubsub: crate::PubSub) -> Self {
+        self.pubsub = Some(pubsub);
         self
     }
 
@@ -154,7 +171,8 @@ impl Endpoint {
     ///
     /// When the listener cannot be bound.
     pub async fn start(self) -> Result<RunningEndpoint, Error> {
-        running::start(self.router, self.config, self.workers).await
+        let pubsub = self.pubsub.unwrap_or_else(|| crate::PubSub::new(default_node_name()));
+        running::start(self.router, self.config, self.workers, pubsub).await
     }
 }
 
@@ -182,11 +200,20 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// A node name unique enough for a cluster: the pod's `HOSTNAME` in Kubernetes.
+fn default_node_name() -> String {
+    match std::env::var("HOSTNAME") {
+        Ok(host) if !host.is_empty() => host,
+        _ => format!("node-{}", std::process::id()),
+    }
+}
+
 /// State shared by the endpoint and every request it serves.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) ready: AtomicBool,
     pub(crate) supervisor: Supervisor,
+    pub(crate) pubsub: crate::PubSub,
 }
 
 impl Shared {

@@ -60,8 +60,16 @@ impl RunningEndpoint {
         &self.shared.supervisor
     }
 
-    /// Begins a graceful shutdown; returns at once. Idempotent.
+    /// The endpoint's pubsub.
+    pub fn pubsub(&self) -> &crate::PubSub {
+        &self.shared.pubsub
+    }
+
+    /// Begins a graceful shutdown; returns at once, readiness already false. Idempotent.
     pub fn shutdown(&self) {
+        // Set here rather than only by the drain task, so a probe sent after this call
+        // already sees 503.
+        self.shared.ready.store(false, Ordering::Release);
         self.stop.cancel();
     }
 
@@ -111,23 +119,30 @@ impl ConnInfo {
     pub fn supervisor(&self) -> &Supervisor {
         &self.shared.supervisor
     }
+
+    /// The endpoint's pubsub.
+    pub fn pubsub(&self) -> &crate::PubSub {
+        &self.shared.pubsub
+    }
 }
 
 pub(crate) async fn start(
     router: Router,
     config: Config,
     workers: Vec<ChildSpec>,
+    pubsub: crate::PubSub,
 ) -> Result<RunningEndpoint, Error> {
     let listener = TcpListener::bind(config.bind).await.map_err(|e| Error::bind(config.bind, e))?;
     let local_addr = listener.local_addr().map_err(Error::io)?;
     let mut builder = Supervisor::builder()
         .name(format!("endpoint {local_addr}"))
+        .intensity(config.max_restarts, config.restart_window)
         .dynamic_shutdown_timeout(config.shutdown_timeout);
     for worker in workers {
         builder = builder.child(worker);
     }
     let supervisor = builder.start();
-    let shared = Arc::new(Shared { ready: AtomicBool::new(true), supervisor });
+    let shared = Arc::new(Shared { ready: AtomicBool::new(true), supervisor, pubsub });
     let router = router.max_body(config.max_body);
     let stop = CancellationToken::new();
     let (done_tx, done) = watch::channel(None);

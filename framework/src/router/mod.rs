@@ -17,6 +17,7 @@ mod service;
 mod tests;
 
 pub use builder::{Builder, ForwardedFrom, MethodFilter};
+pub(crate) use service::panic_message;
 pub use service::{Router, RouterFuture};
 
 /// The default limit on a request body the router decodes: 8 MB.

@@ -602,21 +602,21 @@ async fn spawning_while_shutting_down_never_leaks_a_child() {
         tokio::spawn(async move {
             let mut admitted = 0_usize;
             loop {
-                let finished = Arc::clone(&finished);
-                let spawned = sup.spawn_temporary("conn", move |token| async move {
-                    token.cancelled().await;
-                    finished.fetch_add(1, SeqCst);
-                });
-                match spawned {
-                    Ok(_) => admitted += 1,
-                    Err(e) => {
-                        assert!(e.is_stopped());
-                        return admitted;
+                for _ in 0..64 {
+                    let finished = Arc::clone(&finished);
+                    let spawned = sup.spawn_temporary("conn", move |token| async move {
+                        token.cancelled().await;
+                        finished.fetch_add(1, SeqCst);
+                    });
+                    match spawned {
+                        Ok(_) => admitted += 1,
+                        Err(e) => {
+                            assert!(e.is_stopped());
+                            return admitted;
+                        }
                     }
                 }
-                if admitted % 64 == 0 {
-                    tokio::task::yield_now().await;
-                }
+                tokio::task::yield_now().await;
             }
         })
     };

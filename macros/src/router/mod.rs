@@ -51,6 +51,7 @@ struct Context {
 enum Target {
     Action(Path),
     Forward(Expr),
+    Socket(Expr),
 }
 
 struct Resolved {
@@ -128,20 +129,29 @@ impl Context {
                         helper,
                     });
                 }
-                Item::Forward(def) => {
+                Item::Forward(def) | Item::Socket(def) => {
                     let full = route_path(prefix, &def.path)?;
                     if !full.params.is_empty() {
                         return Err(syn::Error::new_spanned(
                             &def.path,
-                            "a forward prefix cannot have params",
+                            "a forward or socket path cannot have params",
                         ));
                     }
                     self.routes.push(Resolved {
                         method: Method::Any,
                         path: full,
                         lit: def.path.clone(),
-                        target: Target::Forward(def.service.clone()),
-                        pipes: pipes.clone(),
+                        target: match item {
+                            Item::Socket(_) => Target::Socket(def.service.clone()),
+                            _ => Target::Forward(def.service.clone()),
+                        },
+                        // A socket runs outside the scope's pipelines, as in Phoenix where
+                        // sockets live in the endpoint.
+                        pipes: if matches!(item, Item::Socket(_)) {
+                            Vec::new()
+                        } else {
+                            pipes.clone()
+                        },
                         helper: None,
                     });
                 }
@@ -239,7 +249,7 @@ impl Context {
             let (tree, seen) = trees.entry(route.method).or_default();
             let paths = match &route.target {
                 Target::Action(_) => vec![route.path.matchit.clone()],
-                Target::Forward(_) => {
+                Target::Forward(_) | Target::Socket(_) => {
                     let prefix = route.path.matchit.trim_end_matches('/');
                     let exact = if prefix.is_empty() { "/".to_owned() } else { prefix.to_owned() };
                     vec![exact, format!("{prefix}/{{*__forward_rest}}")]
@@ -328,16 +338,24 @@ impl Context {
             match &route.target {
                 Target::Action(action) => {
                     let method = format_ident!("{}", route.method.variant());
-                    let action = quote_spanned! {action.span()=> ::fawkes::__private::action(#action) };
-                    quote! {
-                        let builder = builder.route(
+                    // The whole call carries the action's span, so a function that is not an
+                    // action gets one error, on the user's path.
+                    let call = quote_spanned! {action.span()=>
+                        builder.route(
                             ::fawkes::router::MethodFilter::#method, #matchit, #pattern, #stages, #action,
-                        );
-                    }
+                        )
+                    };
+                    quote! { let builder = #call; }
                 }
                 Target::Forward(service) => {
                     let service = quote_spanned! {service.span()=> #service };
                     quote! { let builder = builder.forward(#matchit, #pattern, #stages, #service); }
+                }
+                Target::Socket(socket) => {
+                    let transport = quote_spanned! {socket.span()=>
+                        ::fawkes::socket::IntoTransport::into_transport(#socket)
+                    };
+                    quote! { let builder = builder.forward(#matchit, #pattern, #stages, #transport); }
                 }
             }
         });
@@ -395,7 +413,11 @@ fn route_path(prefix: &str, lit: &LitStr) -> syn::Result<RoutePath> {
 }
 
 fn describe(route: &Resolved) -> String {
-    let kind = if matches!(route.target, Target::Forward(_)) { "forward " } else { "" };
+    let kind = match route.target {
+        Target::Forward(_) => "forward ",
+        Target::Socket(_) => "socket ",
+        Target::Action(_) => "",
+    };
     format!("{kind}{} {}", route.method.as_str(), route.path.phoenix)
 }
 
@@ -458,9 +480,11 @@ fn helper_fn(ident: &Ident, route: &Resolved) -> TokenStream {
             syn::parse_str::<Ident>(p).unwrap_or_else(|_| Ident::new_raw(p, Span::call_site()))
         })
         .collect();
+    // Mixed-site hygiene keeps the buffer apart from a param of the same name (`/*path`).
+    let path = Ident::new("path", Span::mixed_site());
     let mut pushes = Vec::new();
     if route.path.phoenix == "/" {
-        pushes.push(quote! { path.push('/'); });
+        pushes.push(quote! { #path.push('/'); });
     }
     for segment in route.path.phoenix.split('/').skip(1).filter(|s| !s.is_empty()) {
         if let Some(name) = segment.strip_prefix(':').or_else(|| segment.strip_prefix('*')) {
@@ -468,21 +492,21 @@ fn helper_fn(ident: &Ident, route: &Resolved) -> TokenStream {
             let arg = &args[index];
             let wildcard = route.path.params[index].1;
             pushes.push(quote! {
-                path.push('/');
-                ::fawkes::__private::push_param(&mut path, &#arg, #wildcard);
+                #path.push('/');
+                ::fawkes::__private::push_param(&mut #path, &#arg, #wildcard);
             });
         } else {
             let text = format!("/{segment}");
-            pushes.push(quote! { path.push_str(#text); });
+            pushes.push(quote! { #path.push_str(#text); });
         }
     }
     quote! {
         #[doc = #doc]
         #[allow(clippy::too_many_arguments)]
         pub fn #ident(#(#args: impl ::std::fmt::Display),*) -> ::std::string::String {
-            let mut path = ::std::string::String::new();
+            let mut #path = ::std::string::String::new();
             #(#pushes)*
-            path
+            #path
         }
     }
 }

@@ -18,6 +18,7 @@ mod kw {
     syn::custom_keyword!(head);
     syn::custom_keyword!(resources);
     syn::custom_keyword!(forward);
+    syn::custom_keyword!(socket);
 }
 
 pub(crate) struct RouterInput {
@@ -34,6 +35,7 @@ pub(crate) enum Item {
     Route(RouteDef),
     Resources(ResourcesDef),
     Forward(ForwardDef),
+    Socket(ForwardDef),
 }
 
 pub(crate) struct PipelineDef {
@@ -210,6 +212,14 @@ impl Parse for Item {
             input.parse::<Token![;]>()?;
             return Ok(Item::Forward(ForwardDef { path, service }));
         }
+        if input.peek(kw::socket) {
+            input.parse::<kw::socket>()?;
+            let path: LitStr = input.parse()?;
+            input.parse::<Token![=>]>()?;
+            let service: Expr = input.parse()?;
+            input.parse::<Token![;]>()?;
+            return Ok(Item::Socket(ForwardDef { path, service }));
+        }
         if input.peek(kw::resources) {
             input.parse::<kw::resources>()?;
             return parse_resources(input).map(Item::Resources);
@@ -229,7 +239,7 @@ impl Parse for Item {
         }
         Err(input.error(
             "expected `pipeline`, `scope`, `pipe_through`, `get`, `post`, `put`, `patch`, \
-             `delete`, `options`, `head`, `match`, `resources` or `forward`",
+             `delete`, `options`, `head`, `match`, `resources`, `forward` or `socket`",
         ))
     }
 }

@@ -1,0 +1,221 @@
+//! The task that runs one joined channel.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::{Channel, ChannelSocket, Reply, StopReason};
+use crate::mailbox::Mailbox;
+use crate::pubsub::{Broadcast, Deliver, PubSub};
+use crate::serializer::{self, Payload, Status};
+use crate::socket::{Link, Out};
+
+/// A message to a channel task.
+pub(crate) enum ChannelMsg {
+    In { event: String, payload: Payload, msg_ref: Option<String> },
+    Info(Box<dyn Any + Send>),
+    Out(Arc<Broadcast>),
+    Leave { msg_ref: Option<String> },
+    Stop(StopReason),
+}
+
+/// Everything a channel task needs to start.
+pub(crate) struct Start {
+    pub(crate) topic: String,
+    pub(crate) join_ref: String,
+    pub(crate) msg_ref: Option<String>,
+    pub(crate) payload: Payload,
+    pub(crate) link: Arc<Link>,
+    pub(crate) pubsub: PubSub,
+    pub(crate) assigns: http::Extensions,
+    pub(crate) socket_id: Option<Arc<str>>,
+    pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
+}
+
+/// Broadcasts to a channel's topic: straight to the socket unless intercepted.
+struct Fastlane {
+    link: Arc<Link>,
+    intercepts: &'static [&'static str],
+    mailbox: Arc<Mailbox<ChannelMsg>>,
+}
+
+impl Deliver for Fastlane {
+    fn deliver(&self, msg: &Arc<Broadcast>) {
+        if self.intercepts.contains(&msg.event()) {
+            let _ = self.mailbox.push(ChannelMsg::Out(msg.clone()));
+        } else if let Some(frame) = msg.frame(self.link.vsn) {
+            self.link.send(frame.clone());
+        }
+    }
+}
+
+fn panic_reason(panic: &(dyn Any + Send)) -> String {
+    crate::router::panic_message(panic)
+}
+
+impl ChannelSocket {
+    fn reply(&self, msg_ref: Option<&str>, status: Status, payload: &Payload) {
+        if let Some(frame) = serializer::encode_reply(
+            self.link.vsn,
+            Some(&self.join_ref),
+            msg_ref,
+            &self.topic,
+            status,
+            payload,
+        ) {
+            self.link.send(frame);
+        }
+    }
+
+    /// `phx_close` or `phx_error`, which carry the join ref as their ref.
+    fn control(&self, event: &str, payload: &Payload) {
+        let join_ref = Some(self.join_ref.as_str());
+        if let Some(frame) = serializer::encode_message(
+            self.link.vsn,
+            join_ref,
+            join_ref,
+            &self.topic,
+            event,
+            payload,
+        ) {
+            self.link.send(frame);
+        }
+    }
+}
+
+/// Runs a channel from join to exit.
+pub(crate) async fn run<C: Channel>(start: Start, token: CancellationToken) {
+    let Start { topic, join_ref, msg_ref, payload, link, pubsub, assigns, socket_id, mailbox } =
+        start;
+    let mut socket = ChannelSocket {
+        topic: topic.clone(),
+        join_ref: join_ref.clone(),
+        link: link.clone(),
+        pubsub,
+        subscriber: None,
+        assigns,
+        socket_id,
+        mailbox: mailbox.clone(),
+    };
+    let exit = run_joined::<C>(&mut socket, payload, msg_ref.as_deref(), &mailbox, &token).await;
+    if let Some(id) = socket.subscriber.take() {
+        socket.pubsub.unsubscribe(&topic, id);
+    }
+    mailbox.close();
+    link.control(Out::ChannelExit { topic, join_ref, crashed: exit });
+}
+
+/// Returns whether the channel crashed.
+async fn run_joined<C: Channel>(
+    socket: &mut ChannelSocket,
+    payload: Payload,
+    msg_ref: Option<&str>,
+    mailbox: &Arc<Mailbox<ChannelMsg>>,
+    token: &CancellationToken,
+) -> bool {
+    let topic = socket.topic.clone();
+    let joined = AssertUnwindSafe(C::join(&topic, payload, socket)).catch_unwind().await;
+    let mut channel = match joined {
+        Ok(Ok((channel, reply))) => {
+            socket.reply(msg_ref, Status::Ok, &Payload::Json(reply));
+            channel
+        }
+        Ok(Err(reply)) => {
+            socket.reply(msg_ref, Status::Error, &Payload::Json(reply));
+            return false;
+        }
+        Err(panic) => {
+            tracing::error!(topic = %topic, reason = %panic_reason(&*panic), "channel join crashed");
+            crate::telemetry::record_panic();
+            socket.reply(msg_ref, Status::Error, &Payload::Json(json!({"reason": "join crashed"})));
+            return true;
+        }
+    };
+    let fastlane = Fastlane {
+        link: socket.link.clone(),
+        intercepts: C::intercepts(),
+        mailbox: mailbox.clone(),
+    };
+    socket.subscriber = Some(socket.pubsub.subscribe_sink(&topic, Arc::new(fastlane)));
+
+    loop {
+        let msg = tokio::select! {
+            msg = mailbox.recv() => msg,
+            () = token.cancelled() => Some(ChannelMsg::Stop(StopReason::Shutdown)),
+        };
+        let step = match msg {
+            None => Step::Stop(StopReason::SocketClosed, None),
+            Some(ChannelMsg::In { event, payload, msg_ref }) => {
+                let result = AssertUnwindSafe(channel.handle_in(&event, payload, socket))
+                    .catch_unwind()
+                    .await;
+                match result {
+                    Ok(Reply::Ok(p)) => {
+                        socket.reply(msg_ref.as_deref(), Status::Ok, &p);
+                        Step::Continue
+                    }
+                    Ok(Reply::Error(p)) => {
+                        socket.reply(msg_ref.as_deref(), Status::Error, &p);
+                        Step::Continue
+                    }
+                    Ok(Reply::NoReply) => Step::Continue,
+                    Ok(Reply::Stop(reason, reply)) => {
+                        if let Some((status, p)) = reply {
+                            socket.reply(msg_ref.as_deref(), status, &p);
+                        }
+                        Step::Stop(reason, None)
+                    }
+                    Err(panic) => Step::Crash(panic_reason(&*panic)),
+                }
+            }
+            Some(ChannelMsg::Info(message)) => {
+                match AssertUnwindSafe(channel.handle_info(message, socket)).catch_unwind().await {
+                    Ok(()) => Step::Continue,
+                    Err(panic) => Step::Crash(panic_reason(&*panic)),
+                }
+            }
+            Some(ChannelMsg::Out(msg)) => {
+                let fut = channel.handle_out(msg.event(), msg.payload().clone(), socket);
+                match AssertUnwindSafe(fut).catch_unwind().await {
+                    Ok(()) => Step::Continue,
+                    Err(panic) => Step::Crash(panic_reason(&*panic)),
+                }
+            }
+            Some(ChannelMsg::Leave { msg_ref }) => Step::Stop(StopReason::Left, Some(msg_ref)),
+            Some(ChannelMsg::Stop(reason)) => Step::Stop(reason, None),
+        };
+        match step {
+            Step::Continue => {}
+            Step::Crash(reason) => {
+                tracing::error!(topic = %topic, reason = %reason, "channel crashed");
+                crate::telemetry::record_panic();
+                socket.control("phx_error", &Payload::Json(json!({"reason": "channel_crash"})));
+                return true;
+            }
+            Step::Stop(reason, leave_ref) => {
+                if let Some(msg_ref) = leave_ref {
+                    socket.reply(msg_ref.as_deref(), Status::Ok, &Payload::empty());
+                }
+                let terminated =
+                    AssertUnwindSafe(channel.terminate(&reason, socket)).catch_unwind().await;
+                if let Err(panic) = terminated {
+                    tracing::error!(topic = %topic, reason = %panic_reason(&*panic), "channel terminate crashed");
+                }
+                if reason != StopReason::SocketClosed {
+                    socket.control("phx_close", &Payload::empty());
+                }
+                return false;
+            }
+        }
+    }
+}
+
+enum Step {
+    Continue,
+    Crash(String),
+    Stop(StopReason, Option<Option<String>>),
+}

@@ -1,0 +1,150 @@
+//! The channel's view of its socket.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use super::ChannelMsg;
+use crate::mailbox::Mailbox;
+use crate::pubsub::{PubSub, SubscriberId};
+use crate::serializer::{self, Payload};
+use crate::socket::Link;
+
+/// What a channel can do with its socket: push to its client, broadcast to its topic, read
+/// and write assigns.
+pub struct ChannelSocket {
+    pub(crate) topic: String,
+    pub(crate) join_ref: String,
+    pub(crate) link: Arc<Link>,
+    pub(crate) pubsub: PubSub,
+    pub(crate) subscriber: Option<SubscriberId>,
+    pub(crate) assigns: http::Extensions,
+    pub(crate) socket_id: Option<Arc<str>>,
+    pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
+}
+
+impl ChannelSocket {
+    /// The joined topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The join reference of this join.
+    pub fn join_ref(&self) -> &str {
+        &self.join_ref
+    }
+
+    /// The socket's id, as the socket's `id` named it.
+    pub fn socket_id(&self) -> Option<&str> {
+        self.socket_id.as_deref()
+    }
+
+    /// The pubsub this channel broadcasts on.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.pubsub
+    }
+
+    /// Assigns: the socket's (from `connect`) plus what this channel added.
+    pub fn assigns(&self) -> &http::Extensions {
+        &self.assigns
+    }
+
+    /// Mutable assigns.
+    pub fn assigns_mut(&mut self) -> &mut http::Extensions {
+        &mut self.assigns
+    }
+
+    /// Stores a typed assign.
+    pub fn assign<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+        self.assigns.insert(value);
+    }
+
+    /// A typed assign.
+    pub fn get_assign<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.assigns.get::<T>()
+    }
+
+    /// Pushes an event to this channel's client only.
+    ///
+    /// Returns false when the socket is gone or its outbound queue is full (the socket is then
+    /// closed as a slow consumer).
+    pub fn push(&self, event: &str, payload: impl Into<Payload>) -> bool {
+        let payload = payload.into();
+        match serializer::encode_push(
+            self.link.vsn,
+            Some(&self.join_ref),
+            &self.topic,
+            event,
+            &payload,
+        ) {
+            Some(frame) => self.link.send(frame),
+            None => {
+                tracing::warn!(topic = %self.topic, event, "binary payloads need serializer 2.0.0");
+                false
+            }
+        }
+    }
+
+    /// Broadcasts an event to every subscriber of this topic, this client included.
+    pub fn broadcast(&self, event: &str, payload: impl Into<Payload>) {
+        self.pubsub.broadcast(&self.topic, event, payload);
+    }
+
+    /// Broadcasts an event to every subscriber of this topic but this client.
+    pub fn broadcast_from(&self, event: &str, payload: impl Into<Payload>) {
+        match self.subscriber {
+            Some(id) => self.pubsub.broadcast_from(id, &self.topic, event, payload),
+            None => self.pubsub.broadcast(&self.topic, event, payload),
+        }
+    }
+
+    /// A handle other tasks use to send this channel messages for
+    /// [`Channel::handle_info`](super::Channel::handle_info).
+    pub fn handle(&self) -> ChannelHandle {
+        ChannelHandle { mailbox: self.mailbox.clone() }
+    }
+}
+
+impl fmt::Debug for ChannelSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelSocket")
+            .field("topic", &self.topic)
+            .field("join_ref", &self.join_ref)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends messages to a running channel.
+#[derive(Clone)]
+pub struct ChannelHandle {
+    mailbox: Arc<Mailbox<ChannelMsg>>,
+}
+
+impl ChannelHandle {
+    /// Sends a message to the channel's `handle_info`.
+    ///
+    /// # Errors
+    ///
+    /// The message comes back when the channel has stopped.
+    pub fn send<T: Any + Send>(&self, message: T) -> Result<(), T> {
+        match self.mailbox.push(ChannelMsg::Info(Box::new(message))) {
+            Ok(()) => Ok(()),
+            Err(
+                crate::mailbox::PushError::Full(ChannelMsg::Info(m))
+                | crate::mailbox::PushError::Closed(ChannelMsg::Info(m)),
+            ) => Err(*m.downcast::<T>().unwrap_or_else(|_| unreachable!("boxed as T above"))),
+            Err(_) => unreachable!("pushed an Info message"),
+        }
+    }
+
+    /// Whether the channel is still running.
+    pub fn is_alive(&self) -> bool {
+        !self.mailbox.is_closed()
+    }
+}
+
+impl fmt::Debug for ChannelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelHandle").field("alive", &self.is_alive()).finish()
+    }
+}

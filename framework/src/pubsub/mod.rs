@@ -1,0 +1,174 @@
+//! PubSub: topics, subscribers, and broadcasts within a node and across nodes.
+//!
+//! A broadcast reaches every subscriber of its topic. Channel subscribers take the fast lane: the
+//! message is encoded once per serializer version, lazily, and the same bytes go straight to
+//! every subscribed socket. Other subscribers (background tasks, tests) get the message itself
+//! through a [`Subscription`]. An [`Adapter`] carries broadcasts to other nodes as serialised
+//! bytes tagged with the origin node, so a node skips its own; [`Local`] is the embedded default.
+//!
+//! This module knows nothing about HTTP or sockets: subscribers are values implementing
+//! [`Deliver`].
+
+mod adapter;
+mod broadcast;
+mod registry;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use adapter::{Adapter, Local};
+pub use broadcast::Broadcast;
+pub use registry::{Deliver, SubscriberId, Subscription};
+
+use crate::serializer::Payload;
+
+/// A handle to a pubsub; clones share it.
+///
+/// # Examples
+///
+/// ```
+/// use fawkes::pubsub::PubSub;
+/// use serde_json::json;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let pubsub = PubSub::new("node-a");
+/// let mut sub = pubsub.subscribe("room:lobby");
+/// pubsub.broadcast("room:lobby", "new_msg", json!({"body": "hi"}));
+/// let msg = sub.recv().await.unwrap();
+/// assert_eq!(msg.event(), "new_msg");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct PubSub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: Arc<str>,
+    registry: registry::Registry,
+    adapter: Arc<dyn Adapter>,
+}
+
+impl fmt::Debug for PubSub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PubSub").field("node", &self.inner.node).finish_non_exhaustive()
+    }
+}
+
+impl PubSub {
+    /// A local pubsub for the node named `node`.
+    pub fn new(node: impl Into<Arc<str>>) -> Self {
+        Self::with_adapter(node, Arc::new(Local))
+    }
+
+    /// A pubsub whose broadcasts also go to other nodes through `adapter`.
+    pub fn with_adapter(node: impl Into<Arc<str>>, adapter: Arc<dyn Adapter>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                node: node.into(),
+                registry: registry::Registry::default(),
+                adapter,
+            }),
+        }
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Subscribes to `topic`; dropping the subscription unsubscribes.
+    pub fn subscribe(&self, topic: &str) -> Subscription {
+        registry::Subscription::new(self.clone(), topic)
+    }
+
+    /// Subscribes a custom sink, for transports; returns its id for [`PubSub::unsubscribe`].
+    pub fn subscribe_sink(&self, topic: &str, sink: Arc<dyn Deliver>) -> SubscriberId {
+        self.inner.registry.subscribe(topic, sink)
+    }
+
+    /// Removes a subscriber from a topic.
+    pub fn unsubscribe(&self, topic: &str, id: SubscriberId) {
+        self.inner.registry.unsubscribe(topic, id);
+    }
+
+    /// The number of local subscribers of `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.inner.registry.count(topic)
+    }
+
+    /// Broadcasts to every subscriber of `topic` on every node.
+    pub fn broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) {
+        let msg = Arc::new(Broadcast::new(topic, event, payload.into(), None));
+        self.publish_remote(&msg, None);
+        self.inner.registry.dispatch(&msg);
+    }
+
+    /// Broadcasts to every subscriber of `topic` on every node but `from`.
+    pub fn broadcast_from(
+        &self,
+        from: SubscriberId,
+        topic: &str,
+        event: &str,
+        payload: impl Into<Payload>,
+    ) {
+        let msg = Arc::new(Broadcast::new(topic, event, payload.into(), Some(from)));
+        self.publish_remote(&msg, None);
+        self.inner.registry.dispatch(&msg);
+    }
+
+    /// Broadcasts to the subscribers of `topic` on this node only.
+    pub fn local_broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) {
+        let msg = Arc::new(Broadcast::new(topic, event, payload.into(), None));
+        self.inner.registry.dispatch(&msg);
+    }
+
+    /// Broadcasts to the subscribers of `topic` on the node named `node` only.
+    pub fn direct_broadcast(
+        &self,
+        node: &str,
+        topic: &str,
+        event: &str,
+        payload: impl Into<Payload>,
+    ) {
+        let msg = Arc::new(Broadcast::new(topic, event, payload.into(), None));
+        if node == &*self.inner.node {
+            self.inner.registry.dispatch(&msg);
+        } else {
+            self.publish_remote(&msg, Some(node));
+        }
+    }
+
+    /// Delivers a message an adapter received from another node. Messages this node sent, and
+    /// messages for another node, are ignored.
+    ///
+    /// # Errors
+    ///
+    /// When `bytes` is not a message in the adapter format.
+    pub fn receive_remote(&self, bytes: &[u8]) -> Result<(), serde_json::Error> {
+        let remote = adapter::RemoteMessage::decode(bytes)?;
+        if remote.origin == *self.inner.node {
+            return Ok(());
+        }
+        if remote.target.as_deref().is_some_and(|t| t != &*self.inner.node) {
+            return Ok(());
+        }
+        let msg = Arc::new(remote.into_broadcast());
+        self.inner.registry.dispatch(&msg);
+        Ok(())
+    }
+
+    fn publish_remote(&self, msg: &Broadcast, target: Option<&str>) {
+        if self.inner.adapter.is_local() {
+            return;
+        }
+        let bytes = adapter::RemoteMessage::encode(&self.inner.node, target, msg);
+        match target {
+            Some(node) => self.inner.adapter.publish_direct(node, bytes),
+            None => self.inner.adapter.publish(bytes),
+        }
+    }
+}

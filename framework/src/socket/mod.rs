@@ -1,0 +1,165 @@
+//! Sockets: a client's connection, multiplexing many channels.
+//!
+//! A [`Socket`] decides who may connect (`connect`, whose refusal is an HTTP 403 before the
+//! upgrade), names the connection (`id`, so a `disconnect` broadcast can close every socket of
+//! a user) and routes topics to [`Channel`]s ([`Channels`]). Declared in `router!` with
+//! `socket "/socket" => UserSocket;`, it is served by a [`Transport`]: a tower service answering
+//! `<mount>/websocket` with the Phoenix Channels protocol (serializers 1.0.0 and 2.0.0).
+//!
+//! Every socket runs as a task under the endpoint's supervisor, each joined topic as another.
+//! Outbound frames go through a bounded queue: a client that does not read is closed, never
+//! buffered without end. This module knows nothing about routes; the router forwards to it.
+
+mod link;
+mod origin;
+mod transport;
+mod websocket;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::channel::{self, Channel};
+pub(crate) use link::{Link, Out};
+pub use origin::CheckOrigin;
+pub use transport::{transport, IntoTransport, Transport};
+
+/// What the server knows about a connecting client, besides its params.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectInfo {
+    /// The peer's address, when served by an endpoint.
+    pub peer: Option<SocketAddr>,
+    /// The upgrade request's headers.
+    pub headers: http::HeaderMap,
+    /// The token a client passed with `authToken` (the `base64url.bearer.phx.` subprotocol).
+    pub auth_token: Option<String>,
+}
+
+/// A refused connection: the upgrade is answered with 403.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refused;
+
+/// The server side of a client connection.
+///
+/// # Examples
+///
+/// ```
+/// use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
+/// use serde_json::{Map, Value};
+/// # use fawkes::channel::{Channel, ChannelSocket, Reply};
+/// # use fawkes::serializer::Payload;
+/// # struct RoomChannel;
+/// # impl Channel for RoomChannel {
+/// #     async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> { Ok((RoomChannel, Value::Null)) }
+/// #     async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelSocket) -> Reply { Reply::NoReply }
+/// # }
+///
+/// #[derive(Clone)]
+/// struct User(String);
+///
+/// struct UserSocket;
+///
+/// impl Socket for UserSocket {
+///     async fn connect(&self, params: &Map<String, Value>, _info: &ConnectInfo) -> Result<http::Extensions, Refused> {
+///         let mut assigns = http::Extensions::new();
+///         let user = params.get("user").and_then(Value::as_str).unwrap_or("anonymous");
+///         assigns.insert(User(user.to_owned()));
+///         Ok(assigns)
+///     }
+///
+///     fn id(&self, assigns: &http::Extensions) -> Option<String> {
+///         assigns.get::<User>().map(|u| format!("users_socket:{}", u.0))
+///     }
+///
+///     fn channels(&self) -> Channels {
+///         Channels::new().channel::<RoomChannel>("room:*")
+///     }
+/// }
+/// ```
+pub trait Socket: Send + Sync + 'static {
+    /// Accepts or refuses a connection; the assigns become every channel's starting assigns.
+    fn connect(
+        &self,
+        params: &Map<String, Value>,
+        info: &ConnectInfo,
+    ) -> impl Future<Output = Result<http::Extensions, Refused>> + Send;
+
+    /// Names the socket; a `disconnect` broadcast on that topic closes it.
+    fn id(&self, _assigns: &http::Extensions) -> Option<String> {
+        None
+    }
+
+    /// The channel routes, built once.
+    fn channels(&self) -> Channels;
+}
+
+type StartFn = Arc<
+    dyn Fn(channel::Start, tokio_util::sync::CancellationToken) -> BoxFuture<'static, ()>
+        + Send
+        + Sync,
+>;
+
+/// Topic patterns and the channels that serve them: `room:lobby` exactly, or `room:*` for
+/// every topic starting with `room:`. The first match wins.
+#[derive(Clone, Default)]
+pub struct Channels {
+    routes: Vec<(String, bool, StartFn)>,
+}
+
+impl Channels {
+    /// No routes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Routes topics matching `pattern` to `C`.
+    ///
+    /// # Panics
+    ///
+    /// When `*` appears anywhere but at the end of `pattern`.
+    #[must_use]
+    #[track_caller]
+    pub fn channel<C: Channel>(mut self, pattern: &str) -> Self {
+        let (prefix, wildcard) = match pattern.strip_suffix('*') {
+            Some(prefix) => (prefix, true),
+            None => (pattern, false),
+        };
+        assert!(!prefix.contains('*'), "channel pattern `{pattern}`: `*` may only end a pattern");
+        let start: StartFn = Arc::new(|start, token| Box::pin(channel::run::<C>(start, token)));
+        self.routes.push((prefix.to_owned(), wildcard, start));
+        self
+    }
+
+    pub(crate) fn find(&self, topic: &str) -> Option<&StartFn> {
+        self.routes
+            .iter()
+            .find(
+                |(p, wildcard, _)| {
+                    if *wildcard {
+                        topic.starts_with(p.as_str())
+                    } else {
+                        topic == p
+                    }
+                },
+            )
+            .map(|(_, _, start)| start)
+    }
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let patterns: Vec<String> = self
+            .routes
+            .iter()
+            .map(|(p, w, _)| if *w { format!("{p}*") } else { p.clone() })
+            .collect();
+        f.debug_struct("Channels").field("routes", &patterns).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! The tower service a socket is mounted as.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use http::{Request, Response, StatusCode};
+use tower_service::Service;
+
+use super::{websocket, Channels, CheckOrigin, Socket};
+use crate::{Body, Conn, IntoResponse};
+
+/// Serves a [`Socket`] under its mount: `<mount>/websocket`.
+///
+/// # Examples
+///
+/// ```
+/// # use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
+/// # struct UserSocket;
+/// # impl Socket for UserSocket {
+/// #     async fn connect(&self, _: &serde_json::Map<String, serde_json::Value>, _: &ConnectInfo) -> Result<http::Extensions, Refused> { Ok(Default::default()) }
+/// #     fn channels(&self) -> Channels { Channels::new() }
+/// # }
+/// use fawkes::socket::{transport, CheckOrigin};
+/// use std::time::Duration;
+///
+/// let t = transport(UserSocket)
+///     .check_origin(CheckOrigin::list(["https://example.com"]))
+///     .heartbeat_timeout(Duration::from_secs(60))
+///     .max_frame_size(64 * 1024);
+/// # let _ = t;
+/// ```
+pub struct Transport<S> {
+    inner: Arc<Inner<S>>,
+}
+
+pub(crate) struct Inner<S> {
+    pub(crate) socket: S,
+    pub(crate) channels: Channels,
+    pub(crate) config: Config,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) check_origin: CheckOrigin,
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) max_frame_size: usize,
+    pub(crate) max_channels: usize,
+    pub(crate) outbox_limit: usize,
+    pub(crate) write_timeout: Duration,
+}
+
+impl<S> Clone for Transport<S> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<S> fmt::Debug for Transport<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("channels", &self.inner.channels)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps a socket in a transport with the default settings.
+pub fn transport<S: Socket>(socket: S) -> Transport<S> {
+    let channels = socket.channels();
+    Transport {
+        inner: Arc::new(Inner {
+            socket,
+            channels,
+            config: Config {
+                check_origin: CheckOrigin::default(),
+                heartbeat_timeout: Duration::from_secs(60),
+                max_frame_size: 1024 * 1024,
+                max_channels: 100,
+                outbox_limit: 1024,
+                write_timeout: Duration::from_secs(10),
+            },
+        }),
+    }
+}
+
+impl<S: Socket> Transport<S> {
+    fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => f(&mut inner.config),
+            None => unreachable!("transports are configured before they are cloned"),
+        }
+        self
+    }
+
+    /// Which browser origins may connect (default: the request's own host).
+    #[must_use]
+    pub fn check_origin(self, check: CheckOrigin) -> Self {
+        self.config(|c| c.check_origin = check)
+    }
+
+    /// How long a socket may stay silent (no heartbeat, no message) before it is closed
+    /// (default 60 s; the official client sends a heartbeat every 30 s).
+    #[must_use]
+    pub fn heartbeat_timeout(self, timeout: Duration) -> Self {
+        self.config(|c| c.heartbeat_timeout = timeout)
+    }
+
+    /// The largest frame a client may send (default 1 MiB); larger ones close the socket with
+    /// code 1009.
+    #[must_use]
+    pub fn max_frame_size(self, bytes: usize) -> Self {
+        self.config(|c| c.max_frame_size = bytes)
+    }
+
+    /// How many topics one socket may join (default 100).
+    #[must_use]
+    pub fn max_channels(self, max: usize) -> Self {
+        self.config(|c| c.max_channels = max)
+    }
+
+    /// How many frames may wait for a slow client (default 1,024); past it the socket is closed.
+    #[must_use]
+    pub fn outbound_limit(self, frames: usize) -> Self {
+        self.config(|c| c.outbox_limit = frames.max(1))
+    }
+}
+
+/// What `socket "/path" => X;` accepts: a [`Socket`] (default settings) or a configured
+/// [`Transport`].
+pub trait IntoTransport {
+    /// The socket type.
+    type Socket: Socket;
+    /// Makes the transport.
+    fn into_transport(self) -> Transport<Self::Socket>;
+}
+
+impl<S: Socket> IntoTransport for S {
+    type Socket = S;
+    fn into_transport(self) -> Transport<S> {
+        transport(self)
+    }
+}
+
+impl<S: Socket> IntoTransport for Transport<S> {
+    type Socket = S;
+    fn into_transport(self) -> Transport<S> {
+        self
+    }
+}
+
+impl<S: Socket> Service<Request<Body>> for Transport<S> {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let resp = match req.uri().path() {
+                "/websocket" => websocket::upgrade(inner, req).await,
+                _ => error(StatusCode::NOT_FOUND, "Not Found"),
+            };
+            Ok(resp)
+        })
+    }
+}
+
+/// A JSON error response in Phoenix's shape.
+pub(crate) fn error(status: StatusCode, detail: &str) -> Response<Body> {
+    let conn = Conn::from_request(Request::new(Body::empty()));
+    crate::ActionError::status(status).with_detail(detail).render(conn).into_response()
+}
