@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,10 @@ pub(crate) async fn serve(
     token: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::new());
+    // hyper's header read timeout only starts once the protocol is known, which takes a
+    // first byte: a client that never sends one is held to the same allowance here instead.
+    let first_request = config.header_read_timeout.min(config.idle_timeout);
+    let activity = Arc::new(Activity::new(config.idle_timeout, first_request));
     let service =
         ConnService { router, info: ConnInfo { remote_addr, shared }, activity: activity.clone() };
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -43,7 +46,7 @@ pub(crate) async fn serve(
     tokio::pin!(conn);
     let mut draining = false;
     loop {
-        let idle_at = activity.idle_deadline(config.idle_timeout);
+        let idle_at = activity.idle_deadline();
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(err) = result {
@@ -56,7 +59,7 @@ pub(crate) async fn serve(
                 conn.as_mut().graceful_shutdown();
             }
             () = tokio::time::sleep_until(idle_at), if !draining => {
-                if activity.is_idle(config.idle_timeout) {
+                if activity.is_idle() {
                     tracing::debug!(peer = %remote_addr, "closing idle connection");
                     draining = true;
                     conn.as_mut().graceful_shutdown();
@@ -69,25 +72,40 @@ pub(crate) async fn serve(
 /// Requests in flight and when the last one ended, for the idle timeout.
 struct Activity {
     start: Instant,
+    idle: Duration,
+    /// How long the connection may wait for its first request.
+    first_request: Duration,
     in_flight: AtomicUsize,
+    /// Whether any request has begun.
+    served: AtomicBool,
     last_ms: AtomicU64,
 }
 
 impl Activity {
-    fn new() -> Self {
-        Self { start: Instant::now(), in_flight: AtomicUsize::new(0), last_ms: AtomicU64::new(0) }
+    fn new(idle: Duration, first_request: Duration) -> Self {
+        Self {
+            start: Instant::now(),
+            idle,
+            first_request,
+            in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
+            last_ms: AtomicU64::new(0),
+        }
     }
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.start + Duration::from_millis(self.last_ms.load(Ordering::Acquire)) + idle
+    fn idle_deadline(&self) -> Instant {
+        if !self.served.load(Ordering::Acquire) {
+            return self.start + self.first_request;
+        }
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Acquire)) + self.idle
     }
 
-    fn is_idle(&self, idle: Duration) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0 && Instant::now() >= self.idle_deadline(idle)
+    fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0 && Instant::now() >= self.idle_deadline()
     }
 }
 
@@ -96,6 +114,7 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn begin(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.served.store(true, Ordering::Release);
         Self(activity.clone())
     }
 }

@@ -11,7 +11,9 @@
 //! buffered without end. This module knows nothing about routes; the router forwards to it.
 
 mod link;
+mod longpoll;
 mod origin;
+mod session;
 mod transport;
 mod websocket;
 

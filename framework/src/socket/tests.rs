@@ -168,3 +168,64 @@ async fn refused_connect_is_403() {
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn longpoll_session_join_and_broadcast() {
+    let running = Endpoint::new(SocketRouter::new())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .start()
+        .await
+        .unwrap();
+    let base = format!("http://{}/socket/longpoll?vsn=2.0.0", running.local_addr());
+    let http = reqwest::Client::new();
+    let open: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    assert_eq!(open["status"], 410);
+    let token = open["token"].as_str().unwrap().to_owned();
+
+    let join = json!(["1", "1", "room:lp", "phx_join", {}]).to_string();
+    let shout = json!(["1", "2", "room:lp", "shout", {"n": 1}]).to_string();
+    let posted: Value = http
+        .post(format!("{base}&token={token}"))
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{join}\n{shout}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted, json!({"status": 200}));
+
+    let mut frames = Vec::new();
+    while frames.len() < 3 {
+        let poll: Value =
+            http.get(format!("{base}&token={token}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(poll["status"], 200, "{poll}");
+        for m in poll["messages"].as_array().unwrap() {
+            frames.push(serde_json::from_str::<Value>(m.as_str().unwrap()).unwrap());
+        }
+    }
+    assert_eq!(
+        frames[0],
+        json!(["1","1","room:lp","phx_reply",{"status":"ok","response":{"joined":"room:lp"}}])
+    );
+    assert!(frames.contains(&json!([null,null,"room:lp","shout",{"n":1}])));
+
+    let forged: Value =
+        http.get(format!("{base}&token=abc.def")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(forged["status"], 410, "a forged token opens a new session");
+    assert_ne!(forged["token"], token);
+    let gone: Value = http
+        .post(format!("{base}&token=abc.def"))
+        .body(join)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone, json!({"status": 410}));
+
+    running.shutdown();
+    running.wait().await.unwrap();
+}

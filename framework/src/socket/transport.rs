@@ -10,10 +10,10 @@ use futures_util::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use tower_service::Service;
 
-use super::{websocket, Channels, CheckOrigin, Socket};
+use super::{longpoll, websocket, Channels, CheckOrigin, Socket};
 use crate::{Body, Conn, IntoResponse};
 
-/// Serves a [`Socket`] under its mount: `<mount>/websocket`.
+/// Serves a [`Socket`] under its mount: `<mount>/websocket` and `<mount>/longpoll`.
 ///
 /// # Examples
 ///
@@ -39,8 +39,9 @@ pub struct Transport<S> {
 
 pub(crate) struct Inner<S> {
     pub(crate) socket: S,
-    pub(crate) channels: Channels,
+    pub(crate) channels: Arc<Channels>,
     pub(crate) config: Config,
+    pub(crate) longpoll: super::longpoll::LongPoll,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +52,7 @@ pub(crate) struct Config {
     pub(crate) max_channels: usize,
     pub(crate) outbox_limit: usize,
     pub(crate) write_timeout: Duration,
+    pub(crate) longpoll_window: Duration,
 }
 
 impl<S> Clone for Transport<S> {
@@ -70,7 +72,7 @@ impl<S> fmt::Debug for Transport<S> {
 
 /// Wraps a socket in a transport with the default settings.
 pub fn transport<S: Socket>(socket: S) -> Transport<S> {
-    let channels = socket.channels();
+    let channels = Arc::new(socket.channels());
     Transport {
         inner: Arc::new(Inner {
             socket,
@@ -82,7 +84,9 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
                 max_channels: 100,
                 outbox_limit: 1024,
                 write_timeout: Duration::from_secs(10),
+                longpoll_window: Duration::from_secs(10),
             },
+            longpoll: super::longpoll::LongPoll::default(),
         }),
     }
 }
@@ -120,6 +124,13 @@ impl<S: Socket> Transport<S> {
     #[must_use]
     pub fn max_channels(self, max: usize) -> Self {
         self.config(|c| c.max_channels = max)
+    }
+
+    /// How long a LongPoll request waits for messages (default 10 s); a session nobody polls
+    /// for 1.5 × this ends.
+    #[must_use]
+    pub fn longpoll_window(self, window: Duration) -> Self {
+        self.config(|c| c.longpoll_window = window)
     }
 
     /// How many frames may wait for a slow client (default 1,024); past it the socket is closed.
@@ -166,6 +177,7 @@ impl<S: Socket> Service<Request<Body>> for Transport<S> {
         Box::pin(async move {
             let resp = match req.uri().path() {
                 "/websocket" => websocket::upgrade(inner, req).await,
+                "/longpoll" => longpoll::handle(inner, req).await,
                 _ => error(StatusCode::NOT_FOUND, "Not Found"),
             };
             Ok(resp)

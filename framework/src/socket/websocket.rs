@@ -1,6 +1,5 @@
 //! The WebSocket transport: the upgrade handshake and the socket task.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -9,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -18,14 +17,11 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use super::session::{Control, Session, SessionConfig};
 use super::transport::{error, Inner};
 use super::{ConnectInfo, Link, Out, Socket};
-use crate::channel::{self, ChannelMsg, StopReason};
 use crate::endpoint::ConnInfo;
-use crate::mailbox::{Mailbox, PushError};
-use crate::pubsub::{Broadcast, Deliver, PubSub, SubscriberId};
-use crate::serializer::{self, Frame, Message, Payload, Status, Vsn};
-use crate::supervisor::Supervisor;
+use crate::serializer::{self, Frame, Vsn};
 use crate::Body;
 
 const AUTH_PREFIX: &str = "base64url.bearer.phx.";
@@ -106,17 +102,18 @@ pub(crate) async fn upgrade<S: Socket>(
     let socket_id: Option<Arc<str>> = inner.socket.id(&assigns).map(Into::into);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let supervisor = conn_info.supervisor().clone();
-    let ctx = Ctx {
+    let config = SessionConfig {
         link: Link::new(vsn, inner.config.outbox_limit),
         pubsub: conn_info.pubsub().clone(),
         supervisor: supervisor.clone(),
         assigns,
         socket_id,
-        joined: HashMap::new(),
+        channels: inner.channels.clone(),
+        max_channels: inner.config.max_channels,
     };
     let spawned = supervisor.spawn_temporary("socket", move |token| async move {
         match on_upgrade.await {
-            Ok(upgraded) => run(inner, ctx, upgraded, token).await,
+            Ok(upgraded) => run(inner, Session::start(config), upgraded, token).await,
             Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
         }
     });
@@ -138,37 +135,11 @@ pub(crate) async fn upgrade<S: Socket>(
     resp
 }
 
-struct Joined {
-    join_ref: String,
-    mailbox: Arc<Mailbox<ChannelMsg>>,
-}
-
-/// A socket's state, owned by its task.
-struct Ctx {
-    link: Arc<Link>,
-    pubsub: PubSub,
-    supervisor: Supervisor,
-    assigns: http::Extensions,
-    socket_id: Option<Arc<str>>,
-    joined: HashMap<String, Joined>,
-}
-
-/// Closes the socket on a `disconnect` broadcast to its id.
-struct Disconnect(Arc<Link>);
-
-impl Deliver for Disconnect {
-    fn deliver(&self, msg: &Arc<Broadcast>) {
-        if msg.event() == "disconnect" {
-            self.0.control(Out::Disconnect);
-        }
-    }
-}
-
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 async fn run<S: Socket>(
     inner: Arc<Inner<S>>,
-    mut ctx: Ctx,
+    mut session: Session,
     upgraded: Upgraded,
     token: CancellationToken,
 ) {
@@ -181,11 +152,7 @@ async fn run<S: Socket>(
     let mut ws: Ws =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
             .await;
-    let disconnect: Option<(Arc<str>, SubscriberId)> = ctx.socket_id.clone().map(|id| {
-        let sub = ctx.pubsub.subscribe_sink(&id, Arc::new(Disconnect(ctx.link.clone())));
-        (id, sub)
-    });
-    let link = ctx.link.clone();
+    let link = session.link.clone();
     let mut batch = Vec::new();
     let mut deadline = Instant::now() + config.heartbeat_timeout;
     let close: Option<(CloseCode, &'static str)> = loop {
@@ -200,17 +167,15 @@ async fn run<S: Socket>(
                                 close = Some(None);
                             }
                         }
-                        Out::ChannelExit { topic, join_ref, crashed } => {
-                            if ctx.joined.get(&topic).is_some_and(|j| j.join_ref == join_ref) {
-                                ctx.joined.remove(&topic);
+                        control => match session.control(control) {
+                            Control::Continue => {}
+                            Control::Disconnect => {
+                                close = close.or(Some(Some((CloseCode::Away, "disconnected"))));
                             }
-                            tracing::debug!(topic, crashed, "channel exited");
-                        }
-                        Out::Disconnect => close = close.or(Some(Some((CloseCode::Away, "disconnected")))),
-                        Out::Overflow => {
-                            tracing::warn!("closing a socket whose client does not keep up");
-                            close = close.or(Some(Some((CloseCode::Policy, "outbound buffer full"))));
-                        }
+                            Control::Overflow => {
+                                close = close.or(Some(Some((CloseCode::Policy, "outbound buffer full"))));
+                            }
+                        },
                     }
                 }
                 if !matches!(close, Some(None)) && !flush(&mut ws, config.write_timeout).await {
@@ -226,7 +191,7 @@ async fn run<S: Socket>(
                     None => break None,
                     Some(Ok(WsMessage::Text(text))) => {
                         match serializer::decode_text(link.vsn, &text) {
-                            Ok(msg) => ctx.handle(&inner, msg),
+                            Ok(msg) => session.handle(msg),
                             Err(err) => {
                                 tracing::info!(error = %err, "closing a socket that sent a malformed message");
                                 break Some((CloseCode::Invalid, "malformed message"));
@@ -235,7 +200,7 @@ async fn run<S: Socket>(
                     }
                     Some(Ok(WsMessage::Binary(bytes))) => {
                         match serializer::decode_binary(link.vsn, &bytes) {
-                            Ok(msg) => ctx.handle(&inner, msg),
+                            Ok(msg) => session.handle(msg),
                             Err(err) => {
                                 tracing::info!(error = %err, "closing a socket that sent a malformed binary message");
                                 break Some((CloseCode::Invalid, "malformed message"));
@@ -265,16 +230,10 @@ async fn run<S: Socket>(
             }
         }
     };
-    link.outbox.close();
+    session.close();
     if let Some((code, reason)) = close {
         let frame = CloseFrame { code, reason: reason.into() };
         let _ = timeout(config.write_timeout, ws.close(Some(frame))).await;
-    }
-    for (_, joined) in ctx.joined.drain() {
-        joined.mailbox.close();
-    }
-    if let Some((id, sub)) = disconnect {
-        ctx.pubsub.unsubscribe(&id, sub);
     }
 }
 
@@ -286,130 +245,5 @@ fn to_ws(frame: Frame) -> WsMessage {
     match frame {
         Frame::Text(text) => WsMessage::Text(text),
         Frame::Binary(bytes) => WsMessage::Binary(bytes),
-    }
-}
-
-impl Ctx {
-    fn reply(&self, join_ref: Option<&str>, msg: &Message, status: Status, payload: Value) {
-        let frame = serializer::encode_reply(
-            self.link.vsn,
-            join_ref,
-            msg.msg_ref.as_deref(),
-            &msg.topic,
-            status,
-            &Payload::Json(payload),
-        );
-        if let Some(frame) = frame {
-            self.link.send(frame);
-        }
-    }
-
-    fn handle<S: Socket>(&mut self, inner: &Inner<S>, msg: Message) {
-        if msg.topic == "phoenix" && msg.event == "heartbeat" {
-            self.reply(msg.join_ref.as_deref(), &msg, Status::Ok, json!({}));
-            return;
-        }
-        match msg.event.as_str() {
-            "phx_join" => self.join(inner, msg),
-            "phx_leave" => self.leave(&msg),
-            _ => self.route(msg),
-        }
-    }
-
-    fn join<S: Socket>(&mut self, inner: &Inner<S>, msg: Message) {
-        let join_ref = msg.join_ref.clone().or_else(|| msg.msg_ref.clone()).unwrap_or_default();
-        if let Some(old) = self.joined.remove(&msg.topic) {
-            let _ = old.mailbox.push(ChannelMsg::Stop(StopReason::DuplicateJoin));
-        }
-        if self.joined.len() >= inner.config.max_channels {
-            let reason = json!({"reason": "too many channels joined"});
-            self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
-            return;
-        }
-        let Some(start_channel) = inner.channels.find(&msg.topic) else {
-            self.reply(None, &msg, Status::Error, json!({"reason": "unmatched topic"}));
-            return;
-        };
-        let mailbox = Mailbox::new();
-        let start = channel::Start {
-            topic: msg.topic.clone(),
-            join_ref: join_ref.clone(),
-            msg_ref: msg.msg_ref.clone(),
-            payload: msg.payload.clone(),
-            link: self.link.clone(),
-            pubsub: self.pubsub.clone(),
-            assigns: self.assigns.clone(),
-            socket_id: self.socket_id.clone(),
-            mailbox: mailbox.clone(),
-        };
-        let start_channel = start_channel.clone();
-        let spawned =
-            self.supervisor.spawn_temporary("channel", move |token| start_channel(start, token));
-        if spawned.is_err() {
-            self.reply(
-                msg.join_ref.as_deref(),
-                &msg,
-                Status::Error,
-                json!({"reason": "shutting down"}),
-            );
-            return;
-        }
-        self.joined.insert(msg.topic, Joined { join_ref, mailbox });
-    }
-
-    fn leave(&mut self, msg: &Message) {
-        let current = self
-            .joined
-            .get(&msg.topic)
-            .is_some_and(|j| msg.join_ref.as_deref().is_none_or(|r| r == j.join_ref));
-        if current {
-            if let Some(joined) = self.joined.remove(&msg.topic) {
-                let leave = ChannelMsg::Leave { msg_ref: msg.msg_ref.clone() };
-                if joined.mailbox.push(leave).is_ok() {
-                    return;
-                }
-            }
-        }
-        self.reply(msg.join_ref.as_deref(), msg, Status::Ok, json!({}));
-    }
-
-    fn route(&mut self, msg: Message) {
-        let Some(joined) = self.joined.get(&msg.topic) else {
-            self.reply(
-                msg.join_ref.as_deref(),
-                &msg,
-                Status::Error,
-                json!({"reason": "unmatched topic"}),
-            );
-            return;
-        };
-        if msg.join_ref.as_deref().is_some_and(|r| r != joined.join_ref) {
-            tracing::debug!(topic = %msg.topic, "ignoring a message for a previous join");
-            return;
-        }
-        let push = ChannelMsg::In {
-            event: msg.event.clone(),
-            payload: msg.payload.clone(),
-            msg_ref: msg.msg_ref.clone(),
-        };
-        match joined.mailbox.push_bounded(push, 1024) {
-            Ok(()) => {}
-            Err(PushError::Full(_)) => {
-                self.reply(
-                    msg.join_ref.as_deref(),
-                    &msg,
-                    Status::Error,
-                    json!({"reason": "channel overloaded"}),
-                );
-            }
-            Err(PushError::Closed(_)) => {
-                self.reply(
-                    msg.join_ref.as_deref(),
-                    &msg,
-                    Status::Error,
-                    json!({"reason": "unmatched topic"}),
-                );
-            }
-        }
     }
 }

@@ -1,0 +1,320 @@
+//! The LongPoll transport: HTTP requests standing in for a WebSocket.
+//!
+//! `GET` without a session token opens a session (`status` 410 with a fresh token, which the
+//! client takes as "open"); `GET` with the token waits up to the poll window for frames
+//! (`status` 200 with `messages`, or 204); `POST` carries client frames, newline-delimited.
+//! Every answer is HTTP 200 with the real status in the JSON body, as the official client
+//! expects. A session nobody polls for 1.5 × the window ends.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::session::{Control, Session, SessionConfig};
+use super::transport::Inner;
+use super::{ConnectInfo, Link, Out, Socket};
+use crate::endpoint::ConnInfo;
+use crate::serializer::{self, Vsn};
+use crate::Body;
+
+/// Frames a client may send in one POST.
+const MAX_BATCH: usize = 100;
+
+/// The sessions of one transport.
+pub(crate) struct LongPoll {
+    sessions: Mutex<HashMap<String, Arc<LpSession>>>,
+    key: [u8; 32],
+}
+
+impl Default for LongPoll {
+    fn default() -> Self {
+        Self { sessions: Mutex::new(HashMap::new()), key: rand::random() }
+    }
+}
+
+impl LongPoll {
+    fn sign(&self, id: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac takes any key length");
+        mac.update(id.as_bytes());
+        let sig =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{id}.{sig}")
+    }
+
+    /// The session a token names, if the token is genuine and the session alive.
+    fn resume(&self, token: &str) -> Option<Arc<LpSession>> {
+        let (id, sig) = token.split_once('.')?;
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).ok()?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+        mac.update(id.as_bytes());
+        // Constant-time comparison.
+        mac.verify_slice(&sig).ok()?;
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    }
+}
+
+struct LpSession {
+    session: Mutex<Session>,
+    link: Arc<Link>,
+    pending: Mutex<Vec<String>>,
+    notify: Notify,
+    last_poll: Mutex<Instant>,
+    closed: AtomicBool,
+    limit: usize,
+}
+
+impl LpSession {
+    fn lock_session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn touch(&self) {
+        *self.last_poll.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn take_pending(&self) -> Vec<String> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+fn status_json(status: StatusCode, mut body: serde_json::Map<String, Value>) -> Response<Body> {
+    body.insert("status".to_owned(), Value::from(status.as_u16()));
+    let bytes = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+    let mut resp = Response::new(Body::from(bytes));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn status_only(status: StatusCode) -> Response<Body> {
+    status_json(status, serde_json::Map::new())
+}
+
+fn token_of(req: &Request<Body>, params: &serde_json::Map<String, Value>) -> Option<String> {
+    params
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| req.headers().get("x-phoenix-longpoll-token")?.to_str().ok().map(str::to_owned))
+}
+
+/// Answers one LongPoll request.
+pub(crate) async fn handle<S: Socket>(inner: Arc<Inner<S>>, req: Request<Body>) -> Response<Body> {
+    if req.method() == Method::OPTIONS {
+        return preflight(&req);
+    }
+    if !inner.config.check_origin.allows(req.headers()) {
+        return status_only(StatusCode::FORBIDDEN);
+    }
+    let params =
+        crate::conn::params::decode(req.uri().query().unwrap_or_default()).unwrap_or_default();
+    let session = token_of(&req, &params).and_then(|t| inner.longpoll.resume(&t).map(|s| (t, s)));
+    match (req.method().clone(), session) {
+        (Method::GET, Some((token, session))) => listen(&inner, &session, token).await,
+        (Method::GET, None) => open(inner, req, params).await,
+        (Method::POST, Some((_, session))) => publish(&inner, &session, req).await,
+        (Method::POST, None) => status_only(StatusCode::GONE),
+        _ => status_only(StatusCode::BAD_REQUEST),
+    }
+}
+
+fn preflight(req: &Request<Body>) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if let Some(requested) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
+    }
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("get, post, options"));
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("3600"));
+    resp
+}
+
+async fn open<S: Socket>(
+    inner: Arc<Inner<S>>,
+    req: Request<Body>,
+    params: serde_json::Map<String, Value>,
+) -> Response<Body> {
+    let Ok(vsn) = Vsn::parse(params.get("vsn").and_then(Value::as_str)) else {
+        return status_only(StatusCode::BAD_REQUEST);
+    };
+    let Some(conn_info) = req.extensions().get::<ConnInfo>().cloned() else {
+        return status_only(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let info = ConnectInfo {
+        peer: Some(conn_info.remote_addr()),
+        headers: req.headers().clone(),
+        auth_token: None,
+    };
+    let Ok(assigns) = inner.socket.connect(&params, &info).await else {
+        return status_only(StatusCode::FORBIDDEN);
+    };
+    let link = Link::new(vsn, inner.config.outbox_limit);
+    let session = Session::start(SessionConfig {
+        link: link.clone(),
+        pubsub: conn_info.pubsub().clone(),
+        supervisor: conn_info.supervisor().clone(),
+        socket_id: inner.socket.id(&assigns).map(Into::into),
+        assigns,
+        channels: inner.channels.clone(),
+        max_channels: inner.config.max_channels,
+    });
+    let lp = Arc::new(LpSession {
+        session: Mutex::new(session),
+        link,
+        pending: Mutex::new(Vec::new()),
+        notify: Notify::new(),
+        last_poll: Mutex::new(Instant::now()),
+        closed: AtomicBool::new(false),
+        limit: inner.config.outbox_limit,
+    });
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>());
+    let token = inner.longpoll.sign(&id);
+    inner
+        .longpoll
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), lp.clone());
+    let window = inner.config.longpoll_window;
+    let pump_inner = inner.clone();
+    let spawned = conn_info.supervisor().spawn_temporary("longpoll", move |cancel| async move {
+        pump(&lp, cancel, window).await;
+        pump_inner.longpoll.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    });
+    if spawned.is_err() {
+        return status_only(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    status_json(
+        StatusCode::GONE,
+        serde_json::Map::from_iter([("token".to_owned(), Value::from(token))]),
+    )
+}
+
+/// Moves frames from the session's queue to its pending list until the session ends.
+async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
+    let mut batch = Vec::new();
+    let idle_limit = window + window / 2;
+    loop {
+        let idle_at = *lp.last_poll.lock().unwrap_or_else(|e| e.into_inner()) + idle_limit;
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep_until(idle_at) => {
+                let last = *lp.last_poll.lock().unwrap_or_else(|e| e.into_inner());
+                if last.elapsed() >= idle_limit {
+                    tracing::debug!("longpoll session timed out");
+                    break;
+                }
+            }
+            _ = lp.link.outbox.recv_all(&mut batch) => {
+                let mut end = false;
+                let mut pending = lp.pending.lock().unwrap_or_else(|e| e.into_inner());
+                for out in batch.drain(..) {
+                    match out {
+                        Out::Frame(frame) => match frame.as_text() {
+                            Some(text) => pending.push(text.to_owned()),
+                            None => tracing::debug!("binary frames cannot travel over longpoll"),
+                        },
+                        control => {
+                            if lp.lock_session().control(control) != Control::Continue {
+                                end = true;
+                            }
+                        }
+                    }
+                }
+                if pending.len() > lp.limit {
+                    tracing::warn!("closing a longpoll session whose client does not keep up");
+                    end = true;
+                }
+                drop(pending);
+                lp.notify.notify_waiters();
+                if end {
+                    break;
+                }
+            }
+        }
+    }
+    lp.closed.store(true, Ordering::Release);
+    lp.lock_session().close();
+    lp.notify.notify_waiters();
+}
+
+async fn listen<S: Socket>(inner: &Inner<S>, lp: &LpSession, token: String) -> Response<Body> {
+    lp.touch();
+    let deadline = Instant::now() + inner.config.longpoll_window;
+    loop {
+        let notified = lp.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let messages = lp.take_pending();
+        if !messages.is_empty() {
+            lp.touch();
+            return status_json(
+                StatusCode::OK,
+                serde_json::Map::from_iter([
+                    ("token".to_owned(), Value::from(token)),
+                    ("messages".to_owned(), json!(messages)),
+                ]),
+            );
+        }
+        if lp.closed.load(Ordering::Acquire) {
+            return status_only(StatusCode::GONE);
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            lp.touch();
+            return status_json(
+                StatusCode::NO_CONTENT,
+                serde_json::Map::from_iter([("token".to_owned(), Value::from(token))]),
+            );
+        }
+    }
+}
+
+async fn publish<S: Socket>(
+    inner: &Inner<S>,
+    lp: &LpSession,
+    req: Request<Body>,
+) -> Response<Body> {
+    let limit = inner.config.max_frame_size.saturating_mul(MAX_BATCH);
+    let Ok(body) = req.into_body().collect(limit).await else {
+        return status_only(StatusCode::PAYLOAD_TOO_LARGE);
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return status_only(StatusCode::BAD_REQUEST);
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() > MAX_BATCH {
+        return status_only(StatusCode::BAD_REQUEST);
+    }
+    let vsn = lp.link.vsn;
+    let mut messages = Vec::with_capacity(lines.len());
+    for line in lines {
+        match serializer::decode_text(vsn, line) {
+            Ok(msg) => messages.push(msg),
+            Err(err) => {
+                tracing::info!(error = %err, "malformed longpoll message");
+                return status_only(StatusCode::BAD_REQUEST);
+            }
+        }
+    }
+    if lp.closed.load(Ordering::Acquire) {
+        return status_only(StatusCode::GONE);
+    }
+    let mut session = lp.lock_session();
+    for msg in messages {
+        session.handle(msg);
+    }
+    status_only(StatusCode::OK)
+}

@@ -1,0 +1,217 @@
+//! A socket's state and protocol logic, shared by every transport and by `ChannelTest`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{Channels, Link, Out};
+use crate::channel::{self, ChannelMsg, StopReason};
+use crate::mailbox::{Mailbox, PushError};
+use crate::pubsub::{Broadcast, Deliver, PubSub, SubscriberId};
+use crate::serializer::{self, Message, Payload, Status};
+use crate::supervisor::Supervisor;
+
+/// How many client messages may wait for one channel before new ones are refused.
+const CHANNEL_INBOX_LIMIT: usize = 1024;
+
+struct Joined {
+    join_ref: String,
+    mailbox: Arc<Mailbox<ChannelMsg>>,
+}
+
+/// What a transport should do after a control message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Continue,
+    /// Close: `disconnect` broadcast to the socket id.
+    Disconnect,
+    /// Close: the client does not keep up with its outbound frames.
+    Overflow,
+}
+
+/// One connected client: its joined channels and how to reach them.
+pub(crate) struct Session {
+    pub(crate) link: Arc<Link>,
+    pubsub: PubSub,
+    supervisor: Supervisor,
+    assigns: http::Extensions,
+    socket_id: Option<Arc<str>>,
+    channels: Arc<Channels>,
+    max_channels: usize,
+    joined: HashMap<String, Joined>,
+    disconnect: Option<SubscriberId>,
+}
+
+/// Closes the socket on a `disconnect` broadcast to its id.
+struct Disconnect(Arc<Link>);
+
+impl Deliver for Disconnect {
+    fn deliver(&self, msg: &Arc<Broadcast>) {
+        if msg.event() == "disconnect" {
+            self.0.control(Out::Disconnect);
+        }
+    }
+}
+
+pub(crate) struct SessionConfig {
+    pub(crate) link: Arc<Link>,
+    pub(crate) pubsub: PubSub,
+    pub(crate) supervisor: Supervisor,
+    pub(crate) assigns: http::Extensions,
+    pub(crate) socket_id: Option<Arc<str>>,
+    pub(crate) channels: Arc<Channels>,
+    pub(crate) max_channels: usize,
+}
+
+impl Session {
+    pub(crate) fn start(config: SessionConfig) -> Self {
+        let SessionConfig { link, pubsub, supervisor, assigns, socket_id, channels, max_channels } =
+            config;
+        let disconnect = socket_id
+            .as_ref()
+            .map(|id| pubsub.subscribe_sink(id, Arc::new(Disconnect(link.clone()))));
+        Self {
+            link,
+            pubsub,
+            supervisor,
+            assigns,
+            socket_id,
+            channels,
+            max_channels,
+            joined: HashMap::new(),
+            disconnect,
+        }
+    }
+
+    /// Ends the session: channels stop (without `phx_close`: nobody would read it).
+    pub(crate) fn close(&mut self) {
+        self.link.outbox.close();
+        for (_, joined) in self.joined.drain() {
+            joined.mailbox.close();
+        }
+        if let (Some(id), Some(sub)) = (&self.socket_id, self.disconnect.take()) {
+            self.pubsub.unsubscribe(id, sub);
+        }
+    }
+
+    /// Applies a control message from the outbound queue.
+    pub(crate) fn control(&mut self, out: Out) -> Control {
+        match out {
+            Out::Frame(_) => Control::Continue,
+            Out::ChannelExit { topic, join_ref, crashed } => {
+                if self.joined.get(&topic).is_some_and(|j| j.join_ref == join_ref) {
+                    self.joined.remove(&topic);
+                }
+                tracing::debug!(topic, crashed, "channel exited");
+                Control::Continue
+            }
+            Out::Disconnect => Control::Disconnect,
+            Out::Overflow => {
+                tracing::warn!("closing a socket whose client does not keep up");
+                Control::Overflow
+            }
+        }
+    }
+
+    fn reply(&self, join_ref: Option<&str>, msg: &Message, status: Status, payload: Value) {
+        let frame = serializer::encode_reply(
+            self.link.vsn,
+            join_ref,
+            msg.msg_ref.as_deref(),
+            &msg.topic,
+            status,
+            &Payload::Json(payload),
+        );
+        if let Some(frame) = frame {
+            self.link.send(frame);
+        }
+    }
+
+    /// Handles one message from the client.
+    pub(crate) fn handle(&mut self, msg: Message) {
+        if msg.topic == "phoenix" && msg.event == "heartbeat" {
+            self.reply(msg.join_ref.as_deref(), &msg, Status::Ok, json!({}));
+            return;
+        }
+        match msg.event.as_str() {
+            "phx_join" => self.join(msg),
+            "phx_leave" => self.leave(&msg),
+            _ => self.route(msg),
+        }
+    }
+
+    fn join(&mut self, msg: Message) {
+        let join_ref = msg.join_ref.clone().or_else(|| msg.msg_ref.clone()).unwrap_or_default();
+        if let Some(old) = self.joined.remove(&msg.topic) {
+            let _ = old.mailbox.push(ChannelMsg::Stop(StopReason::DuplicateJoin));
+        }
+        if self.joined.len() >= self.max_channels {
+            let reason = json!({"reason": "too many channels joined"});
+            self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
+            return;
+        }
+        let Some(start_channel) = self.channels.find(&msg.topic).cloned() else {
+            self.reply(None, &msg, Status::Error, json!({"reason": "unmatched topic"}));
+            return;
+        };
+        let mailbox = Mailbox::new();
+        let start = channel::Start {
+            topic: msg.topic.clone(),
+            join_ref: join_ref.clone(),
+            msg_ref: msg.msg_ref.clone(),
+            payload: msg.payload.clone(),
+            link: self.link.clone(),
+            pubsub: self.pubsub.clone(),
+            assigns: self.assigns.clone(),
+            socket_id: self.socket_id.clone(),
+            mailbox: mailbox.clone(),
+        };
+        let spawned =
+            self.supervisor.spawn_temporary("channel", move |token| start_channel(start, token));
+        if spawned.is_err() {
+            let reason = json!({"reason": "shutting down"});
+            self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
+            return;
+        }
+        self.joined.insert(msg.topic, Joined { join_ref, mailbox });
+    }
+
+    fn leave(&mut self, msg: &Message) {
+        let current = self
+            .joined
+            .get(&msg.topic)
+            .is_some_and(|j| msg.join_ref.as_deref().is_none_or(|r| r == j.join_ref));
+        if current {
+            if let Some(joined) = self.joined.remove(&msg.topic) {
+                let leave = ChannelMsg::Leave { msg_ref: msg.msg_ref.clone() };
+                if joined.mailbox.push(leave).is_ok() {
+                    return;
+                }
+            }
+        }
+        self.reply(msg.join_ref.as_deref(), msg, Status::Ok, json!({}));
+    }
+
+    fn route(&mut self, msg: Message) {
+        let Some(joined) = self.joined.get(&msg.topic) else {
+            let reason = json!({"reason": "unmatched topic"});
+            self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
+            return;
+        };
+        if msg.join_ref.as_deref().is_some_and(|r| r != joined.join_ref) {
+            tracing::debug!(topic = %msg.topic, "ignoring a message for a previous join");
+            return;
+        }
+        let Message { join_ref, msg_ref, topic, event, payload } = msg;
+        let push = ChannelMsg::In { event, payload, msg_ref: msg_ref.clone() };
+        let refused = match joined.mailbox.push_bounded(push, CHANNEL_INBOX_LIMIT) {
+            Ok(()) => return,
+            Err(PushError::Full(_)) => "channel overloaded",
+            Err(PushError::Closed(_)) => "unmatched topic",
+        };
+        let msg =
+            Message { join_ref, msg_ref, topic, event: String::new(), payload: Payload::empty() };
+        self.reply(msg.join_ref.as_deref(), &msg, Status::Error, json!({ "reason": refused }));
+    }
+}
