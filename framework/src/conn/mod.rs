@@ -134,6 +134,15 @@ impl Conn {
         &mut self.req.extensions
     }
 
+    /// The pubsub of the endpoint serving this request (and of `ConnTest`), to broadcast from
+    /// controllers.
+    pub fn pubsub(&self) -> Option<&crate::PubSub> {
+        self.req
+            .extensions
+            .get::<crate::endpoint::ConnInfo>()
+            .map(crate::endpoint::ConnInfo::pubsub)
+    }
+
     /// The route pattern that matched, such as `/api/rooms/:id`.
     pub fn route(&self) -> Option<&'static str> {
         self.route

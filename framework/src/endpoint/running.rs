@@ -105,6 +105,13 @@ pub struct ConnInfo {
 }
 
 impl ConnInfo {
+    /// A conn info for in-process tests: a loopback peer, ready.
+    #[cfg(feature = "test")]
+    pub(crate) fn for_test(supervisor: Supervisor, pubsub: crate::PubSub) -> Self {
+        let shared = Arc::new(Shared { ready: AtomicBool::new(true), supervisor, pubsub });
+        Self { remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)), shared }
+    }
+
     /// The peer's address.
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote_addr

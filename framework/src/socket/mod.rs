@@ -13,7 +13,7 @@
 mod link;
 mod longpoll;
 mod origin;
-mod session;
+pub(crate) mod session;
 mod transport;
 mod websocket;
 

@@ -1,8 +1,14 @@
-//! In-process test helpers: run requests through a router without TCP.
+//! In-process test helpers: requests and sockets without TCP.
 //!
 //! [`ConnTest`] builds a request, dispatches it through a [`Router`] in the same task and
-//! returns a [`TestResponse`] to assert on, the way Phoenix's `ConnTest` does. Enabled by the
-//! `test` feature.
+//! returns a [`TestResponse`] to assert on, the way Phoenix's `ConnTest` does.
+//! [`ChannelTest`] connects a [`Socket`](crate::socket::Socket), joins topics, pushes events and
+//! asserts on replies, pushes and broadcasts, as Phoenix's `ChannelTest`. Enabled by the `test`
+//! feature.
+
+mod channel;
+
+pub use channel::ChannelTest;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -10,7 +16,10 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Body, Router};
+use std::sync::{Arc, OnceLock};
+
+use crate::endpoint::ConnInfo;
+use crate::{Body, PubSub, Router};
 
 /// Sends requests through a router in process.
 ///
@@ -39,18 +48,45 @@ use crate::{Body, Router};
 #[derive(Debug, Clone)]
 pub struct ConnTest {
     router: Router,
+    context: Context,
+    info: Arc<OnceLock<ConnInfo>>,
+}
+
+/// What an endpoint would provide to requests: a pubsub, and a supervisor started on first use.
+#[derive(Debug, Clone)]
+struct Context {
+    pubsub: PubSub,
+}
+
+impl Context {
+    fn conn_info(&self) -> ConnInfo {
+        let supervisor = crate::supervisor::Supervisor::builder().name("conn test").start();
+        ConnInfo::for_test(supervisor, self.pubsub.clone())
+    }
 }
 
 impl ConnTest {
-    /// A test client for `router`.
+    /// A test client for `router`, with a fresh local pubsub.
     pub fn new(router: impl Into<Router>) -> Self {
-        Self { router: router.into() }
+        Self::with_pubsub(router, PubSub::new("test"))
+    }
+
+    /// A test client whose requests see `pubsub` (share it with a [`ChannelTest`]).
+    pub fn with_pubsub(router: impl Into<Router>, pubsub: PubSub) -> Self {
+        Self { router: router.into(), context: Context { pubsub }, info: Arc::new(OnceLock::new()) }
+    }
+
+    /// The pubsub requests see.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.context.pubsub
     }
 
     /// Starts a request.
     pub fn request(&self, method: Method, path: &str) -> TestRequest {
         TestRequest {
             router: self.router.clone(),
+            context: self.context.clone(),
+            info: self.info.clone(),
             builder: Request::builder().method(method).uri(path),
             body: Body::empty(),
         }
@@ -87,6 +123,8 @@ impl ConnTest {
 #[must_use]
 pub struct TestRequest {
     router: Router,
+    context: Context,
+    info: Arc<OnceLock<ConnInfo>>,
     builder: http::request::Builder,
     body: Body,
 }
@@ -137,9 +175,9 @@ impl TestRequest {
     /// # Panics
     ///
     /// When the request is malformed (a bad URI or header) or the response body fails.
-    #[track_caller]
     pub async fn send(self) -> TestResponse {
-        let req = self.builder.body(self.body).expect("test request is well formed");
+        let mut req = self.builder.body(self.body).expect("test request is well formed");
+        req.extensions_mut().insert(self.info.get_or_init(|| self.context.conn_info()).clone());
         let resp = self.router.dispatch(req).await;
         let (parts, body) = resp.into_parts();
         let body = body.collect(usize::MAX).await.expect("response body reads");
