@@ -73,6 +73,38 @@ impl RunningEndpoint {
         self.stop.cancel();
     }
 
+    /// Serves until SIGTERM or ctrl-c (or until the endpoint stops by itself), then drains and
+    /// resolves when everything is down. The signal handlers are installed before this returns
+    /// its future, so call it as soon as the address is known.
+    ///
+    /// # Errors
+    ///
+    /// When the supervisor failed (a worker exceeded its restart intensity).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn hello(conn: fawkes::Conn) -> fawkes::Conn { conn.text("hi") }
+    /// # fawkes::router! { pub App; scope "/" { get "/" => hello; } }
+    /// # async fn run() -> Result<(), fawkes::Error> {
+    /// let running = fawkes::Endpoint::new(App::new()).bind("127.0.0.1:0".parse().unwrap()).start().await?;
+    /// println!("listening on {}", running.url());
+    /// running.run_until_signal().await
+    /// # }
+    /// ```
+    pub fn run_until_signal(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send + '_ {
+        let signal = super::shutdown_signal();
+        async move {
+            tokio::select! {
+                () = signal => self.shutdown(),
+                _ = self.wait() => {}
+            }
+            self.wait().await
+        }
+    }
+
     /// Resolves when the endpoint has stopped and every connection and worker is down.
     ///
     /// # Errors

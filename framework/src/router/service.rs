@@ -64,6 +64,7 @@ pub(crate) struct Inner {
 pub struct Router {
     inner: Arc<Inner>,
     max_body: usize,
+    assigns: http::Extensions,
 }
 
 impl fmt::Debug for Router {
@@ -86,7 +87,7 @@ enum Lookup {
 
 impl Router {
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        Self { inner, max_body: DEFAULT_MAX_BODY }
+        Self { inner, max_body: DEFAULT_MAX_BODY, assigns: http::Extensions::new() }
     }
 
     /// Sets the largest request body the router decodes into params; larger ones answer 413.
@@ -94,6 +95,32 @@ impl Router {
     #[must_use]
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Adds a value every request starts with in its assigns: application state such as a
+    /// database pool, read in plugs and actions with [`Conn::get_assign`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::Conn;
+    ///
+    /// #[derive(Clone)]
+    /// struct Config { greeting: &'static str }
+    ///
+    /// async fn hello(conn: Conn) -> Conn {
+    ///     let greeting = conn.get_assign::<Config>().map_or("hi", |c| c.greeting);
+    ///     conn.text(greeting)
+    /// }
+    ///
+    /// fawkes::router! { pub App; get "/" => hello; }
+    ///
+    /// let router = fawkes::Router::from(App::new()).assign(Config { greeting: "hello" });
+    /// ```
+    #[must_use]
+    pub fn assign<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.assigns.insert(value);
         self
     }
 
@@ -106,6 +133,9 @@ impl Router {
     pub async fn dispatch(&self, req: Request<Body>) -> Response<Body> {
         let is_head = req.method() == Method::HEAD;
         let mut conn = Conn::from_request(req);
+        if !self.assigns.is_empty() {
+            *conn.assigns_mut() = self.assigns.clone();
+        }
         let target = match self.lookup(conn.method(), conn.path()) {
             Lookup::Found(index, params) => {
                 let target = &self.inner.targets[index];

@@ -293,3 +293,26 @@ fn router_is_send_sync_static() {
     assert::<crate::Router>();
     assert::<TestRouter>();
 }
+
+#[derive(Clone)]
+struct Greeting(&'static str);
+
+async fn greet(conn: Conn) -> Conn {
+    let text = conn.get_assign::<Greeting>().map_or("none", |g| g.0);
+    conn.text(text)
+}
+
+crate::router! {
+    pub StateRouter;
+    get "/greet" => greet;
+}
+
+#[tokio::test]
+async fn router_assigns_reach_every_request() {
+    let plain = crate::Router::from(StateRouter::new());
+    let with_state = plain.clone().assign(Greeting("hello"));
+    let req = || Request::get("/greet").body(Body::empty()).unwrap();
+    let body = |r: http::Response<Body>| async move { r.into_body().collect(64).await.unwrap() };
+    assert_eq!(body(with_state.dispatch(req()).await).await, "hello");
+    assert_eq!(body(plain.dispatch(req()).await).await, "none");
+}
