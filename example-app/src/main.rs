@@ -1,1 +1,134 @@
-fn main() {}
+//! Starts the example app: reads its configuration from the environment, connects the
+//! database, and serves until SIGTERM or ctrl-c.
+//!
+//! | variable                | default                            |
+//! |-------------------------|------------------------------------|
+//! | `HOST`                  | `127.0.0.1`                        |
+//! | `PORT`                  | `4000` (`0` picks a free port)     |
+//! | `DATABASE_URL`          | `sqlite://fawkes_dev.db?mode=rwc`  |
+//! | `SHUTDOWN_TIMEOUT_SECS` | `25`                               |
+//! | `DRAIN_DELAY_SECS`      | `0`                                |
+//! | `RUST_LOG`              | `info`                             |
+
+use std::future::Future;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use fawkes::Endpoint;
+use tracing_subscriber::EnvFilter;
+
+/// Settings read from the environment.
+#[derive(Debug)]
+struct Config {
+    host: String,
+    port: u16,
+    database_url: String,
+    shutdown_timeout: Duration,
+    drain_delay: Duration,
+}
+
+impl Config {
+    fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            host: var("HOST")?.unwrap_or_else(|| "127.0.0.1".to_owned()),
+            port: parsed("PORT")?.unwrap_or(4000),
+            database_url: var("DATABASE_URL")?
+                .unwrap_or_else(|| example_app::repo::DEFAULT_DATABASE_URL.to_owned()),
+            shutdown_timeout: Duration::from_secs(parsed("SHUTDOWN_TIMEOUT_SECS")?.unwrap_or(25)),
+            drain_delay: Duration::from_secs(parsed("DRAIN_DELAY_SECS")?.unwrap_or(0)),
+        })
+    }
+
+    async fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
+        // A host name such as `localhost` is allowed, not only an address.
+        tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .with_context(|| format!("cannot resolve HOST {:?}", self.host))?
+            .next()
+            .with_context(|| format!("HOST {:?} resolves to no address", self.host))
+    }
+}
+
+/// An environment variable; unset and empty both mean "use the default".
+fn var(name: &str) -> anyhow::Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(value) if value.trim().is_empty() => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("{name} is not valid UTF-8")),
+    }
+}
+
+fn parsed<T>(name: &str) -> anyhow::Result<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    var(name)?
+        .map(|value| value.trim().parse().with_context(|| format!("{name}={value:?} is invalid")))
+        .transpose()
+}
+
+/// SIGTERM or ctrl-c. The handlers are installed by this call, not when the future is first
+/// polled, so a signal that arrives right after the URL is announced still drains gracefully
+/// instead of killing the process.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+                _ = int.recv() => tracing::info!("ctrl-c received, shutting down"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(fawkes::endpoint::shutdown_signal())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let config = Config::from_env()?;
+    let addr = config.bind_addr().await?;
+    let (router, repo) = example_app::app(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database at {}", config.database_url))?;
+    let signal = shutdown_signal()?;
+
+    let running = Endpoint::new(router)
+        .bind(addr)
+        .shutdown_timeout(config.shutdown_timeout)
+        .drain_delay(config.drain_delay)
+        .start()
+        .await?;
+
+    // The first line of stdout is the contract with scripts and tests: they read the URL from
+    // it, so it is flushed at once rather than left in a pipe's buffer.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "Fawkes example app listening on {}", running.url())?;
+    stdout.flush()?;
+    drop(stdout);
+
+    let handle = running.clone();
+    tokio::spawn(async move {
+        signal.await;
+        handle.shutdown();
+    });
+    running.wait().await?;
+    repo.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The chat context: rooms and their messages.
+//!
+//! Controllers call these functions and never write SQL. Validation happens here, before a
+//! query runs, the way an Ecto changeset checks attrs before the repo sees them.
+
+mod message;
+mod room;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sqlx::Row as _;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub use message::{Message, MessageAttrs};
+pub use room::{Room, RoomAttrs};
+
+use crate::repo::Repo;
+
+/// How many messages [`list_messages`] returns: the most recent ones.
+pub const MESSAGE_HISTORY: i64 = 100;
+
+/// Why a chat operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The room (or the room a message was for) does not exist.
+    NotFound,
+    /// The attrs failed validation; nothing was written.
+    Invalid(FieldErrors),
+    /// The database failed.
+    Database(sqlx::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound => f.write_str("not found"),
+            Self::Invalid(errors) => write!(f, "invalid attrs: {errors}"),
+            Self::Database(err) => write!(f, "database error: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Database(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err)
+    }
+}
+
+/// Validation messages by field, in field order: `{"name": ["can't be blank"]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(BTreeMap<&'static str, Vec<&'static str>>);
+
+impl FieldErrors {
+    /// Adds "can't be blank" for `field` when `value` is missing or only whitespace, as Ecto's
+    /// `validate_required` does.
+    fn require(&mut self, field: &'static str, value: Option<&str>) {
+        if value.is_none_or(|v| v.trim().is_empty()) {
+            self.0.entry(field).or_default().push("can't be blank");
+        }
+    }
+
+    fn into_result(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(self))
+        }
+    }
+
+    /// The messages by field.
+    pub fn fields(&self) -> &BTreeMap<&'static str, Vec<&'static str>> {
+        &self.0
+    }
+}
+
+impl fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.keys().copied().collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+/// Now, in UTC, to the second, as ISO 8601 text: `2026-11-22T01:02:03Z`, the way Phoenix
+/// renders a `:utc_datetime`. Text sorts in time order and reads the same on both backends.
+fn now() -> String {
+    let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+// ----- rooms -----
+
+/// Every room, oldest first.
+///
+/// # Errors
+///
+/// When the database fails.
+pub async fn list_rooms(repo: &Repo) -> Result<Vec<Room>, Error> {
+    let rows = sqlx::query("SELECT id, name, inserted_at, updated_at FROM rooms ORDER BY id")
+        .fetch_all(repo.pool())
+        .await?;
+    Ok(rows.iter().map(Room::from_row).collect::<Result<_, _>>()?)
+}
+
+/// The room with `id`, if any.
+///
+/// # Errors
+///
+/// When the database fails.
+pub async fn get_room(repo: &Repo, id: i64) -> Result<Option<Room>, Error> {
+    let row = sqlx::query("SELECT id, name, inserted_at, updated_at FROM rooms WHERE id = $1")
+        .bind(id)
+        .fetch_optional(repo.pool())
+        .await?;
+    Ok(row.as_ref().map(Room::from_row).transpose()?)
+}
+
+/// Creates a room.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] for a blank name; [`Error::Database`] when the database fails.
+pub async fn create_room(repo: &Repo, attrs: RoomAttrs) -> Result<Room, Error> {
+    let mut errors = FieldErrors::default();
+    errors.require("name", attrs.name.as_deref());
+    errors.into_result()?;
+    let now = now();
+    let row = sqlx::query(
+        "INSERT INTO rooms (name, inserted_at, updated_at) VALUES ($1, $2, $3) \
+         RETURNING id, name, inserted_at, updated_at",
+    )
+    .bind(attrs.name.unwrap_or_default())
+    .bind(now.clone())
+    .bind(now)
+    .fetch_one(repo.pool())
+    .await?;
+    Ok(Room::from_row(&row)?)
+}
+
+/// Changes the room with `id`; attrs left out keep their value.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] when there is no such room, [`Error::Invalid`] for a blank name,
+/// [`Error::Database`] when the database fails.
+pub async fn update_room(repo: &Repo, id: i64, attrs: RoomAttrs) -> Result<Room, Error> {
+    let Some(room) = get_room(repo, id).await? else { return Err(Error::NotFound) };
+    let mut errors = FieldErrors::default();
+    if attrs.name.is_some() {
+        errors.require("name", attrs.name.as_deref());
+    }
+    errors.into_result()?;
+    let row = sqlx::query(
+        "UPDATE rooms SET name = $1, updated_at = $2 WHERE id = $3 \
+         RETURNING id, name, inserted_at, updated_at",
+    )
+    .bind(attrs.name.unwrap_or(room.name))
+    .bind(now())
+    .bind(id)
+    .fetch_optional(repo.pool())
+    .await?;
+    // Deleted between the read and the write.
+    let Some(row) = row else { return Err(Error::NotFound) };
+    Ok(Room::from_row(&row)?)
+}
+
+/// Deletes the room with `id` and, by cascade, its messages.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] when there is no such room; [`Error::Database`] when the database fails.
+pub async fn delete_room(repo: &Repo, id: i64) -> Result<(), Error> {
+    let done = sqlx::query("DELETE FROM rooms WHERE id = $1").bind(id).execute(repo.pool()).await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+// ----- messages -----
+
+/// The [`MESSAGE_HISTORY`] most recent messages of a room, oldest first.
+///
+/// # Errors
+///
+/// When the database fails.
+pub async fn list_messages(repo: &Repo, room_id: i64) -> Result<Vec<Message>, Error> {
+    let rows = sqlx::query(
+        "SELECT id, room_id, author, body, inserted_at FROM ( \
+           SELECT id, room_id, author, body, inserted_at FROM messages \
+           WHERE room_id = $1 ORDER BY id DESC LIMIT $2 \
+         ) AS recent ORDER BY id",
+    )
+    .bind(room_id)
+    .bind(MESSAGE_HISTORY)
+    .fetch_all(repo.pool())
+    .await?;
+    Ok(rows.iter().map(Message::from_row).collect::<Result<_, _>>()?)
+}
+
+/// Posts a message in the room with `room_id`.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] listing every blank field, [`Error::NotFound`] when the room does not
+/// exist (or is deleted meanwhile), [`Error::Database`] when the database fails.
+pub async fn create_message(
+    repo: &Repo,
+    room_id: i64,
+    attrs: MessageAttrs,
+) -> Result<Message, Error> {
+    let mut errors = FieldErrors::default();
+    errors.require("author", attrs.author.as_deref());
+    errors.require("body", attrs.body.as_deref());
+    errors.into_result()?;
+    let row = sqlx::query(
+        "INSERT INTO messages (room_id, author, body, inserted_at) VALUES ($1, $2, $3, $4) \
+         RETURNING id, room_id, author, body, inserted_at",
+    )
+    .bind(room_id)
+    .bind(attrs.author.unwrap_or_default())
+    .bind(attrs.body.unwrap_or_default())
+    .bind(now())
+    .fetch_one(repo.pool())
+    .await;
+    match row {
+        Ok(row) => Ok(Message::from_row(&row)?),
+        Err(sqlx::Error::Database(err)) if err.is_foreign_key_violation() => Err(Error::NotFound),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Counts a room's messages, however many there are.
+///
+/// # Errors
+///
+/// When the database fails.
+pub async fn count_messages(repo: &Repo, room_id: i64) -> Result<i64, Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE room_id = $1")
+        .bind(room_id)
+        .fetch_one(repo.pool())
+        .await?;
+    Ok(row.try_get("n")?)
+}

@@ -1,0 +1,34 @@
+//! The Fawkes example application: a JSON API for chat rooms and their messages.
+//!
+//! Laid out like a small Phoenix app: [`chat`] is the context that owns the data, [`repo`] the
+//! database, [`controllers`] the actions and their JSON views, [`router`] the routes. `main`
+//! only reads the environment and starts the endpoint, so tests build the same app in process
+//! with [`app`].
+
+pub mod chat;
+pub mod controllers;
+pub mod repo;
+pub mod router;
+
+pub use repo::Repo;
+pub use router::AppRouter;
+
+/// Connects to `database_url` (creating the schema if needed) and builds the router on it.
+///
+/// # Errors
+///
+/// When the database cannot be reached or its schema created.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> anyhow::Result<()> {
+/// let (router, _repo) = example_app::app("sqlite://fawkes_dev.db?mode=rwc").await?;
+/// fawkes::Endpoint::new(router).serve().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn app(database_url: &str) -> anyhow::Result<(AppRouter, Repo)> {
+    let repo = Repo::connect(database_url).await?;
+    Ok((router::build(repo.clone()), repo))
+}

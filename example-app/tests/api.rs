@@ -1,0 +1,422 @@
+//! The JSON API in process: every route, status and body shape, through the real router and a
+//! fresh database per test.
+//!
+//! Each test gets its own SQLite file in the temp dir. With `EXAMPLE_APP_TEST_POSTGRES` set to
+//! a Postgres URL the same tests run on Postgres instead, each in a database of its own created
+//! through that URL.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use example_app::chat::{self, MessageAttrs};
+use example_app::{AppRouter, Repo};
+use fawkes::test::{ConnTest, TestResponse};
+use serde_json::{json, Value};
+use sqlx::Connection as _;
+
+/// A database for one test, removed when dropped.
+struct TestDb {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                // Drop runs inside the test's runtime, which cannot be blocked on: use a thread
+                // with a runtime of its own. FORCE ends the pool's connections still open.
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    rt.block_on(async {
+                        let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                        sqlx::query(&sql).execute(&mut admin).await?;
+                        Ok(())
+                    })
+                })
+                .join();
+                if let Ok(Err(err)) = dropped {
+                    eprintln!("could not drop test database: {err}");
+                }
+            }
+        }
+    }
+}
+
+async fn test_db() -> TestDb {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let unique = format!("{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    if let Ok(admin_url) = std::env::var("EXAMPLE_APP_TEST_POSTGRES") {
+        let name = format!("fawkes_example_test_{unique}");
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("postgres reachable");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        let (base, query) = admin_url.split_once('?').unwrap_or((&admin_url, ""));
+        let base = &base[..base.rfind('/').expect("postgres URL has a path")];
+        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let url = format!("{base}/{name}{query}");
+        return TestDb { url, cleanup: Cleanup::Postgres { admin_url, name } };
+    }
+    let dir = std::env::temp_dir().join(format!("fawkes-example-api-{unique}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("test.db").display());
+    TestDb { url, cleanup: Cleanup::Dir(dir) }
+}
+
+/// The app on a fresh database: its client, its repo, and the database kept alive.
+async fn app() -> (ConnTest, Repo, TestDb) {
+    let db = test_db().await;
+    let (router, repo) = example_app::app(&db.url).await.expect("app starts");
+    (ConnTest::new(router), repo, db)
+}
+
+async fn create_room(client: &ConnTest, name: &str) -> i64 {
+    let resp = client.post("/api/rooms").json(&json!({ "room": { "name": name } })).send().await;
+    resp.assert_status(201);
+    resp.json()["data"]["id"].as_i64().expect("room id is an integer")
+}
+
+/// Asserts a Phoenix-style UTC timestamp to the second (`2026-11-22T01:02:03Z`) and returns it.
+#[track_caller]
+fn assert_timestamp(value: &Value) -> String {
+    let text = value.as_str().expect("timestamp is a string").to_owned();
+    let format = time::format_description::well_known::Rfc3339;
+    let parsed = time::OffsetDateTime::parse(&text, &format).expect("timestamp is ISO 8601");
+    assert_eq!(parsed.offset(), time::UtcOffset::UTC, "{text}");
+    assert!(text.len() == 20 && text.ends_with('Z'), "no fraction, Z suffix: {text}");
+    let age = time::OffsetDateTime::now_utc() - parsed;
+    assert!(age.whole_seconds().abs() < 300, "timestamp is now-ish: {text}");
+    text
+}
+
+#[track_caller]
+fn assert_not_found(resp: &TestResponse) {
+    resp.assert_status(404).assert_json(&json!({"errors":{"detail":"Not Found"}}));
+}
+
+#[tokio::test]
+async fn rooms_crud_cycle() {
+    let (client, _repo, _db) = app().await;
+
+    client.get("/api/rooms").send().await.assert_status(200).assert_json(&json!({"data": []}));
+
+    let resp = client.post("/api/rooms").json(&json!({"room": {"name": "lobby"}})).send().await;
+    resp.assert_status(201).assert_header("content-type", "application/json");
+    let body = resp.json();
+    let id = body["data"]["id"].as_i64().expect("integer id");
+    let inserted_at = assert_timestamp(&body["data"]["inserted_at"]);
+    assert_eq!(body, json!({"data": {"id": id, "name": "lobby", "inserted_at": inserted_at}}));
+    resp.assert_header("location", &AppRouter::room_show_path(id));
+    assert_eq!(resp.header("location"), Some(format!("/api/rooms/{id}").as_str()));
+
+    let other = create_room(&client, "random").await;
+    assert!(other > id, "ids grow");
+
+    let resp = client.get("/api/rooms").send().await;
+    resp.assert_status(200);
+    let list = resp.json();
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(list["data"][0], json!({"id": id, "name": "lobby", "inserted_at": inserted_at}));
+    assert_eq!(list["data"][1]["name"], "random");
+
+    let show = client.get(&AppRouter::room_show_path(id)).send().await;
+    show.assert_status(200)
+        .assert_json(&json!({"data": {"id": id, "name": "lobby", "inserted_at": inserted_at}}));
+
+    let resp = client
+        .patch(&format!("/api/rooms/{id}"))
+        .json(&json!({"room": {"name": "hall"}}))
+        .send()
+        .await;
+    resp.assert_status(200)
+        .assert_json(&json!({"data": {"id": id, "name": "hall", "inserted_at": inserted_at}}));
+    let resp = client
+        .put(&format!("/api/rooms/{id}"))
+        .json(&json!({"room": {"name": "atrium"}}))
+        .send()
+        .await;
+    resp.assert_status(200);
+    assert_eq!(resp.json()["data"]["name"], "atrium");
+    // An update that sets nothing changes nothing.
+    let resp = client.patch(&format!("/api/rooms/{id}")).json(&json!({"room": {}})).send().await;
+    resp.assert_status(200);
+    assert_eq!(resp.json()["data"]["name"], "atrium");
+    let show = client.get(&format!("/api/rooms/{id}")).send().await;
+    assert_eq!(show.json()["data"]["name"], "atrium");
+
+    let resp = client.delete(&format!("/api/rooms/{id}")).send().await;
+    resp.assert_status(204);
+    assert!(resp.bytes().is_empty(), "204 has no body: {}", resp.text());
+
+    assert_not_found(&client.get(&format!("/api/rooms/{id}")).send().await);
+    assert_not_found(&client.delete(&format!("/api/rooms/{id}")).send().await);
+    let resp = client
+        .patch(&format!("/api/rooms/{id}"))
+        .json(&json!({"room": {"name": "x"}}))
+        .send()
+        .await;
+    assert_not_found(&resp);
+    let resp =
+        client.put(&format!("/api/rooms/{id}")).json(&json!({"room": {"name": "x"}})).send().await;
+    assert_not_found(&resp);
+
+    let resp = client.get("/api/rooms").send().await;
+    assert_eq!(resp.json()["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(resp.json()["data"][0]["id"], other);
+}
+
+#[tokio::test]
+async fn blank_or_missing_names_are_422() {
+    let (client, _repo, _db) = app().await;
+    let blank = json!({"errors": {"name": ["can't be blank"]}});
+    for body in
+        [json!({"room": {"name": ""}}), json!({"room": {"name": "  \t"}}), json!({"room": {}})]
+    {
+        let resp = client.post("/api/rooms").json(&body).send().await;
+        resp.assert_status(422).assert_json(&blank);
+    }
+    client.get("/api/rooms").send().await.assert_json(&json!({"data": []}));
+
+    let id = create_room(&client, "lobby").await;
+    for method in ["PATCH", "PUT"] {
+        let resp = client
+            .request(method.parse().unwrap(), &format!("/api/rooms/{id}"))
+            .json(&json!({"room": {"name": " "}}))
+            .send()
+            .await;
+        resp.assert_status(422).assert_json(&blank);
+    }
+    let show = client.get(&format!("/api/rooms/{id}")).send().await;
+    assert_eq!(show.json()["data"]["name"], "lobby", "a rejected update writes nothing");
+
+    // Params of the wrong shape name the field that is wrong.
+    let resp = client.post("/api/rooms").json(&json!({"name": "lobby"})).send().await;
+    resp.assert_status(422);
+    assert!(resp.json()["errors"]["room"][0].as_str().unwrap().contains("missing field"));
+    let resp = client.post("/api/rooms").json(&json!({"room": {"name": 5}})).send().await;
+    resp.assert_status(422);
+    assert!(resp.json()["errors"]["room.name"][0].as_str().unwrap().contains("invalid type"));
+}
+
+#[tokio::test]
+async fn ids_that_are_not_integers_are_404() {
+    let (client, _repo, _db) = app().await;
+    create_room(&client, "lobby").await;
+    for id in ["abc", "1.5", "-", "99999999999999999999999", "1%20"] {
+        assert_not_found(&client.get(&format!("/api/rooms/{id}")).send().await);
+        assert_not_found(&client.delete(&format!("/api/rooms/{id}")).send().await);
+        let update = json!({"room": {"name": "x"}});
+        assert_not_found(&client.patch(&format!("/api/rooms/{id}")).json(&update).send().await);
+        assert_not_found(&client.get(&format!("/api/rooms/{id}/messages")).send().await);
+        let message = json!({"message": {"author": "ada", "body": "hi"}});
+        let resp = client.post(&format!("/api/rooms/{id}/messages")).json(&message).send().await;
+        assert_not_found(&resp);
+    }
+}
+
+#[tokio::test]
+async fn messages_are_nested_under_their_room() {
+    let (client, _repo, _db) = app().await;
+    let room = create_room(&client, "lobby").await;
+    let other = create_room(&client, "other").await;
+    let path = AppRouter::room_message_index_path(room);
+    assert_eq!(path, format!("/api/rooms/{room}/messages"));
+
+    client.get(&path).send().await.assert_status(200).assert_json(&json!({"data": []}));
+
+    let resp = client
+        .post(&path)
+        .json(&json!({"message": {"author": "ada", "body": "hello"}}))
+        .send()
+        .await;
+    resp.assert_status(201).assert_header("content-type", "application/json");
+    let first = resp.json();
+    let first_id = first["data"]["id"].as_i64().expect("integer id");
+    let inserted_at = assert_timestamp(&first["data"]["inserted_at"]);
+    assert_eq!(
+        first,
+        json!({"data": {
+            "id": first_id, "room_id": room, "author": "ada", "body": "hello", "inserted_at": inserted_at
+        }})
+    );
+    let resp = client
+        .post(&path)
+        .json(&json!({"message": {"author": "bob", "body": "hi ada"}}))
+        .send()
+        .await;
+    resp.assert_status(201);
+    let other_path = AppRouter::room_message_index_path(other);
+    let resp = client
+        .post(&other_path)
+        .json(&json!({"message": {"author": "eve", "body": "elsewhere"}}))
+        .send()
+        .await;
+    resp.assert_status(201);
+    assert_eq!(resp.json()["data"]["room_id"], other);
+
+    let list = client.get(&path).send().await;
+    list.assert_status(200);
+    let list = list.json();
+    let bodies: Vec<&str> =
+        list["data"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["hello", "hi ada"], "oldest first, only this room's");
+    assert_eq!(list["data"][0], first["data"]);
+    assert_eq!(list["data"][1]["author"], "bob");
+    assert_eq!(list["data"][1]["room_id"], room);
+}
+
+#[tokio::test]
+async fn message_validation_lists_each_blank_field() {
+    let (client, _repo, _db) = app().await;
+    let room = create_room(&client, "lobby").await;
+    let path = AppRouter::room_message_index_path(room);
+    let cases = [
+        (json!({"message": {}}), json!({"author": ["can't be blank"], "body": ["can't be blank"]})),
+        (
+            json!({"message": {"author": " ", "body": ""}}),
+            json!({"author": ["can't be blank"], "body": ["can't be blank"]}),
+        ),
+        (json!({"message": {"author": "ada"}}), json!({"body": ["can't be blank"]})),
+        (json!({"message": {"author": "", "body": "hi"}}), json!({"author": ["can't be blank"]})),
+    ];
+    for (body, errors) in cases {
+        let resp = client.post(&path).json(&body).send().await;
+        resp.assert_status(422).assert_json(&json!({ "errors": errors }));
+    }
+    client.get(&path).send().await.assert_json(&json!({"data": []}));
+}
+
+#[tokio::test]
+async fn messages_of_a_missing_room_are_404() {
+    let (client, _repo, _db) = app().await;
+    let room = create_room(&client, "lobby").await;
+    let missing = room + 1000;
+    assert_not_found(&client.get(&AppRouter::room_message_index_path(missing)).send().await);
+    let message = json!({"message": {"author": "ada", "body": "hi"}});
+    let resp =
+        client.post(&AppRouter::room_message_index_path(missing)).json(&message).send().await;
+    assert_not_found(&resp);
+    // A missing room is reported before the body is judged.
+    let resp =
+        client.post(&AppRouter::room_message_index_path(missing)).json(&json!({})).send().await;
+    assert_not_found(&resp);
+}
+
+#[tokio::test]
+async fn history_is_the_last_hundred_oldest_first() {
+    let (client, repo, _db) = app().await;
+    let room = create_room(&client, "busy").await;
+    let total = chat::MESSAGE_HISTORY + 5;
+    for n in 1..=total {
+        let attrs =
+            MessageAttrs { author: Some("ada".to_owned()), body: Some(format!("message {n}")) };
+        chat::create_message(&repo, room, attrs).await.unwrap();
+    }
+    let resp = client.get(&AppRouter::room_message_index_path(room)).send().await;
+    resp.assert_status(200);
+    let data = resp.json()["data"].as_array().unwrap().clone();
+    let bodies: Vec<String> = data.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> = (6..=total).map(|n| format!("message {n}")).collect();
+    assert_eq!(bodies, expected);
+}
+
+#[tokio::test]
+async fn deleting_a_room_deletes_its_messages() {
+    let (client, repo, _db) = app().await;
+    let room = create_room(&client, "doomed").await;
+    let message = json!({"message": {"author": "ada", "body": "bye"}});
+    let path = AppRouter::room_message_index_path(room);
+    client.post(&path).json(&message).send().await.assert_status(201);
+    assert_eq!(chat::count_messages(&repo, room).await.unwrap(), 1);
+    client.delete(&AppRouter::room_show_path(room)).send().await.assert_status(204);
+    assert_eq!(chat::count_messages(&repo, room).await.unwrap(), 0);
+    assert_not_found(&client.get(&path).send().await);
+}
+
+#[tokio::test]
+async fn the_router_answers_malformed_oversized_unknown_and_unroutable_requests() {
+    let (client, _repo, _db) = app().await;
+    let room = create_room(&client, "lobby").await;
+
+    let resp = client
+        .post("/api/rooms")
+        .header("content-type", "application/json")
+        .body("{\"room\": {\"name\": ")
+        .send()
+        .await;
+    resp.assert_status(400);
+    assert!(resp.json()["errors"]["detail"].as_str().unwrap().contains("malformed JSON"));
+
+    let limit = fawkes::router::DEFAULT_MAX_BODY;
+    let mut huge = br#"{"room":{"name":""#.to_vec();
+    huge.resize(limit + 1, b'a');
+    let resp = client
+        .post("/api/rooms")
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    resp.assert_status(413);
+    assert!(resp.json()["errors"]["detail"].is_string());
+    let rooms = client.get("/api/rooms").send().await.json();
+    assert_eq!(rooms["data"].as_array().map(Vec::len), Some(1), "nothing was created: {rooms}");
+
+    assert_not_found(&client.get("/api/nope").send().await);
+    assert_not_found(&client.get("/api/rooms/1/edit").send().await);
+    assert_not_found(&client.get("/api/rooms/new/messages/1").send().await);
+
+    let resp = client.post(&AppRouter::room_show_path(room)).send().await;
+    resp.assert_status(405).assert_json(&json!({"errors": {"detail": "Method Not Allowed"}}));
+    let allow = resp.header("allow").unwrap();
+    for method in ["GET", "PATCH", "PUT", "DELETE"] {
+        assert!(allow.contains(method), "allow: {allow}");
+    }
+    let resp = client.delete(&AppRouter::room_message_index_path(room)).send().await;
+    resp.assert_status(405);
+    let allow = resp.header("allow").unwrap();
+    assert!(allow.contains("GET") && allow.contains("POST"), "allow: {allow}");
+
+    let resp = client.get("/api/rooms").header("accept", "text/html").send().await;
+    resp.assert_status(406);
+    client.get("/api/rooms").header("accept", "application/json").send().await.assert_status(200);
+}
+
+#[tokio::test]
+async fn landing_page_and_health_checks() {
+    let (client, _repo, _db) = app().await;
+    let resp = client.get("/").send().await;
+    resp.assert_status(200).assert_header("content-type", "text/html; charset=utf-8");
+    let html = resp.text();
+    for needle in ["<title>Fawkes</title>", "href=\"/api/rooms\"", "href=\"/healthz\""] {
+        assert!(html.contains(needle), "{needle} in {html}");
+    }
+    client.get("/healthz").send().await.assert_status(200).assert_json(&json!({"status": "ok"}));
+    client.get("/readyz").send().await.assert_status(200).assert_json(&json!({"status": "ok"}));
+    assert_eq!(AppRouter::healthz_path(), "/healthz");
+}
+
+#[tokio::test]
+async fn each_router_uses_the_repo_it_was_built_with() {
+    let (first, _repo, _db) = app().await;
+    let (second, _repo2, _db2) = app().await;
+    create_room(&first, "only here").await;
+    first.get("/api/rooms").send().await.assert_status(200);
+    assert_eq!(first.get("/api/rooms").send().await.json()["data"].as_array().unwrap().len(), 1);
+    second.get("/api/rooms").send().await.assert_json(&json!({"data": []}));
+}
+
+#[test]
+#[should_panic(expected = "AppRouter needs a repo")]
+fn a_router_without_a_repo_is_refused_at_start_up() {
+    let _ = AppRouter::new();
+}
