@@ -117,7 +117,7 @@ async fn join_push_broadcast_crash_and_leave() {
     assert_eq!(recv(&mut b).await[4]["status"], "ok");
 
     send(&mut a, json!(["1", "2", "room:1", "shout", {"body": "hi"}])).await;
-    let mut got = vec![recv(&mut a).await, recv(&mut a).await];
+    let mut got = [recv(&mut a).await, recv(&mut a).await];
     got.sort_by_key(|v| v[3].as_str().unwrap().to_owned());
     assert_eq!(got[0], json!(["1","2","room:1","phx_reply",{"status":"ok","response":{}}]));
     assert_eq!(got[1], json!([null,null,"room:1","shout",{"body":"hi"}]));

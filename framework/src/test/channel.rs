@@ -145,11 +145,11 @@ impl ChannelTest {
 
     fn send(
         &mut self,
-        join_ref: Option<String>,
+        join_ref: Option<&str>,
         msg_ref: &str,
         topic: &str,
         event: &str,
-        payload: Value,
+        payload: &Value,
     ) {
         let text = json!([join_ref, msg_ref, topic, event, payload]).to_string();
         match serializer::decode_text(Vsn::V2, &text) {
@@ -165,7 +165,7 @@ impl ChannelTest {
     /// When no reply arrives in time.
     pub async fn join(&mut self, topic: &str, payload: Value) -> Result<Value, Value> {
         let join_ref = self.next_ref();
-        self.send(Some(join_ref.clone()), &join_ref, topic, "phx_join", payload);
+        self.send(Some(&join_ref), &join_ref, topic, "phx_join", &payload);
         let reply = self
             .expect(|f| f[1] == join_ref.as_str() && f[3] == "phx_reply", "the join reply")
             .await;
@@ -182,7 +182,7 @@ impl ChannelTest {
     pub fn push(&mut self, topic: &str, event: &str, payload: Value) -> String {
         let msg_ref = self.next_ref();
         let join_ref = self.joins.get(topic).cloned();
-        self.send(join_ref, &msg_ref, topic, event, payload);
+        self.send(join_ref.as_deref(), &msg_ref, topic, event, &payload);
         msg_ref
     }
 
@@ -194,7 +194,7 @@ impl ChannelTest {
     pub async fn leave(&mut self, topic: &str) -> Value {
         let msg_ref = self.next_ref();
         let join_ref = self.joins.remove(topic);
-        self.send(join_ref.clone(), &msg_ref, topic, "phx_leave", json!({}));
+        self.send(join_ref.as_deref(), &msg_ref, topic, "phx_leave", &json!({}));
         let reply = self
             .expect(|f| f[1] == msg_ref.as_str() && f[3] == "phx_reply", "the leave reply")
             .await;
