@@ -1,0 +1,264 @@
+//! The HTTP core over real TCP: both protocol versions, keep-alive, and the error answers the
+//! endpoint and router give before an action ever runs.
+
+use fawkes::conn::ParamsError;
+use fawkes::{Conn, Endpoint};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use tests::{chunked, http1_client, http2_client, request_bytes, start, within, RawConn, DEADLINE};
+
+async fn hello(conn: Conn) -> Conn {
+    conn.text("hello")
+}
+
+async fn list_items(conn: Conn) -> Conn {
+    conn.json(&json!({ "items": [] }))
+}
+
+#[derive(Deserialize)]
+struct NewItem {
+    name: String,
+    qty: u32,
+}
+
+async fn create_item(conn: Conn) -> Result<Conn, ParamsError> {
+    let item: NewItem = conn.params()?;
+    Ok(conn.put_status(StatusCode::CREATED).json(&json!({ "name": item.name, "qty": item.qty })))
+}
+
+async fn version(conn: Conn) -> Conn {
+    let version = format!("{:?}", conn.version());
+    conn.text(version)
+}
+
+fawkes::router! {
+    /// Routes for the protocol and error-answer checks.
+    pub Basics;
+    scope "/" {
+        get "/hello" => hello;
+        get "/version" => version;
+        get "/items" => list_items;
+        post "/items" => create_item;
+    }
+}
+
+const BODY_LIMIT: usize = 1024;
+
+async fn basics() -> fawkes::endpoint::RunningEndpoint {
+    start(Endpoint::new(Basics::new()).max_body(BODY_LIMIT)).await
+}
+
+#[tokio::test]
+async fn http1_keep_alive_serves_many_requests_on_one_connection() {
+    let server = basics().await;
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    for _ in 0..3 {
+        let resp = conn.get("/hello").await.unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.text(), "hello");
+        assert_ne!(resp.header("connection"), Some("close"));
+    }
+    // Pipelined: both requests written before either answer is read, answered in order.
+    let mut two = request_bytes("GET", "/version", &[], b"");
+    two.extend(request_bytes("GET", "/hello", &[], b""));
+    conn.send(&two).await.unwrap();
+    assert_eq!(conn.read_response().await.unwrap().text(), "HTTP/1.1");
+    assert_eq!(conn.read_response().await.unwrap().text(), "hello");
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_served() {
+    let server = basics().await;
+    let client = http2_client();
+    let url = format!("{}/version", server.url());
+    // Several streams at once on the one h2c connection the client keeps.
+    let responses = within(
+        DEADLINE,
+        "concurrent HTTP/2 requests",
+        futures_util::future::join_all((0..8).map(|_| client.get(&url).send())),
+    )
+    .await;
+    for resp in responses {
+        let resp = resp.unwrap();
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "HTTP/2.0");
+    }
+}
+
+#[tokio::test]
+async fn unknown_path_answers_404_json() {
+    let server = basics().await;
+    let resp = http1_client().get(format!("{}/nope", server.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!({ "errors": { "detail": "Not Found" } })
+    );
+}
+
+#[tokio::test]
+async fn known_path_with_another_method_answers_405_with_allow() {
+    let server = basics().await;
+    let client = http1_client();
+    let resp = client.delete(format!("{}/hello", server.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!({ "errors": { "detail": "Method Not Allowed" } })
+    );
+    let resp = client.put(format!("{}/items", server.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET, POST, HEAD");
+}
+
+#[tokio::test]
+async fn head_on_a_get_route_sends_no_body_but_keeps_the_length() {
+    let server = basics().await;
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    conn.send(&request_bytes("HEAD", "/hello", &[], b"")).await.unwrap();
+    let head = conn.read_bodiless_response().await.unwrap();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("5"));
+    assert_eq!(head.header("content-type"), Some("text/plain; charset=utf-8"));
+    // Had any body bytes followed the head, they would corrupt the next response on the
+    // connection.
+    let next = conn.get("/version").await.unwrap();
+    assert_eq!(next.status, 200);
+    assert_eq!(next.text(), "HTTP/1.1");
+}
+
+#[tokio::test]
+async fn malformed_json_answers_400() {
+    let server = basics().await;
+    let resp = http1_client()
+        .post(format!("{}/items", server.url()))
+        .header("content-type", "application/json")
+        .body(r#"{"name": "lamp", "qty": "#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let detail = body["errors"]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("malformed JSON body"), "{detail}");
+}
+
+#[tokio::test]
+async fn params_that_do_not_deserialise_answer_422_naming_the_field() {
+    let server = basics().await;
+    let client = http1_client();
+    let url = format!("{}/items", server.url());
+    let resp = client.post(&url).json(&json!({ "name": "lamp" })).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!({ "errors": { "qty": ["missing field `qty`"] } })
+    );
+    let resp =
+        client.post(&url).json(&json!({ "name": "lamp", "qty": "many" })).send().await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let message = body["errors"]["qty"][0].as_str().unwrap();
+    assert!(message.starts_with("invalid type: string \"many\""), "{message}");
+    // And well-formed params reach the action.
+    let resp = client.post(&url).json(&json!({ "name": "lamp", "qty": 2 })).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!({ "name": "lamp", "qty": 2 })
+    );
+}
+
+/// A JSON object of roughly `len` bytes that `create_item` accepts.
+fn item_of_size(len: usize) -> Vec<u8> {
+    let name = "x".repeat(len.saturating_sub(24));
+    serde_json::to_vec(&json!({ "name": name, "qty": 1 })).unwrap()
+}
+
+#[tokio::test]
+async fn body_over_the_limit_with_content_length_answers_413() {
+    let server = basics().await;
+    let client = http1_client();
+    let url = format!("{}/items", server.url());
+    let big = item_of_size(BODY_LIMIT * 4);
+    let resp = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!({ "errors": { "detail": format!("request body exceeds {BODY_LIMIT} bytes") } })
+    );
+    // Just under the limit is decoded as usual.
+    let small = item_of_size(BODY_LIMIT - 8);
+    assert!(small.len() <= BODY_LIMIT);
+    let resp = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(small)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_answers_413() {
+    let server = basics().await;
+    let head = "POST /items HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+                transfer-encoding: chunked\r\n\r\n";
+
+    // Under the limit, chunked: decoded, so the limit is what refuses the larger one.
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    let mut request = head.as_bytes().to_vec();
+    request.extend(chunked(&item_of_size(BODY_LIMIT / 2), 100));
+    conn.send(&request).await.unwrap();
+    assert_eq!(conn.read_response().await.unwrap().status, 201);
+
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    let mut request = head.as_bytes().to_vec();
+    request.extend(chunked(&item_of_size(BODY_LIMIT * 4), 256));
+    conn.send(&request).await.unwrap();
+    let resp = conn.read_response().await.unwrap();
+    assert_eq!(resp.status, 413);
+    assert_eq!(
+        resp.json(),
+        json!({ "errors": { "detail": format!("request body exceeds {BODY_LIMIT} bytes") } })
+    );
+}
+
+#[tokio::test]
+async fn oversized_request_headers_are_refused() {
+    let mut config = fawkes::endpoint::Config::default();
+    config.max_header_bytes = 16 * 1024;
+    let server = start(Endpoint::new(Basics::new()).config(config)).await;
+    let filler = "f".repeat(1000);
+
+    // 8 KiB of headers fit under the 16 KiB limit.
+    let fits: Vec<(String, &str)> = (0..8).map(|i| (format!("x-filler-{i}"), &*filler)).collect();
+    let fits: Vec<(&str, &str)> = fits.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    conn.send(&request_bytes("GET", "/hello", &fits, b"")).await.unwrap();
+    assert_eq!(conn.read_response().await.unwrap().status, 200);
+
+    // 20 KiB (past the configured limit, far under hyper's own) and 64 KiB do not. The server
+    // answers as soon as it has read past the limit, and may close before the rest is written.
+    for kib in [20, 64] {
+        let big: Vec<(String, &str)> =
+            (0..kib).map(|i| (format!("x-filler-{i}"), &*filler)).collect();
+        let big: Vec<(&str, &str)> = big.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+        let request = request_bytes("GET", "/hello", &big, b"");
+        let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+        let resp = conn.send_reading_early(&request).await;
+        let resp = resp.expect("an answer to oversized headers before the connection closes");
+        assert_eq!(resp.status, 431, "{kib} KiB: {}", resp.text());
+    }
+}

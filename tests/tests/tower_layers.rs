@@ -1,0 +1,334 @@
+//! The router in the tower ecosystem: tower-http layers as pipeline plugs over real TCP, the
+//! router as a plain `tower::Service` under bare hyper and inside another tower stack, and
+//! `ConnTest` answering in process exactly as the endpoint answers over TCP.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fawkes::conn::ParamsError;
+use fawkes::test::ConnTest;
+use fawkes::{Body, Conn, Endpoint, Router};
+use http::{header, HeaderValue, Method, StatusCode};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tests::{http1_client, start, within, DEADLINE};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::CorsLayer;
+use tower_http::timeout::TimeoutLayer;
+
+const ORIGIN: &str = "https://app.example";
+
+fn big_text() -> String {
+    "lorem ipsum dolor sit amet ".repeat(400)
+}
+
+async fn big(conn: Conn) -> Conn {
+    conn.text(big_text())
+}
+
+/// The router answers 405 to a method a path has no route for before any pipeline runs, so a
+/// preflight reaches the CORS layer only through an OPTIONS route; the layer then answers it
+/// and this never runs.
+async fn options_fallback(conn: Conn) -> Conn {
+    conn.put_resp_header("x-action", "called").text("not a preflight")
+}
+
+async fn plain(conn: Conn) -> Conn {
+    conn.text("plain")
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Echo {
+    word: String,
+}
+
+async fn echo(conn: Conn) -> Result<Conn, ParamsError> {
+    let echo: Echo = conn.params()?;
+    Ok(conn.json(&echo))
+}
+
+async fn slow(conn: Conn) -> Conn {
+    tokio::time::sleep(DEADLINE).await;
+    conn.text("late")
+}
+
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin([HeaderValue::from_static(ORIGIN)])
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
+}
+
+fawkes::router! {
+    /// An API scope behind CORS and compression, and plain routes outside it.
+    pub Layered;
+    pipeline api {
+        plug fawkes::plug::layer(cors());
+        plug fawkes::plug::layer(CompressionLayer::new());
+    }
+    scope "/api" {
+        pipe_through api;
+        get "/big" => big;
+        options "/big" => options_fallback;
+        post "/echo" => echo;
+    }
+    scope "/" {
+        get "/plain" => plain;
+        get "/slow" => slow;
+    }
+}
+
+/// Decodes a gzip body with tower-http's own decompression, fed the response as received.
+async fn gunzip(compressed: Bytes) -> String {
+    let mut response = Some(
+        http::Response::builder()
+            .header(header::CONTENT_ENCODING, "gzip")
+            .body(http_body_util::Full::new(compressed))
+            .unwrap(),
+    );
+    let received = tower::service_fn(move |_req: http::Request<()>| {
+        std::future::ready(Ok::<_, Infallible>(response.take().expect("called once")))
+    });
+    let decoded = tower_http::decompression::Decompression::new(received)
+        .oneshot(http::Request::new(()))
+        .await
+        .unwrap();
+    let bytes = decoded.into_body().collect().await.expect("valid gzip").to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// Checks the CORS-and-gzip answers of the `/api` scope at `base`.
+async fn assert_layers_work(base: &str) {
+    let client = http1_client();
+    let url = format!("{base}/api/big");
+
+    let resp = client
+        .get(&url)
+        .header("origin", ORIGIN)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let compressed = resp.bytes().await.unwrap();
+    assert_eq!(&compressed[..2], &[0x1f, 0x8b], "gzip magic");
+    assert!(compressed.len() < big_text().len() / 4, "{} bytes", compressed.len());
+    assert_eq!(gunzip(compressed).await, big_text());
+
+    // Without accept-encoding the body is sent as is; another origin gets no CORS grant.
+    let resp = client.get(&url).header("origin", "https://evil.example").send().await.unwrap();
+    assert!(resp.headers().get("content-encoding").is_none());
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(resp.text().await.unwrap(), big_text());
+}
+
+#[tokio::test]
+async fn cors_and_compression_layers_in_a_pipeline_work_over_tcp() {
+    let server = start(Endpoint::new(Layered::new())).await;
+    assert_layers_work(&server.url()).await;
+
+    // Routes outside the pipeline are untouched by it.
+    let resp = http1_client()
+        .get(format!("{}/plain", server.url()))
+        .header("origin", ORIGIN)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert!(resp.headers().get("content-encoding").is_none());
+    assert_eq!(resp.text().await.unwrap(), "plain");
+}
+
+#[tokio::test]
+async fn a_cors_preflight_is_answered_by_the_layer() {
+    let server = start(Endpoint::new(Layered::new())).await;
+    let client = http1_client();
+    let url = format!("{}/api/big", server.url());
+
+    let resp = client
+        .request(Method::OPTIONS, &url)
+        .header("origin", ORIGIN)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let headers = resp.headers().clone();
+    assert_eq!(headers["access-control-allow-origin"], ORIGIN);
+    assert_eq!(headers["access-control-allow-methods"], "GET,POST");
+    assert_eq!(headers["access-control-allow-headers"], "content-type");
+    assert_eq!(headers["access-control-max-age"], "600");
+    // The layer answered; the action behind it never ran.
+    assert!(headers.get("x-action").is_none());
+    assert!(resp.bytes().await.unwrap().is_empty());
+}
+
+/// Serves every connection on a fresh loopback listener with bare hyper HTTP/1.1, handing
+/// each request to `service`; returns the base URL.
+async fn serve_with_hyper<S>(service: S) -> String
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Error: std::error::Error + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(tests::loopback()).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = service.clone();
+            let hyper_service = hyper::service::service_fn(move |req| service.clone().oneshot(req));
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), hyper_service),
+            );
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn the_router_is_a_tower_service_usable_with_plain_hyper() {
+    let router: Router = Layered::new().into();
+    let base = serve_with_hyper(router).await;
+    let client = http1_client();
+
+    let resp = client.get(format!("{base}/plain")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "plain");
+    // Pipelines, body decoding and error answers come with the router, not the endpoint.
+    let resp = client.post(format!("{base}/api/echo")).json(&json!({ "word": "hi" })).send();
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), json!({ "word": "hi" }));
+    let resp = client.get(format!("{base}/nope")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!({ "errors": { "detail": "Not Found" } })
+    );
+    assert_layers_work(&base).await;
+}
+
+#[tokio::test]
+async fn the_router_works_inside_another_tower_stack() {
+    let router: Router = Layered::new().into();
+    let stack = ServiceBuilder::new()
+        .layer(CorsLayer::permissive())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(200),
+        ))
+        .service(router);
+    let base = serve_with_hyper(stack).await;
+    let client = http1_client();
+
+    // The outer CORS layer covers routes the router's own pipeline does not.
+    let resp = client
+        .get(format!("{base}/plain"))
+        .header("origin", "https://anywhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert_eq!(resp.text().await.unwrap(), "plain");
+
+    // The outer timeout cuts an action that outlasts it.
+    let started = tokio::time::Instant::now();
+    let resp = within(DEADLINE, "the timed-out answer", client.get(format!("{base}/slow")).send())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 408);
+    assert!(started.elapsed() < DEADLINE / 2);
+}
+
+/// One request of the comparison table.
+struct Case {
+    method: Method,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: Option<serde_json::Value>,
+}
+
+const fn case(method: Method, path: &'static str) -> Case {
+    Case { method, path, headers: &[], body: None }
+}
+
+/// An answer reduced to what both transports must agree on.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, Option<String>)>,
+    body: Bytes,
+}
+
+const COMPARED_HEADERS: [&str; 6] = [
+    "content-type",
+    "allow",
+    "content-encoding",
+    "access-control-allow-origin",
+    "access-control-allow-methods",
+    "x-action",
+];
+
+fn answer(status: u16, headers: &http::HeaderMap, body: Bytes) -> Answer {
+    let headers = COMPARED_HEADERS
+        .iter()
+        .map(|&name| (name, headers.get(name).map(|v| v.to_str().unwrap().to_owned())))
+        .collect();
+    Answer { status, headers, body }
+}
+
+#[tokio::test]
+async fn conn_test_in_process_answers_exactly_as_the_endpoint_over_tcp() {
+    let cases = [
+        case(Method::GET, "/plain"),
+        case(Method::GET, "/nope"),
+        case(Method::DELETE, "/plain"),
+        case(Method::HEAD, "/plain"),
+        case(Method::OPTIONS, "/api/big"),
+        Case {
+            headers: &[("origin", ORIGIN), ("accept-encoding", "gzip")],
+            ..case(Method::GET, "/api/big")
+        },
+        Case {
+            headers: &[("origin", ORIGIN), ("access-control-request-method", "POST")],
+            ..case(Method::OPTIONS, "/api/big")
+        },
+        Case { body: Some(json!({ "word": "same" })), ..case(Method::POST, "/api/echo") },
+        Case { body: Some(json!({ "other": 1 })), ..case(Method::POST, "/api/echo") },
+    ];
+    let server = start(Endpoint::new(Layered::new())).await;
+    let in_process = ConnTest::new(Layered::new());
+    let client = http1_client();
+
+    for case in &cases {
+        let mut local = in_process.request(case.method.clone(), case.path);
+        let mut remote =
+            client.request(case.method.clone(), format!("{}{}", server.url(), case.path));
+        for &(name, value) in case.headers {
+            local = local.header(name, value);
+            remote = remote.header(name, value);
+        }
+        if let Some(body) = &case.body {
+            local = local.json(body);
+            remote = remote.json(body);
+        }
+        let local = local.send().await;
+        let local = answer(local.status().as_u16(), local.headers(), local.bytes().clone());
+        let remote = within(DEADLINE, "the TCP answer", remote.send()).await.unwrap();
+        let (status, headers) = (remote.status().as_u16(), remote.headers().clone());
+        let remote = answer(status, &headers, remote.bytes().await.unwrap());
+        assert_eq!(local, remote, "{} {}", case.method, case.path);
+    }
+}
