@@ -24,7 +24,7 @@ use crate::BoxError;
 /// use fawkes::Body;
 ///
 /// let body = Body::from("hello");
-/// assert_eq!(body.as_bytes().unwrap(), "hello");
+/// assert_eq!(body.as_bytes().unwrap(), b"hello");
 /// ```
 pub struct Body(Inner);
 

@@ -47,6 +47,7 @@ type BeforeSend = Box<dyn FnOnce(Conn) -> Conn + Send>;
 pub struct Conn {
     req: http::request::Parts,
     body: Option<Body>,
+    body_limit: Option<usize>,
     raw_body: Option<Bytes>,
     path_params: Vec<(String, String)>,
     query_params: OnceCell<Map<String, Value>>,
@@ -72,6 +73,7 @@ impl Conn {
         Self {
             req,
             body: Some(Body::new(body)),
+            body_limit: None,
             raw_body: None,
             path_params: Vec::new(),
             query_params: OnceCell::new(),
@@ -149,8 +151,19 @@ impl Conn {
     }
 
     /// Takes the raw request body, for streaming. Empty if the router already decoded it.
+    ///
+    /// Under a router the stream is bounded by its body limit: reading past it fails.
     pub fn take_body(&mut self) -> Body {
-        self.body.take().unwrap_or_default()
+        let body = self.body.take().unwrap_or_default();
+        match self.body_limit {
+            Some(limit) => Body::new(http_body_util::Limited::new(body, limit)),
+            None => body,
+        }
+    }
+
+    /// Bounds what [`Conn::take_body`] may read.
+    pub(crate) fn set_body_limit(&mut self, limit: usize) {
+        self.body_limit = Some(limit);
     }
 
     /// The request body bytes, when the router decoded a JSON or form body.

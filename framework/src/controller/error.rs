@@ -21,7 +21,7 @@ use crate::Conn;
 /// use fawkes::{ActionError, Conn};
 ///
 /// async fn create(conn: Conn) -> Result<Conn, ActionError> {
-///     let name = conn.param_map().get("name").and_then(|v| v.as_str()).unwrap_or("");
+///     let name = conn.param_map().get("name").and_then(|v| v.as_str()).unwrap_or("").to_owned();
 ///     if name.trim().is_empty() {
 ///         return Err(ActionError::validation("name", "can't be blank"));
 ///     }

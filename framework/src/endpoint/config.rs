@@ -22,9 +22,12 @@ pub struct Config {
     pub max_body: usize,
     /// Largest request head, in bytes (default 64 KiB); larger answers 431.
     pub max_header_bytes: usize,
-    /// Time allowed to send a request's headers (default 10 s).
+    /// Time allowed to send a request's headers (default 10 s). On HTTP/1.1 the wait for the
+    /// next request on a keep-alive connection counts too (as cowboy's `request_timeout`), so
+    /// an idle HTTP/1.1 connection closes after the shorter of this and `idle_timeout`.
     pub header_read_timeout: Duration,
-    /// Idle time allowed between keep-alive requests (default 60 s).
+    /// Idle time allowed between requests (default 60 s): the keep-alive limit for HTTP/2,
+    /// and for HTTP/1.1 when shorter than `header_read_timeout`.
     pub idle_timeout: Duration,
     /// Most connections at once (default 16,384).
     pub max_connections: usize,

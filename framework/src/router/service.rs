@@ -157,6 +157,8 @@ impl Router {
                 Ok(conn) => conn,
                 Err(conn) => return strip_head(is_head, conn.into_response()),
             };
+            // Bodies the router did not decode stay bounded for the action that streams them.
+            conn.set_body_limit(self.max_body);
         }
         let pattern = target.pattern;
         let run = AssertUnwindSafe(target.pipeline.call(conn)).catch_unwind();

@@ -316,3 +316,30 @@ async fn router_assigns_reach_every_request() {
     assert_eq!(body(with_state.dispatch(req()).await).await, "hello");
     assert_eq!(body(plain.dispatch(req()).await).await, "none");
 }
+
+async fn stream_len(mut conn: Conn) -> Result<Conn, ActionError> {
+    let body = conn.take_body().collect(usize::MAX).await;
+    match body {
+        Ok(bytes) => Ok(conn.text(bytes.len().to_string())),
+        Err(_) => Err(ActionError::status(StatusCode::PAYLOAD_TOO_LARGE)),
+    }
+}
+
+crate::router! {
+    pub StreamRouter;
+    post "/upload" => stream_len;
+}
+
+#[tokio::test]
+async fn streamed_bodies_are_bounded_by_the_router_limit() {
+    let router = crate::Router::from(StreamRouter::new()).max_body(8);
+    let req = |body: &'static str| {
+        Request::post("/upload")
+            .header("content-type", "application/octet-stream")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let ok = router.dispatch(req("12345678")).await;
+    assert_eq!(ok.into_body().collect(64).await.unwrap(), "8");
+    assert_eq!(router.dispatch(req("123456789")).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}

@@ -178,10 +178,14 @@ impl Session {
     }
 
     fn leave(&mut self, msg: &Message) {
-        let current = self
-            .joined
-            .get(&msg.topic)
-            .is_some_and(|j| msg.join_ref.as_deref().is_none_or(|r| r == j.join_ref));
+        let joined = self.joined.get(&msg.topic);
+        let current =
+            joined.is_some_and(|j| msg.join_ref.as_deref().is_none_or(|r| r == j.join_ref));
+        if joined.is_some() && !current {
+            // The client raced a server close: its leave is for a join that no longer exists.
+            tracing::debug!(topic = %msg.topic, "ignoring a leave for a previous join");
+            return;
+        }
         if current {
             if let Some(joined) = self.joined.remove(&msg.topic) {
                 let leave = ChannelMsg::Leave { msg_ref: msg.msg_ref.clone() };
@@ -195,8 +199,8 @@ impl Session {
 
     fn route(&mut self, msg: Message) {
         let Some(joined) = self.joined.get(&msg.topic) else {
-            let reason = json!({"reason": "unmatched topic"});
-            self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
+            // As Phoenix's `encode_ignore`: no join, so no join ref.
+            self.reply(None, &msg, Status::Error, json!({"reason": "unmatched topic"}));
             return;
         };
         if msg.join_ref.as_deref().is_some_and(|r| r != joined.join_ref) {

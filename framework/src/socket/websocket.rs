@@ -159,30 +159,43 @@ async fn run<S: Socket>(
         tokio::select! {
             () = token.cancelled() => break Some((CloseCode::Restart, "server restart")),
             _ = link.outbox.recv_all(&mut batch) => {
+                // Control messages first: a client that does not keep up is closed now, not
+                // after the frames it cannot take.
                 let mut close = None;
+                let mut frames = Vec::with_capacity(batch.len());
                 for out in batch.drain(..) {
                     match out {
-                        Out::Frame(frame) => {
-                            if close.is_none() && ws.feed(to_ws(frame)).await.is_err() {
-                                close = Some(None);
-                            }
-                        }
+                        Out::Frame(frame) => frames.push(to_ws(frame)),
                         control => match session.control(control) {
                             Control::Continue => {}
                             Control::Disconnect => {
-                                close = close.or(Some(Some((CloseCode::Away, "disconnected"))));
+                                close = close.or(Some((CloseCode::Away, "disconnected")));
                             }
                             Control::Overflow => {
-                                close = close.or(Some(Some((CloseCode::Policy, "outbound buffer full"))));
+                                close = close.or(Some((CloseCode::Policy, "outbound buffer full")));
                             }
                         },
                     }
                 }
-                if !matches!(close, Some(None)) && !flush(&mut ws, config.write_timeout).await {
-                    close = Some(None);
-                }
-                if let Some(close) = close {
+                if close.is_some() {
                     break close;
+                }
+                // One deadline for the whole batch, and shutdown still heard while a client
+                // is slow to read.
+                let write = async {
+                    for frame in frames {
+                        ws.feed(frame).await?;
+                    }
+                    ws.flush().await
+                };
+                tokio::select! {
+                    written = timeout(config.write_timeout, write) => {
+                        if !matches!(written, Ok(Ok(()))) {
+                            tracing::debug!("closing a socket that could not be written to in time");
+                            break None;
+                        }
+                    }
+                    () = token.cancelled() => break None,
                 }
             }
             msg = ws.next() => {
@@ -217,6 +230,10 @@ async fn run<S: Socket>(
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
                         tracing::info!(size, max_size, "closing a socket that sent an oversized message");
                         break Some((CloseCode::Size, "message too big"));
+                    }
+                    Some(Err(WsError::Utf8(err))) => {
+                        tracing::info!(error = %err, "closing a socket that sent text that is not UTF-8");
+                        break Some((CloseCode::Invalid, "malformed message"));
                     }
                     Some(Err(err)) => {
                         tracing::debug!(error = %err, "websocket error");

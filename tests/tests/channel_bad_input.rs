@@ -1,0 +1,374 @@
+//! Clients that send what the protocol does not allow, or do not read what they are sent. Each
+//! one is answered with the protocol's error or closed with the right code, and none of them
+//! disturbs a well-behaved client on the same endpoint or the endpoint's supervisor.
+
+mod channel_support;
+
+use std::time::Duration;
+
+use channel_support::{
+    client_push, closing, closing_within, connect, connect_v2, eventually, heartbeat, join, next,
+    recv, reply, send, send_binary, send_text, serve, stop, Incoming, Ws, DEADLINE,
+};
+use fawkes::channel::{Channel, ChannelSocket, Reply};
+use fawkes::endpoint::RunningEndpoint;
+use fawkes::serializer::Payload;
+use fawkes::socket::{transport, Channels, ConnectInfo, Refused, Socket};
+use futures_util::SinkExt;
+use serde_json::{json, Map, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Knows one event; refuses the rest with an error reply naming it.
+struct Room;
+
+impl Channel for Room {
+    async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> {
+        Ok((Room, json!({})))
+    }
+
+    async fn handle_in(&mut self, event: &str, _: Payload, _: &mut ChannelSocket) -> Reply {
+        match event {
+            "ping" => Reply::ok(json!({"pong": true})),
+            other => Reply::error(json!({"reason": "unknown event", "event": other})),
+        }
+    }
+}
+
+struct RoomSocket;
+
+impl Socket for RoomSocket {
+    async fn connect(
+        &self,
+        _: &Map<String, Value>,
+        _: &ConnectInfo,
+    ) -> Result<http::Extensions, Refused> {
+        Ok(http::Extensions::new())
+    }
+
+    fn channels(&self) -> Channels {
+        Channels::new().channel::<Room>("room:*")
+    }
+}
+
+const MAX_FRAME: usize = 1024;
+
+/// A client joined to `room:watch` that must see every broadcast sent there, whatever the
+/// other clients do.
+struct Watcher {
+    ws: Ws,
+    sent: u64,
+}
+
+impl Watcher {
+    async fn join(server: &RunningEndpoint) -> Self {
+        let mut ws = connect_v2(server.local_addr()).await;
+        assert_eq!(
+            join(&mut ws, "1", "room:watch", json!({})).await,
+            reply(Some("1"), "1", "room:watch", "ok", json!({}))
+        );
+        Self { ws, sent: 0 }
+    }
+
+    /// Broadcasts to the watched topic and checks the watcher gets it, and that the endpoint
+    /// is still up.
+    async fn still_served(&mut self, server: &RunningEndpoint, after: &str) {
+        self.sent += 1;
+        server.pubsub().broadcast("room:watch", "tick", json!({"n": self.sent}));
+        assert_eq!(
+            recv(&mut self.ws).await,
+            json!([null, null, "room:watch", "tick", {"n": self.sent}]),
+            "the watcher's broadcast after {after}"
+        );
+        assert!(server.supervisor().is_running(), "the supervisor stopped after {after}");
+    }
+}
+
+/// One offending input and how the server must answer it.
+struct Case {
+    what: &'static str,
+    query: &'static str,
+    frame: Message,
+    close_code: u16,
+}
+
+fn text(what: &'static str, frame: &str) -> Case {
+    Case { what, query: "vsn=2.0.0", frame: Message::text(frame.to_owned()), close_code: 1007 }
+}
+
+fn binary(what: &'static str, frame: Vec<u8>) -> Case {
+    Case { what, query: "vsn=2.0.0", frame: Message::binary(frame), close_code: 1007 }
+}
+
+async fn check_cases(cases: Vec<Case>) {
+    let server = serve(transport(RoomSocket).max_frame_size(MAX_FRAME)).await;
+    let mut watcher = Watcher::join(&server).await;
+    let mut failures = Vec::new();
+    for case in cases {
+        let mut ws = connect(server.local_addr(), case.query).await;
+        // A joined socket, so a close cannot be mistaken for a refusal to start.
+        if case.query.contains("vsn=1") {
+            send(
+                &mut ws,
+                json!({"topic": "room:1", "event": "phx_join", "payload": {}, "ref": "1"}),
+            )
+            .await;
+            assert_eq!(
+                recv(&mut ws).await,
+                json!({"topic": "room:1", "event": "phx_reply", "payload": {"status": "ok", "response": {}}, "ref": "1"})
+            );
+        } else {
+            let joined = join(&mut ws, "1", "room:1", json!({})).await;
+            assert_eq!(joined, reply(Some("1"), "1", "room:1", "ok", json!({})));
+        }
+        ws.send(case.frame).await.expect("the offending frame is sent");
+        let ending = closing(&mut ws).await;
+        if ending != Incoming::Close(Some(case.close_code)) {
+            failures.push(format!(
+                "{}: expected close code {}, got {ending:?}",
+                case.what, case.close_code
+            ));
+        }
+        watcher.still_served(&server, case.what).await;
+    }
+    stop(server).await;
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test]
+async fn malformed_text_frames_close_the_socket_with_1007() {
+    check_cases(vec![
+        text("text that is not JSON", "not json"),
+        text("a JSON object on V2", r#"{"topic":"room:1","event":"ping","payload":{},"ref":"2"}"#),
+        text("a JSON number", "42"),
+        text("an array of four", r#"["1","2","room:1","ping"]"#),
+        text("an empty array", "[]"),
+        text("a topic that is a number", r#"["1","2",7,"ping",{}]"#),
+        text("an event that is null", r#"["1","2","room:1",null,{}]"#),
+        text("a join_ref that is an object", r#"[{},"2","room:1","ping",{}]"#),
+        Case {
+            what: "a JSON array on V1",
+            query: "vsn=1.0.0",
+            frame: Message::text(r#"["1","2","room:1","ping",{}]"#),
+            close_code: 1007,
+        },
+        Case {
+            what: "a V1 object without a topic",
+            query: "vsn=1.0.0",
+            frame: Message::text(r#"{"event":"ping","payload":{},"ref":"2"}"#),
+            close_code: 1007,
+        },
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_binary_frames_close_the_socket_with_1007() {
+    let mut past_the_end = client_push("1", "2", "room:1", "ping", b"");
+    past_the_end[4] = 200;
+    let mut not_utf8 = client_push("1", "2", "room:1", "ping", b"");
+    not_utf8[5 + 2] = 0xff;
+    check_cases(vec![
+        binary("a frame shorter than its header", vec![0, 1]),
+        binary("an empty frame", vec![]),
+        binary("field lengths past the end", past_the_end),
+        binary("a reply (kind 1) from the client", {
+            let mut frame = client_push("1", "2", "room:1", "ping", b"");
+            frame[0] = 1;
+            frame
+        }),
+        binary("an unknown kind", {
+            let mut frame = client_push("1", "2", "room:1", "ping", b"");
+            frame[0] = 9;
+            frame
+        }),
+        binary("a topic that is not UTF-8", not_utf8),
+        Case {
+            what: "a binary frame on V1",
+            query: "vsn=1.0.0",
+            frame: Message::binary(client_push("1", "2", "room:1", "ping", b"")),
+            close_code: 1007,
+        },
+    ])
+    .await;
+}
+
+/// RFC 6455 §7.4.1: 1007 is for "data within a message that was not consistent with the type
+/// of the message (e.g., non-UTF-8 data within a text message)".
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_the_socket_with_1007() {
+    let invalid = Frame::message(vec![b'[', 0xff, 0xfe, b']'], OpCode::Data(Data::Text), true);
+    check_cases(vec![Case {
+        what: "a text frame that is not UTF-8",
+        query: "vsn=2.0.0",
+        frame: Message::Frame(invalid),
+        close_code: 1007,
+    }])
+    .await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_the_socket_with_1009() {
+    let big = json!(["1", "2", "room:1", "ping", {"pad": "x".repeat(4 * 1024)}]).to_string();
+    check_cases(
+        vec![text("a 4 KiB frame over a 1 KiB limit", &big)]
+            .into_iter()
+            .map(|c| Case { close_code: 1009, ..c })
+            .collect(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_frame_just_under_the_limit_is_served() {
+    let server = serve(transport(RoomSocket).max_frame_size(MAX_FRAME)).await;
+    let mut ws = connect_v2(server.local_addr()).await;
+    assert_eq!(
+        join(&mut ws, "1", "room:1", json!({})).await,
+        reply(Some("1"), "1", "room:1", "ok", json!({}))
+    );
+    let skeleton = json!(["1", "2", "room:1", "ping", {"pad": ""}]).to_string();
+    let frame =
+        json!(["1", "2", "room:1", "ping", {"pad": "x".repeat(MAX_FRAME - skeleton.len())}]);
+    assert_eq!(frame.to_string().len(), MAX_FRAME);
+    send(&mut ws, frame).await;
+    assert_eq!(recv(&mut ws).await, reply(Some("1"), "2", "room:1", "ok", json!({"pong": true})));
+    stop(server).await;
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_answered_by_the_channel() {
+    let server = serve(transport(RoomSocket)).await;
+    let mut watcher = Watcher::join(&server).await;
+    let mut ws = connect_v2(server.local_addr()).await;
+    assert_eq!(
+        join(&mut ws, "1", "room:1", json!({})).await,
+        reply(Some("1"), "1", "room:1", "ok", json!({}))
+    );
+    send(&mut ws, json!(["1", "2", "room:1", "no_such_event", {}])).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        reply(
+            Some("1"),
+            "2",
+            "room:1",
+            "error",
+            json!({"reason": "unknown event", "event": "no_such_event"})
+        )
+    );
+    // Neither the socket nor the channel is harmed.
+    heartbeat(&mut ws, "3").await;
+    send(&mut ws, json!(["1", "4", "room:1", "ping", {}])).await;
+    assert_eq!(recv(&mut ws).await, reply(Some("1"), "4", "room:1", "ok", json!({"pong": true})));
+    watcher.still_served(&server, "an unknown event").await;
+    stop(server).await;
+}
+
+/// How many broadcasts, and how big: together far more than the kernel buffers between a
+/// client that does not read and the server.
+const FIREHOSE_MESSAGES: u64 = 300;
+const FIREHOSE_BYTES: usize = 64 * 1024;
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_closed_while_a_reader_gets_everything() {
+    let server = serve(transport(RoomSocket).outbound_limit(16)).await;
+    let addr = server.local_addr();
+    let mut reader = connect_v2(addr).await;
+    let mut stalled = connect_v2(addr).await;
+    for ws in [&mut reader, &mut stalled] {
+        assert_eq!(
+            join(ws, "1", "room:firehose", json!({})).await,
+            reply(Some("1"), "1", "room:firehose", "ok", json!({}))
+        );
+    }
+    assert_eq!(server.pubsub().subscriber_count("room:firehose"), 2);
+
+    // In step with the reader, so only the stalled client falls behind.
+    let pad = "x".repeat(FIREHOSE_BYTES);
+    for n in 0..FIREHOSE_MESSAGES {
+        server.pubsub().broadcast("room:firehose", "data", json!({"n": n, "pad": pad}));
+        let got = recv(&mut reader).await;
+        assert_eq!(got[4]["n"], n, "the reader's broadcast {n}");
+        assert_eq!(got, json!([null, null, "room:firehose", "data", {"n": n, "pad": pad}]));
+    }
+
+    // The stalled socket goes (its channel with it), without the test reading a byte of it.
+    eventually(DEADLINE * 2, "the stalled socket to be closed", || {
+        server.pubsub().subscriber_count("room:firehose") == 1
+    })
+    .await;
+    // What reached it before is still readable, then the connection ends.
+    let ending = closing_within(&mut stalled, DEADLINE * 2).await;
+    assert!(
+        matches!(ending, Incoming::Close(Some(1008)) | Incoming::Ended(_)),
+        "the stalled client ended with {ending:?}"
+    );
+
+    // The reader carries on.
+    heartbeat(&mut reader, "2").await;
+    server.pubsub().broadcast("room:firehose", "after", json!({}));
+    assert_eq!(recv(&mut reader).await, json!([null, null, "room:firehose", "after", {}]));
+    assert!(server.supervisor().is_running());
+    let started = tokio::time::Instant::now();
+    stop(server).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "stopping took {:?}", started.elapsed());
+}
+
+/// A burst queues many frames at once, so the socket writes several in a row to a client
+/// whose buffers are already full.
+#[tokio::test]
+async fn a_burst_past_the_outbound_limit_closes_a_client_that_does_not_read() {
+    let server = serve(transport(RoomSocket).outbound_limit(16)).await;
+    let mut watcher = Watcher::join(&server).await;
+    let mut stalled = connect_v2(server.local_addr()).await;
+    assert_eq!(
+        join(&mut stalled, "1", "room:burst", json!({})).await,
+        reply(Some("1"), "1", "room:burst", "ok", json!({}))
+    );
+
+    // No await between broadcasts: the socket task sees them as one batch.
+    let pad = "x".repeat(1024 * 1024);
+    for n in 0..64 {
+        server.pubsub().broadcast("room:burst", "data", json!({"n": n, "pad": pad}));
+    }
+    eventually(DEADLINE * 2, "the stalled socket to be closed", || {
+        server.pubsub().subscriber_count("room:burst") == 0
+    })
+    .await;
+    let ending = closing_within(&mut stalled, DEADLINE * 2).await;
+    assert!(
+        matches!(ending, Incoming::Close(Some(1008)) | Incoming::Ended(_)),
+        "the stalled client ended with {ending:?}"
+    );
+    watcher.still_served(&server, "a stalled client").await;
+    stop(server).await;
+}
+
+/// The next connection joins the same topic as if nothing had happened.
+#[tokio::test]
+async fn a_socket_closed_for_bad_input_leaves_nothing_behind() {
+    let server = serve(transport(RoomSocket)).await;
+    let mut bad = connect_v2(server.local_addr()).await;
+    assert_eq!(
+        join(&mut bad, "1", "room:1", json!({})).await,
+        reply(Some("1"), "1", "room:1", "ok", json!({}))
+    );
+    send_text(&mut bad, "garbage").await;
+    assert_eq!(closing(&mut bad).await, Incoming::Close(Some(1007)));
+    eventually(DEADLINE, "the closed socket's channel to unsubscribe", || {
+        server.pubsub().subscriber_count("room:1") == 0
+    })
+    .await;
+    let mut good = connect_v2(server.local_addr()).await;
+    assert_eq!(
+        join(&mut good, "1", "room:1", json!({})).await,
+        reply(Some("1"), "1", "room:1", "ok", json!({}))
+    );
+    send_binary(&mut good, client_push("1", "2", "room:1", "ping", b"")).await;
+    assert_eq!(
+        next(&mut good).await,
+        Incoming::Text(reply(Some("1"), "2", "room:1", "ok", json!({"pong": true})))
+    );
+    stop(server).await;
+}
