@@ -32,6 +32,8 @@ pub mod channel;
 pub mod conn;
 pub mod controller;
 pub mod endpoint;
+#[doc = include_str!("../../docs/channels.md")]
+pub mod channels_guide {}
 #[doc = include_str!("../../docs/guide.md")]
 pub mod guide {}
 mod error;
