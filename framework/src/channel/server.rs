@@ -34,6 +34,8 @@ pub(crate) struct Start {
     pub(crate) assigns: http::Extensions,
     pub(crate) socket_id: Option<Arc<str>>,
     pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
+    /// The route pattern that matched, for telemetry labels.
+    pub(crate) pattern: Arc<str>,
 }
 
 /// Broadcasts to a channel's topic: straight to the socket unless intercepted.
@@ -89,8 +91,18 @@ impl ChannelSocket {
 
 /// Runs a channel from join to exit.
 pub(crate) async fn run<C: Channel>(start: Start, token: CancellationToken) {
-    let Start { topic, join_ref, msg_ref, payload, link, pubsub, assigns, socket_id, mailbox } =
-        start;
+    let Start {
+        topic,
+        join_ref,
+        msg_ref,
+        payload,
+        link,
+        pubsub,
+        assigns,
+        socket_id,
+        mailbox,
+        pattern,
+    } = start;
     let mut socket = ChannelSocket {
         topic: topic.clone(),
         join_ref: join_ref.clone(),
@@ -101,7 +113,8 @@ pub(crate) async fn run<C: Channel>(start: Start, token: CancellationToken) {
         socket_id,
         mailbox: mailbox.clone(),
     };
-    let exit = run_joined::<C>(&mut socket, payload, msg_ref.as_deref(), &mailbox, &token).await;
+    let exit =
+        run_joined::<C>(&mut socket, payload, msg_ref.as_deref(), &mailbox, &token, &pattern).await;
     if let Some(id) = socket.subscriber.take() {
         socket.pubsub.unsubscribe(&topic, id);
     }
@@ -116,15 +129,18 @@ async fn run_joined<C: Channel>(
     msg_ref: Option<&str>,
     mailbox: &Arc<Mailbox<ChannelMsg>>,
     token: &CancellationToken,
+    pattern: &str,
 ) -> bool {
     let topic = socket.topic.clone();
     let joined = AssertUnwindSafe(C::join(&topic, payload, socket)).catch_unwind().await;
     let mut channel = match joined {
         Ok(Ok((channel, reply))) => {
+            crate::telemetry::channel_joined(pattern, true);
             socket.reply(msg_ref, Status::Ok, &Payload::Json(reply));
             channel
         }
         Ok(Err(reply)) => {
+            crate::telemetry::channel_joined(pattern, false);
             socket.reply(msg_ref, Status::Error, &Payload::Json(reply));
             return false;
         }
@@ -141,6 +157,7 @@ async fn run_joined<C: Channel>(
         mailbox: mailbox.clone(),
     };
     socket.subscriber = Some(socket.pubsub.subscribe_sink(&topic, Arc::new(fastlane)));
+    let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Channels);
 
     loop {
         let msg = tokio::select! {
@@ -150,9 +167,11 @@ async fn run_joined<C: Channel>(
         let step = match msg {
             None => Step::Stop(StopReason::SocketClosed, None),
             Some(ChannelMsg::In { event, payload, msg_ref }) => {
+                let start = std::time::Instant::now();
                 let result = AssertUnwindSafe(channel.handle_in(&event, payload, socket))
                     .catch_unwind()
                     .await;
+                crate::telemetry::channel_handled_in(pattern, start.elapsed());
                 match result {
                     Ok(Reply::Ok(p)) => {
                         socket.reply(msg_ref.as_deref(), Status::Ok, &p);

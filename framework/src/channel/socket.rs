@@ -77,7 +77,10 @@ impl ChannelSocket {
             event,
             &payload,
         ) {
-            Some(frame) => self.link.send(frame),
+            Some(frame) => {
+                crate::telemetry::channel_push();
+                self.link.send(frame)
+            }
             None => {
                 tracing::warn!(topic = %self.topic, event, "binary payloads need serializer 2.0.0");
                 false

@@ -28,6 +28,7 @@ pub(crate) async fn serve(
     shared: SharedRef,
     token: CancellationToken,
 ) {
+    let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Connections);
     let _ = stream.set_nodelay(true);
     // hyper's header read timeout only starts once the protocol is known, which takes a
     // first byte: a client that never sends one is held to the same allowance here instead.
@@ -139,12 +140,15 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        let start = std::time::Instant::now();
         req.extensions_mut().insert(self.info.clone());
         let in_flight = InFlight::begin(&self.activity);
         let router = self.router.clone();
+        let method = req.method().clone();
         Box::pin(async move {
             let resp = router.dispatch(req.map(Body::new)).await;
             drop(in_flight);
+            crate::telemetry::endpoint_stop(&method, resp.status(), start.elapsed());
             Ok(resp)
         })
     }

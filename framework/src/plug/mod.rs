@@ -10,11 +10,13 @@
 
 mod layer;
 mod pipeline;
+mod request_id;
 
 use std::future::Future;
 
 pub use layer::{layer, LayerPlug, Next};
 pub use pipeline::{IntoStage, Pipeline, Stage};
+pub use request_id::{request_id, RequestId, RequestIdPlug};
 
 use crate::Conn;
 

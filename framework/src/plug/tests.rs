@@ -74,3 +74,29 @@ async fn accepts_refuses_unsupported_formats_with_406() {
         .unwrap();
     assert_eq!(send(req).await.status(), StatusCode::OK);
 }
+
+async fn show_id(conn: Conn) -> Conn {
+    let id = conn.get_assign::<crate::plug::RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    conn.text(id)
+}
+
+crate::router! {
+    pub IdRouter;
+    pipeline ids { plug crate::plug::request_id(); }
+    scope "/" { pipe_through ids; get "/id" => show_id; }
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_when_valid_and_made_otherwise() {
+    let router = IdRouter::new();
+    let incoming = "abcdefghijklmnopqrstuvwxyz-_0123";
+    let req = Request::get("/id").header("x-request-id", incoming).body(Body::empty()).unwrap();
+    let resp = router.router().dispatch(req).await;
+    assert_eq!(resp.headers()["x-request-id"], incoming);
+    assert_eq!(resp.into_body().collect(1024).await.unwrap(), incoming);
+    let req = Request::get("/id").header("x-request-id", "short").body(Body::empty()).unwrap();
+    let resp = router.router().dispatch(req).await;
+    let made = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 20);
+    assert_ne!(made, "short");
+}

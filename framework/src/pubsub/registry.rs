@@ -74,12 +74,18 @@ impl Registry {
 
     pub(crate) fn dispatch(&self, msg: &Arc<Broadcast>) {
         let shard = self.shard(msg.topic()).read().unwrap_or_else(|e| e.into_inner());
-        let Some(subs) = shard.get(msg.topic()) else { return };
+        let Some(subs) = shard.get(msg.topic()) else {
+            crate::telemetry::pubsub_broadcast(0);
+            return;
+        };
+        let mut delivered = 0;
         for (id, sink) in subs {
             if msg.from() != Some(*id) {
                 sink.deliver(msg);
+                delivered += 1;
             }
         }
+        crate::telemetry::pubsub_broadcast(delivered);
     }
 }
 

@@ -161,13 +161,24 @@ impl Router {
             conn.set_body_limit(self.max_body);
         }
         let pattern = target.pattern;
+        let start = std::time::Instant::now();
+        let method = conn.method().clone();
         let run = AssertUnwindSafe(target.pipeline.call(conn)).catch_unwind();
         let resp = match run.await {
-            Ok(conn) => conn.into_response(),
+            Ok(conn) => {
+                let resp = conn.into_response();
+                crate::telemetry::router_dispatch_stop(
+                    pattern,
+                    &method,
+                    resp.status(),
+                    start.elapsed(),
+                );
+                resp
+            }
             Err(panic) => {
                 let reason = panic_message(&*panic);
                 tracing::error!(route = pattern, reason = %reason, "action panicked");
-                crate::telemetry::record_panic();
+                crate::telemetry::router_dispatch_exception(pattern);
                 let blank = Conn::from_request(Request::new(Body::empty()));
                 ActionError::internal().render(blank).into_response()
             }

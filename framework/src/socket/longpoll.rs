@@ -158,9 +158,15 @@ async fn open<S: Socket>(
         headers: req.headers().clone(),
         auth_token: None,
     };
+    let vsn_label = match vsn {
+        Vsn::V1 => "1.0.0",
+        Vsn::V2 => "2.0.0",
+    };
     let Ok(assigns) = inner.socket.connect(&params, &info).await else {
+        crate::telemetry::socket_connected("longpoll", vsn_label, false);
         return status_only(StatusCode::FORBIDDEN);
     };
+    crate::telemetry::socket_connected("longpoll", vsn_label, true);
     let link = Link::new(vsn, inner.config.outbox_limit);
     let session = Session::start(SessionConfig {
         link: link.clone(),
@@ -205,6 +211,7 @@ async fn open<S: Socket>(
 
 /// Moves frames from the session's queue to its pending list until the session ends.
 async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
+    let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Sockets);
     let mut batch = Vec::new();
     let idle_limit = window + window / 2;
     loop {

@@ -109,7 +109,7 @@ type StartFn = Arc<
 /// every topic starting with `room:`. The first match wins.
 #[derive(Clone, Default)]
 pub struct Channels {
-    routes: Vec<(String, bool, StartFn)>,
+    routes: Vec<(String, bool, StartFn, Arc<str>)>,
 }
 
 impl Channels {
@@ -132,15 +132,16 @@ impl Channels {
         };
         assert!(!prefix.contains('*'), "channel pattern `{pattern}`: `*` may only end a pattern");
         let start: StartFn = Arc::new(|start, token| Box::pin(channel::run::<C>(start, token)));
-        self.routes.push((prefix.to_owned(), wildcard, start));
+        self.routes.push((prefix.to_owned(), wildcard, start, Arc::from(pattern)));
         self
     }
 
-    pub(crate) fn find(&self, topic: &str) -> Option<&StartFn> {
+    /// The channel for `topic`, and the pattern that matched it.
+    pub(crate) fn find(&self, topic: &str) -> Option<(&StartFn, &Arc<str>)> {
         self.routes
             .iter()
             .find(
-                |(p, wildcard, _)| {
+                |(p, wildcard, _, _)| {
                     if *wildcard {
                         topic.starts_with(p.as_str())
                     } else {
@@ -148,7 +149,7 @@ impl Channels {
                     }
                 },
             )
-            .map(|(_, _, start)| start)
+            .map(|(_, _, start, pattern)| (start, pattern))
     }
 }
 
@@ -157,7 +158,7 @@ impl std::fmt::Debug for Channels {
         let patterns: Vec<String> = self
             .routes
             .iter()
-            .map(|(p, w, _)| if *w { format!("{p}*") } else { p.clone() })
+            .map(|(p, w, _, _)| if *w { format!("{p}*") } else { p.clone() })
             .collect();
         f.debug_struct("Channels").field("routes", &patterns).finish()
     }

@@ -151,7 +151,9 @@ impl Session {
             self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
             return;
         }
-        let Some(start_channel) = self.channels.find(&msg.topic).cloned() else {
+        let Some((start_channel, pattern)) =
+            self.channels.find(&msg.topic).map(|(s, p)| (s.clone(), p.clone()))
+        else {
             self.reply(None, &msg, Status::Error, json!({"reason": "unmatched topic"}));
             return;
         };
@@ -166,6 +168,7 @@ impl Session {
             assigns: self.assigns.clone(),
             socket_id: self.socket_id.clone(),
             mailbox: mailbox.clone(),
+            pattern,
         };
         let spawned =
             self.supervisor.spawn_temporary("channel", move |token| start_channel(start, token));

@@ -96,9 +96,15 @@ pub(crate) async fn upgrade<S: Socket>(
     };
     let info =
         ConnectInfo { peer: Some(conn_info.remote_addr()), headers: headers.clone(), auth_token };
+    let vsn_label = match vsn {
+        Vsn::V1 => "1.0.0",
+        Vsn::V2 => "2.0.0",
+    };
     let Ok(assigns) = inner.socket.connect(&params, &info).await else {
+        crate::telemetry::socket_connected("websocket", vsn_label, false);
         return error(StatusCode::FORBIDDEN, "Forbidden");
     };
+    crate::telemetry::socket_connected("websocket", vsn_label, true);
     let socket_id: Option<Arc<str>> = inner.socket.id(&assigns).map(Into::into);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let supervisor = conn_info.supervisor().clone();
@@ -143,6 +149,7 @@ async fn run<S: Socket>(
     upgraded: Upgraded,
     token: CancellationToken,
 ) {
+    let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Sockets);
     let config = &inner.config;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(4096)

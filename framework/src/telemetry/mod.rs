@@ -1,54 +1,93 @@
-//! Telemetry: health and readiness actions, and the framework's own counters.
+//! Telemetry: metrics named after Phoenix's telemetry events, live counters, health checks.
 //!
-//! `/healthz` says the process is alive; `/readyz` says whether the endpoint takes traffic (503
-//! once shutdown has begun). Both are plain actions, mounted in the application's router.
+//! The framework records, through the `metrics` facade (free when no recorder is installed):
+//!
+//! | metric | kind | labels | Phoenix event |
+//! |---|---|---|---|
+//! | `fawkes_endpoint_stop_duration_seconds` | histogram | `method`, `status` | `[:phoenix, :endpoint, :stop]` |
+//! | `fawkes_router_dispatch_stop_duration_seconds` | histogram | `route`, `method`, `status` | `[:phoenix, :router_dispatch, :stop]` |
+//! | `fawkes_router_dispatch_exception_total` | counter | `route` | `[:phoenix, :router_dispatch, :exception]` |
+//! | `fawkes_socket_connected_total` | counter | `transport`, `vsn`, `result` | `[:phoenix, :socket_connected]` |
+//! | `fawkes_channel_joined_total` | counter | `channel`, `result` | `[:phoenix, :channel_joined]` |
+//! | `fawkes_channel_handled_in_duration_seconds` | histogram | `channel` | `[:phoenix, :channel_handled_in]` |
+//! | `fawkes_channel_pushes_total` | counter | | pushes to one client |
+//! | `fawkes_pubsub_broadcasts_total`, `fawkes_pubsub_deliveries_total` | counter | | |
+//! | `fawkes_connections`, `fawkes_sockets`, `fawkes_channels` | gauge | | |
+//! | `fawkes_panics_total` | counter | | |
+//!
+//! Labels are bounded: routes and channels are the patterns declared in code, never the
+//! client's paths or event names. [`install_prometheus`] installs a Prometheus recorder and
+//! [`prometheus`] serves its text format. [`snapshot`] reads the same numbers from process-wide
+//! counters, for a live dashboard. [`healthz`] and [`readyz`] are the probes.
 //!
 //! This module knows nothing about routes; it reads the endpoint's state from the request.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod events;
+mod health;
+mod prometheus;
+mod stats;
 
-use http::StatusCode;
-use serde_json::json;
+pub(crate) use events::*;
+pub use health::{healthz, readyz};
+pub use prometheus::{install_prometheus, prometheus};
+pub use stats::{rss_bytes, snapshot, Latency, Snapshot};
 
-use crate::endpoint::ConnInfo;
-use crate::Conn;
-
-static PANICS: AtomicU64 = AtomicU64::new(0);
-
-pub(crate) fn record_panic() {
-    PANICS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Panics caught in plugs and actions since the process started.
+/// Panics caught in plugs, actions and channels since the process started.
 pub fn action_panics() -> u64 {
-    PANICS.load(Ordering::Relaxed)
+    snapshot().panics
 }
 
-/// Liveness: always 200 `{"status":"ok"}` while the process serves requests.
-///
-/// # Examples
-///
-/// ```
-/// fawkes::router! {
-///     pub App;
-///     scope "/" {
-///         get "/healthz" => fawkes::telemetry::healthz;
-///         get "/readyz" => fawkes::telemetry::readyz;
-///     }
-/// }
-/// # let _ = App::new();
-/// ```
-pub async fn healthz(conn: Conn) -> Conn {
-    conn.json(&json!({ "status": "ok" }))
-}
+#[cfg(test)]
+mod tests {
+    use crate::{Conn, Endpoint};
 
-/// Readiness: 200 `{"status":"ok"}`, or 503 `{"status":"draining"}` once the endpoint has
-/// begun shutting down. Outside an endpoint (in tests) it reports ready.
-pub async fn readyz(conn: Conn) -> Conn {
-    let ready = conn.extensions().get::<ConnInfo>().is_none_or(ConnInfo::is_ready);
-    if ready {
-        conn.json(&json!({ "status": "ok" }))
-    } else {
-        conn.put_status(StatusCode::SERVICE_UNAVAILABLE).json(&json!({ "status": "draining" }))
+    async fn hello(conn: Conn) -> Conn {
+        conn.text("hi")
+    }
+
+    crate::router! {
+        pub MetricsRouter;
+        get "/hello/:name" => hello;
+        get "/metrics" => crate::telemetry::prometheus;
+    }
+
+    #[tokio::test]
+    async fn prometheus_exposes_request_metrics_labelled_by_route() {
+        crate::telemetry::install_prometheus().unwrap();
+        let running = Endpoint::new(MetricsRouter::new())
+            .bind("127.0.0.1:0".parse().unwrap())
+            .start()
+            .await
+            .unwrap();
+        let http = reqwest::Client::new();
+        let before = crate::telemetry::snapshot();
+        for name in ["a", "b", "c"] {
+            let resp = http.get(format!("{}/hello/{name}", running.url())).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+        let after = crate::telemetry::snapshot();
+        assert!(after.requests >= before.requests + 3);
+        assert!(after.latency.since(&before.latency).count() >= 3);
+        let text = http
+            .get(format!("{}/metrics", running.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("fawkes_router_dispatch_stop_duration_seconds_count")
+                    && l.contains(r#"route="/hello/:name""#)
+            })
+            .unwrap_or_else(|| panic!("no dispatch metric for the route in:\n{text}"));
+        let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(count >= 3.0, "{line}");
+        assert!(text.contains("fawkes_endpoint_stop_duration_seconds_bucket"), "{text}");
+        assert!(text.contains("# TYPE fawkes_connections gauge"), "{text}");
+        running.shutdown();
+        running.wait().await.unwrap();
     }
 }
