@@ -1,10 +1,11 @@
-//! The Fawkes example application: a JSON API for chat rooms and their messages.
+//! The Fawkes example application: a JSON API and real-time channels for chat rooms.
 //!
 //! Laid out like a small Phoenix app: [`chat`] is the context that owns the data, [`repo`] the
-//! database, [`controllers`] the actions and their JSON views, [`router`] the routes. `main`
-//! only reads the environment and starts the endpoint, so tests build the same app in process
-//! with [`app`].
+//! database, [`controllers`] the actions and their JSON views, [`channels`] the real-time side
+//! (a socket at `/socket` and its `room:*` channel), [`router`] the routes. `main` only reads the
+//! environment and starts the endpoint, so tests build the same app in process with [`app`].
 
+pub mod channels;
 pub mod chat;
 pub mod controllers;
 pub mod repo;
@@ -28,7 +29,7 @@ pub use router::AppRouter;
 /// # Ok(())
 /// # }
 /// ```
-pub async fn app(database_url: &str) -> anyhow::Result<(AppRouter, Repo)> {
+pub async fn app(database_url: &str) -> anyhow::Result<(fawkes::Router, Repo)> {
     let repo = Repo::connect(database_url).await?;
     Ok((router::build(repo.clone()), repo))
 }

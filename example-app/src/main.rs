@@ -1,16 +1,16 @@
 //! Starts the example app: reads its configuration from the environment, connects the
 //! database, and serves until SIGTERM or ctrl-c.
 //!
-//! | variable                | default                            |
-//! |-------------------------|------------------------------------|
-//! | `HOST`                  | `127.0.0.1`                        |
-//! | `PORT`                  | `4000` (`0` picks a free port)     |
-//! | `DATABASE_URL`          | `sqlite://fawkes_dev.db?mode=rwc`  |
-//! | `SHUTDOWN_TIMEOUT_SECS` | `25`                               |
-//! | `DRAIN_DELAY_SECS`      | `0`                                |
-//! | `RUST_LOG`              | `info`                             |
+//! | variable                       | default                                    |
+//! |--------------------------------|--------------------------------------------|
+//! | `HOST`                         | `127.0.0.1`                                |
+//! | `PORT`                         | `4000` (`0` picks a free port)             |
+//! | `DATABASE_URL`                 | `sqlite://fawkes_dev.db?mode=rwc`          |
+//! | `SHUTDOWN_TIMEOUT_SECS`        | `25`                                       |
+//! | `DRAIN_DELAY_SECS`             | `0`                                        |
+//! | `FAWKES_EXAMPLE_TEST_CHANNELS` | unset (`1` adds the `test:*` channel)      |
+//! | `RUST_LOG`                     | `info`                                     |
 
-use std::future::Future;
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -71,28 +71,6 @@ where
         .transpose()
 }
 
-/// SIGTERM or ctrl-c. The handlers are installed by this call, not when the future is first
-/// polled, so a signal that arrives right after the URL is announced still drains gracefully
-/// instead of killing the process.
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        Ok(async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-                _ = int.recv() => tracing::info!("ctrl-c received, shutting down"),
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(fawkes::endpoint::shutdown_signal())
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -106,7 +84,6 @@ async fn main() -> anyhow::Result<()> {
     let (router, repo) = example_app::app(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database at {}", config.database_url))?;
-    let signal = shutdown_signal()?;
 
     let running = Endpoint::new(router)
         .bind(addr)
@@ -115,6 +92,10 @@ async fn main() -> anyhow::Result<()> {
         .start()
         .await?;
 
+    // The signal handlers are installed by this call, before the URL is announced, so a
+    // SIGTERM sent as soon as the line is read still drains gracefully.
+    let until_signal = running.run_until_signal();
+
     // The first line of stdout is the contract with scripts and tests: they read the URL from
     // it, so it is flushed at once rather than left in a pipe's buffer.
     let mut stdout = std::io::stdout().lock();
@@ -122,12 +103,7 @@ async fn main() -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
 
-    let handle = running.clone();
-    tokio::spawn(async move {
-        signal.await;
-        handle.shutdown();
-    });
-    running.wait().await?;
+    until_signal.await?;
     repo.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,13 +1,10 @@
-//! The repo: one sqlx pool for SQLite or Postgres, its schema, and the plug that hands it to
-//! controllers.
+//! The repo: one sqlx pool for SQLite or Postgres, and its schema.
 //!
 //! Queries go through `sqlx::any` so one binary speaks both backends; the SQL sticks to what
 //! both accept (`$N` placeholders, `RETURNING`, ISO 8601 timestamps stored as text).
 
-use std::cell::RefCell;
 use std::str::FromStr;
 
-use fawkes::{Conn, Plug};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
@@ -121,49 +118,4 @@ impl Repo {
         }
         Ok(())
     }
-}
-
-/// Assigns the [`Repo`] to every conn that passes, for controllers to read with
-/// `conn.get_assign::<Repo>()`.
-#[derive(Debug, Clone)]
-pub struct PutRepo(Repo);
-
-impl Plug for PutRepo {
-    async fn call(&self, conn: Conn) -> Conn {
-        conn.assign(self.0.clone())
-    }
-}
-
-// How the repo reaches the router. `AppRouter::new()` takes no arguments and evaluates each
-// plug expression once, synchronously, on the calling thread. `crate::router::build(repo)` puts
-// the repo in this slot, calls `new()`, and clears the slot; the `put_repo()` plug expression
-// takes it from there. Unlike a process-wide `OnceLock`, every router gets the repo it was
-// built with, so tests can run side by side on their own databases.
-thread_local! {
-    static BUILDING_WITH: RefCell<Option<Repo>> = const { RefCell::new(None) };
-}
-
-/// Makes `repo` the one [`put_repo`] hands out while `build` runs on this thread.
-pub(crate) fn building_with<T>(repo: Repo, build: impl FnOnce() -> T) -> T {
-    struct Clear;
-    impl Drop for Clear {
-        fn drop(&mut self) {
-            BUILDING_WITH.with(|slot| slot.borrow_mut().take());
-        }
-    }
-    BUILDING_WITH.with(|slot| *slot.borrow_mut() = Some(repo));
-    let _clear = Clear;
-    build()
-}
-
-/// The plug that assigns the repo the router is being built with.
-///
-/// # Panics
-///
-/// When called outside [`crate::router::build`], such as by a bare `AppRouter::new()`: a router
-/// without a database is a start-up mistake, not a request-time failure.
-#[track_caller]
-pub fn put_repo() -> PutRepo {
-    let repo = BUILDING_WITH.with(|slot| slot.borrow().clone());
-    PutRepo(repo.expect("AppRouter needs a repo: build it with example_app::router::build(repo)"))
 }

@@ -1,10 +1,10 @@
 //! The routes of the example app.
 
-use crate::repo::{self, Repo};
+use crate::channels::UserSocket;
+use crate::repo::Repo;
 
 fawkes::router! {
-    /// Every route of the example app. Build it with [`build`], which gives the `api`
-    /// pipeline its repo.
+    /// Every route of the example app. Build it with [`build`], which hands it the repo.
     pub AppRouter;
 
     pipeline browser {
@@ -13,11 +13,12 @@ fawkes::router! {
 
     pipeline api {
         plug fawkes::plug::accepts(["json"]);
-        plug repo::put_repo();
     }
 
     get "/healthz" => fawkes::telemetry::healthz, as: healthz;
     get "/readyz" => fawkes::telemetry::readyz, as: readyz;
+
+    socket "/socket" => UserSocket::from_env();
 
     scope "/" {
         pipe_through browser;
@@ -32,7 +33,8 @@ fawkes::router! {
     }
 }
 
-/// The router, with `repo` behind every `/api` route.
-pub fn build(repo: Repo) -> AppRouter {
-    repo::building_with(repo, AppRouter::new)
+/// The router: `repo` is in every request's assigns (`conn.get_assign::<Repo>()`), and so
+/// in the socket's connect info, from where it reaches the channels.
+pub fn build(repo: Repo) -> fawkes::Router {
+    fawkes::Router::from(AppRouter::new()).assign(repo)
 }

@@ -1,77 +1,14 @@
 //! The JSON API in process: every route, status and body shape, through the real router and a
-//! fresh database per test.
-//!
-//! Each test gets its own SQLite file in the temp dir. With `EXAMPLE_APP_TEST_POSTGRES` set to
-//! a Postgres URL the same tests run on Postgres instead, each in a database of its own created
-//! through that URL.
+//! fresh database per test (see `common` for SQLite or Postgres).
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
 use example_app::chat::{self, MessageAttrs};
 use example_app::{AppRouter, Repo};
 use fawkes::test::{ConnTest, TestResponse};
-use serde_json::{json, Value};
-use sqlx::Connection as _;
+use serde_json::json;
 
-/// A database for one test, removed when dropped.
-struct TestDb {
-    url: String,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    Dir(PathBuf),
-    Postgres { admin_url: String, name: String },
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        match &self.cleanup {
-            Cleanup::Dir(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Cleanup::Postgres { admin_url, name } => {
-                // Drop runs inside the test's runtime, which cannot be blocked on: use a thread
-                // with a runtime of its own. FORCE ends the pool's connections still open.
-                let (admin_url, name) = (admin_url.clone(), name.clone());
-                let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                    rt.block_on(async {
-                        let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
-                        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                        sqlx::query(&sql).execute(&mut admin).await?;
-                        Ok(())
-                    })
-                })
-                .join();
-                if let Ok(Err(err)) = dropped {
-                    eprintln!("could not drop test database: {err}");
-                }
-            }
-        }
-    }
-}
-
-async fn test_db() -> TestDb {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let unique = format!("{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-    if let Ok(admin_url) = std::env::var("EXAMPLE_APP_TEST_POSTGRES") {
-        let name = format!("fawkes_example_test_{unique}");
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("postgres reachable");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-        let (base, query) = admin_url.split_once('?').unwrap_or((&admin_url, ""));
-        let base = &base[..base.rfind('/').expect("postgres URL has a path")];
-        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
-        let url = format!("{base}/{name}{query}");
-        return TestDb { url, cleanup: Cleanup::Postgres { admin_url, name } };
-    }
-    let dir = std::env::temp_dir().join(format!("fawkes-example-api-{unique}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("test.db").display());
-    TestDb { url, cleanup: Cleanup::Dir(dir) }
-}
+use common::{assert_timestamp, test_db, TestDb};
 
 /// The app on a fresh database: its client, its repo, and the database kept alive.
 async fn app() -> (ConnTest, Repo, TestDb) {
@@ -84,19 +21,6 @@ async fn create_room(client: &ConnTest, name: &str) -> i64 {
     let resp = client.post("/api/rooms").json(&json!({ "room": { "name": name } })).send().await;
     resp.assert_status(201);
     resp.json()["data"]["id"].as_i64().expect("room id is an integer")
-}
-
-/// Asserts a Phoenix-style UTC timestamp to the second (`2026-11-22T01:02:03Z`) and returns it.
-#[track_caller]
-fn assert_timestamp(value: &Value) -> String {
-    let text = value.as_str().expect("timestamp is a string").to_owned();
-    let format = time::format_description::well_known::Rfc3339;
-    let parsed = time::OffsetDateTime::parse(&text, &format).expect("timestamp is ISO 8601");
-    assert_eq!(parsed.offset(), time::UtcOffset::UTC, "{text}");
-    assert!(text.len() == 20 && text.ends_with('Z'), "no fraction, Z suffix: {text}");
-    let age = time::OffsetDateTime::now_utc() - parsed;
-    assert!(age.whole_seconds().abs() < 300, "timestamp is now-ish: {text}");
-    text
 }
 
 #[track_caller]
@@ -415,8 +339,10 @@ async fn each_router_uses_the_repo_it_was_built_with() {
     second.get("/api/rooms").send().await.assert_json(&json!({"data": []}));
 }
 
-#[test]
-#[should_panic(expected = "AppRouter needs a repo")]
-fn a_router_without_a_repo_is_refused_at_start_up() {
-    let _ = AppRouter::new();
+#[tokio::test]
+async fn a_router_built_without_a_repo_answers_500_not_a_panic() {
+    let client = fawkes::test::ConnTest::new(AppRouter::new());
+    let resp = client.get("/api/rooms").send().await;
+    resp.assert_status(500);
+    resp.assert_json(&json!({"errors": {"detail": "Internal Server Error"}}));
 }

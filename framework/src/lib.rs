@@ -83,11 +83,6 @@ pub mod __private {
 
     use std::fmt::Write as _;
 
-    /// Points type errors about an action at the user's path.
-    pub fn action<A: crate::controller::Action>(action: A) -> A {
-        action
-    }
-
     /// Appends a path param, percent-encoded; a wildcard keeps its `/`.
     pub fn push_param(path: &mut String, value: &dyn std::fmt::Display, wildcard: bool) {
         const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS

@@ -31,6 +31,17 @@ impl Message {
     }
 }
 
+/// A message that was checked but not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsavedMessage {
+    /// Who wrote it.
+    pub author: String,
+    /// What it says.
+    pub body: String,
+    /// When it was posted (ISO 8601, UTC).
+    pub inserted_at: String,
+}
+
 /// What a client may set on a message; validated by the chat context.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(expecting = "an object")]

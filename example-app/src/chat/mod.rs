@@ -13,7 +13,7 @@ use sqlx::Row as _;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-pub use message::{Message, MessageAttrs};
+pub use message::{Message, MessageAttrs, UnsavedMessage};
 pub use room::{Room, RoomAttrs};
 
 use crate::repo::Repo;
@@ -221,10 +221,7 @@ pub async fn create_message(
     room_id: i64,
     attrs: MessageAttrs,
 ) -> Result<Message, Error> {
-    let mut errors = FieldErrors::default();
-    errors.require("author", attrs.author.as_deref());
-    errors.require("body", attrs.body.as_deref());
-    errors.into_result()?;
+    validate_message(&attrs)?;
     let row = sqlx::query(
         "INSERT INTO messages (room_id, author, body, inserted_at) VALUES ($1, $2, $3, $4) \
          RETURNING id, room_id, author, body, inserted_at",
@@ -240,6 +237,28 @@ pub async fn create_message(
         Err(sqlx::Error::Database(err)) if err.is_foreign_key_violation() => Err(Error::NotFound),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Checks and stamps a message that is not stored, such as one posted in the lobby, which
+/// keeps no history.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] listing every blank field.
+pub fn unsaved_message(attrs: MessageAttrs) -> Result<UnsavedMessage, Error> {
+    validate_message(&attrs)?;
+    Ok(UnsavedMessage {
+        author: attrs.author.unwrap_or_default(),
+        body: attrs.body.unwrap_or_default(),
+        inserted_at: now(),
+    })
+}
+
+fn validate_message(attrs: &MessageAttrs) -> Result<(), Error> {
+    let mut errors = FieldErrors::default();
+    errors.require("author", attrs.author.as_deref());
+    errors.require("body", attrs.body.as_deref());
+    errors.into_result()
 }
 
 /// Counts a room's messages, however many there are.

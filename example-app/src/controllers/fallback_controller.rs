@@ -19,7 +19,7 @@ pub enum FallbackError {
     Params(ParamsError),
     /// A logged 500; the client learns nothing about the cause.
     Database(sqlx::Error),
-    /// The route is not behind the `api` pipeline, so no repo was assigned: a logged 500.
+    /// The router was not built by `router::build`, so no repo was assigned: a logged 500.
     MissingRepo,
 }
 
@@ -54,7 +54,7 @@ impl IntoResponse for FallbackError {
             Self::MissingRepo => {
                 tracing::error!(
                     path = conn.path(),
-                    "no repo assigned; is the route piped through `api`?"
+                    "no repo assigned; build the router with example_app::router::build"
                 );
                 ActionError::internal().render(conn)
             }

@@ -17,7 +17,7 @@ pub use fallback_controller::FallbackError;
 
 use crate::repo::Repo;
 
-/// The repo the `api` pipeline assigned.
+/// The repo `router::build` assigned to every request.
 fn repo(conn: &Conn) -> Result<Repo, FallbackError> {
     conn.get_assign::<Repo>().cloned().ok_or(FallbackError::MissingRepo)
 }

@@ -217,6 +217,9 @@ where
         *req.uri_mut() = stripped;
     }
     req.extensions_mut().insert(ForwardedFrom(uri.clone()));
+    if !conn.assigns().is_empty() {
+        req.extensions_mut().insert(crate::socket::ForwardedAssigns(conn.assigns().clone()));
+    }
     let result = service.oneshot(req).await;
     let mut restored = Request::new(Body::empty());
     *restored.uri_mut() = uri;

@@ -153,10 +153,13 @@ async fn open<S: Socket>(
     let Some(conn_info) = req.extensions().get::<ConnInfo>().cloned() else {
         return status_only(StatusCode::INTERNAL_SERVER_ERROR);
     };
+    let auth_token =
+        req.headers().get("x-phoenix-authtoken").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let info = ConnectInfo {
         peer: Some(conn_info.remote_addr()),
         headers: req.headers().clone(),
-        auth_token: None,
+        auth_token,
+        assigns: super::ForwardedAssigns::of(&req),
     };
     let vsn_label = match vsn {
         Vsn::V1 => "1.0.0",

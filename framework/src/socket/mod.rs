@@ -30,15 +30,38 @@ pub use origin::CheckOrigin;
 pub use transport::{transport, IntoTransport, Transport};
 
 /// What the server knows about a connecting client, besides its params.
-#[derive(Debug, Clone)]
+///
+/// # Examples
+///
+/// Calling a socket's `connect` in a unit test:
+///
+/// ```
+/// let mut info = fawkes::socket::ConnectInfo::default();
+/// info.auth_token = Some("token".to_owned());
+/// ```
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ConnectInfo {
     /// The peer's address, when served by an endpoint.
     pub peer: Option<SocketAddr>,
     /// The upgrade request's headers.
     pub headers: http::HeaderMap,
-    /// The token a client passed with `authToken` (the `base64url.bearer.phx.` subprotocol).
+    /// The token a client passed with `authToken`: the `base64url.bearer.phx.` subprotocol on
+    /// WebSocket, the `x-phoenix-authtoken` header on LongPoll.
     pub auth_token: Option<String>,
+    /// The assigns of the request at the socket's mount: the router's assigns
+    /// ([`Router::assign`](crate::Router::assign)) and what the scope's plugs added.
+    pub assigns: http::Extensions,
+}
+
+/// The conn's assigns, carried past a forward so a socket's `connect` sees them.
+#[derive(Debug, Clone)]
+pub(crate) struct ForwardedAssigns(pub(crate) http::Extensions);
+
+impl ForwardedAssigns {
+    pub(crate) fn of(req: &http::Request<crate::Body>) -> http::Extensions {
+        req.extensions().get::<ForwardedAssigns>().map(|a| a.0.clone()).unwrap_or_default()
+    }
 }
 
 /// A refused connection: the upgrade is answered with 403.

@@ -94,8 +94,12 @@ pub(crate) async fn upgrade<S: Socket>(
     let Some(conn_info) = req.extensions().get::<ConnInfo>().cloned() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "sockets must be served by an endpoint");
     };
-    let info =
-        ConnectInfo { peer: Some(conn_info.remote_addr()), headers: headers.clone(), auth_token };
+    let info = ConnectInfo {
+        peer: Some(conn_info.remote_addr()),
+        headers: headers.clone(),
+        auth_token,
+        assigns: super::ForwardedAssigns::of(&req),
+    };
     let vsn_label = match vsn {
         Vsn::V1 => "1.0.0",
         Vsn::V2 => "2.0.0",

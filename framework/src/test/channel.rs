@@ -101,7 +101,7 @@ impl ChannelTest {
             Value::Object(map) => map,
             _ => serde_json::Map::new(),
         };
-        let info = ConnectInfo { peer: None, headers: http::HeaderMap::new(), auth_token: None };
+        let info = ConnectInfo::default();
         let assigns = socket.connect(&params, &info).await?;
         let supervisor = Supervisor::builder().name("channel test").start();
         let link = Link::new(Vsn::V2, usize::MAX / 2);

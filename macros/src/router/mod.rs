@@ -166,7 +166,7 @@ impl Context {
         &mut self,
         def: &ResourcesDef,
         prefix: &str,
-        pipes: &mut Vec<Ident>,
+        pipes: &[Ident],
         helper_prefix: &[String],
     ) -> syn::Result<()> {
         for list in [&def.only, &def.except].into_iter().flatten() {
@@ -181,10 +181,6 @@ impl Context {
                     ));
                 }
             }
-        }
-        if let (Some(_), Some(except)) = (&def.only, &def.except) {
-            let span = except.first().map_or_else(|| def.path.span(), Ident::span);
-            return Err(syn::Error::new(span, "`only` and `except` cannot be used together"));
         }
         let base = match &def.helper {
             Some(name) => name.to_string(),
@@ -230,13 +226,13 @@ impl Context {
                 path: full,
                 lit: def.path.clone(),
                 target: Target::Action(action_path),
-                pipes: pipes.clone(),
+                pipes: pipes.to_vec(),
                 helper: Some((format!("{helper_base}_{action}"), true)),
             });
         }
         if !def.nested.is_empty() {
             let nested_prefix = format!("{}/:{base}_id", collection.phoenix);
-            let mut inner = pipes.clone();
+            let mut inner = pipes.to_vec();
             self.walk(&def.nested, &nested_prefix, &mut inner, &names, false)?;
         }
         Ok(())
@@ -301,7 +297,8 @@ impl Context {
                         ),
                     ));
                 }
-                // Two derived names clash: neither gets a helper unless named.
+                // Two derived names clash (one action mounted at two paths): the first route
+                // keeps the helper; name the other with `as:` to get one.
                 continue;
             }
             let ident = syn::parse_str::<Ident>(&name).map_err(|_| {

@@ -21,6 +21,23 @@ mod kw {
     syn::custom_keyword!(socket);
 }
 
+/// The keywords that start an item (`match` is a Rust keyword, never taken for a name).
+const ITEM_KEYWORDS: [&str; 13] = [
+    "pipeline",
+    "scope",
+    "pipe_through",
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "options",
+    "head",
+    "resources",
+    "forward",
+    "socket",
+];
+
 pub(crate) struct RouterInput {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
@@ -117,6 +134,13 @@ impl Parse for RouterInput {
         let name: Ident = input.parse().map_err(|e| {
             syn::Error::new(e.span(), "expected the router's name first, as in `pub AppRouter;`")
         })?;
+        // Without a name, the first item's keyword would be taken for it.
+        if !input.peek(Token![;]) && ITEM_KEYWORDS.contains(&name.to_string().as_str()) {
+            return Err(syn::Error::new(
+                name.span(),
+                "expected the router's name first, as in `pub AppRouter;`",
+            ));
+        }
         input.parse::<Token![;]>()?;
         let items = parse_items(input)?;
         Ok(Self { attrs, vis, name, items })
@@ -279,6 +303,12 @@ fn parse_resources(input: ParseStream<'_>) -> syn::Result<ResourcesDef> {
             return Err(syn::Error::new_spanned(&key, format!("`{key}` specified more than once")));
         }
         *slot = Some(actions);
+        if only.is_some() && except.is_some() {
+            return Err(syn::Error::new_spanned(
+                &key,
+                "`only` and `except` cannot be used together",
+            ));
+        }
     }
     let nested = if input.peek(syn::token::Brace) {
         parse_block(input)?

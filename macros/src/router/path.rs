@@ -65,8 +65,11 @@ pub(crate) fn parse(path: &str) -> Result<RoutePath, String> {
                 continue;
             }
         };
+        // A param becomes an argument of the path helper, so it must be a usable binding:
+        // `self`, `Self`, `super`, `crate` and `_` cannot be one, not even as raw identifiers.
         let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !matches!(name, "_" | "self" | "Self" | "super" | "crate");
         if !valid {
             return Err(format!("path `{path}`: `{segment}` is not a valid param name"));
         }
@@ -109,6 +112,8 @@ mod tests {
             "/a/x:y",
             "/{x}",
             "/a/:",
+            "/a/:self",
+            "/a/:_",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -1,0 +1,15 @@
+//! Real-time chat: the socket clients connect to and the channels they join.
+//!
+//! [`UserSocket`] is mounted at `/socket` (WebSocket and LongPoll). It routes `room:*` to
+//! [`RoomChannel`], where messages are validated, stored for real rooms and broadcast to every
+//! member, and, when the `FAWKES_EXAMPLE_TEST_CHANNELS` environment variable is `1`, `test:*`
+//! to [`TestChannel`], whose events exercise crashes, pushes and binary payloads for the
+//! client compatibility tests.
+
+mod room_channel;
+mod test_channel;
+mod user_socket;
+
+pub use room_channel::{room_topic, RoomChannel};
+pub use test_channel::TestChannel;
+pub use user_socket::{AuthToken, User, UserSocket, TEST_CHANNELS_ENV};

@@ -1,0 +1,123 @@
+//! `room:*`: chat in the lobby or in a room of the database.
+
+use fawkes::channel::{Channel, ChannelSocket, Reply};
+use fawkes::serializer::Payload;
+use serde::Deserialize as _;
+use serde_json::{json, Value};
+
+use crate::chat::{self, MessageAttrs};
+use crate::controllers::message_json;
+use crate::repo::Repo;
+
+/// The topic of the room with `id`: where its `new_msg` events are broadcast.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(example_app::channels::room_topic(7), "room:7");
+/// ```
+pub fn room_topic(id: i64) -> String {
+    format!("room:{id}")
+}
+
+/// Where a joined channel's messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// `room:lobby`: always open, keeps no history.
+    Lobby,
+    /// `room:<id>`: a room of the database; messages are stored.
+    Stored(i64),
+}
+
+/// The channel of `room:lobby` and of `room:<id>` for every room in the database.
+///
+/// Events:
+/// - `new_msg` `{"author","body"}`: replies `{}` and broadcasts `new_msg` with the message
+///   (`id`, `author`, `body`, `inserted_at`; no `id` in the lobby) to every member, the sender
+///   included; blank fields reply an error `{"errors":{"body":["can't be blank"]}}`.
+#[derive(Debug)]
+pub struct RoomChannel {
+    room: Room,
+    repo: Repo,
+}
+
+impl Channel for RoomChannel {
+    async fn join(
+        topic: &str,
+        _payload: Payload,
+        socket: &mut ChannelSocket,
+    ) -> Result<(Self, Value), Value> {
+        let Some(repo) = socket.get_assign::<Repo>().cloned() else {
+            tracing::error!(
+                topic,
+                "no repo in the socket assigns; was it connected by UserSocket?"
+            );
+            return Err(json!({ "reason": "internal error" }));
+        };
+        let not_found = || json!({ "reason": "room not found" });
+        let room = match topic.strip_prefix("room:") {
+            Some("lobby") => Room::Lobby,
+            Some(id) => {
+                // Only the canonical spelling names a room, so `room:07` cannot shadow `room:7`.
+                let id: i64 = id.parse().map_err(|_| not_found())?;
+                if room_topic(id) != topic {
+                    return Err(not_found());
+                }
+                match chat::get_room(&repo, id).await {
+                    Ok(Some(room)) => Room::Stored(room.id),
+                    Ok(None) => return Err(not_found()),
+                    Err(err) => {
+                        tracing::error!(topic, error = %err, "cannot look the room up");
+                        return Err(json!({ "reason": "internal error" }));
+                    }
+                }
+            }
+            None => return Err(not_found()),
+        };
+        Ok((Self { room, repo }, json!({})))
+    }
+
+    async fn handle_in(
+        &mut self,
+        event: &str,
+        payload: Payload,
+        socket: &mut ChannelSocket,
+    ) -> Reply {
+        match event {
+            "new_msg" => self.new_msg(payload, socket).await,
+            _ => Reply::error(json!({ "reason": "unknown event" })),
+        }
+    }
+}
+
+impl RoomChannel {
+    async fn new_msg(&self, payload: Payload, socket: &ChannelSocket) -> Reply {
+        // Only an object: serde would also take `["ada", "hi"]` for the struct.
+        let Some(json) = payload.as_json().filter(|p| p.is_object()) else {
+            return Reply::error(json!({ "errors": { "detail": "expected an object" } }));
+        };
+        let attrs = match MessageAttrs::deserialize(json) {
+            Ok(attrs) => attrs,
+            Err(err) => return Reply::error(json!({ "errors": { "detail": err.to_string() } })),
+        };
+        let sent = match self.room {
+            Room::Lobby => chat::unsaved_message(attrs).map(|m| message_json::new_unsaved_msg(&m)),
+            Room::Stored(id) => {
+                chat::create_message(&self.repo, id, attrs).await.map(|m| message_json::new_msg(&m))
+            }
+        };
+        match sent {
+            Ok(message) => {
+                socket.broadcast("new_msg", message);
+                Reply::ok(json!({}))
+            }
+            Err(chat::Error::Invalid(errors)) => Reply::error(json!({ "errors": errors.fields() })),
+            // Deleted after the join.
+            Err(chat::Error::NotFound) => Reply::error(json!({ "reason": "room not found" })),
+            Err(err) => {
+                tracing::error!(topic = socket.topic(), error = %err, "cannot store the message");
+                Reply::error(json!({ "errors": { "detail": "Internal Server Error" } }))
+            }
+        }
+    }
+}

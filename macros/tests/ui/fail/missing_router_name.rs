@@ -1,0 +1,5 @@
+fawkes::router! {
+    scope "/" {}
+}
+
+fn main() {}

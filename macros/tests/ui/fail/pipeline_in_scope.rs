@@ -1,0 +1,8 @@
+fawkes::router! {
+    pub App;
+    scope "/api" {
+        pipeline api {}
+    }
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+mod room_controller {
+    pub async fn index(conn: fawkes::Conn) -> fawkes::Conn {
+        conn
+    }
+}
+
+fawkes::router! {
+    pub App;
+    resources "/rooms" => room_controller, param: [room_id];
+}
+
+fn main() {}
