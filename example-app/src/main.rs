@@ -10,6 +10,7 @@
 //! | `DRAIN_DELAY_SECS`             | `0`                                        |
 //! | `FAWKES_EXAMPLE_TEST_CHANNELS` | unset (`1` adds the `test:*` channel)      |
 //! | `RUST_LOG`                     | `info`                                     |
+//! | `LOG_FORMAT`                   | text (`json` for one JSON object a line)   |
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
@@ -73,11 +74,16 @@ where
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if var("LOG_FORMAT")?.is_some_and(|f| f.eq_ignore_ascii_case("json")) {
+        // One JSON object a line, with the current span's fields (request ids), for log
+        // collectors.
+        logs.json().with_current_span(true).init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
+    fawkes::telemetry::install_prometheus().context("cannot install the metrics recorder")?;
 
     let config = Config::from_env()?;
     let addr = config.bind_addr().await?;

@@ -8,15 +8,18 @@ fawkes::router! {
     pub AppRouter;
 
     pipeline browser {
+        plug fawkes::plug::request_id();
         plug fawkes::plug::accepts(["html"]);
     }
 
     pipeline api {
+        plug fawkes::plug::request_id();
         plug fawkes::plug::accepts(["json"]);
     }
 
     get "/healthz" => fawkes::telemetry::healthz, as: healthz;
     get "/readyz" => fawkes::telemetry::readyz, as: readyz;
+    get "/metrics" => fawkes::telemetry::prometheus, as: metrics;
 
     socket "/socket" => UserSocket::from_env();
 
