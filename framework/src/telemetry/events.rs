@@ -1,6 +1,6 @@
 //! Where the framework reports what happened.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -8,6 +8,21 @@ use http::{Method, StatusCode};
 use super::stats::{
     self, BROADCASTS, CHANNELS, CONNECTIONS, DELIVERIES, PANICS, PUSHES, REQUESTS, SOCKETS,
 };
+
+/// Whether a `metrics` recorder listens. Building a metric's key costs an allocation per call
+/// even with no recorder installed, so the hot paths skip it until one is.
+static METRICS: AtomicBool = AtomicBool::new(false);
+
+/// Turns on reporting through the `metrics` facade, for an application that installs its own
+/// recorder; [`install_prometheus`](super::install_prometheus) does it for its own.
+pub fn enable_metrics() {
+    METRICS.store(true, Ordering::Relaxed);
+}
+
+#[inline]
+fn metrics_on() -> bool {
+    METRICS.load(Ordering::Relaxed)
+}
 
 /// Label values must be `'static` to cost no allocation.
 fn method_label(method: &Method) -> &'static str {
@@ -37,12 +52,14 @@ fn status_label(status: StatusCode) -> &'static str {
 pub(crate) fn endpoint_stop(method: &Method, status: StatusCode, duration: Duration) {
     REQUESTS.fetch_add(1, Ordering::Relaxed);
     stats::record_latency(duration);
-    metrics::histogram!(
-        "fawkes_endpoint_stop_duration_seconds",
-        "method" => method_label(method),
-        "status" => status_label(status)
-    )
-    .record(duration.as_secs_f64());
+    if metrics_on() {
+        metrics::histogram!(
+            "fawkes_endpoint_stop_duration_seconds",
+            "method" => method_label(method),
+            "status" => status_label(status)
+        )
+        .record(duration.as_secs_f64());
+    }
 }
 
 pub(crate) fn router_dispatch_stop(
@@ -51,57 +68,75 @@ pub(crate) fn router_dispatch_stop(
     status: StatusCode,
     duration: Duration,
 ) {
-    metrics::histogram!(
-        "fawkes_router_dispatch_stop_duration_seconds",
-        "route" => route,
-        "method" => method_label(method),
-        "status" => status_label(status)
-    )
-    .record(duration.as_secs_f64());
+    if metrics_on() {
+        metrics::histogram!(
+            "fawkes_router_dispatch_stop_duration_seconds",
+            "route" => route,
+            "method" => method_label(method),
+            "status" => status_label(status)
+        )
+        .record(duration.as_secs_f64());
+    }
 }
 
 pub(crate) fn router_dispatch_exception(route: &'static str) {
-    metrics::counter!("fawkes_router_dispatch_exception_total", "route" => route).increment(1);
+    if metrics_on() {
+        metrics::counter!("fawkes_router_dispatch_exception_total", "route" => route).increment(1);
+    }
     record_panic();
 }
 
 pub(crate) fn record_panic() {
     PANICS.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("fawkes_panics_total").increment(1);
+    if metrics_on() {
+        metrics::counter!("fawkes_panics_total").increment(1);
+    }
 }
 
 pub(crate) fn socket_connected(transport: &'static str, vsn: &'static str, ok: bool) {
     let result = if ok { "ok" } else { "error" };
-    metrics::counter!(
-        "fawkes_socket_connected_total",
-        "transport" => transport,
-        "vsn" => vsn,
-        "result" => result
-    )
-    .increment(1);
+    if metrics_on() {
+        metrics::counter!(
+            "fawkes_socket_connected_total",
+            "transport" => transport,
+            "vsn" => vsn,
+            "result" => result
+        )
+        .increment(1);
+    }
 }
 
 pub(crate) fn channel_joined(channel: &str, ok: bool) {
     let result = if ok { "ok" } else { "error" };
-    metrics::counter!("fawkes_channel_joined_total", "channel" => channel.to_owned(), "result" => result)
-        .increment(1);
+    if metrics_on() {
+        metrics::counter!("fawkes_channel_joined_total", "channel" => channel.to_owned(), "result" => result)
+            .increment(1);
+    }
 }
 
 pub(crate) fn channel_handled_in(channel: &str, duration: Duration) {
-    metrics::histogram!("fawkes_channel_handled_in_duration_seconds", "channel" => channel.to_owned())
-        .record(duration.as_secs_f64());
+    if metrics_on() {
+        metrics::histogram!("fawkes_channel_handled_in_duration_seconds", "channel" => channel.to_owned())
+            .record(duration.as_secs_f64());
+    }
 }
 
 pub(crate) fn channel_push() {
     PUSHES.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("fawkes_channel_pushes_total").increment(1);
+    if metrics_on() {
+        metrics::counter!("fawkes_channel_pushes_total").increment(1);
+    }
 }
 
 pub(crate) fn pubsub_broadcast(deliveries: u64) {
     BROADCASTS.fetch_add(1, Ordering::Relaxed);
     DELIVERIES.fetch_add(deliveries, Ordering::Relaxed);
-    metrics::counter!("fawkes_pubsub_broadcasts_total").increment(1);
-    metrics::counter!("fawkes_pubsub_deliveries_total").increment(deliveries);
+    if metrics_on() {
+        metrics::counter!("fawkes_pubsub_broadcasts_total").increment(1);
+    }
+    if metrics_on() {
+        metrics::counter!("fawkes_pubsub_deliveries_total").increment(deliveries);
+    }
 }
 
 /// Which gauge a [`Gauge`] guard holds up.
@@ -120,7 +155,9 @@ impl Gauge {
     pub(crate) fn open(kind: GaugeKind) -> Self {
         let (counter, name) = Self::parts(kind);
         counter.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!(name).increment(1.0);
+        if metrics_on() {
+            metrics::gauge!(name).increment(1.0);
+        }
         Self(kind)
     }
 
@@ -137,6 +174,8 @@ impl Drop for Gauge {
     fn drop(&mut self) {
         let (counter, name) = Self::parts(self.0);
         counter.fetch_sub(1, Ordering::Relaxed);
-        metrics::gauge!(name).decrement(1.0);
+        if metrics_on() {
+            metrics::gauge!(name).decrement(1.0);
+        }
     }
 }

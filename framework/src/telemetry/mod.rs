@@ -27,6 +27,7 @@ mod health;
 mod prometheus;
 mod stats;
 
+pub use events::enable_metrics;
 pub(crate) use events::*;
 pub use health::{healthz, readyz};
 pub use prometheus::{install_prometheus, prometheus};

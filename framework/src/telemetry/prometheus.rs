@@ -35,6 +35,7 @@ pub fn install_prometheus() -> Result<PrometheusHandle, metrics_exporter_prometh
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)?
         .install_recorder()?;
+    super::enable_metrics();
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
