@@ -1,10 +1,13 @@
-//! The real binary over real TCP: start-up contract, the API, and graceful shutdown on SIGTERM.
+//! The real binary over real TCP: start-up contract, the API, graceful shutdown on SIGTERM,
+//! and what operations read from it (Prometheus metrics, JSON logs).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -20,10 +23,23 @@ struct App {
     child: Child,
     addr: SocketAddr,
     dir: PathBuf,
+    /// The thread collecting stderr, when it is captured.
+    stderr: Option<JoinHandle<Vec<String>>>,
 }
 
 impl App {
     fn start(name: &str, drain_delay_secs: u64) -> Self {
+        Self::start_with(name, drain_delay_secs, &[], false)
+    }
+
+    /// Starts the app with `env` on top of the defaults below; with `capture_stderr` its log
+    /// lines are kept for [`App::stderr_lines`] instead of going to the test's output.
+    fn start_with(
+        name: &str,
+        drain_delay_secs: u64,
+        env: &[(&str, &str)],
+        capture_stderr: bool,
+    ) -> Self {
         let dir =
             std::env::temp_dir().join(format!("fawkes-example-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -36,11 +52,18 @@ impl App {
             .env("SHUTDOWN_TIMEOUT_SECS", SHUTDOWN_TIMEOUT_SECS.to_string())
             .env("DRAIN_DELAY_SECS", drain_delay_secs.to_string())
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if capture_stderr { Stdio::piped() } else { Stdio::inherit() })
             .spawn()
             .expect("example-app starts");
+        // Read from the start so the child never blocks on a full stderr pipe.
+        let stderr = child.stderr.take().map(|stderr| {
+            std::thread::spawn(move || {
+                BufReader::new(stderr).lines().map_while(Result::ok).collect()
+            })
+        });
 
         // The first stdout line announces the URL; read it on a thread so a silent child
         // fails the test at the deadline instead of hanging it.
@@ -63,7 +86,14 @@ impl App {
             .strip_prefix("Fawkes example app listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
         let addr = url.parse().unwrap_or_else(|_| panic!("not an address: {url:?}"));
-        Self { child, addr, dir }
+        Self { child, addr, dir, stderr }
+    }
+
+    /// The captured stderr lines; call after the app exited, when the pipe is at its end.
+    fn stderr_lines(&mut self) -> Vec<String> {
+        assert!(self.child.try_wait().unwrap().is_some(), "stderr is read once the app exited");
+        let reader = self.stderr.take().expect("started with capture_stderr");
+        reader.join().expect("the stderr reader does not panic")
     }
 
     fn terminate(&self) {
@@ -311,4 +341,338 @@ async fn a_bad_configuration_fails_to_start() {
         assert!(stderr.contains(name) || stderr.contains(value), "{name}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One request on a fresh connection, with one extra header.
+async fn send_with_header(addr: SocketAddr, path: &str, header: (&str, &str)) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let (name, value) = header;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: localhost\r\naccept: application/json\r\n{name}: {value}\r\n\
+         connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), read_response(&mut stream)).await;
+    resp.expect("response within 10 s")
+}
+
+/// A WebSocket client over a raw HTTP/1.1 upgrade: enough of RFC 6455 for unfragmented text
+/// frames, which is all the Phoenix JSON serializer sends.
+struct WsClient {
+    stream: TcpStream,
+    /// Bytes read past the last frame returned.
+    buf: Vec<u8>,
+}
+
+impl WsClient {
+    /// The sample key of RFC 6455 §1.3, and the accept value it requires of the server.
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+    async fn connect(addr: SocketAddr, path: &str) -> Self {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+             sec-websocket-version: 13\r\nsec-websocket-key: {}\r\n\r\n",
+            Self::KEY
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let head_end = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 1024];
+                let n = stream.read(&mut chunk).await.expect("read the handshake");
+                assert!(n > 0, "closed during the handshake: {:?}", String::from_utf8_lossy(&buf));
+                buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .expect("a handshake response within 10 s");
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "not upgraded: {head}");
+        let accept = format!("sec-websocket-accept: {}", Self::ACCEPT.to_ascii_lowercase());
+        assert!(head.contains(&accept), "wrong accept key: {head}");
+        let buf = buf.split_off(head_end);
+        Self { stream, buf }
+    }
+
+    /// Sends `message` as one masked text frame, as a client must.
+    async fn send(&mut self, message: &Value) {
+        let payload = serde_json::to_vec(message).unwrap();
+        let mask = [0x5a, 0xc3, 0x1e, 0x77];
+        let mut frame = vec![0x81];
+        match u16::try_from(payload.len()) {
+            Ok(len) if len < 126 => frame.push(0x80 | len as u8),
+            Ok(len) => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&len.to_be_bytes());
+            }
+            Err(_) => panic!("a test message of {} bytes is too long", payload.len()),
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).await.unwrap();
+    }
+
+    /// Reads until the buffer holds at least `n` bytes.
+    async fn fill(&mut self, n: usize) {
+        while self.buf.len() < n {
+            let mut chunk = [0u8; 4096];
+            let read = self.stream.read(&mut chunk).await.expect("read a frame");
+            assert!(read > 0, "the server closed the WebSocket connection");
+            self.buf.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    /// The next text frame, as JSON; pings and other control frames are skipped.
+    async fn recv(&mut self) -> Value {
+        let next = async {
+            loop {
+                self.fill(2).await;
+                let (fin, opcode) = (self.buf[0] & 0x80 != 0, self.buf[0] & 0x0f);
+                assert_eq!(self.buf[1] & 0x80, 0, "a server must not mask its frames");
+                let (len, header) = match self.buf[1] & 0x7f {
+                    126 => {
+                        self.fill(4).await;
+                        (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+                    }
+                    127 => {
+                        self.fill(10).await;
+                        let len = u64::from_be_bytes(self.buf[2..10].try_into().unwrap());
+                        (usize::try_from(len).expect("frame length fits"), 10)
+                    }
+                    len => (usize::from(len), 2),
+                };
+                self.fill(header + len).await;
+                let payload = self.buf[header..header + len].to_vec();
+                self.buf.drain(..header + len);
+                match opcode {
+                    0x1 => {
+                        assert!(fin, "unexpected fragmented text frame");
+                        break serde_json::from_slice(&payload).expect("a JSON text frame");
+                    }
+                    0x8 => panic!("the server closed the socket: {payload:?}"),
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), next).await.expect("a frame within 10 s")
+    }
+
+    /// Joins `topic` (serializer 2.0.0) and returns the reply's status and response.
+    async fn join(&mut self, join_ref: &str, topic: &str) -> (String, Value) {
+        self.send(&json!([join_ref, join_ref, topic, "phx_join", {}])).await;
+        for _ in 0..10 {
+            let msg = self.recv().await;
+            if msg[1] == join_ref && msg[3] == "phx_reply" {
+                assert_eq!(msg[2], topic, "{msg}");
+                let status = msg[4]["status"].as_str().expect("reply status").to_owned();
+                return (status, msg[4]["response"].clone());
+            }
+        }
+        panic!("no reply to the join of {topic}");
+    }
+}
+
+/// One sample of the Prometheus text format: `name{label="value",...} number`.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("sample: {line}"));
+        let value = value.parse().unwrap_or_else(|_| panic!("value of {line}"));
+        let (name, mut rest) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.strip_suffix('}').expect("labels end with }")),
+            None => (series, ""),
+        };
+        let mut labels = BTreeMap::new();
+        while !rest.is_empty() {
+            let (key, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("label: {line}"));
+            let mut label = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => label.extend(chars.next().map(|(_, c)| c)),
+                    Some((i, '"')) => break i,
+                    Some((_, c)) => label.push(c),
+                    None => panic!("unterminated label value: {line}"),
+                }
+            };
+            labels.insert(key.to_owned(), label);
+            rest = after[end + 1..].trim_start_matches(',');
+        }
+        samples.push(Sample { name: name.to_owned(), labels, value });
+    }
+    samples
+}
+
+/// The sum of the samples of `name` whose labels include `labels`; fails when there is none.
+#[track_caller]
+fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .collect();
+    if matching.is_empty() {
+        let series: Vec<_> = samples.iter().filter(|s| s.name == name).map(|s| &s.labels).collect();
+        panic!("no {name} with {labels:?}; the series of {name}: {series:?}");
+    }
+    matching.iter().map(|s| s.value).sum()
+}
+
+async fn scrape(addr: SocketAddr) -> Vec<Sample> {
+    let resp = send(addr, "GET", "/metrics", None).await;
+    assert_eq!(resp.status, 200, "{:?}", String::from_utf8_lossy(&resp.body));
+    let content_type = resp.header("content-type").unwrap_or_default();
+    assert!(content_type.starts_with("text/plain"), "Prometheus text format: {content_type}");
+    parse_metrics(std::str::from_utf8(&resp.body).expect("UTF-8 metrics"))
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_channel_joins() {
+    // A fresh process: every count below starts at zero, so the exact numbers are known.
+    let app = App::start("metrics", 0);
+    let addr = app.addr;
+    const LISTS: usize = 4;
+
+    let created = send(addr, "POST", "/api/rooms", Some(&json!({"room": {"name": "ops"}}))).await;
+    assert_eq!(created.status, 201, "{:?}", String::from_utf8_lossy(&created.body));
+    let id = created.json()["data"]["id"].as_i64().unwrap();
+    for _ in 0..LISTS {
+        assert_eq!(send(addr, "GET", "/api/rooms", None).await.status, 200);
+    }
+    let missing = send(addr, "GET", &format!("/api/rooms/{}", id + 1000), None).await;
+    assert_eq!(missing.status, 404);
+
+    let mut socket = WsClient::connect(addr, "/socket/websocket?vsn=2.0.0").await;
+    assert_eq!(socket.join("1", "room:lobby").await, ("ok".to_owned(), json!({})));
+    let (status, response) = socket.join("2", &format!("room:{}", id + 1000)).await;
+    assert_eq!((status.as_str(), response), ("error", json!({"reason": "room not found"})));
+
+    let samples = scrape(addr).await;
+    let dispatch = "fawkes_router_dispatch_stop_duration_seconds";
+    let count = format!("{dispatch}_count");
+    let rooms_ok = [("route", "/api/rooms"), ("method", "GET"), ("status", "2xx")];
+    assert_eq!(metric(&samples, &count, &rooms_ok), LISTS as f64, "GET /api/rooms");
+    let created_ok = [("route", "/api/rooms"), ("method", "POST"), ("status", "2xx")];
+    assert_eq!(metric(&samples, &count, &created_ok), 1.0, "POST /api/rooms");
+    // The label is the route pattern, never the client's path, so ids cannot explode it.
+    let show = [("route", "/api/rooms/:id"), ("method", "GET"), ("status", "4xx")];
+    assert_eq!(metric(&samples, &count, &show), 1.0, "GET /api/rooms/:id");
+    assert!(
+        !samples.iter().any(|s| s.labels.get("route").is_some_and(|r| r.contains(&id.to_string()))),
+        "a route label holds a request path"
+    );
+
+    // The histogram is a real one: buckets never decrease, and the last holds every request.
+    let mut buckets: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| s.name == format!("{dispatch}_bucket"))
+        .filter(|s| rooms_ok.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .map(|s| (s.labels["le"].parse::<f64>().expect("le is a number"), s.value))
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(buckets.len() > 1, "histogram buckets: {buckets:?}");
+    assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative buckets: {buckets:?}");
+    assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, LISTS as f64), "+Inf bucket");
+    assert!(metric(&samples, &format!("{dispatch}_sum"), &rooms_ok) > 0.0, "durations summed");
+
+    let endpoint = "fawkes_endpoint_stop_duration_seconds_bucket";
+    let all_gets = [("method", "GET"), ("status", "2xx"), ("le", "+Inf")];
+    assert!(metric(&samples, endpoint, &all_gets) >= LISTS as f64, "endpoint GET requests");
+
+    let connected = [("transport", "websocket"), ("vsn", "2.0.0"), ("result", "ok")];
+    assert_eq!(metric(&samples, "fawkes_socket_connected_total", &connected), 1.0);
+    let joined = "fawkes_channel_joined_total";
+    assert_eq!(metric(&samples, joined, &[("channel", "room:*"), ("result", "ok")]), 1.0);
+    assert_eq!(metric(&samples, joined, &[("channel", "room:*"), ("result", "error")]), 1.0);
+
+    // The socket gauge counts the open socket; it is raised by the socket task, which may
+    // start just after the upgrade was answered.
+    eventually(Duration::from_secs(5), "fawkes_sockets to be 1", || async {
+        metric(&scrape(addr).await, "fawkes_sockets", &[]) == 1.0
+    })
+    .await;
+    drop(socket);
+    eventually(Duration::from_secs(5), "fawkes_sockets to drop to 0", || async {
+        metric(&scrape(addr).await, "fawkes_sockets", &[]) == 0.0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line() {
+    let mut app =
+        App::start_with("json-logs", 0, &[("LOG_FORMAT", "json"), ("RUST_LOG", "info")], true);
+    let addr = app.addr;
+
+    // Request ids come back to the client, who can quote them when reporting a problem.
+    let id = "deploy-check-0123456789abcdef";
+    let resp = send_with_header(addr, "/api/rooms", ("x-request-id", id)).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("x-request-id"), Some(id), "the request id is echoed");
+    let fresh = send(addr, "GET", "/api/rooms", None).await;
+    let fresh = fresh.header("x-request-id").expect("a request id is made when none is sent");
+    assert!(fresh.len() >= 20 && fresh != id, "a fresh id: {fresh}");
+
+    app.terminate();
+    let status = app
+        .wait_exit(Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 5))
+        .expect("the app exits within its shutdown deadline");
+    assert!(status.success(), "exit status {status:?}");
+
+    let lines = app.stderr_lines();
+    let mut messages = Vec::new();
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("a log line that is not JSON ({err}): {line}"));
+        let object = entry.as_object().unwrap_or_else(|| panic!("not a JSON object: {line}"));
+        let level = object.get("level").and_then(Value::as_str);
+        assert!(
+            matches!(level, Some("TRACE" | "DEBUG" | "INFO" | "WARN" | "ERROR")),
+            "no level: {line}"
+        );
+        assert!(object.get("timestamp").is_some_and(Value::is_string), "no timestamp: {line}");
+        assert!(object.get("target").is_some_and(Value::is_string), "no target: {line}");
+        let fields = object.get("fields").and_then(Value::as_object);
+        let fields = fields.unwrap_or_else(|| panic!("no fields object: {line}"));
+        messages.push((fields["message"].as_str().unwrap_or_default().to_owned(), entry.clone()));
+    }
+    let find = |message: &str| {
+        messages
+            .iter()
+            .find(|(m, _)| m == message)
+            .map(|(_, entry)| entry)
+            .unwrap_or_else(|| panic!("no {message:?} line in:\n{}", lines.join("\n")))
+    };
+    // Structured fields stay fields, not text in the message: here the bound address.
+    let listening = find("endpoint listening");
+    assert_eq!(listening["fields"]["addr"], addr.to_string(), "{listening}");
+    assert_eq!(listening["level"], "INFO");
+    find("SIGTERM received, shutting down");
+    assert_eq!(messages.last().map(|(m, _)| m.as_str()), Some("stopped"), "the last line");
+    // Every request logs one line in its span, which carries the request's id.
+    let sent: Vec<&Value> =
+        messages.iter().filter(|(m, _)| m == "sent").map(|(_, entry)| entry).collect();
+    let echoed = sent
+        .iter()
+        .find(|entry| entry["span"]["request_id"] == id)
+        .unwrap_or_else(|| panic!("no request line with id {id} in:\n{}", lines.join("\n")));
+    assert_eq!(echoed["span"]["method"], "GET", "{echoed}");
+    assert_eq!(echoed["span"]["path"], "/api/rooms", "{echoed}");
+    assert_eq!(echoed["fields"]["status"], 200, "{echoed}");
+    assert!(
+        sent.iter().any(|entry| entry["span"]["request_id"] == fresh),
+        "the fresh id is logged"
+    );
 }

@@ -15,6 +15,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::{Config, ConnInfo, SharedRef};
 use crate::{Body, Router};
@@ -145,11 +146,28 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let in_flight = InFlight::begin(&self.activity);
         let router = self.router.clone();
         let method = req.method().clone();
-        Box::pin(async move {
-            let resp = router.dispatch(req.map(Body::new)).await;
-            drop(in_flight);
-            crate::telemetry::endpoint_stop(&method, resp.status(), start.elapsed());
-            Ok(resp)
-        })
+        // Plugs record into this span (the request id plug fills `request_id`), so every log
+        // line of a request carries its method, path and id.
+        let span = tracing::info_span!(
+            "request",
+            method = %method,
+            path = %req.uri().path(),
+            request_id = tracing::field::Empty,
+        );
+        Box::pin(
+            async move {
+                let resp = router.dispatch(req.map(Body::new)).await;
+                drop(in_flight);
+                let elapsed = start.elapsed();
+                crate::telemetry::endpoint_stop(&method, resp.status(), elapsed);
+                tracing::info!(
+                    status = resp.status().as_u16(),
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                    "sent"
+                );
+                Ok(resp)
+            }
+            .instrument(span),
+        )
     }
 }
