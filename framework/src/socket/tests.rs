@@ -66,6 +66,10 @@ crate::router! {
     socket "/socket" => TestSocket;
 }
 
+async fn start() -> crate::endpoint::RunningEndpoint {
+    Endpoint::new(SocketRouter::new()).bind("127.0.0.1:0".parse().unwrap()).start().await.unwrap()
+}
+
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -93,11 +97,7 @@ async fn recv(ws: &mut Client) -> Value {
 
 #[tokio::test]
 async fn join_push_broadcast_crash_and_leave() {
-    let running = Endpoint::new(SocketRouter::new())
-        .bind("127.0.0.1:0".parse().unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start().await;
     let addr = running.local_addr();
     let mut a = client(addr).await;
     let mut b = client(addr).await;
@@ -155,11 +155,7 @@ async fn join_push_broadcast_crash_and_leave() {
 
 #[tokio::test]
 async fn refused_connect_is_403() {
-    let running = Endpoint::new(SocketRouter::new())
-        .bind("127.0.0.1:0".parse().unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start().await;
     let url = format!("ws://{}/socket/websocket?vsn=2.0.0&deny=1", running.local_addr());
     match tokio_tungstenite::connect_async(url).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
@@ -171,11 +167,7 @@ async fn refused_connect_is_403() {
 
 #[tokio::test]
 async fn longpoll_session_join_and_broadcast() {
-    let running = Endpoint::new(SocketRouter::new())
-        .bind("127.0.0.1:0".parse().unwrap())
-        .start()
-        .await
-        .unwrap();
+    let running = start().await;
     let base = format!("http://{}/socket/longpoll?vsn=2.0.0", running.local_addr());
     let http = reqwest::Client::new();
     let open: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
