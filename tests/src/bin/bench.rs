@@ -1,0 +1,117 @@
+//! The benchmark harness: Fawkes against axum and bare hyper, over real sockets, driven by wrk.
+//!
+//! One binary holds the driver and the three servers, so a run builds nothing:
+//!
+//! ```text
+//! bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin]
+//! bench server <fawkes|axum|hyper> [--routes N] [--port P]
+//! bench gen-routes N
+//! ```
+//!
+//! The driver starts each server as a child process of this executable, reads its port from
+//! the first line of its stdout, checks that it answers every scenario with the expected bytes,
+//! measures it with wrk and stops it. `docs/benchmarks.md` explains the setup and the numbers.
+
+#[path = "../bench/client.rs"]
+mod client;
+#[path = "../bench/driver.rs"]
+mod driver;
+#[path = "../bench/process.rs"]
+mod process;
+#[path = "../bench/report.rs"]
+mod report;
+#[path = "../bench/routes.rs"]
+mod routes;
+#[path = "../bench/scenario.rs"]
+mod scenario;
+#[path = "../bench/server/mod.rs"]
+mod server;
+#[path = "../bench/wrk.rs"]
+mod wrk;
+#[path = "../bench/ws.rs"]
+mod ws;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+
+const USAGE: &str = "\
+usage:
+  bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin]
+  bench server <fawkes|axum|hyper> [--routes N] [--port P]
+  bench gen-routes N
+
+  --quick      2 s per run instead of 10 s
+  --json PATH  also write the results as JSON
+  --only LIST  run only these suites (default: all)
+  --no-pin     do not pin the server and wrk to separate CPUs";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> anyhow::Result<()> {
+    match args.first().map(String::as_str) {
+        Some("server") => {
+            let kind = server::Kind::parse(args.get(1).context("server needs a kind")?)?;
+            let mut routes = driver::MAIN_ROUTES;
+            let mut port = 0;
+            let mut rest = args[2..].iter();
+            while let Some(flag) = rest.next() {
+                let value = rest.next().with_context(|| format!("{flag} needs a value"))?;
+                match flag.as_str() {
+                    "--routes" => routes = value.parse().context("--routes takes a number")?,
+                    "--port" => port = value.parse().context("--port takes a port number")?,
+                    _ => bail!("unknown server option `{flag}`\n{USAGE}"),
+                }
+            }
+            server::main(kind, routes, port)
+        }
+        Some("gen-routes") => {
+            let n: usize = args.get(1).context("gen-routes needs N")?.parse()?;
+            anyhow::ensure!(n >= routes::FIXED, "a table needs at least {} routes", routes::FIXED);
+            std::io::stdout().lock().write_all(routes::generate(n).as_bytes())?;
+            Ok(())
+        }
+        Some("-h" | "--help") => {
+            std::io::stdout().lock().write_all(format!("{USAGE}\n").as_bytes())?;
+            Ok(())
+        }
+        Some("http") => driver::run(&parse_driver(&args[1..], true)?),
+        _ => driver::run(&parse_driver(&args, false)?),
+    }
+}
+
+fn parse_driver(args: &[String], http_only: bool) -> anyhow::Result<driver::Options> {
+    let mut options =
+        driver::Options { quick: false, json: None, http: true, ws: !http_only, pin: true };
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--no-pin" => options.pin = false,
+            "--json" => options.json = Some(rest.next().context("--json needs a path")?.into()),
+            "--only" => {
+                let list = rest.next().context("--only needs a suite list")?;
+                options.http = false;
+                options.ws = false;
+                for suite in list.split(',') {
+                    match suite.trim() {
+                        "http" => options.http = true,
+                        "ws" => options.ws = true,
+                        other => bail!("unknown suite `{other}`; expected http or ws"),
+                    }
+                }
+            }
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    Ok(options)
+}
