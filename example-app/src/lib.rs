@@ -1,13 +1,16 @@
 //! The Fawkes example application: a JSON API and real-time channels for chat rooms.
 //!
 //! Laid out like a small Phoenix app: [`chat`] is the context that owns the data, [`repo`] the
-//! database, [`controllers`] the actions and their JSON views, [`channels`] the real-time side
-//! (a socket at `/socket` and its `room:*` channel), [`router`] the routes. `main` only reads the
-//! environment and starts the endpoint, so tests build the same app in process with [`app`].
+//! database, [`controllers`] the actions, their JSON views and the browser pages (a chat at `/`,
+//! a live dashboard at `/dashboard`), [`channels`] the real-time side (a socket at `/socket`
+//! with its `room:*` and `dashboard:*` channels), [`dashboard`] the worker that samples the
+//! metrics, [`router`] the routes. `main` only reads the environment, starts the endpoint and
+//! the dashboard worker, so tests build the same app in process with [`app`].
 
 pub mod channels;
 pub mod chat;
 pub mod controllers;
+pub mod dashboard;
 pub mod repo;
 pub mod router;
 

@@ -98,6 +98,11 @@ async fn main() -> anyhow::Result<()> {
         .start()
         .await?;
 
+    // The live dashboard's sampler, supervised with the connections it counts.
+    let supervisor = running.supervisor();
+    let dashboard = example_app::dashboard::worker(supervisor.clone(), running.pubsub().clone());
+    supervisor.start_child(dashboard).await.context("cannot start the dashboard worker")?;
+
     // The signal handlers are installed by this call, before the URL is announced, so a
     // SIGTERM sent as soon as the line is read still drains gracefully.
     let until_signal = running.run_until_signal();

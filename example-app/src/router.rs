@@ -20,12 +20,15 @@ fawkes::router! {
     get "/healthz" => fawkes::telemetry::healthz, as: healthz;
     get "/readyz" => fawkes::telemetry::readyz, as: readyz;
     get "/metrics" => fawkes::telemetry::prometheus, as: metrics;
+    get "/js/fawkes.js" => fawkes::socket::client_js, as: client_js;
+    get "/assets/:name" => crate::controllers::page_controller::asset, as: asset;
 
     socket "/socket" => UserSocket::from_env();
 
     scope "/" {
         pipe_through browser;
         get "/" => crate::controllers::page_controller::index;
+        get "/dashboard" => crate::controllers::page_controller::dashboard;
     }
 
     scope "/api" {

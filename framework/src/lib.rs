@@ -36,11 +36,14 @@ pub mod endpoint;
 pub mod channels_guide {}
 #[doc = include_str!("../../docs/guide.md")]
 pub mod guide {}
+#[doc = include_str!("../../docs/security.md")]
+pub mod security_guide {}
 mod error;
 mod mailbox;
 pub mod plug;
 pub mod pubsub;
 pub mod router;
+pub mod security;
 pub mod serializer;
 pub mod socket;
 pub mod supervisor;

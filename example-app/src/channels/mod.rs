@@ -2,14 +2,17 @@
 //!
 //! [`UserSocket`] is mounted at `/socket` (WebSocket and LongPoll). It routes `room:*` to
 //! [`RoomChannel`], where messages are validated, stored for real rooms and broadcast to every
-//! member, and, when the `FAWKES_EXAMPLE_TEST_CHANNELS` environment variable is `1`, `test:*`
-//! to [`TestChannel`], whose events exercise crashes, pushes and binary payloads for the
-//! client compatibility tests.
+//! member; `dashboard:*` to [`DashboardChannel`], which carries the live metrics; and, when the
+//! `FAWKES_EXAMPLE_TEST_CHANNELS` environment variable is `1`, `test:*` to [`TestChannel`],
+//! whose events exercise crashes, pushes and binary payloads for the client compatibility
+//! tests.
 
+mod dashboard_channel;
 mod room_channel;
 mod test_channel;
 mod user_socket;
 
+pub use dashboard_channel::DashboardChannel;
 pub use room_channel::{room_topic, RoomChannel};
 pub use test_channel::TestChannel;
 pub use user_socket::{AuthToken, User, UserSocket, TEST_CHANNELS_ENV};

@@ -3,7 +3,7 @@
 use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
 use serde_json::{Map, Value};
 
-use super::{RoomChannel, TestChannel};
+use super::{DashboardChannel, RoomChannel, TestChannel};
 use crate::repo::Repo;
 
 /// The environment variable that, set to `1`, adds the `test:*` channel to sockets built with
@@ -98,7 +98,9 @@ impl Socket for UserSocket {
     }
 
     fn channels(&self) -> Channels {
-        let channels = Channels::new().channel::<RoomChannel>("room:*");
+        let channels = Channels::new()
+            .channel::<RoomChannel>("room:*")
+            .channel::<DashboardChannel>("dashboard:*");
         if self.test_channels {
             channels.channel::<TestChannel>("test:*")
         } else {

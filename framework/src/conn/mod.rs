@@ -44,7 +44,10 @@ type BeforeSend = Box<dyn FnOnce(Conn) -> Conn + Send>;
 /// assert_eq!(conn.status(), StatusCode::CREATED);
 /// assert_eq!(conn.resp_body_bytes().unwrap(), br#"{"ok":true}"#);
 /// ```
-pub struct Conn {
+pub struct Conn(Box<Inner>);
+
+/// A conn's state, boxed so that passing a `Conn` through plugs and futures moves one pointer.
+struct Inner {
     req: http::request::Parts,
     body: Option<Body>,
     body_limit: Option<usize>,
@@ -70,7 +73,7 @@ impl Conn {
         B::Error: Into<crate::BoxError>,
     {
         let (req, body) = req.into_parts();
-        Self {
+        Self(Box::new(Inner {
             req,
             body: Some(Body::new(body)),
             body_limit: None,
@@ -86,60 +89,61 @@ impl Conn {
             resp_body: Body::empty(),
             halted: false,
             before_send: Vec::new(),
-        }
+        }))
     }
 
     // ----- request -----
 
     /// The request method.
     pub fn method(&self) -> &Method {
-        &self.req.method
+        &self.0.req.method
     }
 
     /// The request URI.
     pub fn uri(&self) -> &Uri {
-        &self.req.uri
+        &self.0.req.uri
     }
 
     /// The request path.
     pub fn path(&self) -> &str {
-        self.req.uri.path()
+        self.0.req.uri.path()
     }
 
     /// The raw query string, empty when there is none.
     pub fn query_string(&self) -> &str {
-        self.req.uri.query().unwrap_or_default()
+        self.0.req.uri.query().unwrap_or_default()
     }
 
     /// The HTTP version of the request.
     pub fn version(&self) -> Version {
-        self.req.version
+        self.0.req.version
     }
 
     /// The request headers.
     pub fn headers(&self) -> &HeaderMap {
-        &self.req.headers
+        &self.0.req.headers
     }
 
     /// A request header as text, if present and visible ASCII.
     pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
-        self.req.headers.get(name).and_then(|v| v.to_str().ok())
+        self.0.req.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The request's extensions (set by the endpoint and by tower layers).
     pub fn extensions(&self) -> &http::Extensions {
-        &self.req.extensions
+        &self.0.req.extensions
     }
 
     /// Mutable access to the request's extensions.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
-        &mut self.req.extensions
+        &mut self.0.req.extensions
     }
 
     /// The pubsub of the endpoint serving this request (and of `ConnTest`), to broadcast from
     /// controllers.
     pub fn pubsub(&self) -> Option<&crate::PubSub> {
-        self.req
+        self.0
+            .req
             .extensions
             .get::<crate::endpoint::ConnInfo>()
             .map(crate::endpoint::ConnInfo::pubsub)
@@ -147,15 +151,15 @@ impl Conn {
 
     /// The route pattern that matched, such as `/api/rooms/:id`.
     pub fn route(&self) -> Option<&'static str> {
-        self.route
+        self.0.route
     }
 
     /// Takes the raw request body, for streaming. Empty if the router already decoded it.
     ///
     /// Under a router the stream is bounded by its body limit: reading past it fails.
     pub fn take_body(&mut self) -> Body {
-        let body = self.body.take().unwrap_or_default();
-        match self.body_limit {
+        let body = self.0.body.take().unwrap_or_default();
+        match self.0.body_limit {
             Some(limit) => Body::new(http_body_util::Limited::new(body, limit)),
             None => body,
         }
@@ -163,44 +167,45 @@ impl Conn {
 
     /// Bounds what [`Conn::take_body`] may read.
     pub(crate) fn set_body_limit(&mut self, limit: usize) {
-        self.body_limit = Some(limit);
+        self.0.body_limit = Some(limit);
     }
 
     /// The request body bytes, when the router decoded a JSON or form body.
     pub fn raw_body(&self) -> Option<&Bytes> {
-        self.raw_body.as_ref()
+        self.0.raw_body.as_ref()
     }
 
     // ----- params -----
 
     /// A path param by name, as captured from the route (`/rooms/:id` → `id`).
     pub fn path_param(&self, name: &str) -> Option<&str> {
-        self.path_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0.path_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// All path params, in route order.
     pub fn path_params(&self) -> &[(String, String)] {
-        &self.path_params
+        &self.0.path_params
     }
 
     /// The decoded query string; nested keys (`a[b]=1`) become nested objects.
     /// A malformed query string decodes as empty.
     pub fn query_params(&self) -> &Map<String, Value> {
-        self.query_params.get_or_init(|| params::decode(self.query_string()).unwrap_or_default())
+        self.0.query_params.get_or_init(|| params::decode(self.query_string()).unwrap_or_default())
     }
 
     /// The decoded body params (JSON or form). A JSON body that is not an object is under `_json`.
     pub fn body_params(&self) -> &Map<String, Value> {
-        &self.body_params
+        &self.0.body_params
     }
 
     /// Body, query and path params merged, the later winning, as Phoenix merges them.
     pub fn param_map(&self) -> &Map<String, Value> {
-        self.params.get_or_init(|| {
-            let mut merged = self.body_params.clone();
+        self.0.params.get_or_init(|| {
+            let mut merged = self.0.body_params.clone();
             merged.extend(self.query_params().iter().map(|(k, v)| (k.clone(), v.clone())));
-            merged
-                .extend(self.path_params.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))));
+            merged.extend(
+                self.0.path_params.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))),
+            );
             merged
         })
     }
@@ -227,15 +232,15 @@ impl Conn {
     }
 
     pub(crate) fn set_path_params(&mut self, params: Vec<(String, String)>, route: &'static str) {
-        self.path_params = params;
-        self.route = Some(route);
-        self.params = OnceCell::new();
+        self.0.path_params = params;
+        self.0.route = Some(route);
+        self.0.params = OnceCell::new();
     }
 
     pub(crate) fn set_body_params(&mut self, raw: Bytes, params: Map<String, Value>) {
-        self.raw_body = Some(raw);
-        self.body_params = params;
-        self.params = OnceCell::new();
+        self.0.raw_body = Some(raw);
+        self.0.body_params = params;
+        self.0.params = OnceCell::new();
     }
 
     // ----- assigns -----
@@ -254,52 +259,52 @@ impl Conn {
     /// ```
     #[must_use]
     pub fn assign<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
-        self.assigns.insert(value);
+        self.0.assigns.insert(value);
         self
     }
 
     /// A typed assign, if one was stored.
     pub fn get_assign<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.assigns.get::<T>()
+        self.0.assigns.get::<T>()
     }
 
     /// All assigns.
     pub fn assigns(&self) -> &http::Extensions {
-        &self.assigns
+        &self.0.assigns
     }
 
     /// Mutable access to all assigns.
     pub fn assigns_mut(&mut self) -> &mut http::Extensions {
-        &mut self.assigns
+        &mut self.0.assigns
     }
 
     // ----- response -----
 
     /// The response status: 200 unless set.
     pub fn status(&self) -> StatusCode {
-        self.status.unwrap_or(StatusCode::OK)
+        self.0.status.unwrap_or(StatusCode::OK)
     }
 
     /// Whether a response status or body has been set.
     pub fn is_resp_set(&self) -> bool {
-        self.status.is_some()
+        self.0.status.is_some()
     }
 
     /// Sets the response status.
     #[must_use]
     pub fn put_status(mut self, status: StatusCode) -> Self {
-        self.status = Some(status);
+        self.0.status = Some(status);
         self
     }
 
     /// The response headers.
     pub fn resp_headers(&self) -> &HeaderMap {
-        &self.resp_headers
+        &self.0.resp_headers
     }
 
     /// Mutable access to the response headers.
     pub fn resp_headers_mut(&mut self) -> &mut HeaderMap {
-        &mut self.resp_headers
+        &mut self.0.resp_headers
     }
 
     /// Sets a response header, replacing any previous value.
@@ -338,29 +343,29 @@ impl Conn {
     {
         let Ok(name) = name.try_into() else { return Err((self, InvalidHeader::Name)) };
         let Ok(value) = value.try_into() else { return Err((self, InvalidHeader::Value)) };
-        self.resp_headers.insert(name, value);
+        self.0.resp_headers.insert(name, value);
         Ok(self)
     }
 
     /// Sets the status and body in one go (Plug's `send_resp`).
     #[must_use]
     pub fn send_resp(mut self, status: StatusCode, body: impl Into<Body>) -> Self {
-        self.status = Some(status);
-        self.resp_body = body.into();
+        self.0.status = Some(status);
+        self.0.resp_body = body.into();
         self
     }
 
     /// Sets the response body, keeping the status.
     #[must_use]
     pub fn put_resp_body(mut self, body: impl Into<Body>) -> Self {
-        self.status.get_or_insert(StatusCode::OK);
-        self.resp_body = body.into();
+        self.0.status.get_or_insert(StatusCode::OK);
+        self.0.resp_body = body.into();
         self
     }
 
     /// The response body, when it is in memory.
     pub fn resp_body_bytes(&self) -> Option<&[u8]> {
-        self.resp_body.as_bytes()
+        self.0.resp_body.as_bytes()
     }
 
     /// Renders `value` as JSON with `content-type: application/json`.
@@ -379,14 +384,14 @@ impl Conn {
 
     /// Renders plain text with `content-type: text/plain; charset=utf-8`.
     #[must_use]
-    pub fn text(self, text: impl Into<String>) -> Self {
-        self.put_content_type("text/plain; charset=utf-8").put_resp_body(text.into())
+    pub fn text(self, text: impl Into<Body>) -> Self {
+        self.put_content_type("text/plain; charset=utf-8").put_resp_body(text)
     }
 
     /// Renders HTML with `content-type: text/html; charset=utf-8`.
     #[must_use]
-    pub fn html(self, html: impl Into<String>) -> Self {
-        self.put_content_type("text/html; charset=utf-8").put_resp_body(html.into())
+    pub fn html(self, html: impl Into<Body>) -> Self {
+        self.put_content_type("text/html; charset=utf-8").put_resp_body(html)
     }
 
     /// Redirects with 302 to `to`, a path or URL.
@@ -397,7 +402,7 @@ impl Conn {
         match HeaderValue::try_from(to) {
             Ok(location) => {
                 let mut conn = self.send_resp(StatusCode::FOUND, Body::empty());
-                conn.resp_headers.insert(header::LOCATION, location);
+                conn.0.resp_headers.insert(header::LOCATION, location);
                 conn
             }
             Err(_) => crate::controller::ActionError::internal().render(self),
@@ -405,64 +410,64 @@ impl Conn {
     }
 
     fn put_content_type(mut self, value: &'static str) -> Self {
-        self.resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        self.0.resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
         self
     }
 
     /// Stops the pipeline: no later plug nor the action runs.
     #[must_use]
     pub fn halt(mut self) -> Self {
-        self.halted = true;
+        self.0.halted = true;
         self
     }
 
     /// Whether a plug halted the pipeline.
     pub fn halted(&self) -> bool {
-        self.halted
+        self.0.halted
     }
 
     /// Registers a callback run just before the response is sent, last registered first
     /// (Plug's `register_before_send`).
     #[must_use]
     pub fn register_before_send(mut self, f: impl FnOnce(Conn) -> Conn + Send + 'static) -> Self {
-        self.before_send.push(Box::new(f));
+        self.0.before_send.push(Box::new(f));
         self
     }
 
     /// Turns the conn into its response, running the before-send callbacks.
     pub fn into_response(mut self) -> Response<Body> {
-        while let Some(callback) = self.before_send.pop() {
+        while let Some(callback) = self.0.before_send.pop() {
             self = callback(self);
         }
-        let mut resp = Response::new(self.resp_body);
-        *resp.status_mut() = self.status.unwrap_or(StatusCode::OK);
-        *resp.headers_mut() = self.resp_headers;
+        let mut resp = Response::new(self.0.resp_body);
+        *resp.status_mut() = self.0.status.unwrap_or(StatusCode::OK);
+        *resp.headers_mut() = self.0.resp_headers;
         resp
     }
 
-    /// A conn for an action's error to render onto: the request line, the `accept` header, the
-    /// response headers so far and the before-send callbacks, which move to it (and back to the
-    /// action's conn when it succeeds; see [`Conn::adopt_callbacks`]).
-    pub(crate) fn fallback(&mut self) -> Conn {
-        let mut req = Request::new(());
-        *req.method_mut() = self.req.method.clone();
-        *req.uri_mut() = self.req.uri.clone();
-        *req.version_mut() = self.req.version;
-        if let Some(accept) = self.req.headers.get(header::ACCEPT) {
-            req.headers_mut().insert(header::ACCEPT, accept.clone());
+    /// Sets aside what an action's error renders onto: the request line, the `accept` header,
+    /// the response headers so far and the before-send callbacks (which move out, and back to
+    /// the action's conn when it succeeds; see [`Conn::adopt_callbacks`]).
+    pub(crate) fn fallback(&mut self) -> Fallback {
+        Fallback {
+            method: self.0.req.method.clone(),
+            uri: self.0.req.uri.clone(),
+            version: self.0.req.version,
+            accept: self.0.req.headers.get(header::ACCEPT).cloned(),
+            route: self.0.route,
+            resp_headers: self.0.resp_headers.clone(),
+            // Before-send callbacks read the assigns (a session writes its cookie from them),
+            // so an error response keeps them too. An empty map clones without allocating.
+            assigns: self.0.assigns.clone(),
+            before_send: std::mem::take(&mut self.0.before_send),
         }
-        let mut conn = Conn::from_request(req.map(|()| Body::empty()));
-        conn.route = self.route;
-        conn.resp_headers = self.resp_headers.clone();
-        conn.before_send = std::mem::take(&mut self.before_send);
-        conn
     }
 
     /// Takes back the callbacks [`Conn::fallback`] moved away, ahead of any the action added.
-    pub(crate) fn adopt_callbacks(mut self, mut fallback: Conn) -> Conn {
+    pub(crate) fn adopt_callbacks(mut self, mut fallback: Fallback) -> Conn {
         if !fallback.before_send.is_empty() {
-            fallback.before_send.append(&mut self.before_send);
-            self.before_send = fallback.before_send;
+            fallback.before_send.append(&mut self.0.before_send);
+            self.0.before_send = fallback.before_send;
         }
         self
     }
@@ -470,43 +475,73 @@ impl Conn {
     /// Splits the conn into a request for a tower service, keeping the rest for later.
     pub(crate) fn into_request(mut self) -> (Request<Body>, Conn) {
         let body = self.take_body();
-        let parts = std::mem::replace(&mut self.req, Request::new(()).into_parts().0);
+        let parts = std::mem::replace(&mut self.0.req, Request::new(()).into_parts().0);
         (Request::from_parts(parts, body), self)
     }
 
     /// Puts back the request parts a tower layer may have changed.
     pub(crate) fn restore_request(&mut self, req: Request<Body>) {
         let (parts, body) = req.into_parts();
-        self.req = parts;
-        self.body = Some(body);
+        self.0.req = parts;
+        self.0.body = Some(body);
     }
 
     /// Moves the response out, leaving an empty one, for a tower layer to see.
     pub(crate) fn take_response(&mut self) -> Response<Body> {
-        let mut resp = Response::new(std::mem::take(&mut self.resp_body));
-        *resp.status_mut() = self.status.take().unwrap_or(StatusCode::OK);
-        *resp.headers_mut() = std::mem::take(&mut self.resp_headers);
+        let mut resp = Response::new(std::mem::take(&mut self.0.resp_body));
+        *resp.status_mut() = self.0.status.take().unwrap_or(StatusCode::OK);
+        *resp.headers_mut() = std::mem::take(&mut self.0.resp_headers);
         resp
     }
 
     /// Replaces the response with one a tower service produced.
     pub(crate) fn set_response(&mut self, resp: Response<Body>) {
         let (parts, body) = resp.into_parts();
-        self.status = Some(parts.status);
-        self.resp_headers = parts.headers;
-        self.resp_body = body;
+        self.0.status = Some(parts.status);
+        self.0.resp_headers = parts.headers;
+        self.0.resp_body = body;
+    }
+}
+
+/// What an action's error renders onto; see [`Conn::fallback`].
+pub(crate) struct Fallback {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    accept: Option<HeaderValue>,
+    route: Option<&'static str>,
+    resp_headers: HeaderMap,
+    assigns: http::Extensions,
+    before_send: Vec<BeforeSend>,
+}
+
+impl Fallback {
+    pub(crate) fn into_conn(self) -> Conn {
+        let mut req = Request::new(());
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        if let Some(accept) = self.accept {
+            req.headers_mut().insert(header::ACCEPT, accept);
+        }
+        let mut conn = Conn::from_request(req.map(|()| Body::empty()));
+        conn.0.route = self.route;
+        conn.0.resp_headers = self.resp_headers;
+        conn.0.assigns = self.assigns;
+        conn.0.before_send = self.before_send;
+        conn
     }
 }
 
 impl fmt::Debug for Conn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("method", &self.req.method)
-            .field("uri", &self.req.uri)
-            .field("path_params", &self.path_params)
-            .field("status", &self.status)
-            .field("resp_headers", &self.resp_headers)
-            .field("halted", &self.halted)
+            .field("method", &self.0.req.method)
+            .field("uri", &self.0.req.uri)
+            .field("path_params", &self.0.path_params)
+            .field("status", &self.0.status)
+            .field("resp_headers", &self.0.resp_headers)
+            .field("halted", &self.0.halted)
             .finish_non_exhaustive()
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! An action is any `async fn(Conn) -> Conn` or `async fn(Conn) -> Result<Conn, E>` where `E`
 //! implements [`IntoResponse`] — Phoenix's `action_fallback`: the error renders onto a conn that
-//! still carries the request line, the response headers and the before-send callbacks that plugs
-//! set. [`ActionError`] is a ready-made error in Phoenix's JSON shapes.
+//! still carries the request line, the assigns, the response headers and the before-send
+//! callbacks that plugs set. [`ActionError`] is a ready-made error in Phoenix's JSON shapes.
 //!
-//! This module knows nothing about routing: the router calls [`ActionResult::into_conn`].
+//! This module knows nothing about routing: the router calls [`ActionResult::into_outcome`].
 
 mod error;
 
@@ -56,22 +56,40 @@ impl IntoResponse for std::convert::Infallible {
 
 /// What an action may return: a `Conn`, or a `Result<Conn, E>` with `E: IntoResponse`.
 pub trait ActionResult: Send + 'static {
-    /// Resolves to the final conn; `fallback` is the conn errors render onto.
-    fn into_conn(self, fallback: Conn) -> Conn;
+    /// The conn, or what renders the error.
+    fn into_outcome(self) -> Result<Conn, ErrorRenderer>;
+}
+
+/// Renders an action's error onto the conn the router keeps for it.
+pub struct ErrorRenderer(Box<dyn FnOnce(Conn) -> Conn + Send>);
+
+impl ErrorRenderer {
+    /// Wraps an error.
+    pub fn new<E: IntoResponse + Send + 'static>(err: E) -> Self {
+        Self(Box::new(move |conn| err.render(conn)))
+    }
+
+    /// Renders onto `conn`.
+    pub fn render(self, conn: Conn) -> Conn {
+        (self.0)(conn)
+    }
+}
+
+impl std::fmt::Debug for ErrorRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ErrorRenderer")
+    }
 }
 
 impl ActionResult for Conn {
-    fn into_conn(self, fallback: Conn) -> Conn {
-        self.adopt_callbacks(fallback)
+    fn into_outcome(self) -> Result<Conn, ErrorRenderer> {
+        Ok(self)
     }
 }
 
 impl<E: IntoResponse + Send + 'static> ActionResult for Result<Conn, E> {
-    fn into_conn(self, fallback: Conn) -> Conn {
-        match self {
-            Ok(conn) => conn.adopt_callbacks(fallback),
-            Err(err) => err.render(fallback),
-        }
+    fn into_outcome(self) -> Result<Conn, ErrorRenderer> {
+        self.map_err(ErrorRenderer::new)
     }
 }
 
@@ -101,9 +119,13 @@ where
     }
 }
 
-/// Runs an action, rendering its error onto a conn that kept the request line, the response
-/// headers and the before-send callbacks.
+/// Runs an action, rendering its error onto a conn rebuilt from what was set aside: the
+/// request line, the response headers and the before-send callbacks. Setting them aside costs
+/// a few reference counts; the conn is built only when there is an error to render.
 pub(crate) async fn run<A: Action>(action: &A, mut conn: Conn) -> Conn {
     let fallback = conn.fallback();
-    action.call(conn).await.into_conn(fallback)
+    match action.call(conn).await.into_outcome() {
+        Ok(conn) => conn.adopt_callbacks(fallback),
+        Err(renderer) => renderer.render(fallback.into_conn()),
+    }
 }

@@ -343,3 +343,27 @@ async fn streamed_bodies_are_bounded_by_the_router_limit() {
     assert_eq!(ok.into_body().collect(64).await.unwrap(), "8");
     assert_eq!(router.dispatch(req("123456789")).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+async fn tag_on_send(conn: Conn) -> Conn {
+    conn.assign(Greeting("kept")).register_before_send(|conn| {
+        let value = conn.get_assign::<Greeting>().map_or("lost", |g| g.0);
+        conn.put_resp_header("x-assign", value)
+    })
+}
+
+crate::router! {
+    pub FallbackRouter;
+    pipeline tagged { plug tag_on_send; }
+    scope "/" { pipe_through tagged; post "/fails" => fails; get "/greet" => greet; }
+}
+
+#[tokio::test]
+async fn an_error_response_keeps_the_assigns_and_callbacks_plugs_set() {
+    let router = FallbackRouter::new();
+    let req = Request::post("/fails").body(Body::empty()).unwrap();
+    let resp = router.router().dispatch(req).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(resp.headers()["x-assign"], "kept");
+    let resp = router.router().dispatch(Request::get("/greet").body(Body::empty()).unwrap()).await;
+    assert_eq!(resp.headers()["x-assign"], "kept");
+}

@@ -10,6 +10,7 @@
 //! Outbound frames go through a bounded queue: a client that does not read is closed, never
 //! buffered without end. This module knows nothing about routes; the router forwards to it.
 
+mod client;
 mod link;
 mod longpoll;
 mod origin;
@@ -25,6 +26,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::channel::{self, Channel};
+pub use client::client_js;
 pub(crate) use link::{Link, Out};
 pub use origin::CheckOrigin;
 pub use transport::{transport, IntoTransport, Transport};

@@ -206,7 +206,7 @@ async fn run<S: Socket>(
                             break None;
                         }
                     }
-                    () = token.cancelled() => break None,
+                    () = token.cancelled() => break Some((CloseCode::Restart, "server restart")),
                 }
             }
             msg = ws.next() => {
