@@ -596,6 +596,8 @@ async fn metrics_count_requests_by_route_and_channel_joins() {
     let joined = "fawkes_channel_joined_total";
     assert_eq!(metric(&samples, joined, &[("channel", "room:*"), ("result", "ok")]), 1.0);
     assert_eq!(metric(&samples, joined, &[("channel", "room:*"), ("result", "error")]), 1.0);
+    // Both join replies went from a channel to its client.
+    assert!(metric(&samples, "fawkes_channel_pushes_total", &[]) >= 2.0, "channel pushes");
 
     // The socket gauge counts the open socket; it is raised by the socket task, which may
     // start just after the upgrade was answered.

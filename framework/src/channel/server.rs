@@ -69,6 +69,7 @@ impl ChannelSocket {
             status,
             payload,
         ) {
+            crate::telemetry::channel_push();
             self.link.send(frame);
         }
     }

@@ -10,7 +10,7 @@
 //! | `fawkes_socket_connected_total` | counter | `transport`, `vsn`, `result` | `[:phoenix, :socket_connected]` |
 //! | `fawkes_channel_joined_total` | counter | `channel`, `result` | `[:phoenix, :channel_joined]` |
 //! | `fawkes_channel_handled_in_duration_seconds` | histogram | `channel` | `[:phoenix, :channel_handled_in]` |
-//! | `fawkes_channel_pushes_total` | counter | | pushes to one client |
+//! | `fawkes_channel_pushes_total` | counter | | frames a channel sends its own client: replies and pushes |
 //! | `fawkes_pubsub_broadcasts_total`, `fawkes_pubsub_deliveries_total` | counter | | |
 //! | `fawkes_connections`, `fawkes_sockets`, `fawkes_channels` | gauge | | |
 //! | `fawkes_panics_total` | counter | | |

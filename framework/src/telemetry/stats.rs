@@ -81,7 +81,7 @@ pub struct Snapshot {
     pub broadcasts: u64,
     /// Broadcast messages delivered to subscribers.
     pub deliveries: u64,
-    /// Pushes to a single client.
+    /// Replies and pushes channels sent to their own clients.
     pub pushes: u64,
     /// Panics caught.
     pub panics: u64,
