@@ -25,6 +25,14 @@ pub enum Vsn {
 }
 
 impl Vsn {
+    /// The version as the client names it: `"1.0.0"` or `"2.0.0"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "1.0.0",
+            Self::V2 => "2.0.0",
+        }
+    }
+
     /// Parses the `vsn` connect param; `None` is 1.0.0.
     ///
     /// # Errors

@@ -155,21 +155,11 @@ async fn open<S: Socket>(
     };
     let auth_token =
         req.headers().get("x-phoenix-authtoken").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let info = ConnectInfo {
-        peer: Some(conn_info.remote_addr()),
-        headers: req.headers().clone(),
-        auth_token,
-        assigns: super::ForwardedAssigns::of(&req),
-    };
-    let vsn_label = match vsn {
-        Vsn::V1 => "1.0.0",
-        Vsn::V2 => "2.0.0",
-    };
-    let Ok(assigns) = inner.socket.connect(&params, &info).await else {
-        crate::telemetry::socket_connected("longpoll", vsn_label, false);
+    let info = ConnectInfo::of(&req, &conn_info, auth_token);
+    let connected = super::connect(&inner.socket, "longpoll", &info, &params, vsn).await;
+    let Ok(assigns) = connected else {
         return status_only(StatusCode::FORBIDDEN);
     };
-    crate::telemetry::socket_connected("longpoll", vsn_label, true);
     let link = Link::new(vsn, inner.config.outbox_limit);
     let session = Session::start(SessionConfig {
         link: link.clone(),

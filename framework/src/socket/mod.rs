@@ -56,6 +56,35 @@ pub struct ConnectInfo {
     pub assigns: http::Extensions,
 }
 
+impl ConnectInfo {
+    /// What a transport knows of the request that opens a socket.
+    pub(crate) fn of(
+        req: &http::Request<crate::Body>,
+        conn_info: &crate::endpoint::ConnInfo,
+        auth_token: Option<String>,
+    ) -> Self {
+        Self {
+            peer: Some(conn_info.remote_addr()),
+            headers: req.headers().clone(),
+            auth_token,
+            assigns: ForwardedAssigns::of(req),
+        }
+    }
+}
+
+/// Calls a socket's `connect` for a transport and reports the outcome to telemetry.
+pub(crate) async fn connect<S: Socket>(
+    socket: &S,
+    transport: &'static str,
+    info: &ConnectInfo,
+    params: &Map<String, Value>,
+    vsn: crate::serializer::Vsn,
+) -> Result<http::Extensions, Refused> {
+    let result = socket.connect(params, info).await;
+    crate::telemetry::socket_connected(transport, vsn.as_str(), result.is_ok());
+    result
+}
+
 /// The conn's assigns, carried past a forward so a socket's `connect` sees them.
 #[derive(Debug, Clone)]
 pub(crate) struct ForwardedAssigns(pub(crate) http::Extensions);

@@ -94,21 +94,11 @@ pub(crate) async fn upgrade<S: Socket>(
     let Some(conn_info) = req.extensions().get::<ConnInfo>().cloned() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "sockets must be served by an endpoint");
     };
-    let info = ConnectInfo {
-        peer: Some(conn_info.remote_addr()),
-        headers: headers.clone(),
-        auth_token,
-        assigns: super::ForwardedAssigns::of(&req),
-    };
-    let vsn_label = match vsn {
-        Vsn::V1 => "1.0.0",
-        Vsn::V2 => "2.0.0",
-    };
-    let Ok(assigns) = inner.socket.connect(&params, &info).await else {
-        crate::telemetry::socket_connected("websocket", vsn_label, false);
+    let info = ConnectInfo::of(&req, &conn_info, auth_token);
+    let connected = super::connect(&inner.socket, "websocket", &info, &params, vsn).await;
+    let Ok(assigns) = connected else {
         return error(StatusCode::FORBIDDEN, "Forbidden");
     };
-    crate::telemetry::socket_connected("websocket", vsn_label, true);
     let socket_id: Option<Arc<str>> = inner.socket.id(&assigns).map(Into::into);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let supervisor = conn_info.supervisor().clone();
