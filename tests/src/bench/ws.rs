@@ -1,17 +1,319 @@
-//! The WebSocket suite: where channel benchmarks (join, push/reply round trips, broadcast
-//! fan-out) plug in. It reports one JSON object per measurement into the report's `ws` array,
-//! which stays empty until then; `--only ws` runs just this suite.
+//! The WebSocket suite: broadcast fan-out through Fawkes channels against a bare
+//! tokio-tungstenite server holding one `tokio::sync::broadcast` channel.
+//!
+//! For each server: start it (`bench server ws-*`), read its RSS, open N sockets from several
+//! `bench ws-client` processes and join one topic on each, read its RSS again, have it
+//! broadcast M timestamped messages back to back, and collect what every socket received.
+//! The RSS growth over N is the memory one idle joined socket costs; deliveries per second
+//! run from the first broadcast to the last delivery; latency is receive time minus the
+//! timestamp in the payload, on the one machine clock.
 
-use serde_json::Value;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
 
 use crate::report::Settings;
+use crate::ws_client::BUCKET_US;
+use crate::ws_server::WsKind;
 
-/// Runs the WebSocket suite.
+/// How one run is sized.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    connections: usize,
+    clients: usize,
+    broadcasts: u32,
+    /// Every client gives up after this long.
+    client_timeout: Duration,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                connections: 1_000,
+                clients: 1,
+                broadcasts: 10,
+                client_timeout: Duration::from_secs(30),
+            }
+        } else {
+            Self {
+                connections: 18_000,
+                clients: 4,
+                broadcasts: 50,
+                client_timeout: Duration::from_secs(120),
+            }
+        }
+    }
+}
+
+/// What one server measured.
+#[derive(Debug, Clone)]
+struct WsRow {
+    server: WsKind,
+    connections: usize,
+    connect_rate_per_s: f64,
+    rss_per_conn_bytes: f64,
+    deliveries: u64,
+    deliveries_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs the WebSocket suite and prints its table.
 ///
 /// # Errors
 ///
-/// When a measurement fails; none exist yet.
-pub(crate) fn run(_settings: &Settings) -> anyhow::Result<Vec<Value>> {
-    eprintln!("== ws: no WebSocket scenarios yet; the report's \"ws\" array stays empty");
-    Ok(Vec::new())
+/// When a server or client fails, or a broadcast does not reach every socket.
+pub(crate) fn run(settings: &Settings) -> anyhow::Result<Vec<Value>> {
+    let plan = Plan::new(settings.quick);
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let mut rows = Vec::new();
+    for kind in WsKind::ALL {
+        eprintln!(
+            "== ws {}: {} sockets over {} client process(es), {} broadcasts",
+            kind.name(),
+            plan.connections,
+            plan.clients,
+            plan.broadcasts
+        );
+        let row = measure(&exe, kind, plan).with_context(|| format!("ws {}", kind.name()))?;
+        rows.push(row);
+    }
+    print(&rows, plan)?;
+    let fawkes = rows.iter().find(|r| r.server == WsKind::Fawkes).map(|r| r.deliveries_per_s);
+    Ok(rows
+        .iter()
+        .map(|r| {
+            json!({
+                "server": r.server.name(),
+                "connections": r.connections,
+                "broadcasts": plan.broadcasts,
+                "connect_rate_per_s": round(r.connect_rate_per_s, 1),
+                "rss_per_conn_bytes": round(r.rss_per_conn_bytes, 1),
+                "deliveries": r.deliveries,
+                "deliveries_per_s": round(r.deliveries_per_s, 1),
+                "p50_ms": round(r.p50_ms, 3),
+                "p99_ms": round(r.p99_ms, 3),
+                "fawkes_over_this_deliveries": fawkes.map(|f| round(f / r.deliveries_per_s, 4)),
+            })
+        })
+        .collect())
+}
+
+fn round(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
+}
+
+fn print(rows: &[WsRow], plan: Plan) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nWebSocket broadcast: {} joined sockets, {} broadcasts back to back; one tokio worker \
+         per server.",
+        plan.connections, plan.broadcasts
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:>7} {:>10} {:>12} {:>11} {:>12} {:>8} {:>8} {:>10}",
+        "server",
+        "conns",
+        "conn/s",
+        "rss B/conn",
+        "deliveries",
+        "deliv/s",
+        "p50 ms",
+        "p99 ms",
+        "fawkes/x"
+    )?;
+    let fawkes = rows.iter().find(|r| r.server == WsKind::Fawkes).map(|r| r.deliveries_per_s);
+    for r in rows {
+        writeln!(
+            out,
+            "{:<12} {:>7} {:>10.0} {:>12.0} {:>11} {:>12.0} {:>8.2} {:>8.2} {:>10}",
+            r.server.name(),
+            r.connections,
+            r.connect_rate_per_s,
+            r.rss_per_conn_bytes,
+            r.deliveries,
+            r.deliveries_per_s,
+            r.p50_ms,
+            r.p99_ms,
+            fawkes.map_or("-".to_owned(), |f| format!("{:.2}", f / r.deliveries_per_s)),
+        )?;
+    }
+    writeln!(
+        out,
+        "rss B/conn: server RSS growth from before connecting to all joined, over the sockets; \
+         fawkes/x: Fawkes' deliveries/s over this server's."
+    )?;
+    Ok(())
+}
+
+/// A child process speaking one line at a time on stdin and stdout.
+struct LineChild {
+    child: std::process::Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    name: String,
+}
+
+impl LineChild {
+    fn spawn(command: &mut Command, name: &str) -> anyhow::Result<Self> {
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = command.spawn().with_context(|| format!("failed to start {name}"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Ok(Self { child, stdin, lines, name: name.to_owned() })
+    }
+
+    fn line(&self, timeout: Duration) -> anyhow::Result<String> {
+        self.lines
+            .recv_timeout(timeout)
+            .with_context(|| format!("{} said nothing within {timeout:?}, or exited", self.name))
+    }
+
+    fn ask(&mut self, command: &str, timeout: Duration) -> anyhow::Result<String> {
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .with_context(|| format!("{} is gone", self.name))?;
+        self.line(timeout)
+    }
+}
+
+impl Drop for LineChild {
+    fn drop(&mut self) {
+        // Closing stdin asks a server to stop; the guard kills whatever is left.
+        self.stdin.take();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn measure(exe: &std::path::Path, kind: WsKind, plan: Plan) -> anyhow::Result<WsRow> {
+    let short = Duration::from_secs(10);
+    let mut server = LineChild::spawn(
+        Command::new(exe).args(["server", kind.server_arg(), "--port", "0"]),
+        &format!("ws server {}", kind.name()),
+    )?;
+    let port: u16 = server.line(short)?.trim().parse().context("the server's port")?;
+    let rss_before: u64 = server.ask("rss", short)?.trim().parse()?;
+
+    let per_client = plan.connections.div_ceil(plan.clients);
+    let mut clients = Vec::new();
+    let mut remaining = plan.connections;
+    for i in 0..plan.clients {
+        let conns = per_client.min(remaining);
+        remaining -= conns;
+        let args = [
+            "ws-client".to_owned(),
+            kind.name().to_owned(),
+            "--port".to_owned(),
+            port.to_string(),
+            "--conns".to_owned(),
+            conns.to_string(),
+            "--first-ip".to_owned(),
+            (2 + i * crate::ws_client::SOURCE_ADDRS as usize).to_string(),
+            "--expect".to_owned(),
+            plan.broadcasts.to_string(),
+            "--timeout".to_owned(),
+            plan.client_timeout.as_secs().to_string(),
+        ];
+        clients.push(LineChild::spawn(Command::new(exe).args(&args), &format!("ws client {i}"))?);
+    }
+    let mut joined = 0usize;
+    let mut slowest_us = 0u64;
+    for client in &clients {
+        let line = client.line(plan.client_timeout)?;
+        let mut words = line.split_whitespace();
+        anyhow::ensure!(words.next() == Some("joined"), "unexpected client line `{line}`");
+        joined += words.next().context("joined count")?.parse::<usize>()?;
+        slowest_us = slowest_us.max(words.next().context("join time")?.parse()?);
+    }
+    anyhow::ensure!(joined == plan.connections, "only {joined} sockets joined");
+    let connect_rate_per_s = joined as f64 / (slowest_us.max(1) as f64 / 1e6);
+    let rss_after: u64 = server.ask("rss", short)?.trim().parse()?;
+    eprintln!(
+        "   {} sockets joined at {connect_rate_per_s:.0}/s; RSS {} -> {} KiB",
+        joined,
+        rss_before / 1024,
+        rss_after / 1024
+    );
+
+    let sent = server.ask(&format!("blast {}", plan.broadcasts), plan.client_timeout)?;
+    let mut words = sent.split_whitespace();
+    anyhow::ensure!(words.next() == Some("sent"), "unexpected server line `{sent}`");
+    let first_us: u64 = words.next().context("first broadcast time")?.parse()?;
+
+    let mut deliveries = 0u64;
+    let mut last_us = first_us;
+    let mut hist: Vec<(u64, u64)> = Vec::new();
+    for client in &clients {
+        let line = client.line(plan.client_timeout + short)?;
+        let result: Value = serde_json::from_str(&line).context("client result")?;
+        deliveries += result["deliveries"].as_u64().context("deliveries")?;
+        last_us = last_us.max(result["last_us"].as_u64().unwrap_or(0));
+        for pair in result["hist"].as_array().context("hist")? {
+            hist.push((pair[0].as_u64().unwrap_or(0), pair[1].as_u64().unwrap_or(0)));
+        }
+    }
+    let expected = plan.connections as u64 * u64::from(plan.broadcasts);
+    if deliveries != expected {
+        bail!("{deliveries} of {expected} broadcasts were delivered");
+    }
+    hist.sort_unstable();
+    let span_s = (last_us.saturating_sub(first_us)).max(1) as f64 / 1e6;
+    Ok(WsRow {
+        server: kind,
+        connections: joined,
+        connect_rate_per_s,
+        rss_per_conn_bytes: rss_after.saturating_sub(rss_before) as f64 / joined as f64,
+        deliveries,
+        deliveries_per_s: deliveries as f64 / span_s,
+        p50_ms: quantile(&hist, deliveries, 0.50),
+        p99_ms: quantile(&hist, deliveries, 0.99),
+    })
+}
+
+/// The `q` quantile of a sorted latency histogram, in ms, at the bucket's upper edge.
+fn quantile(hist: &[(u64, u64)], total: u64, q: f64) -> f64 {
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for &(bucket, count) in hist {
+        seen += count;
+        if seen >= rank {
+            return ((bucket + 1) * BUCKET_US) as f64 / 1000.0;
+        }
+    }
+    0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_the_cumulative_counts() {
+        // 90 samples in bucket 0 (< 50 µs), 10 in bucket 20 (1000..1050 µs).
+        let hist = [(0, 90), (20, 10)];
+        assert_eq!(quantile(&hist, 100, 0.5), 0.05);
+        assert_eq!(quantile(&hist, 100, 0.99), 1.05);
+        assert_eq!(quantile(&hist, 100, 0.90), 0.05);
+    }
 }

@@ -5,6 +5,8 @@
 //! ```text
 //! bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin]
 //! bench server <fawkes|axum|hyper> [--routes N] [--port P]
+//! bench server <ws-fawkes|ws-tungstenite> [--port P]
+//! bench ws-client <fawkes|tungstenite> --port P --conns N ...
 //! bench gen-routes N
 //! ```
 //!
@@ -30,6 +32,10 @@ mod server;
 mod wrk;
 #[path = "../bench/ws.rs"]
 mod ws;
+#[path = "../bench/ws_client.rs"]
+mod ws_client;
+#[path = "../bench/ws_server.rs"]
+mod ws_server;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -40,6 +46,8 @@ const USAGE: &str = "\
 usage:
   bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin]
   bench server <fawkes|axum|hyper> [--routes N] [--port P]
+  bench server <ws-fawkes|ws-tungstenite> [--port P]
+  bench ws-client <fawkes|tungstenite> --port P --conns N --first-ip K --expect M --timeout S
   bench gen-routes N
 
   --quick      2 s per run instead of 10 s
@@ -59,6 +67,18 @@ fn main() -> ExitCode {
 
 fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
+        Some("server") if args.get(1).is_some_and(|k| k.starts_with("ws-")) => {
+            let kind = ws_server::WsKind::parse(&args[1])?;
+            let port = match args.get(2..).unwrap_or_default() {
+                [] => 0,
+                [flag, value] if flag == "--port" => {
+                    value.parse().context("--port takes a port")?
+                }
+                _ => bail!("a WebSocket server takes only --port\n{USAGE}"),
+            };
+            ws_server::main(kind, port)
+        }
+        Some("ws-client") => ws_client::main(&args[1..]),
         Some("server") => {
             let kind = server::Kind::parse(args.get(1).context("server needs a kind")?)?;
             let mut routes = driver::MAIN_ROUTES;

@@ -84,7 +84,7 @@ pub(crate) fn main(kind: Kind, routes: usize, port: u16) -> anyhow::Result<()> {
 }
 
 /// Warnings and errors to stderr; the servers log nothing on the hot path.
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ =

@@ -1,0 +1,217 @@
+//! The WebSocket load client: `bench ws-client <fawkes|tungstenite> --port P --conns N
+//! --first-ip K --expect M --timeout S [--join 0]`.
+//!
+//! One process holds at most a few thousand sockets, well under the open-file limit; the
+//! driver starts several. Each socket binds its own loopback source address
+//! (127.0.0.K, 127.0.0.K+1, ...) so that no single address runs out of ephemeral ports.
+//!
+//! It prints `joined <n> <µs>` once every socket has joined (or the first failure), then
+//! counts the broadcasts each socket receives until every socket has M or the timeout passes,
+//! and prints one JSON line: deliveries, the last delivery time and a latency histogram.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::json;
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::ws_server::{now_micros, WsKind, TOPIC};
+
+/// Latency histogram resolution, in microseconds.
+pub(crate) const BUCKET_US: u64 = 50;
+/// How many handshakes one process keeps in flight.
+const IN_FLIGHT: usize = 128;
+/// Source addresses 127.0.0.K.. are used round robin over this many.
+pub(crate) const SOURCE_ADDRS: u32 = 50;
+
+/// What the command line asked for.
+#[derive(Debug)]
+struct Args {
+    kind: WsKind,
+    port: u16,
+    conns: usize,
+    first_ip: u32,
+    expect: usize,
+    timeout: Duration,
+    /// `--join 0` leaves the sockets connected but unjoined, to tell the socket's memory
+    /// from the channel's.
+    join: bool,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Args> {
+    let kind = WsKind::parse(args.first().context("ws-client needs a server kind")?)?;
+    let mut parsed = Args {
+        kind,
+        port: 0,
+        conns: 1,
+        first_ip: 2,
+        expect: 1,
+        timeout: Duration::from_secs(60),
+        join: true,
+    };
+    let mut rest = args[1..].iter();
+    while let Some(flag) = rest.next() {
+        let value = rest.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--port" => parsed.port = value.parse()?,
+            "--conns" => parsed.conns = value.parse()?,
+            "--first-ip" => parsed.first_ip = value.parse()?,
+            "--expect" => parsed.expect = value.parse()?,
+            "--timeout" => parsed.timeout = Duration::from_secs(value.parse()?),
+            "--join" => parsed.join = value != "0",
+            _ => bail!("unknown ws-client option `{flag}`"),
+        }
+    }
+    anyhow::ensure!(parsed.port != 0, "ws-client needs --port");
+    Ok(parsed)
+}
+
+/// The `bench ws-client` subcommand.
+pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
+    let args = parse(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to build the tokio runtime")?;
+    runtime.block_on(run(args))
+}
+
+pub(crate) type Ws = WebSocketStream<tokio::net::TcpStream>;
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + args.timeout;
+    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut joins = Vec::with_capacity(args.conns);
+    for i in 0..args.conns {
+        let source = Ipv4Addr::from(
+            u32::from(Ipv4Addr::new(127, 0, 0, 0)) + args.first_ip + (i as u32 % SOURCE_ADDRS),
+        );
+        let gate = gate.clone();
+        let (kind, join) = (args.kind, args.join);
+        joins.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await?;
+            tokio::time::timeout(Duration::from_secs(20), connect(kind, join, source, server))
+                .await
+                .context("connect and join timed out")?
+        }));
+    }
+    let mut sockets = Vec::with_capacity(args.conns);
+    for join in joins {
+        sockets.push(tokio::time::timeout_at(deadline, join).await.context("join timed out")???);
+    }
+    let elapsed = started.elapsed();
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "joined {} {}", sockets.len(), elapsed.as_micros())?;
+    stdout.flush()?;
+    drop(stdout);
+
+    let expect = args.expect;
+    let mut tasks = Vec::with_capacity(sockets.len());
+    for ws in sockets {
+        tasks.push(tokio::spawn(receive(ws, expect, deadline)));
+    }
+    let mut deliveries = 0u64;
+    let mut last = 0u64;
+    let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
+    for task in tasks {
+        let got = task.await?;
+        deliveries += got.latencies.len() as u64;
+        last = last.max(got.last);
+        for latency in got.latencies {
+            *hist.entry(latency / BUCKET_US).or_default() += 1;
+        }
+    }
+    let hist: Vec<[u64; 2]> = hist.into_iter().map(|(b, n)| [b, n]).collect();
+    let line = json!({ "deliveries": deliveries, "last_us": last, "hist": hist });
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+pub(crate) async fn connect(
+    kind: WsKind,
+    join: bool,
+    source: Ipv4Addr,
+    server: SocketAddr,
+) -> anyhow::Result<Ws> {
+    let socket = TcpSocket::new_v4()?;
+    socket
+        .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
+        .with_context(|| format!("cannot bind {source}"))?;
+    let stream = socket.connect(server).await.context("connect failed")?;
+    stream.set_nodelay(true)?;
+    let url = match kind {
+        WsKind::Fawkes => format!("ws://{server}/socket/websocket?vsn=2.0.0"),
+        WsKind::Tungstenite => format!("ws://{server}/"),
+    };
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+    if !join {
+        return Ok(ws);
+    }
+    let join = match kind {
+        WsKind::Fawkes => json!(["1", "1", TOPIC, "phx_join", {}]).to_string(),
+        WsKind::Tungstenite => "join".to_owned(),
+    };
+    ws.send(Message::text(join)).await?;
+    while let Some(msg) = ws.next().await {
+        if let Message::Text(text) = msg? {
+            let ok = match kind {
+                WsKind::Fawkes => text.contains("\"phx_reply\"") && text.contains("\"ok\""),
+                WsKind::Tungstenite => text.as_str() == "ok",
+            };
+            anyhow::ensure!(ok, "join refused: {text}");
+            return Ok(ws);
+        }
+    }
+    bail!("the server closed the socket before the join reply")
+}
+
+/// What one socket received.
+pub(crate) struct Received {
+    pub(crate) latencies: Vec<u64>,
+    pub(crate) last: u64,
+}
+
+pub(crate) async fn receive(mut ws: Ws, expect: usize, deadline: tokio::time::Instant) -> Received {
+    let mut got = Received { latencies: Vec::with_capacity(expect), last: 0 };
+    while got.latencies.len() < expect {
+        let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await else { break };
+        let Message::Text(text) = msg else { continue };
+        if let Some(sent) = timestamp(text.as_str()) {
+            let now = now_micros();
+            got.latencies.push(now.saturating_sub(sent));
+            got.last = now;
+        }
+    }
+    got
+}
+
+/// The `"t":<µs>` of a broadcast, in either server's framing.
+pub(crate) fn timestamp(text: &str) -> Option<u64> {
+    let rest = &text[text.find("\"t\":")? + 4..];
+    let digits = rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_timestamp_of_both_framings() {
+        assert_eq!(timestamp("{\"t\":123}"), Some(123));
+        assert_eq!(timestamp("[null,null,\"room:bench\",\"blast\",{\"t\":45}]"), Some(45));
+        assert_eq!(timestamp("[null,null,\"room:bench\",\"blast\",{}]"), None);
+    }
+}
