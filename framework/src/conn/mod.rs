@@ -457,8 +457,13 @@ impl Conn {
             route: self.0.route,
             resp_headers: self.0.resp_headers.clone(),
             // Before-send callbacks read the assigns (a session writes its cookie from them),
-            // so an error response keeps them too. An empty map clones without allocating.
-            assigns: self.0.assigns.clone(),
+            // so an error response keeps them for those; without callbacks the error renders
+            // on a conn with no assigns, and no request pays for cloning them.
+            assigns: if self.0.before_send.is_empty() {
+                http::Extensions::new()
+            } else {
+                self.0.assigns.clone()
+            },
             before_send: std::mem::take(&mut self.0.before_send),
         }
     }
