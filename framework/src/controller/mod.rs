@@ -3,7 +3,8 @@
 //! An action is any `async fn(Conn) -> Conn` or `async fn(Conn) -> Result<Conn, E>` where `E`
 //! implements [`IntoResponse`] — Phoenix's `action_fallback`: the error renders onto a conn that
 //! still carries the request line, the response headers and the before-send callbacks that
-//! plugs set (and the assigns, which those callbacks read). [`ActionError`] is a ready-made error in Phoenix's JSON shapes.
+//! plugs set (and the assigns, which those callbacks read). [`ActionError`] is a ready-made
+//! error in Phoenix's JSON shapes.
 //!
 //! This module knows nothing about routing: the router calls [`ActionResult::into_outcome`].
 
