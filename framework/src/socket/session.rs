@@ -115,11 +115,22 @@ impl Session {
     }
 
     fn reply(&self, join_ref: Option<&str>, msg: &Message, status: Status, payload: Value) {
+        self.reply_to(join_ref, msg.msg_ref.as_deref(), &msg.topic, status, payload);
+    }
+
+    fn reply_to(
+        &self,
+        join_ref: Option<&str>,
+        msg_ref: Option<&str>,
+        topic: &str,
+        status: Status,
+        payload: Value,
+    ) {
         let frame = serializer::encode_reply(
             self.link.vsn,
             join_ref,
-            msg.msg_ref.as_deref(),
-            &msg.topic,
+            msg_ref,
+            topic,
             status,
             &Payload::Json(payload),
         );
@@ -212,13 +223,14 @@ impl Session {
         }
         let Message { join_ref, msg_ref, topic, event, payload } = msg;
         let push = ChannelMsg::In { event, payload, msg_ref: msg_ref.clone() };
-        let refused = match joined.mailbox.push_bounded(push, CHANNEL_INBOX_LIMIT) {
+        let (join_ref, reason) = match joined.mailbox.push_bounded(push, CHANNEL_INBOX_LIMIT) {
             Ok(()) => return,
-            Err(PushError::Full(_)) => "channel overloaded",
-            Err(PushError::Closed(_)) => "unmatched topic",
+            Err(PushError::Full(_)) => (join_ref.as_deref(), "channel overloaded"),
+            // The channel stopped between the lookup and the push: as for any unmatched topic,
+            // the reply carries no join ref.
+            Err(PushError::Closed(_)) => (None, "unmatched topic"),
         };
-        let msg =
-            Message { join_ref, msg_ref, topic, event: String::new(), payload: Payload::empty() };
-        self.reply(msg.join_ref.as_deref(), &msg, Status::Error, json!({ "reason": refused }));
+        let reason = json!({ "reason": reason });
+        self.reply_to(join_ref, msg_ref.as_deref(), &topic, Status::Error, reason);
     }
 }
