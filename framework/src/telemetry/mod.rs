@@ -35,7 +35,7 @@ pub use stats::{rss_bytes, snapshot, Latency, Snapshot};
 
 /// Panics caught in plugs, actions and channels since the process started.
 pub fn action_panics() -> u64 {
-    snapshot().panics
+    stats::PANICS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]
