@@ -38,9 +38,13 @@ pub mod channels_guide {}
 pub mod guide {}
 #[doc = include_str!("../../docs/security.md")]
 pub mod security_guide {}
+#[cfg(feature = "redis")]
+#[doc = include_str!("../../docs/scaling.md")]
+pub mod scaling_guide {}
 mod error;
 mod mailbox;
 pub mod plug;
+pub mod presence;
 pub mod pubsub;
 pub mod router;
 pub mod security;

@@ -6,6 +6,10 @@
 //! tests that need control a full client hides: keep-alive reuse, half-sent heads, stalls,
 //! oversized headers, chunked bodies and watching the server close the socket.
 
+mod redis_server;
+
+pub use redis_server::RedisServer;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

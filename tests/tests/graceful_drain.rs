@@ -82,7 +82,11 @@ async fn readiness_turns_false_during_the_drain_delay_while_requests_are_still_s
 
     let resp = client.get(&readyz).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), json!({ "status": "ok" }));
+    let local = json!({ "adapter": "local", "connected": true });
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        json!({ "status": "ok", "pubsub": local })
+    );
     // A keep-alive connection opened before the shutdown.
     let mut before = RawConn::connect(addr).await.unwrap();
     assert_eq!(before.get("/hello").await.unwrap().status, 200);
@@ -95,7 +99,7 @@ async fn readiness_turns_false_during_the_drain_delay_while_requests_are_still_s
     let mut fresh = RawConn::connect(addr).await.unwrap();
     let resp = fresh.get("/readyz").await.unwrap();
     assert_eq!(resp.status, 503);
-    assert_eq!(resp.json(), json!({ "status": "draining" }));
+    assert_eq!(resp.json(), json!({ "status": "draining", "pubsub": local }));
     // Still inside the delay: new and old connections alike are served.
     let resp = fresh.get("/hello").await.unwrap();
     assert_eq!((resp.status, resp.text().as_str()), (200, "hello"));

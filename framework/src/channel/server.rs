@@ -113,12 +113,15 @@ pub(crate) async fn run<C: Channel>(start: Start, token: CancellationToken) {
         assigns,
         socket_id,
         mailbox: mailbox.clone(),
+        tracking: std::sync::OnceLock::new(),
     };
     let exit =
         run_joined::<C>(&mut socket, payload, msg_ref.as_deref(), &mailbox, &token, &pattern).await;
     if let Some(id) = socket.subscriber.take() {
         socket.pubsub.unsubscribe(&topic, id);
     }
+    // Its presences leave before the client can rejoin the topic.
+    drop(socket.tracking.take());
     mailbox.close();
     link.control(Out::ChannelExit { topic, join_ref, crashed: exit });
 }

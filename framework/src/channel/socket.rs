@@ -21,6 +21,9 @@ pub struct ChannelSocket {
     pub(crate) assigns: http::Extensions,
     pub(crate) socket_id: Option<Arc<str>>,
     pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
+    /// The presences this channel tracks, created on first use; dropping the socket (when
+    /// the channel stops, crashes or is aborted) untracks them.
+    pub(crate) tracking: std::sync::OnceLock<crate::presence::Tracking>,
 }
 
 impl ChannelSocket {
@@ -99,6 +102,15 @@ impl ChannelSocket {
             Some(id) => self.pubsub.broadcast_from(id, &self.topic, event, payload),
             None => self.pubsub.broadcast(&self.topic, event, payload),
         }
+    }
+
+    /// This node's presence tracker; see [`Presence::track`](crate::presence::Presence::track).
+    pub fn presence(&self) -> crate::presence::Presence {
+        self.pubsub.presence()
+    }
+
+    pub(crate) fn tracking(&self) -> &crate::presence::Tracking {
+        self.tracking.get_or_init(|| self.pubsub.presence().tracking())
     }
 
     /// A handle other tasks use to send this channel messages for

@@ -172,7 +172,16 @@ impl Endpoint {
     /// When the listener cannot be bound.
     pub async fn start(self) -> Result<RunningEndpoint, Error> {
         let pubsub = self.pubsub.unwrap_or_else(|| crate::PubSub::new(default_node_name()));
-        running::start(self.router, self.config, self.workers, pubsub).await
+        // The adapter's worker starts first and stops last, so the presence farewell and the
+        // application's last broadcasts still leave the node; presence replication only
+        // matters when there are other nodes.
+        let mut workers = Vec::with_capacity(self.workers.len() + 2);
+        workers.extend(pubsub.adapter().worker(&pubsub));
+        if !pubsub.adapter().is_local() {
+            workers.push(pubsub.presence().child_spec());
+        }
+        workers.extend(self.workers);
+        running::start(self.router, self.config, workers, pubsub).await
     }
 }
 
@@ -205,8 +214,10 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     }
 }
 
-/// A node name unique enough for a cluster: the pod's `HOSTNAME` in Kubernetes.
-fn default_node_name() -> String {
+/// A node name unique enough for a cluster: the pod's `HOSTNAME` in Kubernetes. Two
+/// processes sharing a name still tell their messages apart (each pubsub has a unique id);
+/// only direct broadcasts to that name reach both.
+pub fn default_node_name() -> String {
     match std::env::var("HOSTNAME") {
         Ok(host) if !host.is_empty() => host,
         _ => format!("node-{}", std::process::id()),

@@ -5,11 +5,16 @@ use serde::{Deserialize, Serialize};
 
 use super::Broadcast;
 use crate::serializer::Payload;
+use crate::supervisor::ChildSpec;
 
 /// Carries serialised broadcasts to other nodes and hands received ones to
 /// [`PubSub::receive_remote`](super::PubSub::receive_remote).
 ///
-/// Messages are JSON carrying the origin node's name, so the receiving node skips its own.
+/// Messages are JSON carrying the origin pubsub's unique id, so the receiving node skips its
+/// own, and for a direct broadcast the target node's name.
+///
+/// `publish` runs on the broadcaster's task: it must not block (queue the bytes and send them
+/// from a worker, as [`Redis`](super::Redis) does).
 pub trait Adapter: Send + Sync + 'static {
     /// Sends to every node.
     fn publish(&self, message: Bytes);
@@ -18,6 +23,24 @@ pub trait Adapter: Send + Sync + 'static {
     /// Whether this adapter reaches no other node (broadcasts then skip encoding for it).
     fn is_local(&self) -> bool {
         false
+    }
+    /// A short name for logs, telemetry and `/readyz` (`"local"`, `"redis"`).
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+    /// Whether the adapter currently reaches the other nodes.
+    fn is_connected(&self) -> bool {
+        true
+    }
+    /// Whether `/readyz` should answer 503 while the adapter is disconnected.
+    fn required_for_readiness(&self) -> bool {
+        false
+    }
+    /// The long-running task that carries messages, if the adapter needs one: the endpoint
+    /// runs it as a permanent child of its supervisor, started before the listener and
+    /// stopped after the connections, with `pubsub` to deliver received messages into.
+    fn worker(&self, _pubsub: &super::PubSub) -> Option<ChildSpec> {
+        None
     }
 }
 
@@ -30,6 +53,9 @@ impl Adapter for Local {
     fn publish_direct(&self, _node: &str, _message: Bytes) {}
     fn is_local(&self) -> bool {
         true
+    }
+    fn name(&self) -> &'static str {
+        "local"
     }
 }
 

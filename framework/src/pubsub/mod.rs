@@ -11,6 +11,8 @@
 
 mod adapter;
 mod broadcast;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 
 #[cfg(test)]
@@ -21,6 +23,8 @@ use std::sync::Arc;
 
 pub use adapter::{Adapter, Local};
 pub use broadcast::Broadcast;
+#[cfg(feature = "redis")]
+pub use redis::Redis;
 pub use registry::{Deliver, SubscriberId, Subscription};
 
 use crate::serializer::Payload;
@@ -48,13 +52,20 @@ pub struct PubSub {
 
 struct Inner {
     node: Arc<str>,
+    /// Unique per pubsub, so that two processes given the same node name still skip only
+    /// their own messages.
+    instance: Arc<str>,
     registry: registry::Registry,
     adapter: Arc<dyn Adapter>,
+    presence: crate::presence::Tracker,
 }
 
 impl fmt::Debug for PubSub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PubSub").field("node", &self.inner.node).finish_non_exhaustive()
+        f.debug_struct("PubSub")
+            .field("node", &self.inner.node)
+            .field("adapter", &self.inner.adapter.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,9 +77,13 @@ impl PubSub {
 
     /// A pubsub whose broadcasts also go to other nodes through `adapter`.
     pub fn with_adapter(node: impl Into<Arc<str>>, adapter: Arc<dyn Adapter>) -> Self {
+        let node = node.into();
+        let instance = Arc::from(format!("{node}#{:016x}", rand::random::<u64>()));
         Self {
             inner: Arc::new(Inner {
-                node: node.into(),
+                presence: crate::presence::Tracker::new(&node),
+                node,
+                instance,
                 registry: registry::Registry::default(),
                 adapter,
             }),
@@ -78,6 +93,20 @@ impl PubSub {
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.inner.node
+    }
+
+    /// The adapter carrying broadcasts to other nodes.
+    pub fn adapter(&self) -> &dyn Adapter {
+        &*self.inner.adapter
+    }
+
+    /// This node's presence tracker.
+    pub fn presence(&self) -> crate::presence::Presence {
+        crate::presence::Presence::new(self.clone())
+    }
+
+    pub(crate) fn tracker(&self) -> &crate::presence::Tracker {
+        &self.inner.presence
     }
 
     /// Subscribes to `topic`; dropping the subscription unsubscribes.
@@ -150,7 +179,7 @@ impl PubSub {
     /// When `bytes` is not a message in the adapter format.
     pub fn receive_remote(&self, bytes: &[u8]) -> Result<(), serde_json::Error> {
         let remote = adapter::RemoteMessage::decode(bytes)?;
-        if remote.origin == *self.inner.node {
+        if remote.origin == *self.inner.instance {
             return Ok(());
         }
         if remote.target.as_deref().is_some_and(|t| t != &*self.inner.node) {
@@ -161,11 +190,25 @@ impl PubSub {
         Ok(())
     }
 
+    /// Sends to the other nodes only (to `target` alone when given), never to this one.
+    pub(crate) fn broadcast_remote(
+        &self,
+        target: Option<&str>,
+        topic: &str,
+        event: &str,
+        payload: serde_json::Value,
+    ) {
+        if !self.inner.adapter.is_local() {
+            let msg = Broadcast::new(topic, event, Payload::Json(payload), None);
+            self.publish_remote(&msg, target);
+        }
+    }
+
     fn publish_remote(&self, msg: &Broadcast, target: Option<&str>) {
         if self.inner.adapter.is_local() {
             return;
         }
-        let bytes = adapter::RemoteMessage::encode(&self.inner.node, target, msg);
+        let bytes = adapter::RemoteMessage::encode(&self.inner.instance, target, msg);
         match target {
             Some(node) => self.inner.adapter.publish_direct(node, bytes),
             None => self.inner.adapter.publish(bytes),

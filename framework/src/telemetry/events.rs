@@ -19,8 +19,9 @@ pub fn enable_metrics() {
     METRICS.store(true, Ordering::Relaxed);
 }
 
+/// Whether metrics are reported; callers skip measuring what nobody records.
 #[inline]
-fn metrics_on() -> bool {
+pub(crate) fn metrics_on() -> bool {
     METRICS.load(Ordering::Relaxed)
 }
 
@@ -177,5 +178,26 @@ impl Drop for Gauge {
         if metrics_on() {
             metrics::gauge!(name).decrement(1.0);
         }
+    }
+}
+
+/// The pubsub adapter connected to (or lost) the other nodes.
+pub(crate) fn pubsub_adapter_connected(adapter: &'static str, connected: bool) {
+    if metrics_on() {
+        metrics::gauge!("fawkes_pubsub_adapter_connected", "adapter" => adapter)
+            .set(if connected { 1.0 } else { 0.0 });
+        if !connected {
+            metrics::counter!("fawkes_pubsub_adapter_disconnects_total", "adapter" => adapter)
+                .increment(1);
+        }
+    }
+}
+
+/// Messages for other nodes the adapter could not carry (its queue was full, or the
+/// connection failed while they were in flight).
+pub(crate) fn pubsub_adapter_dropped(adapter: &'static str, messages: u64) {
+    if metrics_on() {
+        metrics::counter!("fawkes_pubsub_adapter_dropped_total", "adapter" => adapter)
+            .increment(messages);
     }
 }
