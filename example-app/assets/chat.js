@@ -1,8 +1,16 @@
 // The chat page: rooms from the JSON API, messages over the `room:*` channels.
+//
+// Who the visitor is comes from the server: a logged-in page carries the session's name and a
+// signed user token in <meta> tags, and the socket presents that token when it connects. The
+// login form is a plain HTML form (POST /session with its CSRF token), so signing in, changing
+// name and logging out are page loads, not script.
 
 import { Socket } from "/js/fawkes.js";
 
-const NAME_KEY = "fawkes.chat.name";
+const meta = (name) => {
+  const tag = document.querySelector(`meta[name="${name}"]`);
+  return tag ? tag.content : "";
+};
 const LOBBY = { id: "lobby", name: "lobby", topic: "room:lobby", stored: false };
 
 const $ = (id) => document.getElementById(id);
@@ -25,10 +33,14 @@ const ui = {
   nameDialog: $("name-dialog"),
   nameForm: $("name-form"),
   nameInput: $("name-input"),
+  nameError: $("name-error"),
+  nameCancel: $("name-cancel"),
+  logoutForm: $("logout-form"),
 };
 
 const state = {
-  name: localStorage.getItem(NAME_KEY) || "",
+  name: meta("user-name"),
+  token: meta("user-token"),
   rooms: [],
   current: LOBBY,
   channel: null,
@@ -70,7 +82,8 @@ function avatar(name, extra = "") {
 
 // ---- connection ------------------------------------------------------------------------------
 
-const socket = new Socket("/socket", { params: () => ({ user: state.name }) });
+// Only a logged-in page connects, and then the token, not the name, says who it is.
+const socket = new Socket("/socket", { params: { token: state.token } });
 
 function setStatus(kind, text) {
   ui.status.dataset.state = kind;
@@ -89,6 +102,12 @@ function showName() {
   ui.userAvatar.replaceWith(fresh);
   ui.userAvatar = fresh;
   ui.userChip.hidden = false;
+  ui.logoutForm.hidden = false;
+  // Signed in, the same form renames: a new login under the new name.
+  ui.nameCancel.hidden = false;
+  $("name-title").textContent = "Change your name";
+  $("name-intro").textContent = "Others see it next to the messages you send from now on.";
+  $("sign-in").textContent = "Save";
   ui.body.placeholder = placeholder();
 }
 
@@ -97,31 +116,30 @@ function placeholder() {
 }
 
 function askName() {
-  ui.nameInput.value = state.name;
+  // The server fills the field: with the name it refused, or the current one.
+  if (!ui.nameError.textContent) ui.nameInput.value = state.name;
   ui.nameDialog.showModal();
   ui.nameInput.focus();
+  ui.nameInput.select();
 }
 
+ui.nameInput.addEventListener("input", () => {
+  ui.nameError.textContent = "";
+});
 ui.nameForm.addEventListener("submit", (event) => {
-  const name = ui.nameInput.value.trim();
-  if (!name) {
+  // The server would refuse a blank name too; saying so here saves a round trip.
+  if (!ui.nameInput.value.trim()) {
     event.preventDefault();
+    ui.nameError.textContent = "Please enter a name.";
     return;
   }
-  const changed = name !== state.name;
-  state.name = name;
-  localStorage.setItem(NAME_KEY, name);
-  showName();
-  if (!changed) return;
-  // The socket carries the name as a connect param: reconnect so the server sees the new one.
-  // Joined channels rejoin by themselves once the new connection is open.
-  if (socket.conn) socket.disconnect(() => socket.connect());
-  else socket.connect();
+  ui.nameForm.querySelector("button[type=submit]").disabled = true;
 });
 // Without a name there is nothing to chat as: the dialog stays until one is given.
 ui.nameDialog.addEventListener("cancel", (event) => {
   if (!state.name) event.preventDefault();
 });
+ui.nameCancel.addEventListener("click", () => ui.nameDialog.close());
 ui.userChip.addEventListener("click", askName);
 
 // ---- rooms -----------------------------------------------------------------------------------
@@ -239,8 +257,13 @@ function selectRoom(room) {
   ui.subtitle.textContent = room.stored ? "Messages are saved; the last 100 are shown." : "Everyone online, nothing saved.";
   ui.body.placeholder = placeholder();
   ui.composerError.textContent = "";
-  ui.messages.replaceChildren(el("li", { class: "notice", text: "Loading…" }));
   renderRooms();
+  if (!state.name) {
+    // Signed out: the socket stays closed, so there is nothing to load yet.
+    ui.messages.replaceChildren(el("li", { class: "notice", text: "Sign in to join the conversation." }));
+    return;
+  }
+  ui.messages.replaceChildren(el("li", { class: "notice", text: "Loading…" }));
 
   const channel = socket.channel(room.topic, {});
   state.channel = channel;
@@ -292,6 +315,8 @@ ui.composer.addEventListener("submit", (event) => {
 // ---- start -----------------------------------------------------------------------------------
 
 async function start() {
+  // A refused login is answered at /session; reloading that would post the form again.
+  if (location.pathname !== "/") history.replaceState(null, "", `/${location.hash}`);
   await loadRooms();
   const wanted = location.hash.match(/^#room-(\d+)$/);
   selectRoom((wanted && state.rooms.find((room) => room.id === wanted[1])) || LOBBY);
@@ -299,8 +324,9 @@ async function start() {
     showName();
     socket.connect();
   } else {
-    askName();
+    setStatus("idle", "Signed out");
   }
+  if (!state.name || ui.nameError.textContent) askName();
 }
 
 start();

@@ -1,23 +1,26 @@
 //! The Fawkes example application: a JSON API and real-time channels for chat rooms.
 //!
 //! Laid out like a small Phoenix app: [`chat`] is the context that owns the data, [`repo`] the
-//! database, [`controllers`] the actions, their JSON views and the browser pages (a chat at `/`,
-//! a live dashboard at `/dashboard`), [`channels`] the real-time side (a socket at `/socket`
-//! with its `room:*` and `dashboard:*` channels), [`dashboard`] the worker that samples the
-//! metrics, [`router`] the routes. `main` only reads the environment, starts the endpoint and
-//! the dashboard worker, so tests build the same app in process with [`app`].
+//! database, [`controllers`] the actions, their JSON views and the browser pages (a chat at `/`
+//! with a login form, a live dashboard at `/dashboard`), [`channels`] the real-time side (a
+//! socket at `/socket` with its `room:*` and `dashboard:*` channels), [`dashboard`] the worker
+//! that samples the metrics, [`keys`] the secret key base, [`router`] the routes. `main` only
+//! reads the environment, starts the endpoint and the dashboard worker, so tests build the same
+//! app in process with [`app`].
 
 pub mod channels;
 pub mod chat;
 pub mod controllers;
 pub mod dashboard;
+pub mod keys;
 pub mod repo;
 pub mod router;
 
 pub use repo::Repo;
 pub use router::AppRouter;
 
-/// Connects to `database_url` (creating the schema if needed) and builds the router on it.
+/// Connects to `database_url` (creating the schema if needed) and builds the router on it,
+/// signing sessions and socket tokens with keys derived from `key_base`.
 ///
 /// # Errors
 ///
@@ -27,12 +30,16 @@ pub use router::AppRouter;
 ///
 /// ```no_run
 /// # async fn run() -> anyhow::Result<()> {
-/// let (router, _repo) = example_app::app("sqlite://fawkes_dev.db?mode=rwc").await?;
+/// let key_base = fawkes::security::SecretKeyBase::from_env("SECRET_KEY_BASE")?;
+/// let (router, _repo) = example_app::app("sqlite://fawkes_dev.db?mode=rwc", key_base).await?;
 /// fawkes::Endpoint::new(router).serve().await?;
 /// # Ok(())
 /// # }
 /// ```
-pub async fn app(database_url: &str) -> anyhow::Result<(fawkes::Router, Repo)> {
+pub async fn app(
+    database_url: &str,
+    key_base: fawkes::security::SecretKeyBase,
+) -> anyhow::Result<(fawkes::Router, Repo)> {
     let repo = Repo::connect(database_url).await?;
-    Ok((router::build(repo.clone()), repo))
+    Ok((router::build(repo.clone(), key_base), repo))
 }

@@ -8,15 +8,23 @@
 //! | `DATABASE_URL`                 | `sqlite://fawkes_dev.db?mode=rwc`          |
 //! | `SHUTDOWN_TIMEOUT_SECS`        | `25`                                       |
 //! | `DRAIN_DELAY_SECS`             | `0`                                        |
+//! | `FAWKES_ENV`                   | `dev` (also `test`; `prod` for production) |
+//! | `SECRET_KEY_BASE`              | required in `prod`; elsewhere a random one |
 //! | `FAWKES_EXAMPLE_TEST_CHANNELS` | unset (`1` adds the `test:*` channel)      |
 //! | `RUST_LOG`                     | `info`                                     |
 //! | `LOG_FORMAT`                   | text (`json` for one JSON object a line)   |
+//!
+//! `SECRET_KEY_BASE` signs the session cookies, CSRF tokens and socket tokens: at least 64
+//! bytes (`head -c 48 /dev/urandom | base64 -w0`), the same on every replica. A shorter one
+//! stops the app at startup. Without it, outside `prod`, a random one is generated and a
+//! warning logged: every restart then signs everyone out.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use example_app::keys::{self, AppEnv, Keys};
 use fawkes::Endpoint;
 use tracing_subscriber::EnvFilter;
 
@@ -28,10 +36,13 @@ struct Config {
     database_url: String,
     shutdown_timeout: Duration,
     drain_delay: Duration,
+    keys: Keys,
 }
 
 impl Config {
     fn from_env() -> anyhow::Result<Self> {
+        let env = AppEnv::parse(var(keys::APP_ENV)?.as_deref())?;
+        let keys = keys::load(env, var(keys::SECRET_KEY_BASE_ENV)?.as_deref())?;
         Ok(Self {
             host: var("HOST")?.unwrap_or_else(|| "127.0.0.1".to_owned()),
             port: parsed("PORT")?.unwrap_or(4000),
@@ -39,6 +50,7 @@ impl Config {
                 .unwrap_or_else(|| example_app::repo::DEFAULT_DATABASE_URL.to_owned()),
             shutdown_timeout: Duration::from_secs(parsed("SHUTDOWN_TIMEOUT_SECS")?.unwrap_or(25)),
             drain_delay: Duration::from_secs(parsed("DRAIN_DELAY_SECS")?.unwrap_or(0)),
+            keys,
         })
     }
 
@@ -86,8 +98,16 @@ async fn main() -> anyhow::Result<()> {
     fawkes::telemetry::install_prometheus().context("cannot install the metrics recorder")?;
 
     let config = Config::from_env()?;
+    if config.keys.generated {
+        tracing::warn!(
+            "{} is not set: signing sessions and socket tokens with a random secret, so every \
+             restart signs everyone out; set {}=prod to require one",
+            keys::SECRET_KEY_BASE_ENV,
+            keys::APP_ENV,
+        );
+    }
     let addr = config.bind_addr().await?;
-    let (router, repo) = example_app::app(&config.database_url)
+    let (router, repo) = example_app::app(&config.database_url, config.keys.key_base.clone())
         .await
         .with_context(|| format!("cannot open the database at {}", config.database_url))?;
 

@@ -13,7 +13,8 @@ use common::{assert_timestamp, test_db, TestDb};
 /// The app on a fresh database: its client, its repo, and the database kept alive.
 async fn app() -> (ConnTest, Repo, TestDb) {
     let db = test_db().await;
-    let (router, repo) = example_app::app(&db.url).await.expect("app starts");
+    let key_base = fawkes::security::SecretKeyBase::generate();
+    let (router, repo) = example_app::app(&db.url, key_base).await.expect("app starts");
     (ConnTest::new(router), repo, db)
 }
 
@@ -325,7 +326,8 @@ async fn landing_page_and_health_checks() {
         assert!(html.contains(needle), "{needle} in {html}");
     }
     client.get("/healthz").send().await.assert_status(200).assert_json(&json!({"status": "ok"}));
-    client.get("/readyz").send().await.assert_status(200).assert_json(&json!({"status": "ok"}));
+    let ready = json!({"status": "ok", "pubsub": {"adapter": "local", "connected": true}});
+    client.get("/readyz").send().await.assert_status(200).assert_json(&ready);
     assert_eq!(AppRouter::healthz_path(), "/healthz");
 }
 

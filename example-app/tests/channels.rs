@@ -9,6 +9,7 @@ use example_app::channels::UserSocket;
 use example_app::chat::{self, RoomAttrs};
 use example_app::{AppRouter, Repo};
 use fawkes::pubsub::PubSub;
+use fawkes::security::SecretKeyBase;
 use fawkes::test::{ChannelTest, ConnTest};
 use serde_json::{json, Value};
 
@@ -21,19 +22,27 @@ const QUIET: Duration = Duration::from_millis(200);
 struct App {
     http: ConnTest,
     repo: Repo,
+    key_base: SecretKeyBase,
     _db: TestDb,
 }
 
 impl App {
     async fn start() -> Self {
         let db = test_db().await;
-        let (router, repo) = example_app::app(&db.url).await.expect("app starts");
-        Self { http: ConnTest::with_pubsub(router, PubSub::new("test")), repo, _db: db }
+        let key_base = SecretKeyBase::generate();
+        let (router, repo) = example_app::app(&db.url, key_base.clone()).await.expect("app starts");
+        let http = ConnTest::with_pubsub(router, PubSub::new("test"));
+        Self { http, repo, key_base, _db: db }
     }
 
     /// A socket connected with `params` on the app's repo and pubsub.
     async fn socket(&self, params: Value) -> ChannelTest {
-        self.connect(UserSocket::new(self.repo.clone()), params).await
+        self.connect(self.user_socket(), params).await
+    }
+
+    /// The socket on the app's repo and keys.
+    fn user_socket(&self) -> UserSocket {
+        UserSocket::new(self.repo.clone(), self.key_base.clone())
     }
 
     async fn connect(&self, socket: UserSocket, params: Value) -> ChannelTest {
@@ -213,8 +222,7 @@ async fn a_named_user_names_the_socket() {
     anonymous.close().await;
     assert_eq!(pubsub.subscriber_count("users_socket:ada"), 0, "closing unsubscribes");
 
-    let refused =
-        ChannelTest::connect(UserSocket::new(app.repo.clone()), json!({"user": {"a": 1}}));
+    let refused = ChannelTest::connect(app.user_socket(), json!({"user": {"a": 1}}));
     assert!(refused.await.is_err(), "a user that is not a string is refused");
 }
 
@@ -224,7 +232,7 @@ async fn the_test_channel_exists_only_when_enabled() {
     let mut plain = app.socket(json!({})).await;
     assert_eq!(plain.join("test:1", json!({})).await, Err(json!({"reason": "unmatched topic"})));
 
-    let with_test = UserSocket::new(app.repo.clone()).with_test_channels(true);
+    let with_test = app.user_socket().with_test_channels(true);
     let mut socket = app.connect(with_test, json!({"user": "ada"})).await;
     assert_eq!(
         socket.join("test:1", json!({})).await,

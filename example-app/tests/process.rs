@@ -49,6 +49,8 @@ impl App {
             .env("PORT", "0")
             .env("HOST", "127.0.0.1")
             .env_remove("DATABASE_URL")
+            .env_remove("FAWKES_ENV")
+            .env_remove("SECRET_KEY_BASE")
             .env("SHUTDOWN_TIMEOUT_SECS", SHUTDOWN_TIMEOUT_SECS.to_string())
             .env("DRAIN_DELAY_SECS", drain_delay_secs.to_string())
             .env("RUST_LOG", "warn")
@@ -276,7 +278,7 @@ async fn serves_the_api_and_drains_on_sigterm() {
     // Draining: readiness fails while the listener still accepts, for the drain delay.
     eventually(Duration::from_secs(DRAIN_DELAY_SECS), "/readyz to answer 503", || async {
         let resp = try_send(addr, "GET", "/readyz", None).await;
-        resp.is_some_and(|r| r.status == 503 && r.json() == json!({"status": "draining"}))
+        resp.is_some_and(|r| r.status == 503 && r.json()["status"] == "draining")
     })
     .await;
     // Then the listener closes.
@@ -341,6 +343,62 @@ async fn a_bad_configuration_fails_to_start() {
         assert!(stderr.contains(name) || stderr.contains(value), "{name}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Environment variables for one start of the app.
+type Vars<'a> = &'a [(&'a str, &'a str)];
+
+#[tokio::test]
+async fn production_refuses_to_start_without_a_good_secret_key_base() {
+    let dir = std::env::temp_dir().join(format!("fawkes-example-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let long = "k".repeat(64);
+    let cases: [(Vars<'_>, &str); 5] = [
+        (&[("FAWKES_ENV", "prod")], "SECRET_KEY_BASE is not set, and FAWKES_ENV=prod requires it"),
+        (&[("FAWKES_ENV", "production"), ("SECRET_KEY_BASE", " ")], "SECRET_KEY_BASE is not set"),
+        (&[("FAWKES_ENV", "prod"), ("SECRET_KEY_BASE", &long[..40])], "has 40 bytes, at least 64"),
+        (&[("SECRET_KEY_BASE", &long[..63])], "has 63 bytes, at least 64"),
+        (
+            &[("FAWKES_ENV", "staging"), ("SECRET_KEY_BASE", &long)],
+            "is not one of dev, test or prod",
+        ),
+    ];
+    for (env, message) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_example-app"))
+            .current_dir(&dir)
+            .env("PORT", "0")
+            .env_remove("FAWKES_ENV")
+            .env_remove("SECRET_KEY_BASE")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("example-app runs");
+        assert!(!output.status.success(), "{env:?} must fail");
+        assert!(output.stdout.is_empty(), "no URL is announced for {env:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{env:?}: {stderr}");
+        assert!(!stderr.contains(&long[..40]), "the secret is not printed: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn development_makes_up_a_secret_and_says_so() {
+    let long = "k".repeat(64);
+    let cases: [(&str, Vars<'_>, bool); 3] = [
+        ("dev-secret", &[], true),
+        ("test-secret", &[("FAWKES_ENV", "test")], true),
+        ("prod-secret", &[("FAWKES_ENV", "prod"), ("SECRET_KEY_BASE", &long)], false),
+    ];
+    for (name, env, warns) in cases {
+        let mut app = App::start_with(name, 0, env, true);
+        app.terminate();
+        let status = app.wait_exit(Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 5));
+        assert!(status.expect("the app exits").success(), "{env:?}");
+        let lines = app.stderr_lines();
+        let warned = lines.iter().any(|l| l.contains("WARN") && l.contains("SECRET_KEY_BASE"));
+        assert_eq!(warned, warns, "{env:?}:\n{}", lines.join("\n"));
+    }
 }
 
 /// One request on a fresh connection, with one extra header.

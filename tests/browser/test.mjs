@@ -1,7 +1,8 @@
-// Drives the example app in headless Chromium like two people would: both pick a name, open
-// the same room, chat, then watch the live dashboard move. Also runs the framework's browser
-// client (/js/fawkes.js) through the protocol cases a page relies on. Every wait is bounded;
-// any failure exits non-zero. Screenshots: $SCREENSHOT_DIR/chat.png and dashboard.png.
+// Drives the example app in headless Chromium like two people would: both sign in through the
+// login form, open the same room, chat, then watch the live dashboard move, and sign out. Also
+// runs the framework's browser client (/js/fawkes.js) through the protocol cases a page relies
+// on. Every wait is bounded; any failure exits non-zero. Screenshots: $SCREENSHOT_DIR/login.png,
+// chat.png and dashboard.png.
 //
 //   FAWKES_URL=http://127.0.0.1:4000 SCREENSHOT_DIR=/tmp node test.mjs
 
@@ -96,18 +97,34 @@ async function newPage() {
   return page;
 }
 
-async function pickName(page, name) {
+// Signs in through the page's own form: a real POST /session with the form's CSRF token,
+// answered by a redirect to the chat, now as `name`.
+async function logIn(page, name, { screenshot } = {}) {
   await page.goto(`${BASE}/`);
   const dialog = page.locator("#name-dialog");
   await dialog.waitFor({ state: "visible" });
+  assert((await page.locator('meta[name="user-token"]').count()) === 0, "an anonymous page carries no user token");
+  // A blank name is refused before anything is sent.
+  await page.fill("#name-input", "   ");
+  await page.click("#sign-in");
+  await eventually("the blank name to be refused", () => page.textContent("#name-error").then((t) => t.includes("Please enter a name")));
+  assert(await dialog.isVisible(), "the form stays open on a refused name");
   await page.fill("#name-input", name);
-  await page.click("#name-form button[type=submit]");
-  await dialog.waitFor({ state: "hidden" });
+  if (screenshot) await page.screenshot({ path: path.join(SHOTS, screenshot) });
+  const [posted] = await Promise.all([
+    page.waitForResponse((resp) => resp.url() === `${BASE}/session` && resp.request().method() === "POST"),
+    page.click("#sign-in"),
+  ]);
+  assert(posted.status() === 302, `POST /session answered ${posted.status()}`);
+  await page.waitForLoadState("load");
+  await eventually(`${name}'s page after the login`, () => page.textContent("#user-name").then((t) => t === name));
+  assert(!(await dialog.isVisible()), "the login form is closed once signed in");
   await eventually(`${name}'s socket to connect`, () => page.textContent("#status").then((t) => t === "Connected"));
-  const shown = await page.textContent("#user-name");
-  assert(shown === name, `the top bar shows ${name}, not ${shown}`);
-  const stored = await page.evaluate(() => localStorage.getItem("fawkes.chat.name"));
-  assert(stored === name, `the name is kept in localStorage (${stored})`);
+  const token = await page.getAttribute('meta[name="user-token"]', "content");
+  assert(token && token.split(".").length === 3, `the page carries a signed user token (${token})`);
+  const cookies = await page.context().cookies();
+  const session = cookies.find((c) => c.name === "_fawkes_example_key");
+  assert(session && session.httpOnly && session.sameSite === "Lax", `an HttpOnly, SameSite=Lax session cookie: ${JSON.stringify(session)}`);
 }
 
 async function openRoom(page, room) {
@@ -151,9 +168,9 @@ try {
   const ada = await newPage();
   const grace = await newPage();
 
-  await step("both people pick a display name and connect", async () => {
-    await pickName(ada, "Ada");
-    await pickName(grace, "Grace");
+  await step("both people sign in through the login form and connect", async () => {
+    await logIn(ada, "Ada", { screenshot: "login.png" });
+    await logIn(grace, "Grace");
   });
 
   await step("both open the same room from the sidebar", async () => {
@@ -179,7 +196,8 @@ try {
     assert(json.data.length === 3, `3 stored messages, got ${json.data.length}`);
     await grace.goto(`${BASE}/#room-${room.id}`);
     await seesMessage(grace, "Ada", "Hi Grace! The new build is up on staging.");
-    assert(!(await grace.locator("#name-dialog").isVisible()), "the name is remembered after a reload");
+    assert(!(await grace.locator("#name-dialog").isVisible()), "the session keeps Grace signed in after a reload");
+    assert((await grace.textContent("#user-name")) === "Grace", "still Grace after the reload");
     await ada.locator(".message").last().scrollIntoViewIfNeeded();
     await ada.screenshot({ path: path.join(SHOTS, "chat.png") });
   });
@@ -291,6 +309,40 @@ try {
     await dash.screenshot({ path: path.join(SHOTS, "dashboard.png") });
   });
 
+  await step("a signed-in message carries the session's name, whatever the script claims", async () => {
+    const body = "Signed in as Ada, claiming to be Grace.";
+    // A second socket on Ada's page, with her token, pushing a message that names Grace.
+    const reply = await ada.evaluate(async ({ topic, text }) => {
+      const { Socket } = await import("/js/fawkes.js");
+      const token = document.querySelector('meta[name="user-token"]').content;
+      const socket = new Socket("/socket", { params: { token } });
+      socket.connect();
+      try {
+        const channel = socket.channel(topic, {});
+        await new Promise((resolve, reject) => channel.join().receive("ok", resolve).receive("error", reject).receive("timeout", reject));
+        return await new Promise((resolve) => {
+          channel.push("new_msg", { author: "Grace", body: text }).receive("ok", () => resolve("ok")).receive("error", resolve).receive("timeout", () => resolve("timeout"));
+        });
+      } finally {
+        socket.disconnect();
+      }
+    }, { topic: `room:${room.id}`, text: body });
+    assert(reply === "ok", `the push was accepted (${JSON.stringify(reply)})`);
+    await seesMessage(grace, "Ada", body);
+  });
+
+  await step("logging out returns to the sign-in form", async () => {
+    const [posted] = await Promise.all([
+      ada.waitForResponse((resp) => resp.url() === `${BASE}/session/delete` && resp.request().method() === "POST"),
+      ada.click("#logout"),
+    ]);
+    assert(posted.status() === 302, `POST /session/delete answered ${posted.status()}`);
+    await ada.waitForLoadState("load");
+    await ada.locator("#name-dialog").waitFor({ state: "visible" });
+    assert((await ada.locator('meta[name="user-token"]').count()) === 0, "no user token once logged out");
+    assert(await ada.locator("#user-chip").isHidden(), "no name in the top bar once logged out");
+  });
+
   await step("no page raised an error", async () => {
     assert(pageErrors.length === 0, `page errors:\n${pageErrors.join("\n")}`);
   });
@@ -300,5 +352,5 @@ try {
   await browser.close().catch(() => {});
 }
 console.log(`\n${passed} passed, ${failed} failed`);
-console.log(`screenshots: ${path.join(SHOTS, "chat.png")}, ${path.join(SHOTS, "dashboard.png")}`);
+console.log(`screenshots: ${["login.png", "chat.png", "dashboard.png"].map((f) => path.join(SHOTS, f)).join(", ")}`);
 process.exit(exitCode || (failed ? 1 : 0));

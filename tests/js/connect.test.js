@@ -1,11 +1,12 @@
-// Connecting: each transport and serializer opens, connect params and the `authToken` reach
-// the socket, and a refused connection is reported to the client without ever opening.
+// Connecting: each transport and serializer opens, connect params and the user token (as
+// `authToken` or the `token` param) reach the socket, and a refused connection (a bad param,
+// a forged token) is reported to the client without ever opening.
 
 import { test } from "node:test"
 import assert from "node:assert/strict"
 
 import {
-  variants, socket, connected, join, within, quiet, unique, ANONYMOUS, WAIT_MS,
+  variants, socket, connected, join, within, quiet, unique, logIn, ANONYMOUS, WAIT_MS,
 } from "./support.js"
 
 for (const variant of variants) {
@@ -21,27 +22,45 @@ for (const variant of variants) {
   })
 
   // The token travels as a WebSocket subprotocol, or as the `X-Phoenix-AuthToken` header of
-  // LongPoll requests, never in the URL.
-  test(`${variant.name}: the authToken reaches connect`, { timeout: 3 * WAIT_MS }, async (t) => {
-    const authToken = `${unique("token-")} with spaces/and+signs=`
-    const s = await connected(t, variant, { authToken })
+  // LongPoll requests, never in the URL. The socket verifies it: the user is the one the
+  // token was signed for, whatever the `user` param claims.
+  test(`${variant.name}: a user token from the page, as authToken, says who connects`, { timeout: 3 * WAIT_MS }, async (t) => {
+    const name = unique("ada-")
+    const authToken = await logIn(name)
+    const s = await connected(t, variant, { authToken, params: { user: "mallory" } })
     const response = await join(s.channel(unique("test:token-")))
-    assert.deepEqual(response, { ...ANONYMOUS, auth_token: authToken })
+    assert.deepEqual(response, { user: name, socket_id: `users_socket:${name}`, auth_token: authToken })
   })
 
-  test(`${variant.name}: a refused connection errors and never opens`, { timeout: 3 * WAIT_MS }, async (t) => {
-    // The socket refuses a `user` that is not a string; nested params are sent as user[name]=x.
-    const s = socket(t, variant, { params: { user: { name: "x" } }, reconnectAfterMs: () => 1000 })
-    let opened = false
-    s.onOpen(() => { opened = true })
-    const errored = new Promise((resolve) => s.onError(resolve))
-    s.connect()
-    const error = await within(errored, "the connection error")
-    if (variant.transport.name === "LongPoll") {
-      assert.equal(error, 403, "LongPoll reports the 403 status")
-    }
-    await quiet(200)
-    assert.equal(opened, false)
-    assert.equal(s.isConnected(), false)
+  test(`${variant.name}: the user token works as the token param too`, { timeout: 3 * WAIT_MS }, async (t) => {
+    const name = unique("grace-")
+    const token = await logIn(name)
+    const s = await connected(t, variant, { params: { token } })
+    const response = await join(s.channel(unique("test:param-")))
+    assert.deepEqual(response, { user: name, socket_id: `users_socket:${name}`, auth_token: null })
   })
+
+  // A `user` that is not a string, or a token the server did not sign (in either place),
+  // refuses the connection: nested params are sent as user[name]=x.
+  const refusals = [
+    ["a user that is not a string", { params: { user: { name: "x" } } }],
+    ["a forged authToken", { authToken: "SFMyNTY.eyJkYXRhIjoiYWRhIn0.forged" }],
+    ["a forged token param", { params: { token: "SFMyNTY.eyJkYXRhIjoiYWRhIn0.forged" } }],
+  ]
+  for (const [what, opts] of refusals) {
+    test(`${variant.name}: ${what} errors and never opens`, { timeout: 3 * WAIT_MS }, async (t) => {
+      const s = socket(t, variant, { ...opts, reconnectAfterMs: () => 1000 })
+      let opened = false
+      s.onOpen(() => { opened = true })
+      const errored = new Promise((resolve) => s.onError(resolve))
+      s.connect()
+      const error = await within(errored, "the connection error")
+      if (variant.transport.name === "LongPoll") {
+        assert.equal(error, 403, "LongPoll reports the 403 status")
+      }
+      await quiet(200)
+      assert.equal(opened, false)
+      assert.equal(s.isConnected(), false)
+    })
+  }
 }

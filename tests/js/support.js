@@ -163,6 +163,45 @@ export async function request(method, path, body) {
   return { status: resp.status, body: text ? JSON.parse(text) : null }
 }
 
+/** The `content` of the page's `<meta name="{name}">`, or null. */
+function meta(html, name) {
+  const found = html.match(new RegExp(`<meta name="${name}" content="([^"]*)">`))
+  return found ? found[1] : null
+}
+
+/**
+ * Logs in as `name` through the chat page's form, as a browser would (the session cookie
+ * carried by hand, the CSRF token read from the page), and resolves with the user token the
+ * logged-in page hands its socket.
+ */
+export async function logIn(name) {
+  const get = async (cookie) => {
+    const resp = await within(fetch(`${HTTP_URL}/`, { headers: { accept: "text/html", cookie } }), "GET /")
+    return { resp, html: await resp.text() }
+  }
+  const cookieOf = (resp, fallback) => {
+    const set = resp.headers.getSetCookie().find((c) => c.startsWith("_fawkes_example_key="))
+    return set ? set.split(";")[0] : fallback
+  }
+  const first = await get("")
+  let cookie = cookieOf(first.resp, "")
+  const login = await within(
+    fetch(`${HTTP_URL}/session`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { accept: "text/html", cookie, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ name, _csrf_token: meta(first.html, "csrf-token") }),
+    }),
+    "POST /session",
+  )
+  if (login.status !== 302) throw new Error(`logging in as ${name} answered ${login.status}`)
+  cookie = cookieOf(login, cookie)
+  const home = await get(cookie)
+  const token = meta(home.html, "user-token")
+  if (!token) throw new Error(`the page after logging in as ${name} carries no user token`)
+  return token
+}
+
 /** Creates a room through the API and returns its id. */
 export async function createRoom(name = unique("room-")) {
   const { status, body } = await request("POST", "/api/rooms", { room: { name } })

@@ -234,6 +234,42 @@ fn the_container_listens_on_every_interface_at_its_declared_port() {
 }
 
 #[test]
+fn the_secret_key_base_comes_from_a_secret_and_production_requires_it() {
+    let docs = manifests();
+    let deployment = only(&docs, "Deployment");
+    let container = app_container(deployment);
+    // In production the app refuses to start without the secret instead of making one up per
+    // pod, which would make every replica refuse the others' cookies and tokens.
+    assert_eq!(env_value(container, "FAWKES_ENV"), Some("prod"), "{}", deployment.file);
+    let vars = container["env"].as_array().expect("the container sets env");
+    let found: Vec<&Value> = vars.iter().filter(|v| v["name"] == "SECRET_KEY_BASE").collect();
+    assert_eq!(found.len(), 1, "{}: set SECRET_KEY_BASE once", deployment.file);
+    let var = found[0];
+    assert!(var.get("value").is_none(), "{}: a secret is never a literal", deployment.file);
+    let secret = at(var, "/valueFrom/secretKeyRef", &deployment.file);
+    for field in ["name", "key"] {
+        let value = secret[field].as_str().unwrap_or_default();
+        assert!(!value.is_empty(), "{}: secretKeyRef without a {field}", deployment.file);
+    }
+    assert_ne!(
+        secret["optional"],
+        Value::Bool(true),
+        "{}: an optional secret would start production pods that cannot start",
+        deployment.file
+    );
+    // The value itself stays out of the repository.
+    assert!(
+        docs.iter().all(|doc| doc.kind() != "Secret"),
+        "a Secret manifest would commit the key; create it with kubectl instead"
+    );
+
+    let stages = dockerfile();
+    let env = runtime_stage(&stages).env();
+    assert_eq!(env.get("FAWKES_ENV"), Some(&"prod"), "the image defaults to production");
+    assert!(!env.contains_key("SECRET_KEY_BASE"), "no secret baked into the image");
+}
+
+#[test]
 fn the_service_targets_the_container_port_of_the_deployments_pods() {
     let docs = manifests();
     let deployment = only(&docs, "Deployment");

@@ -76,7 +76,8 @@ mod tests {
         let url =
             format!("sqlite:file:dashboard_{}_{n}?mode=memory&cache=shared", std::process::id());
         let repo = Repo::connect(&url).await.expect("in-memory database");
-        ChannelTest::connect(UserSocket::new(repo), json!({})).await.expect("connected")
+        let key_base = fawkes::security::SecretKeyBase::generate();
+        ChannelTest::connect(UserSocket::new(repo, key_base), json!({})).await.expect("connected")
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Real-time chat: the socket clients connect to and the channels they join.
 //!
-//! [`UserSocket`] is mounted at `/socket` (WebSocket and LongPoll). It routes `room:*` to
+//! [`UserSocket`] is mounted at `/socket` (WebSocket and LongPoll). It checks the user token
+//! the chat page hands a logged-in visitor ([`sign_user_token`]), and routes `room:*` to
 //! [`RoomChannel`], where messages are validated, stored for real rooms and broadcast to every
 //! member; `dashboard:*` to [`DashboardChannel`], which carries the live metrics; and, when the
 //! `FAWKES_EXAMPLE_TEST_CHANNELS` environment variable is `1`, `test:*` to [`TestChannel`],
@@ -15,4 +16,7 @@ mod user_socket;
 pub use dashboard_channel::DashboardChannel;
 pub use room_channel::{room_topic, RoomChannel};
 pub use test_channel::TestChannel;
-pub use user_socket::{AuthToken, User, UserSocket, TEST_CHANNELS_ENV};
+pub use user_socket::{
+    sign_user_token, verify_user_token, AuthToken, User, UserSocket, TEST_CHANNELS_ENV,
+    USER_TOKEN_MAX_AGE, USER_TOKEN_SALT,
+};

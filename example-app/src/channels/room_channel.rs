@@ -5,6 +5,7 @@ use fawkes::serializer::Payload;
 use serde::Deserialize as _;
 use serde_json::{json, Value};
 
+use super::User;
 use crate::chat::{self, MessageAttrs};
 use crate::controllers::message_json;
 use crate::repo::Repo;
@@ -34,7 +35,9 @@ enum Room {
 /// Events:
 /// - `new_msg` `{"author","body"}`: replies `{}` and broadcasts `new_msg` with the message
 ///   (`id`, `author`, `body`, `inserted_at`; no `id` in the lobby) to every member, the sender
-///   included; blank fields reply an error `{"errors":{"body":["can't be blank"]}}`.
+///   included; blank fields reply an error `{"errors":{"body":["can't be blank"]}}`. On a
+///   socket opened with a user token the author is the token's name, whatever the payload
+///   says, so a logged-in name cannot be borrowed.
 #[derive(Debug)]
 pub struct RoomChannel {
     room: Room,
@@ -96,10 +99,13 @@ impl RoomChannel {
         let Some(json) = payload.as_json().filter(|p| p.is_object()) else {
             return Reply::error(json!({ "errors": { "detail": "expected an object" } }));
         };
-        let attrs = match MessageAttrs::deserialize(json) {
+        let mut attrs = match MessageAttrs::deserialize(json) {
             Ok(attrs) => attrs,
             Err(err) => return Reply::error(json!({ "errors": { "detail": err.to_string() } })),
         };
+        if let Some(user) = socket.get_assign::<User>().filter(|user| user.verified) {
+            attrs.author = Some(user.name.clone());
+        }
         let sent = match self.room {
             Room::Lobby => chat::unsaved_message(attrs).map(|m| message_json::new_unsaved_msg(&m)),
             Room::Stored(id) => {

@@ -1,5 +1,9 @@
-//! The socket: who is connecting, and which topics lead to which channel.
+//! The socket: who is connecting (checking their user token), and which topics lead to which
+//! channel.
 
+use std::time::Duration;
+
+use fawkes::security::{SecretKeyBase, Token, TokenError};
 use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
 use serde_json::{Map, Value};
 
@@ -10,45 +14,90 @@ use crate::repo::Repo;
 /// [`UserSocket::from_env`].
 pub const TEST_CHANNELS_ENV: &str = "FAWKES_EXAMPLE_TEST_CHANNELS";
 
-/// Who is on the other end of a socket, from the `user` connect param; every channel reads it
-/// with `socket.get_assign::<User>()`.
+/// Who is on the other end of a socket; every channel reads it with
+/// `socket.get_assign::<User>()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    /// The name the client gave, or `anonymous`.
+    /// The name from the user token, or the name the client gave, or `anonymous`.
     pub name: String,
-    /// Whether the client gave no name.
+    /// Whether the client gave no name at all.
     pub anonymous: bool,
+    /// Whether the name comes from a user token the server signed ([`sign_user_token`]) rather
+    /// than from the client's word (the `user` connect param).
+    pub verified: bool,
 }
 
-/// The token a client passed with the JS client's `authToken` option, kept out of URLs and so
-/// out of access logs. This app authenticates no one, so it only hands the token to channels;
-/// a real one would verify it in `connect` and refuse a bad one.
+/// The token a client passed with the JS client's `authToken` option (kept out of URLs, and
+/// so out of access logs), once it verified; handed to channels as it came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthToken(pub String);
 
+/// The salt of user tokens: a token signed for another purpose never opens a socket.
+pub const USER_TOKEN_SALT: &str = "user socket";
+
+/// How long a user token opens sockets after the page that carried it was rendered: two
+/// weeks, as in Phoenix's guides. A page left open longer must be reloaded.
+pub const USER_TOKEN_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// The token a page hands its socket for the logged-in `name`: signed with [`USER_TOKEN_SALT`]
+/// (readable, unforgeable), checked by [`UserSocket`] on connect.
+///
+/// # Examples
+///
+/// ```
+/// use example_app::channels::{sign_user_token, verify_user_token};
+/// use fawkes::security::SecretKeyBase;
+///
+/// let key_base = SecretKeyBase::generate();
+/// let token = sign_user_token(&key_base, "Ada");
+/// assert_eq!(verify_user_token(&key_base, &token).unwrap(), "Ada");
+/// assert!(verify_user_token(&SecretKeyBase::generate(), &token).is_err());
+/// ```
+pub fn sign_user_token(key_base: &SecretKeyBase, name: &str) -> String {
+    Token::sign(key_base, USER_TOKEN_SALT, name)
+}
+
+/// The name a user token holds.
+///
+/// # Errors
+///
+/// [`TokenError::Expired`] once it is older than [`USER_TOKEN_MAX_AGE`],
+/// [`TokenError::Invalid`] when it is forged, altered or signed for something else.
+pub fn verify_user_token(key_base: &SecretKeyBase, token: &str) -> Result<String, TokenError> {
+    Token::verify(key_base, USER_TOKEN_SALT, token, USER_TOKEN_MAX_AGE)
+}
+
 /// The socket mounted at `/socket`.
+///
+/// A client proves who it is with a user token ([`sign_user_token`]) that the chat page
+/// renders for a logged-in visitor, sent as the `token` connect param or with the JS client's
+/// `authToken` option; a token that does not verify, or has expired, refuses the connection
+/// (the upgrade is answered 403). Without a token a client may still connect, naming itself
+/// with the `user` param (unverified) or not at all.
 ///
 /// Channels are started by the framework from their type alone, so the repo reaches them
 /// through the connect assigns: `connect` puts a clone there next to the [`User`]. Mounted in
-/// the router, the socket takes the repo from the router's assigns (`Router::assign`), which
-/// reach `connect` as `ConnectInfo::assigns`.
+/// the router, the socket takes the repo and the secret key base from the router's assigns
+/// (`Router::assign`), which reach `connect` as `ConnectInfo::assigns`.
 #[derive(Debug, Clone)]
 pub struct UserSocket {
     repo: Option<Repo>,
+    key_base: Option<SecretKeyBase>,
     test_channels: bool,
 }
 
 impl UserSocket {
-    /// A socket whose channels use `repo`, without the test channel (for `ChannelTest`).
-    pub fn new(repo: Repo) -> Self {
-        Self { repo: Some(repo), test_channels: false }
+    /// A socket whose channels use `repo` and whose tokens are checked against `key_base`,
+    /// without the test channel (for `ChannelTest`).
+    pub fn new(repo: Repo, key_base: SecretKeyBase) -> Self {
+        Self { repo: Some(repo), key_base: Some(key_base), test_channels: false }
     }
 
-    /// The socket the router mounts: the repo comes from the router's assigns, and the test
-    /// channel is on when [`TEST_CHANNELS_ENV`] is `1`.
+    /// The socket the router mounts: the repo and the secret key base come from the router's
+    /// assigns, and the test channel is on when [`TEST_CHANNELS_ENV`] is `1`.
     pub fn from_env() -> Self {
         let enabled = std::env::var(TEST_CHANNELS_ENV).is_ok_and(|v| v.trim() == "1");
-        Self { repo: None, test_channels: enabled }
+        Self { repo: None, key_base: None, test_channels: enabled }
     }
 
     /// Routes `test:*` to [`TestChannel`] too. Off in production: its events crash on demand.
@@ -57,26 +106,71 @@ impl UserSocket {
         self.test_channels = enabled;
         self
     }
+
+    /// The name the connection's tokens vouch for: `Ok(None)` without a token. Every token
+    /// given must verify, and when both ways are used they must name the same user.
+    fn verified_name(
+        &self,
+        params: &Map<String, Value>,
+        info: &ConnectInfo,
+    ) -> Result<Option<String>, Refused> {
+        let from_params = match params.get("token") {
+            None => None,
+            // The page renders no token for an anonymous visitor; an empty one is no claim.
+            Some(Value::String(token)) if token.trim().is_empty() => None,
+            Some(Value::String(token)) => Some(token.as_str()),
+            Some(_) => return Err(Refused),
+        };
+        let from_protocol = info.auth_token.as_deref().filter(|token| !token.trim().is_empty());
+        let tokens = [from_params, from_protocol];
+        let mut name: Option<String> = None;
+        for token in tokens.into_iter().flatten() {
+            let Some(key_base) = self.key_base.as_ref().or_else(|| info.assigns.get()) else {
+                tracing::error!(
+                    "the socket has no secret key base: build the router with router::build"
+                );
+                return Err(Refused);
+            };
+            let verified = verify_user_token(key_base, token).map_err(|err| {
+                tracing::info!(peer = ?info.peer, error = %err, "refusing a socket: bad user token");
+                Refused
+            })?;
+            if name.as_ref().is_some_and(|known| *known != verified) {
+                tracing::info!(peer = ?info.peer, "refusing a socket: its tokens disagree");
+                return Err(Refused);
+            }
+            name = Some(verified);
+        }
+        Ok(name)
+    }
 }
 
 impl Socket for UserSocket {
-    /// Accepts everyone; `user`, when given, must be a string. A blank one counts as none.
+    /// Refuses a bad or expired user token (in `token` or the `authToken`); a good one sets
+    /// the user. Without a token, `user`, when given, must be a string; a blank one counts as
+    /// none.
     async fn connect(
         &self,
         params: &Map<String, Value>,
         info: &ConnectInfo,
     ) -> Result<http::Extensions, Refused> {
-        let user = match params.get("user") {
+        let claimed = match params.get("user") {
             None => None,
             Some(Value::String(name)) if name.trim().is_empty() => None,
             Some(Value::String(name)) => Some(name.trim().to_owned()),
             Some(_) => return Err(Refused),
         };
+        let user = match self.verified_name(params, info)? {
+            // The token's name wins over whatever `user` says.
+            Some(name) => User { name, anonymous: false, verified: true },
+            None => User {
+                anonymous: claimed.is_none(),
+                name: claimed.unwrap_or_else(|| "anonymous".to_owned()),
+                verified: false,
+            },
+        };
         let mut assigns = http::Extensions::new();
-        assigns.insert(User {
-            anonymous: user.is_none(),
-            name: user.unwrap_or_else(|| "anonymous".to_owned()),
-        });
+        assigns.insert(user);
         if let Some(token) = &info.auth_token {
             assigns.insert(AuthToken(token.clone()));
         }

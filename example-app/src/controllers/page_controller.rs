@@ -4,9 +4,16 @@
 //! Every file is compiled into the binary from `example-app/assets/`, so the app ships as one
 //! executable with no build step for the front end. The pages import the channels client the
 //! framework serves at `/js/fawkes.js`.
+//!
+//! The chat page is a template: `{{name}}` placeholders take the CSRF token, the logged-in
+//! user's name and socket token, and the login form's state, each HTML-escaped.
 
+use fawkes::security::{csrf_meta_tag, get_csrf_token, SecretKeyBase};
 use fawkes::{ActionError, Conn, IntoResponse as _};
 use http::header;
+
+use super::session_controller;
+use crate::channels::sign_user_token;
 
 const CHAT_HTML: &str = include_str!("../../assets/chat.html");
 const DASHBOARD_HTML: &str = include_str!("../../assets/dashboard.html");
@@ -18,9 +25,87 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("dashboard.js", "text/javascript; charset=utf-8", include_str!("../../assets/dashboard.js")),
 ];
 
-/// `GET /`: the chat.
+/// `GET /`: the chat, as the session's user when one logged in.
 pub async fn index(conn: Conn) -> Conn {
-    conn.html(CHAT_HTML)
+    chat(conn, None)
+}
+
+/// A login form sent back with an error, to show again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoginAttempt<'a> {
+    /// The name as it was typed.
+    pub(crate) name: &'a str,
+    /// What is wrong with it.
+    pub(crate) error: &'a str,
+}
+
+/// Renders the chat page: with the login dialog open on `attempt`'s error, if given.
+pub(crate) fn chat(mut conn: Conn, attempt: Option<LoginAttempt<'_>>) -> Conn {
+    let Some(key_base) = conn.get_assign::<SecretKeyBase>().cloned() else {
+        tracing::error!("no secret key base assigned; build the router with router::build");
+        return ActionError::internal().render(conn);
+    };
+    let user = session_controller::current_name(&conn);
+    let user_meta = match &user {
+        Some(name) => format!(
+            r#"<meta name="user-name" content="{}">
+  <meta name="user-token" content="{}">"#,
+            escape(name),
+            escape(&sign_user_token(&key_base, name))
+        ),
+        None => String::new(),
+    };
+    let csrf_meta = csrf_meta_tag(&mut conn);
+    let csrf_token = get_csrf_token(&mut conn);
+    let login_name = attempt.map(|a| a.name).or(user.as_deref()).unwrap_or_default();
+    let login_error = attempt.map(|a| a.error).unwrap_or_default();
+    let page = render(
+        CHAT_HTML,
+        &[
+            ("csrf_meta_tag", csrf_meta),
+            ("user_meta", user_meta),
+            // base64url: nothing to escape.
+            ("csrf_token", csrf_token),
+            ("login_name", escape(login_name)),
+            ("login_error", escape(login_error)),
+        ],
+    );
+    conn.html(page)
+}
+
+/// Fills `{{key}}` placeholders in one pass, so a value that itself reads `{{key}}` stays
+/// as it is. An unknown placeholder is left in place, where the page's tests see it.
+fn render(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() + 512);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start + 2..].find("}}") else { break };
+        let (key, end) = (&rest[start + 2..start + 2 + len], start + 2 + len + 2);
+        out.push_str(&rest[..start]);
+        match values.iter().find(|(name, _)| *name == key) {
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(&rest[start..end]),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `GET /dashboard`: the live metrics.
@@ -42,13 +127,23 @@ pub async fn asset(conn: Conn) -> Conn {
 
 #[cfg(test)]
 mod tests {
+    use fawkes::security::SecretKeyBase;
     use fawkes::test::ConnTest;
 
+    use super::{escape, render};
     use crate::AppRouter;
+
+    /// The router with what `router::build` assigns, but no database.
+    fn router() -> fawkes::Router {
+        let key_base = SecretKeyBase::generate();
+        let session =
+            fawkes::security::fetch_session(crate::router::session_config(key_base.clone()));
+        fawkes::Router::from(AppRouter::new()).assign(key_base).assign(session)
+    }
 
     #[tokio::test]
     async fn pages_and_their_assets_are_served() {
-        let http = ConnTest::new(AppRouter::new());
+        let http = ConnTest::new(router());
         for (path, content_type, marker) in [
             ("/", "text/html; charset=utf-8", "<script type=\"module\" src=\"/assets/chat.js\">"),
             ("/dashboard", "text/html; charset=utf-8", "src=\"/assets/dashboard.js\""),
@@ -65,8 +160,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_channels_client_is_served_as_a_module() {
+    async fn the_chat_page_fills_every_placeholder() {
+        let http = ConnTest::new(router());
+        let page = http.get("/").header("accept", "text/html").send().await;
+        page.assert_status(200);
+        let html = page.text();
+        assert!(!html.contains("{{") && !html.contains("}}"), "a placeholder is left");
+        assert!(html.contains(r#"<meta name="csrf-token" content=""#));
+        assert!(html.contains(r#"name="_csrf_token" value=""#));
+        assert!(!html.contains("user-token"), "anonymous visitors get no socket token");
+    }
+
+    #[tokio::test]
+    async fn without_the_assigns_the_chat_page_is_a_logged_500() {
         let http = ConnTest::new(AppRouter::new());
+        http.get("/").send().await.assert_status(500);
+    }
+
+    #[test]
+    fn rendering_is_one_pass_and_values_are_escaped() {
+        let values = [("a", escape("<b>\"x\" & 'y'</b>")), ("b", "{{a}}".to_owned())];
+        assert_eq!(
+            render("[{{a}}] [{{b}}] {{", &values),
+            "[&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;] [{{a}}] {{"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_channels_client_is_served_as_a_module() {
+        let http = ConnTest::new(router());
         let resp = http.get("/js/fawkes.js").send().await;
         resp.assert_status(200).assert_header("content-type", "text/javascript; charset=utf-8");
         assert!(resp.header("cache-control").is_some_and(|v| v.contains("max-age")));

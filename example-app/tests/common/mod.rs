@@ -71,6 +71,7 @@ pub(crate) async fn test_db() -> TestDb {
 
 /// Asserts a Phoenix-style UTC timestamp to the second (`2026-11-22T01:02:03Z`) and returns it.
 #[track_caller]
+#[allow(dead_code)] // Not every test file reads timestamps.
 pub(crate) fn assert_timestamp(value: &Value) -> String {
     let text = value.as_str().expect("timestamp is a string").to_owned();
     let format = time::format_description::well_known::Rfc3339;

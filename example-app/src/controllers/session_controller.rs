@@ -1,0 +1,117 @@
+//! `/session`: logging in with a display name, and out. Browser forms, so both are
+//! CSRF-protected by the `browser` pipeline and answer with a redirect to the chat.
+//!
+//! There are no passwords: a login only proves that the name came through this app's form,
+//! which is what lets the socket trust the name in the user token the page then carries.
+
+use fawkes::security::{delete_csrf_token, SessionExt as _, SessionOption};
+use fawkes::Conn;
+use http::StatusCode;
+use serde_json::Value;
+
+use super::page_controller::{self, LoginAttempt};
+
+/// The session key holding the logged-in display name.
+pub const NAME_KEY: &str = "user_name";
+
+/// The longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 40;
+
+/// The display name of the session's user, if one logged in.
+///
+/// # Panics
+///
+/// When the session was not fetched (the route is not in the `browser` pipeline).
+pub fn current_name(conn: &Conn) -> Option<String> {
+    conn.get_session::<String>(NAME_KEY)
+}
+
+/// Checks a display name from a form: text, trimmed, not blank, at most
+/// [`MAX_NAME_CHARS`] characters, without control characters.
+///
+/// # Errors
+///
+/// A message for the form, saying what is wrong.
+///
+/// # Examples
+///
+/// ```
+/// use example_app::controllers::session_controller::validate_name;
+/// use serde_json::json;
+///
+/// assert_eq!(validate_name(Some(&json!("  Ada "))), Ok("Ada".to_owned()));
+/// assert!(validate_name(Some(&json!(" "))).is_err());
+/// assert!(validate_name(Some(&json!({"first": "Ada"}))).is_err());
+/// assert!(validate_name(None).is_err());
+/// ```
+pub fn validate_name(value: Option<&Value>) -> Result<String, &'static str> {
+    let name = match value {
+        None | Some(Value::Null) => "",
+        Some(Value::String(name)) => name.trim(),
+        Some(_) => return Err("Your name must be text."),
+    };
+    if name.is_empty() {
+        Err("Please enter a name.")
+    } else if name.chars().count() > MAX_NAME_CHARS {
+        Err("That name is too long: 40 characters at most.")
+    } else if name.chars().any(char::is_control) {
+        Err("That name contains characters that cannot be shown.")
+    } else {
+        Ok(name.to_owned())
+    }
+}
+
+/// `POST /session` with the form field `name`: logs in under that name and redirects to the
+/// chat. A bad name shows the chat again with the form's error, as a 422.
+pub async fn create(mut conn: Conn) -> Conn {
+    let param = conn.param_map().get("name");
+    let name = match validate_name(param) {
+        Ok(name) => name,
+        Err(error) => {
+            let typed = param.and_then(Value::as_str).unwrap_or_default().to_owned();
+            let attempt = LoginAttempt { name: &typed, error };
+            let conn = conn.put_status(StatusCode::UNPROCESSABLE_ENTITY);
+            return page_controller::chat(conn, Some(attempt));
+        }
+    };
+    tracing::info!(user = %name, "login");
+    // A new CSRF secret and a freshly signed cookie: nothing handed out before the login,
+    // possibly to someone else on a shared browser, works after it.
+    delete_csrf_token(&mut conn);
+    conn.put_session(NAME_KEY, &name).configure_session(SessionOption::Renew).redirect("/")
+}
+
+/// `DELETE /session` (or `POST /session/delete`, for a form): logs out, dropping the session
+/// cookie, and redirects to the chat.
+pub async fn delete(conn: Conn) -> Conn {
+    conn.clear_session().configure_session(SessionOption::Drop).redirect("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_are_checked() {
+        let long = "x".repeat(MAX_NAME_CHARS + 1);
+        let exactly = "é".repeat(MAX_NAME_CHARS);
+        let cases = [
+            (json!("Ada"), Ok("Ada")),
+            (json!("  Grace Hopper\t"), Ok("Grace Hopper")),
+            (json!(exactly), Ok(exactly.as_str())),
+            (json!(""), Err("Please enter a name.")),
+            (json!("   "), Err("Please enter a name.")),
+            (Value::Null, Err("Please enter a name.")),
+            (json!(long), Err("That name is too long: 40 characters at most.")),
+            (json!("a\u{0}b"), Err("That name contains characters that cannot be shown.")),
+            (json!("a\nb"), Err("That name contains characters that cannot be shown.")),
+            (json!(["Ada"]), Err("Your name must be text.")),
+            (json!({"x": 1}), Err("Your name must be text.")),
+            (json!(7), Err("Your name must be text.")),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(validate_name(Some(&value)), expected.map(str::to_owned), "{value}");
+        }
+    }
+}
