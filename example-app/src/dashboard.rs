@@ -184,7 +184,8 @@ pub fn worker(supervisor: Supervisor, pubsub: PubSub) -> ChildSpec {
                 }
                 let sample = to_value(&sampler.sample(Some(&supervisor.stats())));
                 remember(sample.clone());
-                pubsub.broadcast(TOPIC, "sample", sample);
+                // This node's figures are for this node's dashboards only, whatever the adapter.
+                pubsub.local_broadcast(TOPIC, "sample", sample);
             }
         }
     })

@@ -10,6 +10,11 @@
 //! | `DRAIN_DELAY_SECS`             | `0`                                        |
 //! | `FAWKES_ENV`                   | `dev` (also `test`; `prod` for production) |
 //! | `SECRET_KEY_BASE`              | required in `prod`; elsewhere a random one |
+//! | `REDIS_URL`                    | unset: one node (set: replicas share rooms) |
+//! | `REDIS_REQUIRED`               | `false` (`true`: `/readyz` 503 without it)  |
+//! | `NODE_NAME`                    | `HOSTNAME`, or `node-<pid>`                 |
+//! | `PRESENCE_DOWN_PERIOD_MS`      | `30000`                                    |
+//! | `PRESENCE_HEARTBEAT_MS`        | `1500`                                     |
 //! | `FAWKES_EXAMPLE_TEST_CHANNELS` | unset (`1` adds the `test:*` channel)      |
 //! | `RUST_LOG`                     | `info`                                     |
 //! | `LOG_FORMAT`                   | text (`json` for one JSON object a line)   |
@@ -18,6 +23,10 @@
 //! bytes (`head -c 48 /dev/urandom | base64 -w0`), the same on every replica. A shorter one
 //! stops the app at startup. Without it, outside `prod`, a random one is generated and a
 //! warning logged: every restart then signs everyone out.
+//!
+//! With `REDIS_URL` (`redis://host:6379/`) every replica publishes and subscribes through
+//! Redis: a message posted on one reaches the members connected to the others, and the chat's
+//! "online" list is the same everywhere (docs/scaling.md).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
@@ -37,6 +46,10 @@ struct Config {
     shutdown_timeout: Duration,
     drain_delay: Duration,
     keys: Keys,
+    redis_url: Option<String>,
+    redis_required: bool,
+    node_name: String,
+    presence: fawkes::presence::PresenceConfig,
 }
 
 impl Config {
@@ -51,7 +64,36 @@ impl Config {
             shutdown_timeout: Duration::from_secs(parsed("SHUTDOWN_TIMEOUT_SECS")?.unwrap_or(25)),
             drain_delay: Duration::from_secs(parsed("DRAIN_DELAY_SECS")?.unwrap_or(0)),
             keys,
+            redis_url: var("REDIS_URL")?,
+            redis_required: parsed("REDIS_REQUIRED")?.unwrap_or(false),
+            node_name: var("NODE_NAME")?.unwrap_or_else(fawkes::endpoint::default_node_name),
+            presence: {
+                let mut presence = fawkes::presence::PresenceConfig::default();
+                if let Some(ms) = parsed::<u64>("PRESENCE_DOWN_PERIOD_MS")? {
+                    presence.down_period = Duration::from_millis(ms.max(1));
+                }
+                if let Some(ms) = parsed::<u64>("PRESENCE_HEARTBEAT_MS")? {
+                    presence.heartbeat_interval = Duration::from_millis(ms.max(10));
+                }
+                presence
+            },
         })
+    }
+
+    /// The pubsub: through Redis when `REDIS_URL` is set, this node alone otherwise.
+    fn pubsub(&self) -> anyhow::Result<fawkes::PubSub> {
+        let pubsub = match &self.redis_url {
+            Some(url) => {
+                let redis = fawkes::pubsub::Redis::new(url)
+                    .context("REDIS_URL")?
+                    .namespace("fawkes-example")
+                    .required_for_readiness(self.redis_required);
+                fawkes::PubSub::with_adapter(self.node_name.as_str(), std::sync::Arc::new(redis))
+            }
+            None => fawkes::PubSub::new(self.node_name.as_str()),
+        };
+        pubsub.presence().configure(self.presence.clone());
+        Ok(pubsub)
     }
 
     async fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -112,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database at {}", config.database_url))?;
 
     let running = Endpoint::new(router)
+        .pubsub(config.pubsub()?)
         .bind(addr)
         .shutdown_timeout(config.shutdown_timeout)
         .drain_delay(config.drain_delay)

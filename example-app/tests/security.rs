@@ -512,6 +512,8 @@ async fn post_in_lobby(ws: &mut Ws, author: &str, body: &str) -> String {
                 assert_eq!(frame[4]["body"], body, "{frame}");
                 broadcast = frame[4]["author"].as_str().map(str::to_owned);
             }
+            // Who is online: the room's presence list and its changes.
+            Some("presence_state" | "presence_diff") => {}
             _ => panic!("unexpected frame {frame}"),
         }
     }

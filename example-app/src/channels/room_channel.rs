@@ -1,5 +1,7 @@
 //! `room:*`: chat in the lobby or in a room of the database.
 
+use std::any::Any;
+
 use fawkes::channel::{Channel, ChannelSocket, Reply};
 use fawkes::serializer::Payload;
 use serde::Deserialize as _;
@@ -21,6 +23,9 @@ pub fn room_topic(id: i64) -> String {
     format!("room:{id}")
 }
 
+/// Sent by a channel to itself from `join`, so the presence list is pushed after the join reply.
+struct AfterJoin;
+
 /// Where a joined channel's messages go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Room {
@@ -38,6 +43,11 @@ enum Room {
 ///   included; blank fields reply an error `{"errors":{"body":["can't be blank"]}}`. On a
 ///   socket opened with a user token the author is the token's name, whatever the payload
 ///   says, so a logged-in name cannot be borrowed.
+///
+/// Presence: right after joining, a named user (from the token or the `user` param) gets the
+/// topic's `presence_state` and is tracked under their name with meta `{"online_at": <unix
+/// seconds>}`; everyone on the topic, on every node, gets the `presence_diff`s. The official
+/// `phoenix` JS `Presence` class (and `Presence` in `/js/fawkes.js`) renders them.
 #[derive(Debug)]
 pub struct RoomChannel {
     room: Room,
@@ -77,7 +87,15 @@ impl Channel for RoomChannel {
             }
             None => return Err(not_found()),
         };
+        // The channel's own mailbox: the message waits until the join has been answered.
+        let _ = socket.handle().send(AfterJoin);
         Ok((Self { room, repo }, json!({})))
+    }
+
+    async fn handle_info(&mut self, message: Box<dyn Any + Send>, socket: &mut ChannelSocket) {
+        if message.is::<AfterJoin>() {
+            track_presence(socket);
+        }
     }
 
     async fn handle_in(
@@ -90,6 +108,21 @@ impl Channel for RoomChannel {
             "new_msg" => self.new_msg(payload, socket).await,
             _ => Reply::error(json!({ "reason": "unknown event" })),
         }
+    }
+}
+
+/// Pushes who is here, then adds this user to it.
+fn track_presence(socket: &ChannelSocket) {
+    let presence = socket.presence();
+    socket.push("presence_state", presence.list(socket.topic()));
+    let Some(user) = socket.get_assign::<User>().filter(|user| !user.anonymous) else {
+        return;
+    };
+    let online_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Err(err) = presence.track(socket, &user.name, json!({ "online_at": online_at })) {
+        tracing::warn!(topic = socket.topic(), error = %err, "cannot track the user");
     }
 }
 
