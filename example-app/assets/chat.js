@@ -5,7 +5,7 @@
 // login form is a plain HTML form (POST /session with its CSRF token), so signing in, changing
 // name and logging out are page loads, not script.
 
-import { Socket } from "/js/fawkes.js";
+import { Presence, Socket } from "/js/fawkes.js";
 
 const meta = (name) => {
   const tag = document.querySelector(`meta[name="${name}"]`);
@@ -20,6 +20,8 @@ const ui = {
   userAvatar: $("user-avatar"),
   userName: $("user-name"),
   rooms: $("rooms"),
+  people: $("people"),
+  onlineCount: $("online-count"),
   newRoom: $("new-room"),
   newRoomName: $("new-room-name"),
   newRoomError: $("new-room-error"),
@@ -185,6 +187,21 @@ function renderRooms() {
   ui.rooms.replaceChildren(...items);
 }
 
+// Who is in the current room, on any node: one line per name, with its number of tabs.
+function renderPeople(presence) {
+  const people = presence ? presence.list((name, { metas }) => ({ name, tabs: metas.length })) : [];
+  people.sort((a, b) => a.name.localeCompare(b.name));
+  ui.onlineCount.textContent = people.length ? String(people.length) : "";
+  const items = people.map(({ name, tabs }) => {
+    const children = [avatar(name), el("span", { class: "name", text: name })];
+    if (tabs > 1) children.push(el("span", { class: "tabs", text: `${tabs} tabs` }));
+    children.push(el("span", { class: "dot", "aria-hidden": "true" }));
+    return el("li", { class: name === state.name ? "person me" : "person", "data-user": name }, children);
+  });
+  if (items.length === 0) items.push(el("li", { class: "empty", text: state.name ? "Connecting…" : "Sign in to see who is here." }));
+  ui.people.replaceChildren(...items);
+}
+
 ui.newRoom.addEventListener("submit", async (event) => {
   event.preventDefault();
   ui.newRoomError.textContent = "";
@@ -258,6 +275,7 @@ function selectRoom(room) {
   ui.body.placeholder = placeholder();
   ui.composerError.textContent = "";
   renderRooms();
+  renderPeople(null);
   if (!state.name) {
     // Signed out: the socket stays closed, so there is nothing to load yet.
     ui.messages.replaceChildren(el("li", { class: "notice", text: "Sign in to join the conversation." }));
@@ -268,6 +286,8 @@ function selectRoom(room) {
   const channel = socket.channel(room.topic, {});
   state.channel = channel;
   channel.on("new_msg", (msg) => generation === state.generation && addMessages([msg]));
+  const presence = new Presence(channel);
+  presence.onSync(() => generation === state.generation && renderPeople(presence));
   channel
     .join()
     .receive("ok", async () => {

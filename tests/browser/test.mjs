@@ -178,6 +178,15 @@ try {
     await openRoom(grace, room);
   });
 
+  await step("both see each other in the room's online list (presence)", async () => {
+    const online = (page) => page.locator("#people .person .name").allTextContents();
+    for (const page of [ada, grace]) {
+      await eventually("Ada and Grace online", () => online(page).then((names) => names.join(",") === "Ada,Grace"));
+      assert((await page.textContent("#online-count")) === "2", "two people online");
+    }
+    assert((await ada.locator("#people .person.me .name").textContent()) === "Ada", "Ada is marked as herself");
+  });
+
   await step("a message sent by Ada reaches Grace live, with Ada's name", async () => {
     await send(ada, "Hi Grace! The new build is up on staging.");
     await seesMessage(grace, "Ada", "Hi Grace! The new build is up on staging.");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Node.js compatibility suite: the official `phoenix` client (unmodified, from npm)
-# against the example app, started on a free port with the test channels on.
+# against the example app, two nodes sharing a throwaway Redis, started on free ports with the
+# test channels on.
 #
 # Extra arguments go to `node --test` (for example a test file to run alone).
 set -euo pipefail
@@ -13,11 +14,17 @@ ensure_node
 log "npm ci (tests/js)"
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
-start_example_app js FAWKES_EXAMPLE_TEST_CHANNELS=1
+# Two nodes sharing one Redis, as replicas would: every test talks to the first, the cluster
+# tests to both.
+start_redis
+start_example_app js-a FAWKES_EXAMPLE_TEST_CHANNELS=1 REDIS_URL="$redis_url" NODE_NAME=js-a
+url_a="$url"
+start_example_app js-b FAWKES_EXAMPLE_TEST_CHANNELS=1 REDIS_URL="$redis_url" NODE_NAME=js-b
+url_b="$url"
 
 log "node --test (phoenix $(node -p 'require("'"$here"'/node_modules/phoenix/package.json").version'))"
 status=0
-(cd "$here" && FAWKES_URL="$url" node --test "$@") || status=$?
+(cd "$here" && FAWKES_URL="$url_a" FAWKES_URL_B="$url_b" node --test "$@") || status=$?
 if [ "$status" != 0 ]; then
   show_app_log
 fi

@@ -18,6 +18,11 @@ export const HTTP_URL = base.replace(/\/+$/, "")
 /** Where the socket is mounted, as the client wants it. */
 export const SOCKET_URL = `${HTTP_URL.replace(/^http/, "ws")}/socket`
 
+/** The second node's socket, when the suite runs against two nodes sharing Redis (run.sh). */
+export const SOCKET_URL_B = process.env.FAWKES_URL_B
+  ? `${process.env.FAWKES_URL_B.replace(/\/+$/, "").replace(/^http/, "ws")}/socket`
+  : null
+
 /** How long any single wait lasts before the test fails with a message saying what. */
 export const WAIT_MS = 5000
 
@@ -87,7 +92,12 @@ export function unique(prefix) {
  * that never gets a reply, with the default timeout) would hold the whole run.
  */
 export function socket(t, variant, opts = {}) {
-  const s = new Socket(SOCKET_URL, {
+  return socketAt(t, SOCKET_URL, variant, opts)
+}
+
+/** Like `socket`, for the node whose socket is at `url`. */
+export function socketAt(t, url, variant, opts = {}) {
+  const s = new Socket(url, {
     transport: variant.transport,
     timeout: WAIT_MS,
     rejoinAfterMs: () => 50,

@@ -3,7 +3,9 @@
 # however the run ends.
 #
 # After `start_example_app NAME [VAR=value ...]`: $url is the app's address, $target_dir the
-# cargo target directory. `show_app_log` prints the app's log (for failures).
+# cargo target directory; it may be called several times (several nodes), each instance with its
+# own database and log. `show_app_log` prints every instance's log (for failures).
+# `start_redis` starts a throwaway redis-server on a free loopback port: $redis_url.
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 startup_deadline_secs="${STARTUP_DEADLINE_SECS:-120}"
@@ -33,26 +35,69 @@ ensure_node() {
   fi
 }
 
-app_pid=""
+app_pids=()
+redis_pid=""
 work=""
 
 show_app_log() {
-  echo "---- example app log (last 200 lines) ----" >&2
-  tail -n 200 "$work/app.log" >&2 || true
+  local log
+  for log in "$work"/*.log; do
+    [ -e "$log" ] || continue
+    echo "---- $(basename "$log") (last 200 lines) ----" >&2
+    tail -n 200 "$log" >&2 || true
+  done
+}
+
+stop_pid() {
+  local pid="$1"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    # The app drains gracefully; give it a bounded time, then stop it for good.
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
 }
 
 stop_example_app() {
-  if [ -n "$app_pid" ] && kill -0 "$app_pid" 2>/dev/null; then
-    kill -TERM "$app_pid" 2>/dev/null || true
-    # The app drains gracefully; give it a bounded time, then stop it for good.
-    for _ in $(seq 1 100); do
-      kill -0 "$app_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$app_pid" 2>/dev/null || true
-    wait "$app_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "${app_pids[@]}"; do
+    stop_pid "$pid"
+  done
+  stop_pid "$redis_pid"
   [ -z "$work" ] || rm -rf "$work"
+}
+
+ensure_work() {
+  if [ -z "$work" ]; then
+    work="$(mktemp -d)"
+    trap stop_example_app EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+  fi
+}
+
+start_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  ensure_work
+  local port
+  port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+  log "starting redis-server on 127.0.0.1:$port"
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 100); do
+    if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
+      redis_url="redis://127.0.0.1:$port/"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "redis-server did not answer PING within 10 s" >&2
+  show_app_log
+  exit 1
 }
 
 start_example_app() {
@@ -64,28 +109,27 @@ start_example_app() {
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
   local app="$target_dir/debug/example-app"
 
-  work="$(mktemp -d)"
-  trap stop_example_app EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
+  ensure_work
 
-  log "starting the example app"
-  mkfifo "$work/stdout"
+  log "starting the example app ($name)"
+  local fifo="$work/$name.stdout"
+  mkfifo "$fifo"
   (
     cd "$work"
     exec env PORT=0 HOST=127.0.0.1 DATABASE_URL="sqlite://$work/$name.db?mode=rwc" \
-      RUST_LOG="${RUST_LOG:-warn}" "$@" "$app" >"$work/stdout" 2>"$work/app.log"
+      RUST_LOG="${RUST_LOG:-warn}" "$@" "$app" >"$fifo" 2>"$work/$name.log"
   ) &
-  app_pid=$!
-  # The fifo stays open on fd 3 for the app's whole life, so it never blocks writing stdout.
-  exec 3<"$work/stdout"
+  app_pids+=($!)
+  # The fifo stays open for the app's whole life, so it never blocks writing stdout.
+  local fd
+  exec {fd}<"$fifo"
   local line=""
-  if ! IFS= read -r -t "$startup_deadline_secs" line <&3; then
+  if ! IFS= read -r -t "$startup_deadline_secs" line <&"$fd"; then
     echo "the app printed no URL within ${startup_deadline_secs}s" >&2
     show_app_log
     exit 1
   fi
-  cat <&3 >/dev/null &
+  cat <&"$fd" >/dev/null &
   url="${line##* listening on }"
   case "$url" in
     http://*) ;;

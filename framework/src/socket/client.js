@@ -9,6 +9,8 @@
 //   channel.on("new_msg", (msg) => console.log(msg.body));
 //   channel.join().receive("ok", () => channel.push("new_msg", { body: "hi" }));
 //
+// `Presence` renders the server's presence events the way the official `Presence` does.
+//
 // Like the official client it sends a heartbeat every 30 s, reconnects with a stepped backoff,
 // rejoins every channel (with fresh refs) after a reconnect or a `phx_error`, and drops frames
 // that carry the join ref of an earlier join.
@@ -481,4 +483,109 @@ export class Socket {
     const open = this.channels.find((c) => c.topic === topic && [STATES.joined, STATES.joining].includes(c.state));
     if (open) open.leave();
   }
+}
+
+/**
+ * Who is on a channel's topic, from the server's `presence_state` and `presence_diff` events;
+ * the same API and merge rules as the official client's `Presence`:
+ *
+ *   const presence = new Presence(channel);
+ *   presence.onSync(() => render(presence.list((id, { metas }) => ({ id, count: metas.length }))));
+ *
+ * Diffs that arrive before the state of the current join are held back and applied after it.
+ */
+export class Presence {
+  constructor(channel, opts = {}) {
+    const events = opts.events || { state: "presence_state", diff: "presence_diff" };
+    this.state = {};
+    this.pendingDiffs = [];
+    this.channel = channel;
+    this.joinRef = null;
+    this.caller = { onJoin: () => {}, onLeave: () => {}, onSync: () => {} };
+    channel.on(events.state, (newState) => {
+      const { onJoin, onLeave, onSync } = this.caller;
+      this.joinRef = channel.joinRef();
+      this.state = Presence.syncState(this.state, newState, onJoin, onLeave);
+      for (const diff of this.pendingDiffs) this.state = Presence.syncDiff(this.state, diff, onJoin, onLeave);
+      this.pendingDiffs = [];
+      onSync();
+    });
+    channel.on(events.diff, (diff) => {
+      const { onJoin, onLeave, onSync } = this.caller;
+      if (this.inPendingSyncState()) {
+        this.pendingDiffs.push(diff);
+      } else {
+        this.state = Presence.syncDiff(this.state, diff, onJoin, onLeave);
+        onSync();
+      }
+    });
+  }
+  onJoin(callback) {
+    this.caller.onJoin = callback;
+  }
+  onLeave(callback) {
+    this.caller.onLeave = callback;
+  }
+  onSync(callback) {
+    this.caller.onSync = callback;
+  }
+  /** `[chooser(key, {metas})]` for every key present. */
+  list(chooser) {
+    return Presence.list(this.state, chooser);
+  }
+  inPendingSyncState() {
+    return !this.joinRef || this.joinRef !== this.channel.joinRef();
+  }
+  /** Replaces `state` by `newState`, calling `onJoin`/`onLeave` for what changed. */
+  static syncState(state, newState, onJoin, onLeave) {
+    const current = clone(state);
+    const joins = {};
+    const leaves = {};
+    for (const key of Object.keys(current)) {
+      if (!(key in newState)) leaves[key] = current[key];
+    }
+    for (const [key, next] of Object.entries(newState)) {
+      const before = current[key];
+      if (!before) {
+        joins[key] = next;
+        continue;
+      }
+      const nextRefs = new Set(next.metas.map((m) => m.phx_ref));
+      const beforeRefs = new Set(before.metas.map((m) => m.phx_ref));
+      const joined = next.metas.filter((m) => !beforeRefs.has(m.phx_ref));
+      const left = before.metas.filter((m) => !nextRefs.has(m.phx_ref));
+      if (joined.length > 0) joins[key] = { ...next, metas: joined };
+      if (left.length > 0) leaves[key] = { ...clone(before), metas: left };
+    }
+    return Presence.syncDiff(current, { joins, leaves }, onJoin, onLeave);
+  }
+  /** Applies one `{joins, leaves}` diff: joins first (merged by `phx_ref`), then leaves. */
+  static syncDiff(state, diff, onJoin = () => {}, onLeave = () => {}) {
+    const { joins, leaves } = clone(diff);
+    for (const [key, joined] of Object.entries(joins)) {
+      const before = state[key];
+      state[key] = clone(joined);
+      if (before) {
+        const joinedRefs = new Set(state[key].metas.map((m) => m.phx_ref));
+        state[key].metas.unshift(...before.metas.filter((m) => !joinedRefs.has(m.phx_ref)));
+      }
+      onJoin(key, before, joined);
+    }
+    for (const [key, left] of Object.entries(leaves)) {
+      const before = state[key];
+      if (!before) continue;
+      const gone = new Set(left.metas.map((m) => m.phx_ref));
+      before.metas = before.metas.filter((m) => !gone.has(m.phx_ref));
+      onLeave(key, before, left);
+      if (before.metas.length === 0) delete state[key];
+    }
+    return state;
+  }
+  static list(state, chooser = (key, presence) => presence) {
+    return Object.keys(state).map((key) => chooser(key, state[key]));
+  }
+}
+
+function clone(value) {
+  return JSON.parse(JSON.stringify(value));
 }
