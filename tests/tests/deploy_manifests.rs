@@ -270,6 +270,24 @@ fn the_secret_key_base_comes_from_a_secret_and_production_requires_it() {
 }
 
 #[test]
+fn replicas_can_share_one_redis_and_still_start_without_it() {
+    let docs = manifests();
+    let deployment = only(&docs, "Deployment");
+    let container = app_container(deployment);
+    let vars = container["env"].as_array().expect("the container sets env");
+    let found: Vec<&Value> = vars.iter().filter(|v| v["name"] == "REDIS_URL").collect();
+    assert_eq!(found.len(), 1, "{}: set REDIS_URL once", deployment.file);
+    // A URL may carry a password: from a Secret, never a literal.
+    assert!(found[0].get("value").is_none(), "{}: REDIS_URL is not a literal", deployment.file);
+    let secret = at(found[0], "/valueFrom/secretKeyRef", &deployment.file);
+    assert!(secret["name"].as_str().is_some_and(|n| !n.is_empty()), "{}", deployment.file);
+    // Without Redis each pod is a cluster of one, which is a working (if smaller) app.
+    assert_eq!(secret["optional"], Value::Bool(true), "{}", deployment.file);
+    let replicas = u64_at(&deployment.value, "/spec/replicas", &deployment.file);
+    assert!(replicas > 1, "{}: replicas to share it", deployment.file);
+}
+
+#[test]
 fn the_service_targets_the_container_port_of_the_deployments_pods() {
     let docs = manifests();
     let deployment = only(&docs, "Deployment");
