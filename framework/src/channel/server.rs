@@ -91,7 +91,13 @@ impl ChannelSocket {
 }
 
 /// Runs a channel from join to exit.
-pub(crate) async fn run<C: Channel>(start: Start, token: CancellationToken) {
+///
+/// Not an `async fn`: one would keep `start` in its state next to the `ChannelSocket` built
+/// from it; here the socket is built first and the task holds each piece once.
+pub(crate) fn run<C: Channel>(
+    start: Start,
+    token: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send {
     let Start {
         topic,
         join_ref,
@@ -105,25 +111,30 @@ pub(crate) async fn run<C: Channel>(start: Start, token: CancellationToken) {
         pattern,
     } = start;
     let mut socket = ChannelSocket {
-        topic: topic.clone(),
-        join_ref: join_ref.clone(),
-        link: link.clone(),
+        topic,
+        join_ref,
+        link,
         pubsub,
         subscriber: None,
         assigns,
         socket_id,
-        mailbox: mailbox.clone(),
+        mailbox,
         tracking: std::sync::OnceLock::new(),
     };
-    let exit =
-        run_joined::<C>(&mut socket, payload, msg_ref.as_deref(), &mailbox, &token, &pattern).await;
-    if let Some(id) = socket.subscriber.take() {
-        socket.pubsub.unsubscribe(&topic, id);
+    let mailbox = socket.mailbox.clone();
+    async move {
+        let exit =
+            run_joined::<C>(&mut socket, payload, msg_ref.as_deref(), &mailbox, &token, &pattern)
+                .await;
+        if let Some(id) = socket.subscriber.take() {
+            socket.pubsub.unsubscribe(&socket.topic, id);
+        }
+        // Its presences leave before the client can rejoin the topic.
+        drop(socket.tracking.take());
+        mailbox.close();
+        let ChannelSocket { topic, join_ref, link, .. } = socket;
+        link.control(Out::ChannelExit { topic, join_ref, crashed: exit });
     }
-    // Its presences leave before the client can rejoin the topic.
-    drop(socket.tracking.take());
-    mailbox.close();
-    link.control(Out::ChannelExit { topic, join_ref, crashed: exit });
 }
 
 /// Returns whether the channel crashed.
@@ -135,8 +146,11 @@ async fn run_joined<C: Channel>(
     token: &CancellationToken,
     pattern: &str,
 ) -> bool {
-    let topic = socket.topic.clone();
-    let joined = AssertUnwindSafe(C::join(&topic, payload, socket)).catch_unwind().await;
+    // `join` borrows the topic and the socket at once; the copy lives only as long as it runs.
+    let joined = {
+        let topic = socket.topic.clone();
+        AssertUnwindSafe(C::join(&topic, payload, socket)).catch_unwind().await
+    };
     let mut channel = match joined {
         Ok(Ok((channel, reply))) => {
             crate::telemetry::channel_joined(pattern, true);
@@ -149,7 +163,7 @@ async fn run_joined<C: Channel>(
             return false;
         }
         Err(panic) => {
-            tracing::error!(topic = %topic, reason = %panic_reason(&*panic), "channel join crashed");
+            tracing::error!(topic = %socket.topic, reason = %panic_reason(&*panic), "channel join crashed");
             crate::telemetry::record_panic();
             socket.reply(msg_ref, Status::Error, &Payload::Json(json!({"reason": "join crashed"})));
             return true;
@@ -160,7 +174,8 @@ async fn run_joined<C: Channel>(
         intercepts: C::intercepts(),
         mailbox: mailbox.clone(),
     };
-    socket.subscriber = Some(socket.pubsub.subscribe_sink(&topic, Arc::new(fastlane)));
+    let subscriber = socket.pubsub.subscribe_sink(&socket.topic, Arc::new(fastlane));
+    socket.subscriber = Some(subscriber);
     let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Channels);
 
     loop {
@@ -214,7 +229,7 @@ async fn run_joined<C: Channel>(
         match step {
             Step::Continue => {}
             Step::Crash(reason) => {
-                tracing::error!(topic = %topic, reason = %reason, "channel crashed");
+                tracing::error!(topic = %socket.topic, reason = %reason, "channel crashed");
                 crate::telemetry::record_panic();
                 socket.control("phx_error", &Payload::Json(json!({"reason": "channel_crash"})));
                 return true;
@@ -226,7 +241,7 @@ async fn run_joined<C: Channel>(
                 let terminated =
                     AssertUnwindSafe(channel.terminate(&reason, socket)).catch_unwind().await;
                 if let Err(panic) = terminated {
-                    tracing::error!(topic = %topic, reason = %panic_reason(&*panic), "channel terminate crashed");
+                    tracing::error!(topic = %socket.topic, reason = %panic_reason(&*panic), "channel terminate crashed");
                 }
                 if reason != StopReason::SocketClosed {
                     socket.control("phx_close", &Payload::empty());

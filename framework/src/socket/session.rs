@@ -1,6 +1,5 @@
 //! A socket's state and protocol logic, shared by every transport and by `ChannelTest`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -18,6 +17,33 @@ const CHANNEL_INBOX_LIMIT: usize = 1024;
 struct Joined {
     join_ref: String,
     mailbox: Arc<Mailbox<ChannelMsg>>,
+}
+
+/// The joined topics of one socket. A vector grown one slot at a time, not a hash map: a
+/// socket joins a handful of topics, and an idle one should cost little (a map's smallest
+/// table holds four entries).
+#[derive(Default)]
+struct Joins(Vec<(String, Joined)>);
+
+impl Joins {
+    fn get(&self, topic: &str) -> Option<&Joined> {
+        self.0.iter().find(|(t, _)| t == topic).map(|(_, j)| j)
+    }
+
+    fn remove(&mut self, topic: &str) -> Option<Joined> {
+        let i = self.0.iter().position(|(t, _)| t == topic)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    fn insert(&mut self, topic: String, joined: Joined) {
+        self.remove(&topic);
+        self.0.reserve_exact(1);
+        self.0.push((topic, joined));
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// What a transport should do after a control message.
@@ -39,7 +65,7 @@ pub(crate) struct Session {
     socket_id: Option<Arc<str>>,
     channels: Arc<Channels>,
     max_channels: usize,
-    joined: HashMap<String, Joined>,
+    joined: Joins,
     disconnect: Option<SubscriberId>,
 }
 
@@ -79,7 +105,7 @@ impl Session {
             socket_id,
             channels,
             max_channels,
-            joined: HashMap::new(),
+            joined: Joins::default(),
             disconnect,
         }
     }
@@ -87,7 +113,7 @@ impl Session {
     /// Ends the session: channels stop (without `phx_close`: nobody would read it).
     pub(crate) fn close(&mut self) {
         self.link.outbox.close();
-        for (_, joined) in self.joined.drain() {
+        for (_, joined) in self.joined.0.drain(..) {
             joined.mailbox.close();
         }
         if let (Some(id), Some(sub)) = (&self.socket_id, self.disconnect.take()) {
@@ -181,8 +207,9 @@ impl Session {
             mailbox: mailbox.clone(),
             pattern,
         };
-        let spawned =
-            self.supervisor.spawn_temporary("channel", move |token| start_channel(start, token));
+        let spawned = self
+            .supervisor
+            .spawn_temporary_shared("channel", move |token| start_channel(start, token));
         if spawned.is_err() {
             let reason = json!({"reason": "shutting down"});
             self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);

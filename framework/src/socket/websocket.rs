@@ -111,7 +111,7 @@ pub(crate) async fn upgrade<S: Socket>(
         channels: inner.channels.clone(),
         max_channels: inner.config.max_channels,
     };
-    let spawned = supervisor.spawn_temporary("socket", move |token| async move {
+    let spawned = supervisor.spawn_temporary_shared("socket", move |token| async move {
         match on_upgrade.await {
             Ok(upgraded) => run(inner, Session::start(config), upgraded, token).await,
             Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
@@ -137,6 +137,14 @@ pub(crate) async fn upgrade<S: Socket>(
 
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
+/// What woke a socket task up.
+enum Event {
+    Shutdown,
+    Outbound,
+    Inbound(Option<Result<WsMessage, WsError>>),
+    HeartbeatTimeout,
+}
+
 async fn run<S: Socket>(
     inner: Arc<Inner<S>>,
     mut session: Session,
@@ -157,14 +165,24 @@ async fn run<S: Socket>(
     let mut batch = Vec::new();
     let mut deadline = Instant::now() + config.heartbeat_timeout;
     let close: Option<(CloseCode, &'static str)> = loop {
-        tokio::select! {
-            () = token.cancelled() => break Some((CloseCode::Restart, "server restart")),
-            _ = link.outbox.recv_all(&mut batch) => {
+        // The select only says what happened; the handling (which awaits writes under
+        // timeouts) comes after it, so the task's state holds the waiting futures and the
+        // writing ones in the same bytes rather than side by side.
+        let event = tokio::select! {
+            () = token.cancelled() => Event::Shutdown,
+            _ = link.outbox.recv_all(&mut batch) => Event::Outbound,
+            msg = ws.next() => Event::Inbound(msg),
+            () = tokio::time::sleep_until(deadline) => Event::HeartbeatTimeout,
+        };
+        match event {
+            Event::Shutdown => break Some((CloseCode::Restart, "server restart")),
+            Event::Outbound => {
                 // Control messages first: a client that does not keep up is closed now, not
                 // after the frames it cannot take.
                 let mut close = None;
                 let mut frames = Vec::with_capacity(batch.len());
-                for out in batch.drain(..) {
+                // By value: an idle socket keeps no buffer.
+                for out in std::mem::take(&mut batch) {
                     match out {
                         Out::Frame(frame) => frames.push(to_ws(frame)),
                         control => match session.control(control) {
@@ -199,7 +217,7 @@ async fn run<S: Socket>(
                     () = token.cancelled() => break Some((CloseCode::Restart, "server restart")),
                 }
             }
-            msg = ws.next() => {
+            Event::Inbound(msg) => {
                 deadline = Instant::now() + config.heartbeat_timeout;
                 match msg {
                     None => break None,
@@ -228,8 +246,15 @@ async fn run<S: Socket>(
                         }
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                        tracing::info!(size, max_size, "closing a socket that sent an oversized message");
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong {
+                        size,
+                        max_size,
+                    }))) => {
+                        tracing::info!(
+                            size,
+                            max_size,
+                            "closing a socket that sent an oversized message"
+                        );
                         break Some((CloseCode::Size, "message too big"));
                     }
                     Some(Err(WsError::Utf8(err))) => {
@@ -242,7 +267,7 @@ async fn run<S: Socket>(
                     }
                 }
             }
-            () = tokio::time::sleep_until(deadline) => {
+            Event::HeartbeatTimeout => {
                 tracing::debug!("closing a socket that missed its heartbeats");
                 break Some((CloseCode::Away, "heartbeat timeout"));
             }

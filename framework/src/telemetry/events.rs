@@ -181,6 +181,7 @@ impl Drop for Gauge {
     }
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 /// The pubsub adapter connected to (or lost) the other nodes.
 pub(crate) fn pubsub_adapter_connected(adapter: &'static str, connected: bool) {
     if metrics_on() {
@@ -193,6 +194,7 @@ pub(crate) fn pubsub_adapter_connected(adapter: &'static str, connected: bool) {
     }
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 /// Messages for other nodes the adapter could not carry (its queue was full, or the
 /// connection failed while they were in flight).
 pub(crate) fn pubsub_adapter_dropped(adapter: &'static str, messages: u64) {
