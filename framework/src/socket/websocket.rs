@@ -111,12 +111,8 @@ pub(crate) async fn upgrade<S: Socket>(
         channels: inner.channels.clone(),
         max_channels: inner.config.max_channels,
     };
-    let spawned = supervisor.spawn_temporary_shared("socket", move |token| async move {
-        match on_upgrade.await {
-            Ok(upgraded) => run(inner, Session::start(config), upgraded, token).await,
-            Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
-        }
-    });
+    let spawned = supervisor
+        .spawn_temporary_shared("socket", move |token| run(inner, config, on_upgrade, token));
     if spawned.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
@@ -145,12 +141,20 @@ enum Event {
     HeartbeatTimeout,
 }
 
+/// A socket's task, from the upgrade to the close. One `async fn` taking only what it needs to
+/// start: a wrapping async block awaiting it would hold a second copy of its arguments for the
+/// socket's whole life.
 async fn run<S: Socket>(
     inner: Arc<Inner<S>>,
-    mut session: Session,
-    upgraded: Upgraded,
+    config: SessionConfig,
+    on_upgrade: hyper::upgrade::OnUpgrade,
     token: CancellationToken,
 ) {
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(err) => return tracing::debug!(error = %err, "websocket upgrade failed"),
+    };
+    let mut session = Session::start(config);
     let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Sockets);
     let config = &inner.config;
     let ws_config = WebSocketConfig::default()
