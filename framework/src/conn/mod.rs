@@ -12,6 +12,7 @@
 mod body;
 mod error;
 pub(crate) mod params;
+pub(crate) mod path_params;
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -23,11 +24,17 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::controller::IntoResponse as _;
+use crate::endpoint::ConnInfo;
 
 pub use body::{Body, BodyError};
 pub use error::{InvalidHeader, ParamsError};
 
 type BeforeSend = Box<dyn FnOnce(Conn) -> Conn + Send>;
+
+// Constants, so the bytes are checked once at compile time rather than on every response.
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 
 /// One request and the response being built for it.
 ///
@@ -49,10 +56,18 @@ pub struct Conn(Box<Inner>);
 /// A conn's state, boxed so that passing a `Conn` through plugs and futures moves one pointer.
 struct Inner {
     req: http::request::Parts,
+    /// The endpoint's connection info, kept out of `req.extensions` until something looks
+    /// there: inserting it would cost three allocations on every request. See
+    /// [`Conn::extensions`].
+    conn_info: Option<ConnInfo>,
+    /// `req.extensions` with `conn_info` in it, built on the first [`Conn::extensions`] call.
+    extensions_view: OnceCell<http::Extensions>,
     body: Option<Body>,
     body_limit: Option<usize>,
     raw_body: Option<Bytes>,
-    path_params: Vec<(String, String)>,
+    path_params: path_params::PathParams,
+    /// [`Conn::path_params`] as owned pairs, built on first use.
+    path_param_pairs: OnceCell<Vec<(String, String)>>,
     query_params: OnceCell<Map<String, Value>>,
     body_params: Map<String, Value>,
     params: OnceCell<Map<String, Value>>,
@@ -75,10 +90,13 @@ impl Conn {
         let (req, body) = req.into_parts();
         Self(Box::new(Inner {
             req,
+            conn_info: None,
+            extensions_view: OnceCell::new(),
             body: Some(Body::new(body)),
             body_limit: None,
             raw_body: None,
-            path_params: Vec::new(),
+            path_params: path_params::PathParams::default(),
+            path_param_pairs: OnceCell::new(),
             query_params: OnceCell::new(),
             body_params: Map::new(),
             params: OnceCell::new(),
@@ -131,22 +149,53 @@ impl Conn {
 
     /// The request's extensions (set by the endpoint and by tower layers).
     pub fn extensions(&self) -> &http::Extensions {
-        &self.0.req.extensions
+        match &self.0.conn_info {
+            None => &self.0.req.extensions,
+            // Few requests look here, so the endpoint's `ConnInfo` joins the extensions only
+            // for those that do, in a copy (the values are `Clone`, mostly reference counts).
+            Some(info) => self.0.extensions_view.get_or_init(|| {
+                let mut extensions = self.0.req.extensions.clone();
+                extensions.insert(info.clone());
+                extensions
+            }),
+        }
     }
 
     /// Mutable access to the request's extensions.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
+        self.settle_conn_info();
         &mut self.0.req.extensions
+    }
+
+    /// Puts a pending `ConnInfo` into the request's extensions for good, before they are
+    /// changed or leave the conn.
+    fn settle_conn_info(&mut self) {
+        if let Some(info) = self.0.conn_info.take() {
+            match self.0.extensions_view.take() {
+                Some(view) => self.0.req.extensions = view,
+                None => {
+                    self.0.req.extensions.insert(info);
+                }
+            }
+        }
+    }
+
+    /// Gives the conn its connection's info without touching the request's extensions.
+    pub(crate) fn set_conn_info(&mut self, info: ConnInfo) {
+        self.settle_conn_info();
+        self.0.conn_info = Some(info);
+    }
+
+    /// The connection the request came on: its peer address and the endpoint's state. `None`
+    /// outside an endpoint (a router called directly) unless the request carried one.
+    pub fn conn_info(&self) -> Option<&ConnInfo> {
+        self.0.conn_info.as_ref().or_else(|| self.0.req.extensions.get::<ConnInfo>())
     }
 
     /// The pubsub of the endpoint serving this request (and of `ConnTest`), to broadcast from
     /// controllers.
     pub fn pubsub(&self) -> Option<&crate::PubSub> {
-        self.0
-            .req
-            .extensions
-            .get::<crate::endpoint::ConnInfo>()
-            .map(crate::endpoint::ConnInfo::pubsub)
+        self.conn_info().map(ConnInfo::pubsub)
     }
 
     /// The route pattern that matched, such as `/api/rooms/:id`.
@@ -179,12 +228,18 @@ impl Conn {
 
     /// A path param by name, as captured from the route (`/rooms/:id` → `id`).
     pub fn path_param(&self, name: &str) -> Option<&str> {
-        self.0.path_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.path_param_iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// All path params, in route order.
     pub fn path_params(&self) -> &[(String, String)] {
-        &self.0.path_params
+        self.0.path_param_pairs.get_or_init(|| {
+            self.path_param_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+        })
+    }
+
+    fn path_param_iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.path_params.iter(self.0.req.uri.path())
     }
 
     /// The decoded query string; nested keys (`a[b]=1`) become nested objects.
@@ -203,9 +258,7 @@ impl Conn {
         self.0.params.get_or_init(|| {
             let mut merged = self.0.body_params.clone();
             merged.extend(self.query_params().iter().map(|(k, v)| (k.clone(), v.clone())));
-            merged.extend(
-                self.0.path_params.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))),
-            );
+            merged.extend(self.path_param_iter().map(|(k, v)| (k.to_owned(), Value::from(v))));
             merged
         })
     }
@@ -231,8 +284,9 @@ impl Conn {
         serde_path_to_error::deserialize(map).map_err(ParamsError::from_path_error)
     }
 
-    pub(crate) fn set_path_params(&mut self, params: Vec<(String, String)>, route: &'static str) {
+    pub(crate) fn set_path_params(&mut self, params: path_params::PathParams, route: &'static str) {
         self.0.path_params = params;
+        self.0.path_param_pairs = OnceCell::new();
         self.0.route = Some(route);
         self.0.params = OnceCell::new();
     }
@@ -374,7 +428,7 @@ impl Conn {
     #[must_use]
     pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
         match serde_json::to_vec(value) {
-            Ok(bytes) => self.put_content_type("application/json").put_resp_body(bytes),
+            Ok(bytes) => self.put_content_type(APPLICATION_JSON).put_resp_body(bytes),
             Err(err) => {
                 tracing::error!(error = %err, "failed to serialise a JSON response");
                 crate::controller::ActionError::internal().render(self)
@@ -385,13 +439,13 @@ impl Conn {
     /// Renders plain text with `content-type: text/plain; charset=utf-8`.
     #[must_use]
     pub fn text(self, text: impl Into<Body>) -> Self {
-        self.put_content_type("text/plain; charset=utf-8").put_resp_body(text)
+        self.put_content_type(TEXT_PLAIN).put_resp_body(text)
     }
 
     /// Renders HTML with `content-type: text/html; charset=utf-8`.
     #[must_use]
     pub fn html(self, html: impl Into<Body>) -> Self {
-        self.put_content_type("text/html; charset=utf-8").put_resp_body(html)
+        self.put_content_type(TEXT_HTML).put_resp_body(html)
     }
 
     /// Redirects with 302 to `to`, a path or URL.
@@ -409,8 +463,8 @@ impl Conn {
         }
     }
 
-    fn put_content_type(mut self, value: &'static str) -> Self {
-        self.0.resp_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+    fn put_content_type(mut self, value: HeaderValue) -> Self {
+        self.0.resp_headers.insert(header::CONTENT_TYPE, value);
         self
     }
 
@@ -479,6 +533,9 @@ impl Conn {
 
     /// Splits the conn into a request for a tower service, keeping the rest for later.
     pub(crate) fn into_request(mut self) -> (Request<Body>, Conn) {
+        self.settle_conn_info();
+        // The service may change the URI the params point into.
+        self.0.path_params.detach(self.0.req.uri.path());
         let body = self.take_body();
         let parts = std::mem::replace(&mut self.0.req, Request::new(()).into_parts().0);
         (Request::from_parts(parts, body), self)
@@ -488,6 +545,7 @@ impl Conn {
     pub(crate) fn restore_request(&mut self, req: Request<Body>) {
         let (parts, body) = req.into_parts();
         self.0.req = parts;
+        self.0.extensions_view = OnceCell::new();
         self.0.body = Some(body);
     }
 
@@ -543,7 +601,7 @@ impl fmt::Debug for Conn {
         f.debug_struct("Conn")
             .field("method", &self.0.req.method)
             .field("uri", &self.0.req.uri)
-            .field("path_params", &self.0.path_params)
+            .field("path_params", &self.path_param_iter().collect::<Vec<_>>())
             .field("status", &self.0.status)
             .field("resp_headers", &self.0.resp_headers)
             .field("halted", &self.0.halted)

@@ -12,7 +12,10 @@ fn params_merge_body_then_query_then_path() {
         Bytes::new(),
         json!({"id": "body", "room": {"name": "b"}, "only_body": 1}).as_object().unwrap().clone(),
     );
-    conn.set_path_params(vec![("id".into(), "7".into())], "/rooms/:id");
+    conn.set_path_params(
+        super::path_params::PathParams::from_pairs(vec![("id".into(), "7".into())]),
+        "/rooms/:id",
+    );
     let merged = conn.param_map();
     assert_eq!(merged["id"], "7");
     assert_eq!(merged["page"], "2");
@@ -68,4 +71,34 @@ fn before_send_runs_last_registered_first() {
         .register_before_send(|c| c.put_resp_header("x-order", "second"))
         .into_response();
     assert_eq!(resp.headers()["x-order"], "first");
+}
+
+#[cfg(feature = "test")]
+#[tokio::test]
+async fn conn_info_shows_in_the_extensions_without_being_inserted_up_front() {
+    use crate::endpoint::ConnInfo;
+
+    let supervisor = crate::supervisor::Supervisor::builder().name("conn info").start();
+    let info = ConnInfo::for_test(supervisor, crate::PubSub::new("conn-info"));
+    let mut conn = get("/");
+    conn.set_conn_info(info);
+    assert!(conn.conn_info().is_some());
+    assert!(conn.pubsub().is_some());
+    // Reading the extensions sees it, next to what the request carried.
+    conn.extensions_mut().insert(7u8);
+    assert!(conn.extensions().get::<ConnInfo>().is_some());
+    assert_eq!(conn.extensions().get::<u8>(), Some(&7));
+    // A view taken before a change does not hide the change.
+    let mut conn = get("/");
+    conn.set_conn_info(ConnInfo::for_test(
+        crate::supervisor::Supervisor::builder().name("conn info 2").start(),
+        crate::PubSub::new("conn-info-2"),
+    ));
+    assert!(conn.extensions().get::<u8>().is_none());
+    conn.extensions_mut().insert(9u8);
+    assert_eq!(conn.extensions().get::<u8>(), Some(&9));
+    assert!(conn.extensions().get::<ConnInfo>().is_some());
+    // A tower service past the conn gets it in the request.
+    let (req, _rest) = conn.into_request();
+    assert!(req.extensions().get::<ConnInfo>().is_some());
 }

@@ -57,6 +57,11 @@ impl IntoResponse for std::convert::Infallible {
 
 /// What an action may return: a `Conn`, or a `Result<Conn, E>` with `E: IntoResponse`.
 pub trait ActionResult: Send + 'static {
+    /// Whether [`ActionResult::into_outcome`] can return an error. When it cannot, the router
+    /// sets nothing aside for an error response, which saves copying the response headers on
+    /// every request.
+    const CAN_FAIL: bool = true;
+
     /// The conn, or what renders the error.
     fn into_outcome(self) -> Result<Conn, ErrorRenderer>;
 }
@@ -83,6 +88,8 @@ impl std::fmt::Debug for ErrorRenderer {
 }
 
 impl ActionResult for Conn {
+    const CAN_FAIL: bool = false;
+
     fn into_outcome(self) -> Result<Conn, ErrorRenderer> {
         Ok(self)
     }
@@ -121,9 +128,19 @@ where
 }
 
 /// Runs an action, rendering its error onto a conn rebuilt from what was set aside: the
-/// request line, the response headers and the before-send callbacks. Setting them aside costs
-/// a few reference counts; the conn is built only when there is an error to render.
+/// request line, the response headers and the before-send callbacks. The conn is built only
+/// when there is an error to render, and nothing is set aside for an action that cannot fail.
 pub(crate) async fn run<A: Action>(action: &A, mut conn: Conn) -> Conn {
+    if !<A::Output as ActionResult>::CAN_FAIL {
+        return match action.call(conn).await.into_outcome() {
+            Ok(conn) => conn,
+            // An `ActionResult` implementation that fails after all has lost its conn; the
+            // error renders onto a blank one, as after a panic.
+            Err(renderer) => {
+                renderer.render(Conn::from_request(http::Request::new(crate::Body::empty())))
+            }
+        };
+    }
     let fallback = conn.fallback();
     match action.call(conn).await.into_outcome() {
         Ok(conn) => conn.adopt_callbacks(fallback),

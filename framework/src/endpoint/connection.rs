@@ -5,9 +5,11 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -40,34 +42,73 @@ pub(crate) async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(ReusingTimer::default())
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(config.max_header_bytes.max(8192));
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
+    // The drain signal and the idle check are polled with their own waker, and only after it
+    // fired: polling them on every wake-up of the connection (each read and write) would cost
+    // a lock in the cancellation token and a timer check per request.
+    let watchdog = Arc::new(Watchdog { fired: AtomicBool::new(true), task: AtomicWaker::new() });
+    let watchdog_waker = Waker::from(watchdog.clone());
+    let cancelled = token.cancelled();
+    tokio::pin!(cancelled);
+    let idle = tokio::time::sleep_until(activity.idle_deadline());
+    tokio::pin!(idle);
     let mut draining = false;
-    loop {
-        let idle_at = activity.idle_deadline();
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(err) = result {
-                    tracing::debug!(peer = %remote_addr, error = %err, "connection ended with an error");
-                }
-                break;
-            }
-            () = token.cancelled(), if !draining => {
+    let result = std::future::poll_fn(|cx| loop {
+        if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        if draining {
+            return Poll::Pending;
+        }
+        watchdog.task.register(cx.waker());
+        if !watchdog.fired.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let mut watchdog_cx = Context::from_waker(&watchdog_waker);
+        if cancelled.as_mut().poll(&mut watchdog_cx).is_ready() {
+            draining = true;
+            conn.as_mut().graceful_shutdown();
+            // hyper acts on it when polled.
+            continue;
+        }
+        while idle.as_mut().poll(&mut watchdog_cx).is_ready() {
+            if activity.is_idle() {
+                tracing::debug!(peer = %remote_addr, "closing idle connection");
                 draining = true;
                 conn.as_mut().graceful_shutdown();
+                break;
             }
-            () = tokio::time::sleep_until(idle_at), if !draining => {
-                if activity.is_idle() {
-                    tracing::debug!(peer = %remote_addr, "closing idle connection");
-                    draining = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
+            idle.as_mut().reset(activity.next_idle_check());
         }
+        if !draining {
+            return Poll::Pending;
+        }
+    })
+    .await;
+    if let Err(err) = result {
+        tracing::debug!(peer = %remote_addr, error = %err, "connection ended with an error");
+    }
+}
+
+/// Wakes a connection's task for its drain signal or idle check, and says that it did.
+struct Watchdog {
+    fired: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Watchdog {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
@@ -109,6 +150,18 @@ impl Activity {
     fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0 && Instant::now() >= self.idle_deadline()
     }
+
+    /// When to look again. While a request runs, its end (which moves the deadline) is not
+    /// known, so the next look is a whole timeout away rather than at a deadline that may
+    /// already have passed, which would wake the connection again at once.
+    fn next_idle_check(&self) -> Instant {
+        let deadline = self.idle_deadline();
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            deadline
+        } else {
+            deadline.max(Instant::now() + self.idle)
+        }
+    }
 }
 
 struct InFlight(Arc<Activity>);
@@ -140,23 +193,26 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
         let start = std::time::Instant::now();
-        req.extensions_mut().insert(self.info.clone());
         let in_flight = InFlight::begin(&self.activity);
-        let router = self.router.clone();
         let method = req.method().clone();
         // Plugs record into this span (the request id plug fills `request_id`), so every log
-        // line of a request carries its method, path and id.
+        // line of a request carries its method, path and id. With the level off it is a no-op.
         let span = tracing::info_span!(
             "request",
             method = %method,
             path = %req.uri().path(),
             request_id = tracing::field::Empty,
         );
+        // Routed here, outside the future, so the boxed future holds the conn rather than the
+        // request. The conn carries the connection info without inserting it into the
+        // request's extensions (see `Conn::extensions`).
+        let routed = self.router.route(req.map(Body::new), Some(self.info.clone()));
+        let router = self.router.clone();
         Box::pin(
             async move {
-                let resp = router.dispatch(req.map(Body::new)).await;
+                let resp = router.run(routed).await;
                 drop(in_flight);
                 let elapsed = start.elapsed();
                 crate::telemetry::endpoint_stop(&method, resp.status(), elapsed);
@@ -169,5 +225,218 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             }
             .instrument(span),
         )
+    }
+}
+
+/// hyper's timer for an HTTP/1 connection, which keeps one tokio sleep per connection.
+///
+/// hyper arms the header read timeout for every request head and drops it once the head is
+/// in; with a fresh tokio sleep each time, every request would allocate a timer entry and
+/// insert it into, then remove it from, the runtime's timer wheel under its lock. Here the
+/// dropped sleep goes back to the connection and serves the next head. A later deadline is
+/// only noted: the sleep still fires at the earlier one, and is pushed back then if the head
+/// has not timed out, so a request costs no timer work at all.
+#[derive(Clone, Default)]
+struct ReusingTimer {
+    spare: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+}
+
+impl hyper::rt::Timer for ReusingTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(self.now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        let deadline = Instant::from_std(deadline);
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let sleep = match spare {
+            Some(mut sleep) => {
+                // Only an earlier deadline needs the timer now; see `ReusedSleep::poll`.
+                if deadline < sleep.deadline() {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        Box::pin(ReusedSleep { sleep: Some(sleep), deadline, spare: self.spare.clone() })
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: std::time::Instant) {
+        match sleep.as_mut().downcast_mut_pin::<ReusedSleep>() {
+            Some(mut reused) => {
+                let deadline = Instant::from_std(new_deadline);
+                reused.deadline = deadline;
+                if let Some(inner) = reused.sleep.as_mut() {
+                    inner.as_mut().reset(deadline);
+                }
+            }
+            None => *sleep = self.sleep_until(new_deadline),
+        }
+    }
+
+    fn now(&self) -> std::time::Instant {
+        // tokio's clock, which tests may pause, like the sleeps it drives.
+        Instant::now().into_std()
+    }
+}
+
+/// A connection's tokio sleep lent to hyper; it goes back to the connection when dropped.
+struct ReusedSleep {
+    /// Set to fire at or before `deadline`.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: Instant,
+    spare: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+}
+
+impl Future for ReusedSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline;
+        let Some(sleep) = self.sleep.as_mut() else { return Poll::Ready(()) };
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        // It fired for an earlier head's deadline: wait for this one's.
+        sleep.as_mut().reset(deadline);
+        sleep.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for ReusedSleep {}
+
+impl Drop for ReusedSleep {
+    fn drop(&mut self) {
+        if let Some(sleep) = self.sleep.take() {
+            *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = Some(sleep);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::Instant;
+
+    use crate::{Conn, Endpoint};
+
+    async fn hello(conn: Conn) -> Conn {
+        conn.text("hello")
+    }
+
+    async fn slow(conn: Conn) -> Conn {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        conn.text("slow")
+    }
+
+    crate::router! {
+        pub TimerRouter;
+        get "/hello" => hello;
+        get "/slow" => slow;
+    }
+
+    /// Reads one `hello` response off a keep-alive connection.
+    async fn read_hello(stream: &mut tokio::net::TcpStream) {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !got.ends_with(b"hello") {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .expect("a response in time")
+                .unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+    }
+
+    #[tokio::test]
+    async fn the_header_read_timeout_holds_for_every_head_on_a_connection() {
+        const TIMEOUT: Duration = Duration::from_millis(300);
+        let running = Endpoint::new(TimerRouter::new())
+            .bind("127.0.0.1:0".parse().unwrap())
+            .header_read_timeout(TIMEOUT)
+            .start()
+            .await
+            .unwrap();
+        let mut stream = tokio::net::TcpStream::connect(running.local_addr()).await.unwrap();
+        // Requests spread over more than one timeout: each head gets its own allowance, so the
+        // timer reused from the head before must have moved on with them.
+        for _ in 0..4 {
+            tokio::time::sleep(TIMEOUT / 3).await;
+            stream.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+            read_hello(&mut stream).await;
+        }
+        // A head that stalls is still cut at the timeout, which runs from the moment the
+        // server began waiting for it (the end of the answer before).
+        let stalled_at = Instant::now();
+        stream.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\nx-half: ").await.unwrap();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest));
+        closed.await.expect("the stalled connection is closed").ok();
+        let waited = stalled_at.elapsed();
+        assert!(waited >= TIMEOUT - Duration::from_millis(50), "cut after {waited:?}");
+        assert!(waited < TIMEOUT * 4, "cut only after {waited:?}");
+        running.shutdown();
+        running.wait().await.unwrap();
+    }
+
+    /// CPU time, in clock ticks, of this process's threads named `name`.
+    fn cpu_ticks_of_threads(name: &str) -> u64 {
+        let mut ticks = 0;
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+            let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+            if !head.ends_with(&format!("({name}")) {
+                continue;
+            }
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        }
+        ticks
+    }
+
+    #[test]
+    fn a_request_longer_than_the_idle_timeout_does_not_keep_the_connection_busy() {
+        const THREAD: &str = "idle-check";
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(THREAD)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let running = Endpoint::new(TimerRouter::new())
+                .bind("127.0.0.1:0".parse().unwrap())
+                .idle_timeout(Duration::from_millis(100))
+                .start()
+                .await
+                .unwrap();
+            let before = cpu_ticks_of_threads(THREAD);
+            let mut stream = tokio::net::TcpStream::connect(running.local_addr()).await.unwrap();
+            stream.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 512];
+            while !got.ends_with(b"slow") {
+                let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                    .await
+                    .expect("the slow answer in time")
+                    .unwrap();
+                assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+            // The request outlived the idle deadline for 500 ms: waking for it over and over
+            // would have used most of that on the server's thread (a clock tick is 10 ms).
+            let used = cpu_ticks_of_threads(THREAD) - before;
+            assert!(used < 15, "{used} ticks of CPU while one request waited");
+            running.shutdown();
+            running.wait().await.unwrap();
+        });
     }
 }

@@ -120,13 +120,16 @@ impl RunningEndpoint {
     }
 }
 
-/// Information about the connection a request came on, in its extensions.
+/// Information about the connection a request came on: [`Conn::conn_info`](crate::Conn::conn_info),
+/// and in the request's extensions (for tower layers and forwarded services too).
 ///
 /// # Examples
 ///
 /// ```
 /// async fn whoami(conn: fawkes::Conn) -> fawkes::Conn {
-///     let peer = conn.extensions().get::<fawkes::endpoint::ConnInfo>().map(|i| i.remote_addr());
+///     let peer = conn.conn_info().map(|i| i.remote_addr());
+///     let same = conn.extensions().get::<fawkes::endpoint::ConnInfo>().map(|i| i.remote_addr());
+///     assert_eq!(peer, same);
 ///     conn.text(format!("{peer:?}"))
 /// }
 /// ```

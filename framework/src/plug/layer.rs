@@ -12,7 +12,8 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::pipeline::{Continuation, IntoStage, Stage};
+use super::chain::{Chain, Erased};
+use super::pipeline::{IntoStage, Stage};
 use crate::{Body, BoxError, Conn};
 
 /// Wraps a `tower::Layer` so it can stand in a pipeline.
@@ -59,7 +60,7 @@ impl<L> fmt::Debug for LayerPlug<L> {
 }
 
 pub(crate) trait ErasedLayer: Send + Sync + 'static {
-    fn wrap(&self, next: Next) -> Continuation;
+    fn wrap(&self, next: Next) -> Erased;
 }
 
 impl<L, S, B> ErasedLayer for LayerPlug<L>
@@ -71,31 +72,46 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    fn wrap(&self, next: Next) -> Continuation {
+    fn wrap(&self, next: Next) -> Erased {
         // Built once, so layers that keep state in their service (limits, counters) work.
-        let service = self.layer.layer(next);
-        Arc::new(move |conn: Conn| {
-            let service = service.clone();
-            Box::pin(async move {
-                let (mut req, rest) = conn.into_request();
-                let slot = ConnSlot(Arc::new(Mutex::new(Some(rest))));
-                req.extensions_mut().insert(slot.clone());
-                let result = service.oneshot(req).await;
-                // The inner stages put the conn back; a layer that answered by itself left the
-                // one we put in.
-                let mut conn =
-                    slot.take().unwrap_or_else(|| Conn::from_request(Request::new(Body::empty())));
-                match result {
-                    Ok(resp) => conn.set_response(resp.map(Body::new)),
-                    Err(err) => {
-                        let err: BoxError = err.into();
-                        tracing::error!(error = %err, "tower layer in a pipeline failed");
-                        conn = crate::controller::ActionError::internal().render_halted(conn);
-                    }
+        Erased(Arc::new(Layered { service: self.layer.layer(next) }))
+    }
+}
+
+/// A layer's service around the rest of a pipeline.
+struct Layered<S> {
+    service: S,
+}
+
+impl<S, B> Chain for Layered<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn run(&self, conn: Conn) -> impl std::future::Future<Output = Conn> + Send {
+        let service = self.service.clone();
+        async move {
+            let (mut req, rest) = conn.into_request();
+            let slot = ConnSlot(Arc::new(Mutex::new(Some(rest))));
+            req.extensions_mut().insert(slot.clone());
+            let result = service.oneshot(req).await;
+            // The inner stages put the conn back; a layer that answered by itself left the
+            // one we put in.
+            let mut conn =
+                slot.take().unwrap_or_else(|| Conn::from_request(Request::new(Body::empty())));
+            match result {
+                Ok(resp) => conn.set_response(resp.map(Body::new)),
+                Err(err) => {
+                    let err: BoxError = err.into();
+                    tracing::error!(error = %err, "tower layer in a pipeline failed");
+                    conn = crate::controller::ActionError::internal().render_halted(conn);
                 }
-                conn
-            })
-        })
+            }
+            conn
+        }
     }
 }
 
@@ -130,11 +146,11 @@ impl ConnSlot {
 /// The rest of a pipeline, as the `tower::Service` a layer wraps.
 #[derive(Clone)]
 pub struct Next {
-    run: Continuation,
+    run: Erased,
 }
 
 impl Next {
-    pub(crate) fn new(run: Continuation) -> Self {
+    pub(crate) fn new(run: Erased) -> Self {
         Self { run }
     }
 }
@@ -165,7 +181,7 @@ impl Service<Request<Body>> for Next {
                 }
                 None => Conn::from_request(req),
             };
-            conn = run(conn).await;
+            conn = run.run(conn).await;
             let resp = conn.take_response();
             if let Some(slot) = slot {
                 slot.put(conn);

@@ -8,12 +8,15 @@
 //!
 //! This module knows nothing about routes: the router strings plugs into a [`Pipeline`].
 
+pub(crate) mod chain;
 mod layer;
 mod pipeline;
 mod request_id;
 
 use std::future::Future;
 
+#[doc(hidden)]
+pub use chain::{Chain, Prepared, PreparedPlug, PreparedStage, Stages};
 pub use layer::{layer, LayerPlug, Next};
 pub use pipeline::{IntoStage, Pipeline, Stage};
 pub use request_id::{request_id, RequestId, RequestIdPlug};

@@ -6,21 +6,19 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::layer::{ErasedLayer, Next};
+use super::chain::{self, Chain, Erased, ErasedChain, Prepared, PreparedPlug, PreparedStage};
+use super::layer::ErasedLayer;
 use super::Plug;
 use crate::Conn;
-
-/// The rest of a pipeline from some stage on, ending with the endpoint.
-pub(crate) type Continuation = Arc<dyn Fn(Conn) -> BoxFuture<'static, Conn> + Send + Sync>;
 
 /// One erased step of a pipeline: a plug or a tower layer.
 ///
 /// Build one with [`IntoStage::into_stage`]; cloning is cheap and shares the plug.
 #[derive(Clone)]
-pub struct Stage(StageKind);
+pub struct Stage(pub(crate) StageKind);
 
 #[derive(Clone)]
-enum StageKind {
+pub(crate) enum StageKind {
     Plug(Arc<dyn ErasedPlug>),
     Layer(Arc<dyn ErasedLayer>),
 }
@@ -55,11 +53,25 @@ impl<P: Plug> ErasedPlug for P {
 pub trait IntoStage {
     /// Erases `self` into a stage.
     fn into_stage(self) -> Stage;
+
+    /// Keeps the stage's type where `router!` can compose it with the rest of a route, so a
+    /// route's plugs and action run in one future. Stages that do not say otherwise run erased.
+    #[doc(hidden)]
+    fn prepare(self) -> impl Prepared
+    where
+        Self: Sized,
+    {
+        PreparedStage(self.into_stage())
+    }
 }
 
 impl<P: Plug> IntoStage for P {
     fn into_stage(self) -> Stage {
         Stage(StageKind::Plug(Arc::new(self)))
+    }
+
+    fn prepare(self) -> impl Prepared {
+        PreparedPlug(Arc::new(self))
     }
 }
 
@@ -93,7 +105,7 @@ impl IntoStage for Stage {
 /// ```
 #[derive(Clone)]
 pub struct Pipeline {
-    run: Continuation,
+    run: Arc<dyn ErasedChain>,
 }
 
 impl Pipeline {
@@ -103,7 +115,7 @@ impl Pipeline {
         F: Fn(Conn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Conn> + Send + 'static,
     {
-        let mut run: Continuation = Arc::new(move |conn| Box::pin(endpoint(conn)));
+        let mut run = Erased(Arc::new(Endpoint(endpoint)));
         let stages: Vec<Stage> = stages.into_iter().collect();
         let mut plugs: Vec<Arc<dyn ErasedPlug>> = Vec::new();
         // Walk back to front so that each stage closes over what follows it; consecutive plugs
@@ -113,17 +125,28 @@ impl Pipeline {
                 StageKind::Plug(plug) => plugs.push(plug),
                 StageKind::Layer(layer) => {
                     run = plugs_then(std::mem::take(&mut plugs), run);
-                    run = layer.wrap(Next::new(run));
+                    run = chain::wrap(&*layer, run);
                 }
             }
         }
         run = plugs_then(plugs, run);
-        Self { run }
+        Self { run: run.0 }
+    }
+
+    /// A pipeline whose stages and action were composed into one type by `router!`.
+    pub(crate) fn from_chain(chain: impl Chain) -> Self {
+        Self { run: Arc::new(chain) }
     }
 
     /// Runs the pipeline on `conn`.
     pub fn call(&self, conn: Conn) -> BoxFuture<'static, Conn> {
-        (self.run)(conn)
+        let run = self.run.clone();
+        Box::pin(async move { run.run_boxed(conn).await })
+    }
+
+    /// Runs the pipeline on `conn`, borrowing it rather than sharing it with the future.
+    pub(crate) fn call_ref(&self, conn: Conn) -> BoxFuture<'_, Conn> {
+        self.run.run_boxed(conn)
     }
 }
 
@@ -133,24 +156,42 @@ impl fmt::Debug for Pipeline {
     }
 }
 
+/// The end of a pipeline built at run time.
+struct Endpoint<F>(F);
+
+impl<F, Fut> Chain for Endpoint<F>
+where
+    F: Fn(Conn) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Conn> + Send + 'static,
+{
+    fn run(&self, conn: Conn) -> impl Future<Output = Conn> + Send {
+        (self.0)(conn)
+    }
+}
+
 /// `plugs` were collected back to front.
-fn plugs_then(mut plugs: Vec<Arc<dyn ErasedPlug>>, next: Continuation) -> Continuation {
+fn plugs_then(mut plugs: Vec<Arc<dyn ErasedPlug>>, next: Erased) -> Erased {
     if plugs.is_empty() {
         return next;
     }
     plugs.reverse();
-    let plugs: Arc<[Arc<dyn ErasedPlug>]> = plugs.into();
-    Arc::new(move |mut conn| {
-        let plugs = plugs.clone();
-        let next = next.clone();
-        Box::pin(async move {
-            for plug in plugs.iter() {
-                conn = plug.call_boxed(conn).await;
-                if conn.halted() {
-                    return conn;
-                }
+    Erased(Arc::new(Plugs { plugs: plugs.into(), next }))
+}
+
+/// Plugs known only at run time, each called through a boxed future, then the rest.
+struct Plugs {
+    plugs: Box<[Arc<dyn ErasedPlug>]>,
+    next: Erased,
+}
+
+impl Chain for Plugs {
+    async fn run(&self, mut conn: Conn) -> Conn {
+        for plug in self.plugs.iter() {
+            conn = plug.call_boxed(conn).await;
+            if conn.halted() {
+                return conn;
             }
-            next(conn).await
-        })
-    })
+        }
+        self.next.run(conn).await
+    }
 }

@@ -100,3 +100,35 @@ async fn request_ids_are_kept_when_valid_and_made_otherwise() {
     assert_eq!(made.len(), 20);
     assert_ne!(made, "short");
 }
+
+async fn echo_path_params(conn: Conn) -> Conn {
+    let pairs: Vec<String> = conn.path_params().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let id = conn.path_param("id").unwrap_or_default().to_owned();
+    let text = format!("{id}; {}; {}", pairs.join(","), conn.path());
+    conn.text(text)
+}
+
+fn rewrite_uri(mut req: Request<Body>) -> Request<Body> {
+    *req.uri_mut() = http::Uri::from_static("/x");
+    req
+}
+
+crate::router! {
+    pub RewriteRouter;
+    pipeline rewrite {
+        plug layer(tower::util::MapRequestLayer::new(rewrite_uri));
+    }
+    scope "/" {
+        pipe_through rewrite;
+        get "/items/:id/parts/:part" => echo_path_params;
+    }
+}
+
+#[tokio::test]
+async fn path_params_survive_a_layer_that_rewrites_the_uri() {
+    let req = Request::get("/items/alpha/parts/b%20c").body(Body::empty()).unwrap();
+    let resp = RewriteRouter::new().router().dispatch(req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect(1024).await.unwrap();
+    assert_eq!(body, "alpha; id=alpha,part=b c; /x");
+}

@@ -10,7 +10,8 @@ use tower_service::Service;
 
 use super::service::{Inner, Router, Target};
 use crate::controller::{self, Action};
-use crate::plug::{Pipeline, Stage};
+use crate::plug::chain::ActionChain;
+use crate::plug::{Pipeline, Stage, Stages};
 use crate::{Body, BoxError, Conn};
 
 /// Which methods a route answers.
@@ -120,7 +121,7 @@ impl Builder {
     /// Adds a route: `stages` run in order, then `action`.
     #[track_caller]
     pub fn route<A: Action>(
-        mut self,
+        self,
         method: MethodFilter,
         path: &str,
         pattern: &'static str,
@@ -131,8 +132,41 @@ impl Builder {
             let action = action.clone();
             async move { controller::run(&action, conn).await }
         });
+        self.add_route(method, path, pattern, pipeline)
+    }
+
+    /// Adds a route whose stages `router!` composes with the action into one type, so that a
+    /// request runs them in one future.
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn route_chain<A: Action, S: Stages>(
+        self,
+        method: MethodFilter,
+        path: &str,
+        pattern: &'static str,
+        action: A,
+        stages: S,
+    ) -> Self {
+        let pipeline = Pipeline::from_chain(stages.then(ActionChain::new(action)));
+        self.add_route(method, path, pattern, pipeline)
+    }
+
+    #[track_caller]
+    fn add_route(
+        mut self,
+        method: MethodFilter,
+        path: &str,
+        pattern: &'static str,
+        pipeline: Pipeline,
+    ) -> Self {
         let id = self.targets.len();
-        self.targets.push(Target { pattern, pipeline, forward: None, decode_body: true });
+        self.targets.push(Target {
+            pattern,
+            param_names: crate::conn::path_params::names(path),
+            pipeline,
+            forward: None,
+            decode_body: true,
+        });
         let tree = match method.index() {
             Some(i) => &mut self.trees[i],
             None => &mut self.any,
@@ -171,6 +205,7 @@ impl Builder {
         let id = self.targets.len();
         self.targets.push(Target {
             pattern,
+            param_names: None,
             pipeline,
             forward: Some(prefix.len()),
             decode_body: false,

@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use super::builder::MethodFilter;
 use super::DEFAULT_MAX_BODY;
+use crate::conn::path_params::PathParams;
 use crate::conn::{params, BodyError};
 use crate::controller::{ActionError, IntoResponse};
 use crate::plug::Pipeline;
@@ -22,6 +23,8 @@ use crate::{Body, BoxError, Conn};
 
 pub(crate) struct Target {
     pub(crate) pattern: &'static str,
+    /// The names of the route's path params, in order.
+    pub(crate) param_names: Option<Arc<[Box<str>]>>,
     pub(crate) pipeline: Pipeline,
     /// For forwards: the length of the prefix the forwarded service does not see.
     pub(crate) forward: Option<usize>,
@@ -79,8 +82,15 @@ impl fmt::Debug for Router {
 /// The future of [`Router::call`](tower_service::Service::call).
 pub type RouterFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
 
+/// A request matched to its route (or answered already, when `target` is `None`).
+pub(crate) struct Routed {
+    conn: Conn,
+    target: Option<usize>,
+    is_head: bool,
+}
+
 enum Lookup {
-    Found(usize, Vec<(String, String)>),
+    Found(usize, PathParams),
     MethodNotAllowed(HeaderValue),
     NotFound,
 }
@@ -131,48 +141,81 @@ impl Router {
 
     /// Runs a request through the router.
     pub async fn dispatch(&self, req: Request<Body>) -> Response<Body> {
+        let routed = self.route(req, None);
+        self.run(routed).await
+    }
+
+    /// Matches a request that came on an endpoint's connection described by `info` to its
+    /// route, answering 404 and 405 on the spot.
+    ///
+    /// Routing is synchronous and happens before [`Router::run`]'s future exists, so that
+    /// future holds the conn (one pointer) rather than the request; it is boxed for every
+    /// request and small enough here for the allocator's fast path.
+    pub(crate) fn route(
+        &self,
+        req: Request<Body>,
+        info: Option<crate::endpoint::ConnInfo>,
+    ) -> Routed {
         let is_head = req.method() == Method::HEAD;
         let mut conn = Conn::from_request(req);
+        if let Some(info) = info {
+            conn.set_conn_info(info);
+        }
         if !self.assigns.is_empty() {
             *conn.assigns_mut() = self.assigns.clone();
         }
         let target = match self.lookup(conn.method(), conn.path()) {
             Lookup::Found(index, params) => {
-                let target = &self.inner.targets[index];
-                conn.set_path_params(params, target.pattern);
-                target
+                conn.set_path_params(params, self.inner.targets[index].pattern);
+                Some(index)
             }
             Lookup::MethodNotAllowed(allow) => {
-                let conn = ActionError::status(StatusCode::METHOD_NOT_ALLOWED).render(conn);
-                let mut resp = conn.into_response();
-                resp.headers_mut().insert(header::ALLOW, allow);
-                return strip_head(is_head, resp);
+                let mut conn = ActionError::status(StatusCode::METHOD_NOT_ALLOWED).render(conn);
+                conn.resp_headers_mut().insert(header::ALLOW, allow);
+                return Routed { conn, target: None, is_head };
             }
             Lookup::NotFound => {
-                return strip_head(is_head, ActionError::not_found().render(conn).into_response());
+                let conn = ActionError::not_found().render(conn);
+                return Routed { conn, target: None, is_head };
             }
         };
+        Routed { conn, target, is_head }
+    }
+
+    /// Runs a routed request through its route's pipeline and action.
+    pub(crate) async fn run(&self, routed: Routed) -> Response<Body> {
+        let Routed { mut conn, target, is_head } = routed;
+        let Some(target) = target.map(|index| &self.inner.targets[index]) else {
+            return strip_head(is_head, conn.into_response());
+        };
+        // Boxed so the future of every request does not carry the decoding's state: only
+        // requests with a body type to decode pay for it.
         if target.decode_body {
-            conn = match decode_body(conn, self.max_body).await {
-                Ok(conn) => conn,
-                Err(conn) => return strip_head(is_head, conn.into_response()),
-            };
+            if conn.headers().contains_key(header::CONTENT_TYPE) {
+                conn = match Box::pin(decode_body(conn, self.max_body)).await {
+                    Ok(conn) => conn,
+                    Err(conn) => return strip_head(is_head, conn.into_response()),
+                };
+            }
             // Bodies the router did not decode stay bounded for the action that streams them.
             conn.set_body_limit(self.max_body);
         }
         let pattern = target.pattern;
-        let start = std::time::Instant::now();
-        let method = conn.method().clone();
-        let run = AssertUnwindSafe(target.pipeline.call(conn)).catch_unwind();
+        // Timed only for a metrics recorder: the endpoint times the whole request anyway.
+        let timing = crate::telemetry::metrics_on()
+            .then(|| (std::time::Instant::now(), conn.method().clone()));
+        let run = AssertUnwindSafe(target.pipeline.call_ref(conn)).catch_unwind();
         let resp = match run.await {
             Ok(conn) => {
                 let resp = conn.into_response();
-                crate::telemetry::router_dispatch_stop(
-                    pattern,
-                    &method,
-                    resp.status(),
-                    start.elapsed(),
-                );
+                if let Some((start, method)) = timing {
+                    crate::telemetry::router_dispatch_stop(
+                        pattern,
+                        &method,
+                        resp.status(),
+                        start.elapsed(),
+                    );
+                }
                 resp
             }
             Err(panic) => {
@@ -187,6 +230,7 @@ impl Router {
     }
 
     fn lookup(&self, method: &Method, path: &str) -> Lookup {
+        let full = path;
         // Phoenix ignores a trailing slash.
         let path = match path.strip_suffix('/') {
             Some(p) if !p.is_empty() => p,
@@ -200,9 +244,11 @@ impl Router {
             .or_else(|| inner.any.at(path).ok());
         if let Some(m) = found {
             let target = &inner.targets[*m.value];
-            let params = match target.forward {
-                Some(_) => Vec::new(),
-                None => m.params.iter().map(|(k, v)| (k.to_owned(), decode(v))).collect(),
+            let params = match (&target.param_names, target.forward) {
+                (Some(names), None) => {
+                    PathParams::from_lookup(names.clone(), full, m.params.iter())
+                }
+                _ => PathParams::default(),
             };
             return Lookup::Found(*m.value, params);
         }
@@ -223,10 +269,6 @@ impl Router {
             Err(_) => Lookup::NotFound,
         }
     }
-}
-
-fn decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 /// HEAD answers like GET without the body, keeping the length the body would have had.
@@ -330,8 +372,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let routed = self.route(req.map(Body::new), None);
         let router = self.clone();
-        let req = req.map(Body::new);
-        Box::pin(async move { Ok(router.dispatch(req).await) })
+        Box::pin(async move { Ok(router.run(routed).await) })
     }
 }

@@ -314,45 +314,58 @@ impl Context {
         let RouterInput { attrs, vis, name, .. } = input;
         let mut names: Vec<&String> = self.pipelines.keys().collect();
         names.sort();
-        let pipeline_lets = names.iter().map(|pipeline| {
-            let var = pipeline_var(pipeline);
-            let plugs = self.pipelines[*pipeline].iter().map(|plug| {
-                quote_spanned! {plug.span()=> ::fawkes::plug::IntoStage::into_stage(#plug) }
-            });
-            quote! {
-                let #var: ::std::vec::Vec<::fawkes::plug::Stage> = ::std::vec![#(#plugs),*];
-            }
+        // Each plug is evaluated once and shared by the routes that pipe through it; each route
+        // composes its plugs and action into one type, so a request runs them in one future.
+        let pipeline_lets = names.iter().flat_map(|pipeline| {
+            self.pipelines[*pipeline].iter().enumerate().map(|(index, plug)| {
+                let var = stage_var(pipeline, index);
+                let prepare = quote_spanned! {plug.span()=>
+                    ::fawkes::plug::IntoStage::prepare(#plug)
+                };
+                quote! { let #var = #prepare; }
+            })
         });
         let routes = self.routes.iter().map(|route| {
             let pattern = &route.path.phoenix;
             let matchit = &route.path.matchit;
-            let vars = route.pipes.iter().map(|p| pipeline_var(&p.to_string()));
-            let stages = quote! {{
-                let mut stages: ::std::vec::Vec<::fawkes::plug::Stage> = ::std::vec::Vec::new();
-                #( stages.extend(#vars.iter().cloned()); )*
-                stages
-            }};
+            let vars: Vec<Ident> = route
+                .pipes
+                .iter()
+                .flat_map(|p| {
+                    let name = p.to_string();
+                    (0..self.pipelines[&name].len()).map(move |index| stage_var(&name, index))
+                })
+                .collect();
+            let erased = quote! {
+                ::std::vec![#( ::fawkes::plug::Prepared::to_stage(&#vars) ),*]
+            };
             match &route.target {
                 Target::Action(action) => {
                     let method = format_ident!("{}", route.method.variant());
+                    // Nested pairs, `(first, (second, ()))`, so any number of stages makes one
+                    // type the runtime composes with the action.
+                    let stages = vars.iter().rev().fold(quote! { () }, |rest, var| {
+                        quote! { (::std::clone::Clone::clone(&#var), #rest) }
+                    });
                     // The whole call carries the action's span, so a function that is not an
                     // action gets one error, on the user's path.
                     let call = quote_spanned! {action.span()=>
-                        builder.route(
-                            ::fawkes::router::MethodFilter::#method, #matchit, #pattern, #stages, #action,
+                        builder.route_chain(
+                            ::fawkes::router::MethodFilter::#method, #matchit, #pattern, #action,
+                            #stages,
                         )
                     };
                     quote! { let builder = #call; }
                 }
                 Target::Forward(service) => {
                     let service = quote_spanned! {service.span()=> #service };
-                    quote! { let builder = builder.forward(#matchit, #pattern, #stages, #service); }
+                    quote! { let builder = builder.forward(#matchit, #pattern, #erased, #service); }
                 }
                 Target::Socket(socket) => {
                     let transport = quote_spanned! {socket.span()=>
                         ::fawkes::socket::IntoTransport::into_transport(#socket)
                     };
-                    quote! { let builder = builder.forward(#matchit, #pattern, #stages, #transport); }
+                    quote! { let builder = builder.forward(#matchit, #pattern, #erased, #transport); }
                 }
             }
         });
@@ -418,8 +431,8 @@ fn describe(route: &Resolved) -> String {
     format!("{kind}{} {}", route.method.as_str(), route.path.phoenix)
 }
 
-fn pipeline_var(name: &str) -> Ident {
-    format_ident!("__fawkes_pipeline_{}", name)
+fn stage_var(pipeline: &str, index: usize) -> Ident {
+    format_ident!("__fawkes_pipeline_{}_{}", pipeline, index)
 }
 
 /// `RoomController` → `room`, `MessagesController` → `messages`, `rooms` → `rooms`.
