@@ -501,9 +501,12 @@ impl TrackerState {
     }
 }
 
+/// A diff's joins and leaves, by key.
+type JoinsAndLeaves = (Map<String, Value>, Map<String, Value>);
+
 /// Pushes one `presence_diff` per topic that changed to the local subscribers.
 fn push_diffs(pubsub: &PubSub, changes: &[Change]) {
-    let mut topics: BTreeMap<&str, (Map<String, Value>, Map<String, Value>)> = BTreeMap::new();
+    let mut topics: BTreeMap<&str, JoinsAndLeaves> = BTreeMap::new();
     for change in changes {
         let (joins, leaves) = topics.entry(&change.entry.topic).or_default();
         let side = if change.joined { joins } else { leaves };

@@ -1,5 +1,6 @@
 //! The WebSocket suite: broadcast fan-out through Fawkes channels against a bare
-//! tokio-tungstenite server holding one `tokio::sync::broadcast` channel.
+//! tokio-tungstenite server holding one `tokio::sync::broadcast` channel, and Fawkes on two
+//! nodes sharing a Redis (the broadcasts leave one node, the sockets are spread over both).
 //!
 //! For each server: start it (`bench server ws-*`), read its RSS, open N sockets from several
 //! `bench ws-client` processes and join one topic on each, read its RSS again, have it
@@ -50,10 +51,14 @@ impl Plan {
     }
 }
 
-/// What one server measured.
+/// The name of the two-node row.
+const CLUSTER: &str = "fawkes-redis-2node";
+
+/// What one server (or cluster) measured.
 #[derive(Debug, Clone)]
 struct WsRow {
-    server: WsKind,
+    name: &'static str,
+    nodes: usize,
     connections: usize,
     connect_rate_per_s: f64,
     rss_per_conn_bytes: f64,
@@ -80,16 +85,34 @@ pub(crate) fn run(settings: &Settings) -> anyhow::Result<Vec<Value>> {
             plan.clients,
             plan.broadcasts
         );
-        let row = measure(&exe, kind, plan).with_context(|| format!("ws {}", kind.name()))?;
+        let server = spawn_server(exe.as_path(), kind.server_arg(), &[])?;
+        let row = run_load(&exe, kind, vec![server], plan, kind.name())
+            .with_context(|| format!("ws {}", kind.name()))?;
         rows.push(row);
     }
+    if redis_installed() {
+        eprintln!(
+            "== ws {CLUSTER}: {} sockets over two Fawkes nodes sharing a Redis, {} broadcasts \
+             from one node",
+            plan.connections, plan.broadcasts
+        );
+        let redis = ::tests::RedisServer::start();
+        let url = redis.url();
+        let nodes = (0..2)
+            .map(|_| spawn_server(exe.as_path(), "ws-fawkes", &["--redis", &url]))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        rows.push(run_load(&exe, WsKind::Fawkes, nodes, plan, CLUSTER).context(CLUSTER)?);
+    } else {
+        eprintln!("== ws {CLUSTER}: skipped, redis-server is not installed");
+    }
     print(&rows, plan)?;
-    let fawkes = rows.iter().find(|r| r.server == WsKind::Fawkes).map(|r| r.deliveries_per_s);
+    let fawkes = rows.iter().find(|r| r.name == "fawkes").map(|r| r.deliveries_per_s);
     Ok(rows
         .iter()
         .map(|r| {
             json!({
-                "server": r.server.name(),
+                "server": r.name,
+                "nodes": r.nodes,
                 "connections": r.connections,
                 "broadcasts": plan.broadcasts,
                 "connect_rate_per_s": round(r.connect_rate_per_s, 1),
@@ -130,12 +153,12 @@ fn print(rows: &[WsRow], plan: Plan) -> anyhow::Result<()> {
         "p99 ms",
         "fawkes/x"
     )?;
-    let fawkes = rows.iter().find(|r| r.server == WsKind::Fawkes).map(|r| r.deliveries_per_s);
+    let fawkes = rows.iter().find(|r| r.name == "fawkes").map(|r| r.deliveries_per_s);
     for r in rows {
         writeln!(
             out,
             "{:<12} {:>7} {:>10.0} {:>12.0} {:>11} {:>12.0} {:>8.2} {:>8.2} {:>10}",
-            r.server.name(),
+            r.name,
             r.connections,
             r.connect_rate_per_s,
             r.rss_per_conn_bytes,
@@ -149,7 +172,9 @@ fn print(rows: &[WsRow], plan: Plan) -> anyhow::Result<()> {
     writeln!(
         out,
         "rss B/conn: server RSS growth from before connecting to all joined, over the sockets; \
-         fawkes/x: Fawkes' deliveries/s over this server's."
+         fawkes/x: Fawkes' deliveries/s over this server's.\n{CLUSTER}: two Fawkes nodes on one \
+         Redis, half the sockets on each, every broadcast made on the first node (so half the \
+         deliveries go through Redis); rss summed over both nodes."
     )?;
     Ok(())
 }
@@ -206,21 +231,58 @@ impl Drop for LineChild {
     }
 }
 
-fn measure(exe: &std::path::Path, kind: WsKind, plan: Plan) -> anyhow::Result<WsRow> {
-    let short = Duration::from_secs(10);
-    let mut server = LineChild::spawn(
-        Command::new(exe).args(["server", kind.server_arg(), "--port", "0"]),
-        &format!("ws server {}", kind.name()),
-    )?;
-    let port: u16 = server.line(short)?.trim().parse().context("the server's port")?;
-    let rss_before: u64 = server.ask("rss", short)?.trim().parse()?;
+fn redis_installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
 
-    let per_client = plan.connections.div_ceil(plan.clients);
+/// Starts `bench server <arg> --port 0 <extra>` and reads its port.
+fn spawn_server(
+    exe: &std::path::Path,
+    arg: &str,
+    extra: &[&str],
+) -> anyhow::Result<(LineChild, u16)> {
+    let server = LineChild::spawn(
+        Command::new(exe).args(["server", arg, "--port", "0"]).args(extra),
+        &format!("ws server {arg}"),
+    )?;
+    let port: u16 =
+        server.line(Duration::from_secs(20))?.trim().parse().context("the server's port")?;
+    Ok((server, port))
+}
+
+/// Sums the servers' RSS.
+fn rss(servers: &mut [(LineChild, u16)]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for (server, _) in servers {
+        total += server.ask("rss", Duration::from_secs(10))?.trim().parse::<u64>()?;
+    }
+    Ok(total)
+}
+
+/// Spreads the sockets over `servers` (client process i on server i mod n), then has the
+/// first server broadcast.
+fn run_load(
+    exe: &std::path::Path,
+    kind: WsKind,
+    mut servers: Vec<(LineChild, u16)>,
+    plan: Plan,
+    name: &'static str,
+) -> anyhow::Result<WsRow> {
+    let short = Duration::from_secs(10);
+    let rss_before = rss(&mut servers)?;
+    let client_count = plan.clients.max(servers.len());
+    let per_client = plan.connections.div_ceil(client_count);
     let mut clients = Vec::new();
     let mut remaining = plan.connections;
-    for i in 0..plan.clients {
+    for i in 0..client_count {
         let conns = per_client.min(remaining);
         remaining -= conns;
+        let port = servers[i % servers.len()].1;
         let args = [
             "ws-client".to_owned(),
             kind.name().to_owned(),
@@ -248,7 +310,7 @@ fn measure(exe: &std::path::Path, kind: WsKind, plan: Plan) -> anyhow::Result<Ws
     }
     anyhow::ensure!(joined == plan.connections, "only {joined} sockets joined");
     let connect_rate_per_s = joined as f64 / (slowest_us.max(1) as f64 / 1e6);
-    let rss_after: u64 = server.ask("rss", short)?.trim().parse()?;
+    let rss_after = rss(&mut servers)?;
     eprintln!(
         "   {} sockets joined at {connect_rate_per_s:.0}/s; RSS {} -> {} KiB",
         joined,
@@ -256,7 +318,7 @@ fn measure(exe: &std::path::Path, kind: WsKind, plan: Plan) -> anyhow::Result<Ws
         rss_after / 1024
     );
 
-    let sent = server.ask(&format!("blast {}", plan.broadcasts), plan.client_timeout)?;
+    let sent = servers[0].0.ask(&format!("blast {}", plan.broadcasts), plan.client_timeout)?;
     let mut words = sent.split_whitespace();
     anyhow::ensure!(words.next() == Some("sent"), "unexpected server line `{sent}`");
     let first_us: u64 = words.next().context("first broadcast time")?.parse()?;
@@ -280,7 +342,8 @@ fn measure(exe: &std::path::Path, kind: WsKind, plan: Plan) -> anyhow::Result<Ws
     hist.sort_unstable();
     let span_s = (last_us.saturating_sub(first_us)).max(1) as f64 / 1e6;
     Ok(WsRow {
-        server: kind,
+        name,
+        nodes: servers.len(),
         connections: joined,
         connect_rate_per_s,
         rss_per_conn_bytes: rss_after.saturating_sub(rss_before) as f64 / joined as f64,

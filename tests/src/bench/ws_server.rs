@@ -8,7 +8,8 @@
 //!   on the runtime so that the fan-out runs on the server's one worker, then
 //!   `sent <first µs> <last µs>`.
 //!
-//! The first stdout line is the port; EOF on stdin stops the server.
+//! The first stdout line is the port; EOF on stdin stops the server. `ws-fawkes --redis URL`
+//! makes the node one of several sharing that Redis; it announces its port once connected.
 
 use std::io::{BufRead as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -97,7 +98,7 @@ impl Broadcaster {
 }
 
 /// The `bench server ws-*` subcommand.
-pub(crate) fn main(kind: WsKind, port: u16) -> anyhow::Result<()> {
+pub(crate) fn main(kind: WsKind, port: u16, redis: Option<String>) -> anyhow::Result<()> {
     crate::server::init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -107,7 +108,7 @@ pub(crate) fn main(kind: WsKind, port: u16) -> anyhow::Result<()> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let (addr, broadcaster) = runtime.block_on(async {
         match kind {
-            WsKind::Fawkes => start_fawkes(addr).await,
+            WsKind::Fawkes => start_fawkes(addr, redis).await,
             WsKind::Tungstenite => start_tungstenite(addr).await,
         }
     })?;
@@ -192,12 +193,25 @@ fawkes::router! {
     socket "/socket" => BenchSocket;
 }
 
-async fn start_fawkes(addr: SocketAddr) -> anyhow::Result<(SocketAddr, Broadcaster)> {
-    let running = Endpoint::new(WsBenchRouter::new())
-        .bind(addr)
-        .start()
-        .await
-        .with_context(|| format!("fawkes failed to start on {addr}"))?;
+async fn start_fawkes(
+    addr: SocketAddr,
+    redis: Option<String>,
+) -> anyhow::Result<(SocketAddr, Broadcaster)> {
+    let mut endpoint = Endpoint::new(WsBenchRouter::new()).bind(addr);
+    if let Some(url) = &redis {
+        let adapter = fawkes::pubsub::Redis::new(url)?.namespace("bench");
+        let node = format!("bench-{}", std::process::id());
+        endpoint = endpoint.pubsub(PubSub::with_adapter(node, std::sync::Arc::new(adapter)));
+    }
+    let running =
+        endpoint.start().await.with_context(|| format!("fawkes failed to start on {addr}"))?;
+    if redis.is_some() {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !running.pubsub().adapter().is_connected() {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "Redis unreachable for 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     Ok((running.local_addr(), Broadcaster::Fawkes(running.pubsub().clone())))
 }
 
@@ -271,7 +285,7 @@ mod tests {
             runtime.block_on(async {
                 let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
                 let (addr, broadcaster) = match kind {
-                    WsKind::Fawkes => start_fawkes(any).await,
+                    WsKind::Fawkes => start_fawkes(any, None).await,
                     WsKind::Tungstenite => start_tungstenite(any).await,
                 }
                 .unwrap();
