@@ -257,12 +257,18 @@ struct Session {
     stream: redis::aio::PubSubStream,
 }
 
+/// How long Redis may take to answer a command before the connection is given up. Generous:
+/// a node whose runtime is saturated (tens of thousands of sockets connecting at once) can
+/// take seconds to get round to reading a reply, and a spurious reconnect costs more (the
+/// subscription lapses meanwhile) than a slow notice of a dead connection.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn connect(redis: &Redis) -> Result<Session, String> {
     const TIMEOUT: Duration = Duration::from_secs(5);
     let attempt = async {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let mut subscriber = redis.client.get_async_pubsub().await?;
         subscriber.subscribe(&redis.channel).await?;
         let (sink, stream) = subscriber.split();
@@ -285,7 +291,7 @@ async fn serve(
 ) -> End {
     // A ping every few seconds notices a half-open connection that would never end the stream.
     // (A subscribed connection answers `["pong", ""]`, hence the untyped reply.)
-    let mut ping = tokio::time::interval(Duration::from_secs(5));
+    let mut ping = tokio::time::interval(Duration::from_secs(10));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if !pending.is_empty() {
@@ -321,7 +327,7 @@ async fn serve(
                 }
             }
             _ = ping.tick() => {
-                let pong = tokio::time::timeout(Duration::from_secs(5), session.sink.ping::<redis::Value>());
+                let pong = tokio::time::timeout(RESPONSE_TIMEOUT, session.sink.ping::<redis::Value>());
                 match pong.await {
                     Ok(Ok(_)) => {}
                     Ok(Err(err)) => return End::Lost(err.to_string()),
