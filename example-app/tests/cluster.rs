@@ -163,17 +163,26 @@ async fn all_connected(apps: &[&App]) {
     }
 }
 
+/// Three nodes a, b, c (names ending in `tag`, unique per test) with alice, bob and carol
+/// joined on one each, once every client lists all three.
+async fn three_nodes(redis: &RedisServer, tag: &str) -> ([App; 3], [Client; 3]) {
+    let apps = ["a", "b", "c"].map(|n| node(&format!("{n}{tag}"), redis));
+    all_connected(&apps.iter().collect::<Vec<_>>()).await;
+    let mut clients = Vec::new();
+    for (app, user) in apps.iter().zip(["alice", "bob", "carol"]) {
+        clients.push(Client::join(app, user).await);
+    }
+    for client in &mut clients {
+        client.sees_online(&["alice", "bob", "carol"]).await;
+    }
+    let clients: [Client; 3] = clients.try_into().unwrap_or_else(|_| unreachable!());
+    (apps, clients)
+}
+
 #[tokio::test]
 async fn three_nodes_share_messages_and_one_online_list() {
     let redis = RedisServer::start();
-    let apps = [node("a3", &redis), node("b3", &redis), node("c3", &redis)];
-    all_connected(&apps.iter().collect::<Vec<_>>()).await;
-    let mut alice = Client::join(&apps[0], "alice").await;
-    let mut bob = Client::join(&apps[1], "bob").await;
-    let mut carol = Client::join(&apps[2], "carol").await;
-    for client in [&mut alice, &mut bob, &mut carol] {
-        client.sees_online(&["alice", "bob", "carol"]).await;
-    }
+    let (_apps, [mut alice, mut bob, mut carol]) = three_nodes(&redis, "3").await;
     // Every meta carries `online_at` and a `phx_ref`, the same on every node.
     let metas = |c: &Client| c.presence["carol"].clone();
     assert_eq!(metas(&alice), metas(&bob));
@@ -192,14 +201,7 @@ async fn three_nodes_share_messages_and_one_online_list() {
 #[tokio::test]
 async fn a_killed_nodes_users_leave_after_the_down_period_and_a_stopped_nodes_at_once() {
     let redis = RedisServer::start();
-    let mut apps = [node("a2", &redis), node("b2", &redis), node("c2", &redis)];
-    all_connected(&apps.iter().collect::<Vec<_>>()).await;
-    let mut alice = Client::join(&apps[0], "alice").await;
-    let mut bob = Client::join(&apps[1], "bob").await;
-    let mut carol = Client::join(&apps[2], "carol").await;
-    for client in [&mut alice, &mut bob, &mut carol] {
-        client.sees_online(&["alice", "bob", "carol"]).await;
-    }
+    let (mut apps, [mut alice, mut bob, _carol]) = three_nodes(&redis, "2").await;
 
     // SIGKILL: no farewell. carol stays listed until c is reported down.
     apps[2].kill();
