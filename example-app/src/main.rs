@@ -155,6 +155,8 @@ async fn main() -> anyhow::Result<()> {
 
     let running = Endpoint::new(router)
         .pubsub(config.pubsub()?)
+        // LongPoll session tokens too are signed with it, the same on every replica.
+        .secret_key_base(config.keys.key_base.clone())
         .bind(addr)
         .shutdown_timeout(config.shutdown_timeout)
         .drain_delay(config.drain_delay)

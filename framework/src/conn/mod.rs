@@ -192,6 +192,12 @@ impl Conn {
         self.0.conn_info.as_ref().or_else(|| self.0.req.extensions.get::<ConnInfo>())
     }
 
+    /// The secret key base of the endpoint serving this request
+    /// ([`Endpoint::secret_key_base`](crate::Endpoint::secret_key_base)), if it has one.
+    pub fn secret_key_base(&self) -> Option<&crate::security::SecretKeyBase> {
+        self.conn_info().and_then(ConnInfo::secret_key_base)
+    }
+
     /// The pubsub of the endpoint serving this request (and of `ConnTest`), to broadcast from
     /// controllers.
     pub fn pubsub(&self) -> Option<&crate::PubSub> {

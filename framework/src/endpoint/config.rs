@@ -40,6 +40,12 @@ pub struct Config {
     pub max_restarts: u32,
     /// The window `max_restarts` is counted over (default 5 s).
     pub restart_window: Duration,
+    /// The secret every signing purpose of this endpoint derives its key from: sessions
+    /// configured with [`SessionConfig::from_endpoint`](crate::security::SessionConfig::from_endpoint),
+    /// sockets' [`ConnectInfo::secret_key_base`](crate::socket::ConnectInfo::secret_key_base),
+    /// LongPoll session tokens. Without one (the default) LongPoll signs with a random key
+    /// made at startup, which only that process accepts.
+    pub secret_key_base: Option<crate::security::SecretKeyBase>,
 }
 
 impl Default for Config {
@@ -55,6 +61,7 @@ impl Default for Config {
             drain_delay: Duration::ZERO,
             max_restarts: 3,
             restart_window: Duration::from_secs(5),
+            secret_key_base: None,
         }
     }
 }

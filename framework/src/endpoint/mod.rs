@@ -124,6 +124,30 @@ impl Endpoint {
         self
     }
 
+    /// The secret key base of this endpoint (see [`Config::secret_key_base`]): the same on
+    /// every replica, so that what one signs the others accept. [`SecretKeyBase::new`]
+    /// refuses a secret shorter than 64 bytes, so a bad one stops the application before it
+    /// starts, with the reason.
+    ///
+    /// [`SecretKeyBase::new`]: crate::security::SecretKeyBase::new
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::security::SecretKeyBase;
+    ///
+    /// fawkes::router! { pub App; get "/" => fawkes::telemetry::healthz; }
+    ///
+    /// let key = SecretKeyBase::new("k".repeat(64)).unwrap();
+    /// let endpoint = fawkes::Endpoint::new(App::new()).secret_key_base(key);
+    /// # let _ = endpoint;
+    /// assert!(SecretKeyBase::new("too short").is_err());
+    /// ```
+    pub fn secret_key_base(mut self, key: crate::security::SecretKeyBase) -> Self {
+        self.config.secret_key_base = Some(key);
+        self
+    }
+
     /// Adds a permanent worker to the endpoint's supervisor, started before the listener and
     /// stopped after the connections.
     pub fn worker(mut self, spec: ChildSpec) -> Self {
@@ -230,6 +254,7 @@ pub(crate) struct Shared {
     pub(crate) ready: AtomicBool,
     pub(crate) supervisor: Supervisor,
     pub(crate) pubsub: crate::PubSub,
+    pub(crate) secret_key_base: Option<crate::security::SecretKeyBase>,
 }
 
 impl Shared {

@@ -143,7 +143,12 @@ impl ConnInfo {
     /// A conn info for in-process tests: a loopback peer, ready.
     #[cfg(feature = "test")]
     pub(crate) fn for_test(supervisor: Supervisor, pubsub: crate::PubSub) -> Self {
-        let shared = Arc::new(Shared { ready: AtomicBool::new(true), supervisor, pubsub });
+        let shared = Arc::new(Shared {
+            ready: AtomicBool::new(true),
+            supervisor,
+            pubsub,
+            secret_key_base: None,
+        });
         Self { remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)), shared }
     }
 
@@ -166,6 +171,11 @@ impl ConnInfo {
     pub fn pubsub(&self) -> &crate::PubSub {
         &self.shared.pubsub
     }
+
+    /// The endpoint's secret key base, when it was given one.
+    pub fn secret_key_base(&self) -> Option<&crate::security::SecretKeyBase> {
+        self.shared.secret_key_base.as_ref()
+    }
 }
 
 pub(crate) async fn start(
@@ -184,7 +194,12 @@ pub(crate) async fn start(
         builder = builder.child(worker);
     }
     let supervisor = builder.start();
-    let shared = Arc::new(Shared { ready: AtomicBool::new(true), supervisor, pubsub });
+    let shared = Arc::new(Shared {
+        ready: AtomicBool::new(true),
+        supervisor,
+        pubsub,
+        secret_key_base: config.secret_key_base.clone(),
+    });
     let router = router.max_body(config.max_body);
     let stop = CancellationToken::new();
     let (done_tx, done) = watch::channel(None);

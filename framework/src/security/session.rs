@@ -89,7 +89,8 @@ pub enum SessionOption {
 #[derive(Clone)]
 #[must_use]
 pub struct SessionConfig {
-    key_base: SecretKeyBase,
+    /// `None`: the endpoint's, found on the first request.
+    key_base: Option<SecretKeyBase>,
     store: SessionStore,
     cookie_name: Cow<'static, str>,
     salt: Cow<'static, str>,
@@ -105,6 +106,31 @@ impl SessionConfig {
     /// A signed session in the `_fawkes_key` cookie: `SameSite=Lax`, `HttpOnly`, `Secure` over
     /// HTTPS, path `/`, no maximum age (the cookie lasts until the browser closes).
     pub fn new(key_base: SecretKeyBase) -> Self {
+        Self::with_key(Some(key_base))
+    }
+
+    /// Like [`SessionConfig::new`], with the key base of the endpoint serving the request
+    /// ([`Endpoint::secret_key_base`](crate::Endpoint::secret_key_base)): the application
+    /// sets the secret once, where it configures the endpoint. A request served by an
+    /// endpoint without one answers 500 (and logs why), rather than run without a session.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::security::{fetch_session, SessionConfig};
+    ///
+    /// fawkes::router! {
+    ///     pub App;
+    ///     pipeline browser { plug fetch_session(SessionConfig::from_endpoint().cookie_name("_app")); }
+    ///     scope "/" { pipe_through browser; get "/" => fawkes::telemetry::healthz; }
+    /// }
+    /// # let _ = App::new();
+    /// ```
+    pub fn from_endpoint() -> Self {
+        Self::with_key(None)
+    }
+
+    fn with_key(key_base: Option<SecretKeyBase>) -> Self {
         Self {
             key_base,
             store: SessionStore::Signed,
@@ -221,7 +247,10 @@ impl fmt::Debug for SessionConfig {
 /// # let _ = App::new();
 /// ```
 pub fn fetch_session(config: SessionConfig) -> FetchSession {
-    let key = config.key_base.key_for(&config.salt);
+    let key = std::sync::OnceLock::new();
+    if let Some(key_base) = &config.key_base {
+        let _ = key.set(key_base.key_for(&config.salt));
+    }
     FetchSession(Arc::new(Settings { config, key }))
 }
 
@@ -231,7 +260,19 @@ pub struct FetchSession(Arc<Settings>);
 
 struct Settings {
     config: SessionConfig,
-    key: DerivedKey,
+    /// Derived once: at build time from the config's key base, or on the first request from
+    /// the endpoint's.
+    key: std::sync::OnceLock<DerivedKey>,
+}
+
+impl Settings {
+    fn key(&self, conn: &Conn) -> Option<&DerivedKey> {
+        if let Some(key) = self.key.get() {
+            return Some(key);
+        }
+        let key_base = conn.secret_key_base()?;
+        Some(self.key.get_or_init(|| key_base.key_for(&self.config.salt)))
+    }
 }
 
 impl fmt::Debug for FetchSession {
@@ -264,7 +305,17 @@ impl Plug for FetchSession {
         if conn.assigns().get::<SessionState>().is_some() {
             return conn;
         }
-        let map = self.read(&conn).unwrap_or_default();
+        let Some(key) = self.0.key(&conn).cloned() else {
+            tracing::error!(
+                "fetch_session(SessionConfig::from_endpoint()) on an endpoint without a secret key \
+                 base: set one with Endpoint::secret_key_base"
+            );
+            return conn
+                .put_status(http::StatusCode::INTERNAL_SERVER_ERROR)
+                .text("Internal Server Error")
+                .halt();
+        };
+        let map = self.read(&conn, &key).unwrap_or_default();
         conn.assigns_mut().insert(SessionState { map, changed: false, option: None });
         let secure = match self.0.config.secure {
             SecureCookie::Always => true,
@@ -272,12 +323,12 @@ impl Plug for FetchSession {
             SecureCookie::Auto => is_https(&conn),
         };
         let settings = self.0.clone();
-        conn.register_before_send(move |conn| write(conn, &settings, secure))
+        conn.register_before_send(move |conn| write(conn, &settings, &key, secure))
     }
 }
 
 impl FetchSession {
-    fn read(&self, conn: &Conn) -> Option<Map<String, Value>> {
+    fn read(&self, conn: &Conn, key: &DerivedKey) -> Option<Map<String, Value>> {
         let name = &*self.0.config.cookie_name;
         let value = conn
             .headers()
@@ -292,8 +343,8 @@ impl FetchSession {
         let max_age = self.0.config.max_age.unwrap_or(Duration::MAX);
         let now = token::now_ms();
         let read = match self.0.config.store {
-            SessionStore::Signed => token::verify_at(&self.0.key, &value, max_age, now),
-            SessionStore::Encrypted => token::decrypt_at(&self.0.key, &value, max_age, now),
+            SessionStore::Signed => token::verify_at(key, &value, max_age, now),
+            SessionStore::Encrypted => token::decrypt_at(key, &value, max_age, now),
         };
         match read {
             Ok(map) => Some(map),
@@ -313,7 +364,7 @@ fn is_https(conn: &Conn) -> bool {
     forwarded || conn.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
 }
 
-fn write(mut conn: Conn, settings: &Settings, secure: bool) -> Conn {
+fn write(mut conn: Conn, settings: &Settings, key: &DerivedKey, secure: bool) -> Conn {
     // Absent when an action's error rendered onto a fresh conn: that response keeps the
     // session as the browser sent it.
     let Some(state) = conn.assigns_mut().remove::<SessionState>() else { return conn };
@@ -341,8 +392,8 @@ fn write(mut conn: Conn, settings: &Settings, secure: bool) -> Conn {
         Some(map) => {
             let now = token::now_ms();
             cookie.set_value(match config.store {
-                SessionStore::Signed => token::sign_at(&settings.key, &map, now),
-                SessionStore::Encrypted => token::encrypt_at(&settings.key, &map, now),
+                SessionStore::Signed => token::sign_at(key, &map, now),
+                SessionStore::Encrypted => token::encrypt_at(key, &map, now),
             });
             if let Some(max_age) = config.max_age {
                 let secs = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
@@ -634,10 +685,11 @@ mod tests {
     #[tokio::test]
     async fn expired_cookies_are_empty_sessions() {
         let plug = fetch_session(SessionConfig::new(base()).max_age(Duration::from_secs(60)));
-        let old = token::sign_at(&plug.0.key, &serde_json::json!({"k": 1}), 1_000);
+        let key = plug.0.key.get().unwrap();
+        let old = token::sign_at(key, &serde_json::json!({"k": 1}), 1_000);
         let conn = plug.call(request(Some(&format!("_fawkes_key={old}")))).await;
         assert_eq!(conn.get_session::<u32>("k"), None);
-        let fresh = token::sign_at(&plug.0.key, &serde_json::json!({"k": 1}), token::now_ms());
+        let fresh = token::sign_at(key, &serde_json::json!({"k": 1}), token::now_ms());
         let conn = plug.call(request(Some(&format!("other=1; _fawkes_key={fresh}")))).await;
         assert_eq!(conn.get_session::<u32>("k"), Some(1));
     }

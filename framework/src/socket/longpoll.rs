@@ -12,11 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,42 +23,49 @@ use super::session::{Control, Session, SessionConfig};
 use super::transport::Inner;
 use super::{ConnectInfo, Link, Out, Socket};
 use crate::endpoint::ConnInfo;
+use crate::security::{SecretKeyBase, Token};
 use crate::serializer::{self, Vsn};
 use crate::Body;
 
 /// Frames a client may send in one POST.
 const MAX_BATCH: usize = 100;
 
+/// What LongPoll session tokens are signed for (`Token`'s salt).
+const TOKEN_SALT: &str = "fawkes longpoll session";
+
 /// The sessions of one transport.
 pub(crate) struct LongPoll {
     sessions: Mutex<HashMap<String, Arc<LpSession>>>,
-    key: [u8; 32],
+    /// Signs tokens when the endpoint has no secret key base: random, so only this process
+    /// accepts them.
+    fallback_key: SecretKeyBase,
 }
 
 impl Default for LongPoll {
     fn default() -> Self {
-        Self { sessions: Mutex::new(HashMap::new()), key: rand::random() }
+        let secret: [u8; 64] = std::array::from_fn(|_| rand::random());
+        let fallback_key = SecretKeyBase::new(secret.to_vec()).expect("64 bytes is long enough");
+        Self { sessions: Mutex::new(HashMap::new()), fallback_key }
     }
 }
 
 impl LongPoll {
-    fn sign(&self, id: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac takes any key length");
-        mac.update(id.as_bytes());
-        let sig =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{id}.{sig}")
+    fn key<'a>(&'a self, req: &'a Request<Body>) -> &'a SecretKeyBase {
+        req.extensions()
+            .get::<ConnInfo>()
+            .and_then(ConnInfo::secret_key_base)
+            .unwrap_or(&self.fallback_key)
+    }
+
+    /// A session token: `Token`-signed with the endpoint's key base (or this transport's own).
+    fn sign(&self, req: &Request<Body>, id: &str) -> String {
+        Token::sign(self.key(req), TOKEN_SALT, id)
     }
 
     /// The session a token names, if the token is genuine and the session alive.
-    fn resume(&self, token: &str) -> Option<Arc<LpSession>> {
-        let (id, sig) = token.split_once('.')?;
-        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).ok()?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
-        mac.update(id.as_bytes());
-        // Constant-time comparison.
-        mac.verify_slice(&sig).ok()?;
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+    fn resume(&self, req: &Request<Body>, token: &str) -> Option<Arc<LpSession>> {
+        let id: String = Token::verify(self.key(req), TOKEN_SALT, token, Duration::MAX).ok()?;
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
     }
 }
 
@@ -120,7 +125,8 @@ pub(crate) async fn handle<S: Socket>(inner: Arc<Inner<S>>, req: Request<Body>) 
     }
     let params =
         crate::conn::params::decode(req.uri().query().unwrap_or_default()).unwrap_or_default();
-    let session = token_of(&req, &params).and_then(|t| inner.longpoll.resume(&t).map(|s| (t, s)));
+    let session =
+        token_of(&req, &params).and_then(|t| inner.longpoll.resume(&req, &t).map(|s| (t, s)));
     match (req.method().clone(), session) {
         (Method::GET, Some((token, session))) => listen(&inner, &session, token).await,
         (Method::GET, None) => open(inner, req, params).await,
@@ -180,7 +186,7 @@ async fn open<S: Socket>(
         limit: inner.config.outbox_limit,
     });
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>());
-    let token = inner.longpoll.sign(&id);
+    let token = inner.longpoll.sign(&req, &id);
     inner
         .longpoll
         .sessions

@@ -54,6 +54,9 @@ pub struct ConnectInfo {
     /// The assigns of the request at the socket's mount: the router's assigns
     /// ([`Router::assign`](crate::Router::assign)) and what the scope's plugs added.
     pub assigns: http::Extensions,
+    /// The endpoint's secret key base ([`Endpoint::secret_key_base`](crate::Endpoint::secret_key_base)),
+    /// to verify the tokens clients connect with.
+    pub secret_key_base: Option<crate::security::SecretKeyBase>,
 }
 
 impl ConnectInfo {
@@ -68,6 +71,7 @@ impl ConnectInfo {
             headers: req.headers().clone(),
             auth_token,
             assigns: ForwardedAssigns::of(req),
+            secret_key_base: conn_info.secret_key_base().cloned(),
         }
     }
 }
