@@ -27,6 +27,10 @@ struct Plan {
     connections: usize,
     clients: usize,
     broadcasts: u32,
+    /// Broadcasts sent one at a time after the burst, `gap` apart: their latency is that of
+    /// one broadcast's fan-out to every socket.
+    paced: u32,
+    gap: Duration,
     /// Every client gives up after this long.
     client_timeout: Duration,
 }
@@ -38,6 +42,8 @@ impl Plan {
                 connections: 1_000,
                 clients: 1,
                 broadcasts: 10,
+                paced: 5,
+                gap: Duration::from_millis(200),
                 client_timeout: Duration::from_secs(30),
             }
         } else {
@@ -45,6 +51,8 @@ impl Plan {
                 connections: 18_000,
                 clients: 4,
                 broadcasts: 50,
+                paced: 10,
+                gap: Duration::from_millis(500),
                 client_timeout: Duration::from_secs(120),
             }
         }
@@ -66,6 +74,8 @@ struct WsRow {
     deliveries_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    paced_p50_ms: f64,
+    paced_p99_ms: f64,
 }
 
 /// Runs the WebSocket suite and prints its table.
@@ -121,6 +131,9 @@ pub(crate) fn run(settings: &Settings) -> anyhow::Result<Vec<Value>> {
                 "deliveries_per_s": round(r.deliveries_per_s, 1),
                 "p50_ms": round(r.p50_ms, 3),
                 "p99_ms": round(r.p99_ms, 3),
+                "paced_broadcasts": plan.paced,
+                "paced_p50_ms": round(r.paced_p50_ms, 3),
+                "paced_p99_ms": round(r.paced_p99_ms, 3),
                 "fawkes_over_this_deliveries": fawkes.map(|f| round(f / r.deliveries_per_s, 4)),
             })
         })
@@ -142,7 +155,7 @@ fn print(rows: &[WsRow], plan: Plan) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<12} {:>7} {:>10} {:>12} {:>11} {:>12} {:>8} {:>8} {:>10}",
+        "{:<12} {:>7} {:>10} {:>12} {:>11} {:>12} {:>8} {:>8} {:>10} {:>9} {:>9}",
         "server",
         "conns",
         "conn/s",
@@ -151,13 +164,15 @@ fn print(rows: &[WsRow], plan: Plan) -> anyhow::Result<()> {
         "deliv/s",
         "p50 ms",
         "p99 ms",
-        "fawkes/x"
+        "fawkes/x",
+        "1-msg p50",
+        "1-msg p99"
     )?;
     let fawkes = rows.iter().find(|r| r.name == "fawkes").map(|r| r.deliveries_per_s);
     for r in rows {
         writeln!(
             out,
-            "{:<12} {:>7} {:>10.0} {:>12.0} {:>11} {:>12.0} {:>8.2} {:>8.2} {:>10}",
+            "{:<12} {:>7} {:>10.0} {:>12.0} {:>11} {:>12.0} {:>8.2} {:>8.2} {:>10} {:>9.2} {:>9.2}",
             r.name,
             r.connections,
             r.connect_rate_per_s,
@@ -167,12 +182,16 @@ fn print(rows: &[WsRow], plan: Plan) -> anyhow::Result<()> {
             r.p50_ms,
             r.p99_ms,
             fawkes.map_or("-".to_owned(), |f| format!("{:.2}", f / r.deliveries_per_s)),
+            r.paced_p50_ms,
+            r.paced_p99_ms,
         )?;
     }
     writeln!(
         out,
         "rss B/conn: server RSS growth from before connecting to all joined, over the sockets; \
-         fawkes/x: Fawkes' deliveries/s over this server's.\n{CLUSTER}: two Fawkes nodes on one \
+         fawkes/x: Fawkes' deliveries/s over this server's; p50/p99: latency over the burst of \
+         back-to-back broadcasts; 1-msg p50/p99: over broadcasts sent one at a time after it (one \
+         broadcast's fan-out to every socket).\n{CLUSTER}: two Fawkes nodes on one \
          Redis, half the sockets on each, every broadcast made on the first node (so half the \
          deliveries go through Redis); rss summed over both nodes."
     )?;
@@ -296,6 +315,8 @@ fn run_load(
             plan.broadcasts.to_string(),
             "--timeout".to_owned(),
             plan.client_timeout.as_secs().to_string(),
+            "--paced".to_owned(),
+            plan.paced.to_string(),
         ];
         clients.push(LineChild::spawn(Command::new(exe).args(&args), &format!("ws client {i}"))?);
     }
@@ -322,10 +343,20 @@ fn run_load(
     let mut words = sent.split_whitespace();
     anyhow::ensure!(words.next() == Some("sent"), "unexpected server line `{sent}`");
     let first_us: u64 = words.next().context("first broadcast time")?.parse()?;
+    for client in &clients {
+        let line = client.line(plan.client_timeout + short)?;
+        anyhow::ensure!(line == "drained", "unexpected client line `{line}`");
+    }
+    let pace = format!("pace {} {}", plan.paced, plan.gap.as_millis());
+    let paced_time = plan.gap * plan.paced + short;
+    let sent = servers[0].0.ask(&pace, paced_time)?;
+    anyhow::ensure!(sent.starts_with("sent"), "unexpected server line `{sent}`");
 
     let mut deliveries = 0u64;
     let mut last_us = first_us;
     let mut hist: Vec<(u64, u64)> = Vec::new();
+    let mut paced = 0u64;
+    let mut paced_hist: Vec<(u64, u64)> = Vec::new();
     for client in &clients {
         let line = client.line(plan.client_timeout + short)?;
         let result: Value = serde_json::from_str(&line).context("client result")?;
@@ -334,12 +365,21 @@ fn run_load(
         for pair in result["hist"].as_array().context("hist")? {
             hist.push((pair[0].as_u64().unwrap_or(0), pair[1].as_u64().unwrap_or(0)));
         }
+        paced += result["paced"].as_u64().context("paced")?;
+        for pair in result["paced_hist"].as_array().context("paced_hist")? {
+            paced_hist.push((pair[0].as_u64().unwrap_or(0), pair[1].as_u64().unwrap_or(0)));
+        }
     }
     let expected = plan.connections as u64 * u64::from(plan.broadcasts);
     if deliveries != expected {
         bail!("{deliveries} of {expected} broadcasts were delivered");
     }
+    let expected_paced = plan.connections as u64 * u64::from(plan.paced);
+    if paced != expected_paced {
+        bail!("{paced} of {expected_paced} paced broadcasts were delivered");
+    }
     hist.sort_unstable();
+    paced_hist.sort_unstable();
     let span_s = (last_us.saturating_sub(first_us)).max(1) as f64 / 1e6;
     Ok(WsRow {
         name,
@@ -351,6 +391,8 @@ fn run_load(
         deliveries_per_s: deliveries as f64 / span_s,
         p50_ms: quantile(&hist, deliveries, 0.50),
         p99_ms: quantile(&hist, deliveries, 0.99),
+        paced_p50_ms: quantile(&paced_hist, paced, 0.50),
+        paced_p99_ms: quantile(&paced_hist, paced, 0.99),
     })
 }
 

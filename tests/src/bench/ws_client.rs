@@ -6,12 +6,15 @@
 //! (127.0.0.K, 127.0.0.K+1, ...) so that no single address runs out of ephemeral ports.
 //!
 //! It prints `joined <n> <µs>` once every socket has joined (or the first failure), then
-//! counts the broadcasts each socket receives until every socket has M or the timeout passes,
-//! and prints one JSON line: deliveries, the last delivery time and a latency histogram.
+//! counts the broadcasts each socket receives: `drained` once every socket has the M of the
+//! burst, then, with `--paced K`, until every socket also has the K paced ones (marked
+//! `"p":1`) or the timeout passes; last, one JSON line: deliveries, the last delivery time
+//! and latency histograms of the burst and of the paced broadcasts.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,8 @@ struct Args {
     first_ip: u32,
     expect: usize,
     timeout: Duration,
+    /// Paced broadcasts expected after the burst.
+    paced: usize,
     /// `--join 0` leaves the sockets connected but unjoined, to tell the socket's memory
     /// from the channel's.
     join: bool,
@@ -55,6 +60,7 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
         first_ip: 2,
         expect: 1,
         timeout: Duration::from_secs(60),
+        paced: 0,
         join: true,
     };
     let mut rest = args[1..].iter();
@@ -67,6 +73,7 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
             "--expect" => parsed.expect = value.parse()?,
             "--timeout" => parsed.timeout = Duration::from_secs(value.parse()?),
             "--join" => parsed.join = value != "0",
+            "--paced" => parsed.paced = value.parse()?,
             _ => bail!("unknown ws-client option `{flag}`"),
         }
     }
@@ -115,24 +122,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
 
-    let expect = args.expect;
+    let expect = Expect { burst: args.expect, paced: args.paced };
+    let drained = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(sockets.len());
     for ws in sockets {
-        tasks.push(tokio::spawn(receive(ws, expect, deadline)));
+        tasks.push(tokio::spawn(receive(ws, expect, deadline, drained.clone())));
     }
+    // `drained` tells the driver the burst is through, so the paced broadcasts meet idle
+    // sockets (or that the deadline passed: the counts below say what arrived).
+    let total = tasks.len();
+    while drained.load(Ordering::Acquire) < total && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "drained")?;
+    stdout.flush()?;
+    drop(stdout);
     let mut deliveries = 0u64;
+    let mut paced = 0u64;
     let mut last = 0u64;
     let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut paced_hist: BTreeMap<u64, u64> = BTreeMap::new();
     for task in tasks {
         let got = task.await?;
         deliveries += got.latencies.len() as u64;
+        paced += got.paced.len() as u64;
         last = last.max(got.last);
         for latency in got.latencies {
             *hist.entry(latency / BUCKET_US).or_default() += 1;
         }
+        for latency in got.paced {
+            *paced_hist.entry(latency / BUCKET_US).or_default() += 1;
+        }
     }
-    let hist: Vec<[u64; 2]> = hist.into_iter().map(|(b, n)| [b, n]).collect();
-    let line = json!({ "deliveries": deliveries, "last_us": last, "hist": hist });
+    let pairs = |h: BTreeMap<u64, u64>| h.into_iter().map(|(b, n)| [b, n]).collect::<Vec<_>>();
+    let line = json!({
+        "deliveries": deliveries,
+        "last_us": last,
+        "hist": pairs(hist),
+        "paced": paced,
+        "paced_hist": pairs(paced_hist),
+    });
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()?;
@@ -177,22 +207,52 @@ pub(crate) async fn connect(
     bail!("the server closed the socket before the join reply")
 }
 
-/// What one socket received.
+/// What one socket received: latencies of the burst, the time of its last burst delivery,
+/// and latencies of the paced broadcasts.
 pub(crate) struct Received {
     pub(crate) latencies: Vec<u64>,
     pub(crate) last: u64,
+    pub(crate) paced: Vec<u64>,
 }
 
-pub(crate) async fn receive(mut ws: Ws, expect: usize, deadline: tokio::time::Instant) -> Received {
-    let mut got = Received { latencies: Vec::with_capacity(expect), last: 0 };
-    while got.latencies.len() < expect {
+/// How many broadcasts of each kind a socket waits for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expect {
+    pub(crate) burst: usize,
+    pub(crate) paced: usize,
+}
+
+pub(crate) async fn receive(
+    mut ws: Ws,
+    expect: Expect,
+    deadline: tokio::time::Instant,
+    drained: Arc<AtomicUsize>,
+) -> Received {
+    let mut got =
+        Received { latencies: Vec::with_capacity(expect.burst), last: 0, paced: Vec::new() };
+    let mut counted = false;
+    loop {
+        if !counted && got.latencies.len() >= expect.burst {
+            drained.fetch_add(1, Ordering::AcqRel);
+            counted = true;
+        }
+        if got.latencies.len() >= expect.burst && got.paced.len() >= expect.paced {
+            break;
+        }
         let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await else { break };
         let Message::Text(text) = msg else { continue };
         if let Some(sent) = timestamp(text.as_str()) {
             let now = now_micros();
-            got.latencies.push(now.saturating_sub(sent));
-            got.last = now;
+            if text.as_str().contains("\"p\":1") {
+                got.paced.push(now.saturating_sub(sent));
+            } else {
+                got.latencies.push(now.saturating_sub(sent));
+                got.last = now;
+            }
         }
+    }
+    if !counted {
+        drained.fetch_add(1, Ordering::AcqRel);
     }
     got
 }

@@ -6,7 +6,9 @@
 //! - `rss` → the process's resident set size in bytes;
 //! - `blast M` → broadcasts M messages `{"t":<µs since the epoch>}` back to back, from a task
 //!   on the runtime so that the fan-out runs on the server's one worker, then
-//!   `sent <first µs> <last µs>`.
+//!   `sent <first µs> <last µs>`;
+//! - `pace K G` → broadcasts K messages `{"t":<µs>,"p":1}` G ms apart (one at a time, so each
+//!   one's delivery latency is the fan-out of a single broadcast), then `sent <first> <last>`.
 //!
 //! The first stdout line is the port; EOF on stdin stops the server. `ws-fawkes --redis URL`
 //! makes the node one of several sharing that Redis; it announces its port once connected.
@@ -86,12 +88,20 @@ enum Broadcaster {
 }
 
 impl Broadcaster {
-    fn send(&self, at: u64) {
+    fn send(&self, at: u64, paced: bool) {
         match self {
+            Self::Fawkes(pubsub) if paced => {
+                pubsub.broadcast(TOPIC, EVENT, json!({ "t": at, "p": 1 }));
+            }
             Self::Fawkes(pubsub) => pubsub.broadcast(TOPIC, EVENT, json!({ "t": at })),
             Self::Tungstenite(tx) => {
+                let text = if paced {
+                    format!("{{\"t\":{at},\"p\":1}}")
+                } else {
+                    format!("{{\"t\":{at}}}")
+                };
                 // No receivers is not an error here: the driver checks the deliveries.
-                let _ = tx.send(Utf8Bytes::from(format!("{{\"t\":{at}}}")));
+                let _ = tx.send(Utf8Bytes::from(text));
             }
         }
     }
@@ -130,7 +140,28 @@ pub(crate) fn main(kind: WsKind, port: u16, redis: Option<String>) -> anyhow::Re
                         let mut last = first;
                         for _ in 0..count {
                             last = now_micros();
-                            b.send(last);
+                            b.send(last, false);
+                        }
+                        (first, last)
+                    })
+                    .await
+                })?;
+                writeln!(stdout, "sent {first} {last}")?;
+            }
+            Some("pace") => {
+                let count: u32 = words.next().context("pace needs a count")?.parse()?;
+                let gap: u64 = words.next().context("pace needs a gap in ms")?.parse()?;
+                let b = broadcaster.clone();
+                let (first, last) = runtime.block_on(async move {
+                    runtime_task(async move {
+                        let first = now_micros();
+                        let mut last = first;
+                        for i in 0..count {
+                            if i > 0 {
+                                tokio::time::sleep(Duration::from_millis(gap)).await;
+                            }
+                            last = now_micros();
+                            b.send(last, true);
                         }
                         (first, last)
                     })
@@ -299,14 +330,19 @@ mod tests {
                     sockets.push(ws.await.unwrap().unwrap());
                 }
                 let before = now_micros();
-                broadcaster.send(before);
-                broadcaster.send(before + 1);
+                broadcaster.send(before, false);
+                broadcaster.send(before + 1, false);
+                broadcaster.send(before + 2, true);
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                let drained = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let expect = crate::ws_client::Expect { burst: 2, paced: 1 };
                 for ws in sockets {
-                    let got = receive(ws, 2, deadline).await;
+                    let got = receive(ws, expect, deadline, drained.clone()).await;
                     assert_eq!(got.latencies.len(), 2, "{}", kind.name());
+                    assert_eq!(got.paced.len(), 1, "{}", kind.name());
                     assert!(got.last >= before, "{}", kind.name());
                 }
+                assert_eq!(drained.load(std::sync::atomic::Ordering::Acquire), 3);
             });
         }
     }
