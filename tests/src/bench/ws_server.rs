@@ -131,37 +131,28 @@ pub(crate) fn main(kind: WsKind, port: u16, redis: Option<String>) -> anyhow::Re
         let mut words = line.split_whitespace();
         match words.next() {
             Some("rss") => writeln!(stdout, "{}", rss_bytes()?)?,
-            Some("blast") => {
-                let count: u32 = words.next().context("blast needs a count")?.parse()?;
-                let b = broadcaster.clone();
-                let (first, last) = runtime.block_on(async move {
-                    runtime_task(async move {
-                        let first = now_micros();
-                        let mut last = first;
-                        for _ in 0..count {
-                            last = now_micros();
-                            b.send(last, false);
-                        }
-                        (first, last)
-                    })
-                    .await
-                })?;
-                writeln!(stdout, "sent {first} {last}")?;
-            }
-            Some("pace") => {
-                let count: u32 = words.next().context("pace needs a count")?.parse()?;
-                let gap: u64 = words.next().context("pace needs a gap in ms")?.parse()?;
+            Some(command @ ("blast" | "pace")) => {
+                let count: u32 =
+                    words.next().with_context(|| format!("{command} needs a count"))?.parse()?;
+                // `pace` spaces its broadcasts and marks them; `blast` sends them back to back.
+                let gap = match command {
+                    "pace" => {
+                        let ms: u64 = words.next().context("pace needs a gap in ms")?.parse()?;
+                        Some(Duration::from_millis(ms))
+                    }
+                    _ => None,
+                };
                 let b = broadcaster.clone();
                 let (first, last) = runtime.block_on(async move {
                     runtime_task(async move {
                         let first = now_micros();
                         let mut last = first;
                         for i in 0..count {
-                            if i > 0 {
-                                tokio::time::sleep(Duration::from_millis(gap)).await;
+                            if let (Some(gap), true) = (gap, i > 0) {
+                                tokio::time::sleep(gap).await;
                             }
                             last = now_micros();
-                            b.send(last, true);
+                            b.send(last, gap.is_some());
                         }
                         (first, last)
                     })
