@@ -68,8 +68,13 @@ use crate::supervisor::ChildSpec;
 use crate::PubSub;
 use crdt::{Change, Delta, Entry, Replica};
 
-/// The pubsub topic trackers talk on.
-const TOPIC: &str = "phx_presence";
+/// The pubsub topic trackers talk on. Messages on it are handed to the tracker by
+/// [`PubSub::receive_remote`] and never reach the topic's subscribers.
+pub(crate) const TOPIC: &str = "phx_presence";
+
+/// Messages from other nodes waiting for the replication worker; past this, new ones are
+/// dropped (a heartbeat repairs what they carried).
+const INBOX_LIMIT: usize = 100_000;
 
 /// How presence replicates between nodes.
 ///
@@ -390,6 +395,8 @@ struct Peer {
 pub(crate) struct Tracker {
     state: Mutex<TrackerState>,
     next_owner: AtomicU64,
+    /// Messages from the other nodes' trackers, for the replication worker.
+    inbox: Arc<crate::mailbox::Mailbox<Arc<crate::pubsub::Broadcast>>>,
 }
 
 impl fmt::Debug for Tracker {
@@ -422,6 +429,14 @@ impl Tracker {
                 config: PresenceConfig::default(),
             }),
             next_owner: AtomicU64::new(1),
+            inbox: crate::mailbox::Mailbox::new(),
+        }
+    }
+
+    /// Queues a message from another node's tracker.
+    pub(crate) fn inbox(&self, msg: Arc<crate::pubsub::Broadcast>) {
+        if self.inbox.push_bounded(msg, INBOX_LIMIT).is_err() {
+            tracing::warn!("presence: inbox full, message dropped");
         }
     }
 

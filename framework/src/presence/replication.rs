@@ -1,6 +1,7 @@
 //! Keeping the trackers of all nodes in step, over the pubsub adapter.
 //!
-//! Messages on the `phx_presence` topic, JSON payloads, never delivered to their sender:
+//! Messages on the `phx_presence` topic, JSON payloads, never delivered to their sender (and,
+//! on arrival, handed to the tracker's own inbox rather than to the topic's subscribers):
 //! - `delta`: what one local operation changed (a [`Delta`]), sent as it happens;
 //! - `state`: a replica's whole part, sent on request or after a rejoin;
 //! - `heartbeat`: `{replica, clock}` every heartbeat interval; a receiver that has not seen
@@ -38,7 +39,7 @@ struct About {
 const TOMBSTONE_TTL: Duration = Duration::from_secs(3600);
 
 pub(super) async fn run(pubsub: PubSub, token: CancellationToken) -> Result<(), Infallible> {
-    let mut inbox = pubsub.subscribe(TOPIC);
+    let inbox = pubsub.tracker().inbox.clone();
     let interval = {
         let mut state = pubsub.tracker().lock();
         // Ask every node for its part, and announce this one, so a late joiner converges

@@ -365,6 +365,8 @@ async fn nodes_converge_including_a_late_joiner_and_diffs_reach_local_subscriber
     // b starts after alice was tracked: it learns her from a state transfer.
     let b = Node::start(&wire, "b", fast());
     let mut on_b = b.pubsub.subscribe("room:1");
+    // As a channel behind a catch-all route would be: tracker traffic must not reach it.
+    let mut snoop = b.pubsub.subscribe(TOPIC);
     eventually("b to see alice", || b.keys("room:1") == ["alice"]).await;
     let bob = b.pubsub.presence().tracking();
     bob.track("room:1", "bob", json!({})).unwrap();
@@ -384,6 +386,8 @@ async fn nodes_converge_including_a_late_joiner_and_diffs_reach_local_subscriber
         joined.extend(diff["joins"].as_object().unwrap().keys().cloned());
     }
     assert!(joined.contains(&"alice".to_owned()), "{joined:?}");
+    let leaked = tokio::time::timeout(Duration::from_millis(200), snoop.recv()).await;
+    assert!(leaked.is_err(), "tracker traffic reached a subscriber: {leaked:?}");
 }
 
 #[tokio::test]

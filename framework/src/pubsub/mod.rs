@@ -186,7 +186,13 @@ impl PubSub {
             return Ok(());
         }
         let msg = Arc::new(remote.into_broadcast());
-        self.inner.registry.dispatch(&msg);
+        if msg.topic() == crate::presence::TOPIC {
+            // Tracker traffic goes to the tracker alone, never to a channel whose route
+            // happens to match the topic.
+            self.inner.presence.inbox(msg);
+        } else {
+            self.inner.registry.dispatch(&msg);
+        }
         Ok(())
     }
 
