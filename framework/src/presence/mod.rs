@@ -487,27 +487,18 @@ impl TrackerState {
         let old = std::mem::replace(&mut self.me, fresh);
         tracing::warn!(node = %old.node, "presence: this node was reported down; rejoining");
         let mut changes = self.crdt.forget(&old);
+        // The live entries come back from what forgetting the old part removed.
+        let old_entries: HashMap<u64, Arc<Entry>> =
+            changes.iter().map(|c| (c.counter, c.entry.clone())).collect();
         self.clock = 0;
         let mut delta = Delta::new(self.me.clone());
         let mut owners: Vec<_> = self.owned.iter_mut().collect();
         owners.sort_by_key(|(owner, _)| **owner);
-        let mut readded = Vec::new();
-        for (_, owned) in owners {
-            for o in owned.iter_mut() {
-                readded.push(o.counter);
-                self.clock += 1;
-                o.counter = self.clock;
-            }
-        }
-        // The entries themselves come from the old part, looked up before it was forgotten.
-        let old_entries: HashMap<u64, Arc<Entry>> =
-            changes.iter().map(|c| (c.counter, c.entry.clone())).collect();
-        for (new_counter, old_counter) in (1..=self.clock).zip(readded) {
-            if let Some(entry) = old_entries.get(&old_counter) {
-                let mut entry = (**entry).clone();
-                entry.prev = None;
-                delta.adds.push((new_counter, entry));
-            }
+        for owned in owners.into_iter().flat_map(|(_, owned)| owned.iter_mut()) {
+            let Some(entry) = old_entries.get(&owned.counter) else { continue };
+            self.clock += 1;
+            owned.counter = self.clock;
+            delta.adds.push((self.clock, Entry { prev: None, ..(**entry).clone() }));
         }
         delta.upto = self.clock;
         changes.extend(self.crdt.join(&delta));
