@@ -9,6 +9,7 @@
 //! This module knows nothing about routing, sockets or the endpoint: it is the value that flows
 //! through them.
 
+mod assigns;
 mod body;
 mod error;
 pub(crate) mod params;
@@ -26,6 +27,7 @@ use serde_json::{Map, Value};
 use crate::controller::IntoResponse as _;
 use crate::endpoint::ConnInfo;
 
+pub use assigns::Assigns;
 pub use body::{Body, BodyError};
 pub use error::{InvalidHeader, ParamsError};
 
@@ -69,9 +71,11 @@ struct Inner {
     /// [`Conn::path_params`] as owned pairs, built on first use.
     path_param_pairs: OnceCell<Vec<(String, String)>>,
     query_params: OnceCell<Map<String, Value>>,
-    body_params: Map<String, Value>,
+    /// `None` until a body is decoded: most requests have none, and dropping even an empty
+    /// map costs a walk of it.
+    body_params: Option<Map<String, Value>>,
     params: OnceCell<Map<String, Value>>,
-    assigns: http::Extensions,
+    assigns: Assigns,
     route: Option<&'static str>,
     status: Option<StatusCode>,
     resp_headers: HeaderMap,
@@ -98,9 +102,9 @@ impl Conn {
             path_params: path_params::PathParams::default(),
             path_param_pairs: OnceCell::new(),
             query_params: OnceCell::new(),
-            body_params: Map::new(),
+            body_params: None,
             params: OnceCell::new(),
-            assigns: http::Extensions::new(),
+            assigns: Assigns::new(),
             route: None,
             status: None,
             resp_headers: HeaderMap::new(),
@@ -234,7 +238,7 @@ impl Conn {
 
     /// A path param by name, as captured from the route (`/rooms/:id` → `id`).
     pub fn path_param(&self, name: &str) -> Option<&str> {
-        self.path_param_iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.0.path_params.get(self.0.req.uri.path(), name)
     }
 
     /// All path params, in route order.
@@ -256,13 +260,14 @@ impl Conn {
 
     /// The decoded body params (JSON or form). A JSON body that is not an object is under `_json`.
     pub fn body_params(&self) -> &Map<String, Value> {
-        &self.0.body_params
+        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        self.0.body_params.as_ref().unwrap_or_else(|| EMPTY.get_or_init(Map::new))
     }
 
     /// Body, query and path params merged, the later winning, as Phoenix merges them.
     pub fn param_map(&self) -> &Map<String, Value> {
         self.0.params.get_or_init(|| {
-            let mut merged = self.0.body_params.clone();
+            let mut merged = self.body_params().clone();
             merged.extend(self.query_params().iter().map(|(k, v)| (k.clone(), v.clone())));
             merged.extend(self.path_param_iter().map(|(k, v)| (k.to_owned(), Value::from(v))));
             merged
@@ -299,7 +304,7 @@ impl Conn {
 
     pub(crate) fn set_body_params(&mut self, raw: Bytes, params: Map<String, Value>) {
         self.0.raw_body = Some(raw);
-        self.0.body_params = params;
+        self.0.body_params = Some(params);
         self.0.params = OnceCell::new();
     }
 
@@ -329,12 +334,26 @@ impl Conn {
     }
 
     /// All assigns.
-    pub fn assigns(&self) -> &http::Extensions {
+    pub fn assigns(&self) -> &Assigns {
         &self.0.assigns
     }
 
     /// Mutable access to all assigns.
-    pub fn assigns_mut(&mut self) -> &mut http::Extensions {
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(Clone)]
+    /// struct Visits(u32);
+    ///
+    /// let mut conn = fawkes::Conn::from_request(http::Request::get("/").body(fawkes::Body::empty()).unwrap())
+    ///     .assign(Visits(1));
+    /// conn.assigns_mut().get_mut::<Visits>().unwrap().0 += 1;
+    /// assert_eq!(conn.assigns().get::<Visits>().unwrap().0, 2);
+    /// assert!(conn.assigns_mut().remove::<Visits>().is_some());
+    /// assert!(conn.assigns().is_empty());
+    /// ```
+    pub fn assigns_mut(&mut self) -> &mut Assigns {
         &mut self.0.assigns
     }
 
@@ -520,7 +539,7 @@ impl Conn {
             // so an error response keeps them for those; without callbacks the error renders
             // on a conn with no assigns, and no request pays for cloning them.
             assigns: if self.0.before_send.is_empty() {
-                http::Extensions::new()
+                Assigns::new()
             } else {
                 self.0.assigns.clone()
             },
@@ -580,7 +599,7 @@ pub(crate) struct Fallback {
     accept: Option<HeaderValue>,
     route: Option<&'static str>,
     resp_headers: HeaderMap,
-    assigns: http::Extensions,
+    assigns: Assigns,
     before_send: Vec<BeforeSend>,
 }
 

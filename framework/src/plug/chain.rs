@@ -26,11 +26,19 @@ pub trait Chain: Send + Sync + 'static {
 /// the service a tower layer wraps. Running it costs one boxed future.
 pub(crate) trait ErasedChain: Send + Sync + 'static {
     fn run_boxed(&self, conn: Conn) -> BoxFuture<'_, Conn>;
+
+    /// Like [`ErasedChain::run_boxed`], for a future that outlives the borrow of the chain:
+    /// it holds the chain's `Arc` in the same box.
+    fn run_owned(self: Arc<Self>, conn: Conn) -> BoxFuture<'static, Conn>;
 }
 
 impl<C: Chain> ErasedChain for C {
     fn run_boxed(&self, conn: Conn) -> BoxFuture<'_, Conn> {
         Box::pin(self.run(conn))
+    }
+
+    fn run_owned(self: Arc<Self>, conn: Conn) -> BoxFuture<'static, Conn> {
+        Box::pin(async move { self.run(conn).await })
     }
 }
 

@@ -140,13 +140,7 @@ impl Pipeline {
 
     /// Runs the pipeline on `conn`.
     pub fn call(&self, conn: Conn) -> BoxFuture<'static, Conn> {
-        let run = self.run.clone();
-        Box::pin(async move { run.run_boxed(conn).await })
-    }
-
-    /// Runs the pipeline on `conn`, borrowing it rather than sharing it with the future.
-    pub(crate) fn call_ref(&self, conn: Conn) -> BoxFuture<'_, Conn> {
-        self.run.run_boxed(conn)
+        self.run.clone().run_owned(conn)
     }
 }
 

@@ -162,7 +162,7 @@ impl Builder {
         let id = self.targets.len();
         self.targets.push(Target {
             pattern,
-            param_names: crate::conn::path_params::names(path),
+            params: crate::conn::path_params::RouteParams::of(path),
             pipeline,
             forward: None,
             decode_body: true,
@@ -205,7 +205,7 @@ impl Builder {
         let id = self.targets.len();
         self.targets.push(Target {
             pattern,
-            param_names: None,
+            params: None,
             pipeline,
             forward: Some(prefix.len()),
             decode_body: false,
@@ -253,7 +253,7 @@ where
     }
     req.extensions_mut().insert(ForwardedFrom(uri.clone()));
     if !conn.assigns().is_empty() {
-        req.extensions_mut().insert(crate::socket::ForwardedAssigns(conn.assigns().clone()));
+        req.extensions_mut().insert(crate::socket::ForwardedAssigns(conn.assigns().clone().into()));
     }
     let result = service.oneshot(req).await;
     let mut restored = Request::new(Body::empty());

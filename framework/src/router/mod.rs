@@ -11,12 +11,14 @@
 //! `tower::Service<Request<B>>` usable with plain hyper or inside any tower stack.
 
 mod builder;
+mod future;
 mod service;
 
 #[cfg(test)]
 mod tests;
 
 pub use builder::{Builder, ForwardedFrom, MethodFilter};
+pub(crate) use future::RouteFuture;
 pub(crate) use service::panic_message;
 pub use service::{Router, RouterFuture};
 

@@ -2,20 +2,19 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::builder::MethodFilter;
+use super::future::{strip_head, RouteFuture};
 use super::DEFAULT_MAX_BODY;
-use crate::conn::path_params::PathParams;
+use crate::conn::path_params::{PathParams, RouteParams};
 use crate::conn::{params, BodyError};
 use crate::controller::{ActionError, IntoResponse};
 use crate::plug::Pipeline;
@@ -23,8 +22,8 @@ use crate::{Body, BoxError, Conn};
 
 pub(crate) struct Target {
     pub(crate) pattern: &'static str,
-    /// The names of the route's path params, in order.
-    pub(crate) param_names: Option<Arc<[Box<str>]>>,
+    /// The route's path params, in order.
+    pub(crate) params: Option<RouteParams>,
     pub(crate) pipeline: Pipeline,
     /// For forwards: the length of the prefix the forwarded service does not see.
     pub(crate) forward: Option<usize>,
@@ -67,7 +66,7 @@ pub(crate) struct Inner {
 pub struct Router {
     inner: Arc<Inner>,
     max_body: usize,
-    assigns: http::Extensions,
+    assigns: crate::conn::Assigns,
 }
 
 impl fmt::Debug for Router {
@@ -97,7 +96,7 @@ enum Lookup {
 
 impl Router {
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        Self { inner, max_body: DEFAULT_MAX_BODY, assigns: http::Extensions::new() }
+        Self { inner, max_body: DEFAULT_MAX_BODY, assigns: crate::conn::Assigns::new() }
     }
 
     /// Sets the largest request body the router decodes into params; larger ones answer 413.
@@ -148,9 +147,9 @@ impl Router {
     /// Matches a request that came on an endpoint's connection described by `info` to its
     /// route, answering 404 and 405 on the spot.
     ///
-    /// Routing is synchronous and happens before [`Router::run`]'s future exists, so that
-    /// future holds the conn (one pointer) rather than the request; it is boxed for every
-    /// request and small enough here for the allocator's fast path.
+    /// Routing is synchronous and happens before [`Router::run`]'s future exists, so the
+    /// pipeline's future, boxed for every request, holds the conn (one pointer) rather than
+    /// the request and stays small enough for the allocator's fast path.
     pub(crate) fn route(
         &self,
         req: Request<Body>,
@@ -183,54 +182,49 @@ impl Router {
     }
 
     /// Runs a routed request through its route's pipeline and action.
-    pub(crate) async fn run(&self, routed: Routed) -> Response<Body> {
-        let Routed { mut conn, target, is_head } = routed;
-        let Some(target) = target.map(|index| &self.inner.targets[index]) else {
-            return strip_head(is_head, conn.into_response());
+    ///
+    /// The future is built here, synchronously, and owns what it needs: it holds the route's
+    /// pipeline future (the one box of a request) rather than a borrow of the router.
+    pub(crate) fn run(&self, routed: Routed) -> RouteFuture {
+        let Routed { conn, target, is_head } = routed;
+        let Some(index) = target else {
+            return RouteFuture::ready(conn.into_response(), is_head);
         };
-        // Boxed so the future of every request does not carry the decoding's state: only
-        // requests with a body type to decode pay for it.
-        if target.decode_body {
-            if conn.headers().contains_key(header::CONTENT_TYPE) {
-                conn = match Box::pin(decode_body(conn, self.max_body)).await {
+        let target = &self.inner.targets[index];
+        // Boxed as a whole so the future of every request does not carry the decoding's
+        // state: only requests with a body type to decode pay for it.
+        if target.decode_body && conn.headers().contains_key(header::CONTENT_TYPE) {
+            let router = self.clone();
+            return RouteFuture::boxed(Box::pin(async move {
+                let conn = match decode_body(conn, router.max_body).await {
                     Ok(conn) => conn,
-                    Err(conn) => return strip_head(is_head, conn.into_response()),
+                    Err(conn) => {
+                        let mut resp = conn.into_response();
+                        if is_head {
+                            strip_head(&mut resp);
+                        }
+                        return resp;
+                    }
                 };
-            }
+                router.run_pipeline(conn, index, is_head).await
+            }));
+        }
+        self.run_pipeline(conn, index, is_head)
+    }
+
+    fn run_pipeline(&self, mut conn: Conn, index: usize, is_head: bool) -> RouteFuture {
+        let target = &self.inner.targets[index];
+        if target.decode_body {
             // Bodies the router did not decode stay bounded for the action that streams them.
             conn.set_body_limit(self.max_body);
         }
-        let pattern = target.pattern;
         // Timed only for a metrics recorder: the endpoint times the whole request anyway.
         let timing = crate::telemetry::metrics_on()
-            .then(|| (std::time::Instant::now(), conn.method().clone()));
-        let run = AssertUnwindSafe(target.pipeline.call_ref(conn)).catch_unwind();
-        let resp = match run.await {
-            Ok(conn) => {
-                let resp = conn.into_response();
-                if let Some((start, method)) = timing {
-                    crate::telemetry::router_dispatch_stop(
-                        pattern,
-                        &method,
-                        resp.status(),
-                        start.elapsed(),
-                    );
-                }
-                resp
-            }
-            Err(panic) => {
-                let reason = panic_message(&*panic);
-                tracing::error!(route = pattern, reason = %reason, "action panicked");
-                crate::telemetry::router_dispatch_exception(pattern);
-                let blank = Conn::from_request(Request::new(Body::empty()));
-                ActionError::internal().render(blank).into_response()
-            }
-        };
-        strip_head(is_head, resp)
+            .then(|| Box::new((std::time::Instant::now(), conn.method().clone())));
+        RouteFuture::pipeline(target.pipeline.call(conn), target.pattern, timing, is_head)
     }
 
     fn lookup(&self, method: &Method, path: &str) -> Lookup {
-        let full = path;
         // Phoenix ignores a trailing slash.
         let path = match path.strip_suffix('/') {
             Some(p) if !p.is_empty() => p,
@@ -244,10 +238,8 @@ impl Router {
             .or_else(|| inner.any.at(path).ok());
         if let Some(m) = found {
             let target = &inner.targets[*m.value];
-            let params = match (&target.param_names, target.forward) {
-                (Some(names), None) => {
-                    PathParams::from_lookup(names.clone(), full, m.params.iter())
-                }
+            let params = match (&target.params, target.forward) {
+                (Some(route), None) => PathParams::from_match(route, path, || m.params.iter()),
                 _ => PathParams::default(),
             };
             return Lookup::Found(*m.value, params);
@@ -269,18 +261,6 @@ impl Router {
             Err(_) => Lookup::NotFound,
         }
     }
-}
-
-/// HEAD answers like GET without the body, keeping the length the body would have had.
-fn strip_head(is_head: bool, mut resp: Response<Body>) -> Response<Body> {
-    if is_head {
-        let len = http_body::Body::size_hint(resp.body()).exact();
-        if let (Some(len), false) = (len, resp.headers().contains_key(header::CONTENT_LENGTH)) {
-            resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        }
-        *resp.body_mut() = Body::empty();
-    }
-    resp
 }
 
 /// Decodes JSON and form bodies into body params; other bodies are left for the action.
@@ -372,8 +352,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let routed = self.route(req.map(Body::new), None);
-        let router = self.clone();
-        Box::pin(async move { Ok(router.run(routed).await) })
+        let run = self.run(self.route(req.map(Body::new), None));
+        Box::pin(async move { Ok(run.await) })
     }
 }

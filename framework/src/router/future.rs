@@ -1,0 +1,114 @@
+//! The future of one routed request, written out by hand so that a request costs one boxed
+//! future (its route's pipeline) and the endpoint can hold this one inline.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response};
+
+use super::service::panic_message;
+use crate::controller::{ActionError, IntoResponse as _};
+use crate::{Body, Conn};
+
+/// Runs a routed request: its route's pipeline and action, with a panic in them answered as a
+/// 500, or a response decided before any of it ran.
+#[must_use = "futures do nothing unless polled"]
+pub(crate) struct RouteFuture {
+    state: State,
+    is_head: bool,
+}
+
+enum State {
+    Pipeline {
+        run: BoxFuture<'static, Conn>,
+        pattern: &'static str,
+        /// When the dispatch began, for a metrics recorder; boxed as few servers have one,
+        /// and every request moves this future around.
+        timing: Option<Box<(Instant, Method)>>,
+    },
+    /// A request whose body is decoded first: rare enough to box as a whole.
+    Boxed(BoxFuture<'static, Response<Body>>),
+    /// Boxed, as it is rare (a 404, a 405) and would otherwise make every request's future,
+    /// which hyper and the endpoint move around, several times larger.
+    Ready(Option<Box<Response<Body>>>),
+}
+
+impl RouteFuture {
+    pub(super) fn pipeline(
+        run: BoxFuture<'static, Conn>,
+        pattern: &'static str,
+        timing: Option<Box<(Instant, Method)>>,
+        is_head: bool,
+    ) -> Self {
+        Self { state: State::Pipeline { run, pattern, timing }, is_head }
+    }
+
+    /// `run` strips a HEAD response itself.
+    pub(super) fn boxed(run: BoxFuture<'static, Response<Body>>) -> Self {
+        Self { state: State::Boxed(run), is_head: false }
+    }
+
+    pub(super) fn ready(resp: Response<Body>, is_head: bool) -> Self {
+        Self { state: State::Ready(Some(Box::new(resp))), is_head }
+    }
+}
+
+impl Future for RouteFuture {
+    type Output = Response<Body>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
+        let this = &mut *self;
+        let mut resp = match &mut this.state {
+            State::Pipeline { run, pattern, timing } => {
+                // What `FutureExt::catch_unwind` does, without a wrapper around the box.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(conn)) => {
+                        let resp = conn.into_response();
+                        if let Some((start, method)) = timing.take().map(|t| *t) {
+                            crate::telemetry::router_dispatch_stop(
+                                pattern,
+                                &method,
+                                resp.status(),
+                                start.elapsed(),
+                            );
+                        }
+                        resp
+                    }
+                    Err(panic) => {
+                        let reason = panic_message(&*panic);
+                        tracing::error!(route = *pattern, reason = %reason, "action panicked");
+                        crate::telemetry::router_dispatch_exception(pattern);
+                        let blank = Conn::from_request(Request::new(Body::empty()));
+                        ActionError::internal().render(blank).into_response()
+                    }
+                }
+            }
+            State::Boxed(run) => match run.as_mut().poll(cx) {
+                Poll::Ready(resp) => resp,
+                Poll::Pending => return Poll::Pending,
+            },
+            State::Ready(resp) => *resp.take().expect("RouteFuture polled after completion"),
+        };
+        // The pipeline and its conn go now, not when hyper drops this future.
+        this.state = State::Ready(None);
+        if this.is_head {
+            strip_head(&mut resp);
+        }
+        Poll::Ready(resp)
+    }
+}
+
+/// HEAD answers like GET without the body, keeping the length the body would have had.
+pub(super) fn strip_head(resp: &mut Response<Body>) {
+    let len = http_body::Body::size_hint(resp.body()).exact();
+    if let (Some(len), false) = (len, resp.headers().contains_key(header::CONTENT_LENGTH)) {
+        resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    *resp.body_mut() = Body::empty();
+}
