@@ -9,6 +9,8 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use std::task::{ready, Context, Poll};
+
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -162,118 +164,153 @@ async fn run<S: Socket>(
         .write_buffer_size(0)
         .max_message_size(Some(config.max_frame_size))
         .max_frame_size(Some(config.max_frame_size));
-    let mut ws: Ws =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
-            .await;
+    // Wrapping the stream completes at once; not awaiting it keeps the wrapping future out of
+    // the task's state, where it would take room beside everything the loop below keeps.
+    let wrap =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config));
+    let Some(mut ws): Option<Ws> = futures_util::FutureExt::now_or_never(wrap) else {
+        return tracing::debug!("websocket stream setup did not complete");
+    };
     let link = session.link.clone();
     let mut batch = Vec::new();
-    let mut deadline = Instant::now() + config.heartbeat_timeout;
-    let close: Option<(CloseCode, &'static str)> = loop {
-        // The select only says what happened; the handling (which awaits writes under
-        // timeouts) comes after it, so the task's state holds the waiting futures and the
-        // writing ones in the same bytes rather than side by side.
-        let event = tokio::select! {
-            () = token.cancelled() => Event::Shutdown,
-            _ = link.outbox.recv_all(&mut batch) => Event::Outbound,
-            msg = ws.next() => Event::Inbound(msg),
-            () = tokio::time::sleep_until(deadline) => Event::HeartbeatTimeout,
-        };
-        match event {
-            Event::Shutdown => break Some((CloseCode::Restart, "server restart")),
-            Event::Outbound => {
-                // Control messages first: a client that does not keep up is closed now, not
-                // after the frames it cannot take.
-                let mut close = None;
-                let mut frames = Vec::with_capacity(batch.len());
-                // By value: an idle socket keeps no buffer.
-                for out in std::mem::take(&mut batch) {
-                    match out {
-                        Out::Frame(frame) => frames.push(to_ws(frame)),
-                        control => match session.control(control) {
-                            Control::Continue => {}
-                            Control::Disconnect => {
-                                close = close.or(Some((CloseCode::Away, "disconnected")));
+    // The heartbeat timer is armed once for the socket's life: made anew in every `select!`,
+    // it would enter and leave the runtime's timer wheel on every broadcast the socket writes.
+    // An inbound message only notes the time; the timer catches up when it fires.
+    let mut last_seen = Instant::now();
+    let close: Option<(CloseCode, &'static str)> = {
+        let heartbeat = tokio::time::sleep_until(last_seen + config.heartbeat_timeout);
+        tokio::pin!(heartbeat);
+        loop {
+            // The select only says what happened; the handling (which awaits writes under
+            // timeouts) comes after it, so the task's state holds the waiting futures and the
+            // writing ones in the same bytes rather than side by side.
+            let event = tokio::select! {
+                () = token.cancelled() => Event::Shutdown,
+                _ = link.outbox.recv_all(&mut batch) => Event::Outbound,
+                msg = ws.next() => Event::Inbound(msg),
+                () = &mut heartbeat => Event::HeartbeatTimeout,
+            };
+            // Only an outbound batch gets past this match; the write is awaited after it, so the
+            // event (an inbound message can be large) is not kept in the task's state meanwhile.
+            let outs = match event {
+                Event::Shutdown => break Some((CloseCode::Restart, "server restart")),
+                Event::Outbound => {
+                    // By value: an idle socket keeps no buffer.
+                    let outs = std::mem::take(&mut batch);
+                    // Control messages first: a client that does not keep up is closed now, not
+                    // after the frames it cannot take.
+                    if outs.iter().all(|out| matches!(out, Out::Frame(_))) {
+                        outs
+                    } else {
+                        let mut close = None;
+                        let mut frames = Vec::with_capacity(outs.len());
+                        for out in outs {
+                            match out {
+                                Out::Frame(_) => frames.push(out),
+                                control => match session.control(control) {
+                                    Control::Continue => {}
+                                    Control::Disconnect => {
+                                        close = close.or(Some((CloseCode::Away, "disconnected")));
+                                    }
+                                    Control::Overflow => {
+                                        close = close
+                                            .or(Some((CloseCode::Policy, "outbound buffer full")));
+                                    }
+                                },
                             }
-                            Control::Overflow => {
-                                close = close.or(Some((CloseCode::Policy, "outbound buffer full")));
-                            }
-                        },
+                        }
+                        if close.is_some() {
+                            break close;
+                        }
+                        frames
                     }
                 }
-                if close.is_some() {
-                    break close;
-                }
-                // One deadline for the whole batch, and shutdown still heard while a client
-                // is slow to read.
-                let write = async {
-                    for frame in frames {
-                        ws.feed(frame).await?;
-                    }
-                    ws.flush().await
-                };
-                tokio::select! {
-                    written = timeout(config.write_timeout, write) => {
-                        if !matches!(written, Ok(Ok(()))) {
-                            tracing::debug!("closing a socket that could not be written to in time");
-                            break None;
-                        }
-                    }
-                    () = token.cancelled() => break Some((CloseCode::Restart, "server restart")),
-                }
-            }
-            Event::Inbound(msg) => {
-                deadline = Instant::now() + config.heartbeat_timeout;
-                match msg {
-                    None => break None,
-                    Some(Ok(WsMessage::Text(text))) => {
-                        match serializer::decode_text(link.vsn, &text) {
-                            Ok(msg) => session.handle(msg),
-                            Err(err) => {
-                                tracing::info!(error = %err, "closing a socket that sent a malformed message");
-                                break Some((CloseCode::Invalid, "malformed message"));
+                Event::Inbound(msg) => {
+                    last_seen = Instant::now();
+                    match msg {
+                        None => break None,
+                        Some(Ok(WsMessage::Text(text))) => {
+                            match serializer::decode_text(link.vsn, &text) {
+                                Ok(msg) => {
+                                    session.handle(msg);
+                                    continue;
+                                }
+                                Err(err) => {
+                                    tracing::info!(error = %err, "closing a socket that sent a malformed message");
+                                    break Some((CloseCode::Invalid, "malformed message"));
+                                }
                             }
                         }
-                    }
-                    Some(Ok(WsMessage::Binary(bytes))) => {
-                        match serializer::decode_binary(link.vsn, &bytes) {
-                            Ok(msg) => session.handle(msg),
-                            Err(err) => {
-                                tracing::info!(error = %err, "closing a socket that sent a malformed binary message");
-                                break Some((CloseCode::Invalid, "malformed message"));
+                        Some(Ok(WsMessage::Binary(bytes))) => {
+                            match serializer::decode_binary(link.vsn, &bytes) {
+                                Ok(msg) => {
+                                    session.handle(msg);
+                                    continue;
+                                }
+                                Err(err) => {
+                                    tracing::info!(error = %err, "closing a socket that sent a malformed binary message");
+                                    break Some((CloseCode::Invalid, "malformed message"));
+                                }
                             }
                         }
-                    }
-                    // Pongs and close replies are queued by tungstenite; write them now.
-                    Some(Ok(WsMessage::Ping(_) | WsMessage::Close(_))) => {
-                        if !flush(&mut ws, config.write_timeout).await {
-                            break None;
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong {
-                        size,
-                        max_size,
-                    }))) => {
-                        tracing::info!(
+                        // Pongs and close replies are queued by tungstenite: an empty batch below
+                        // flushes them.
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Close(_))) => Vec::new(),
+                        Some(Ok(_)) => continue,
+                        Some(Err(WsError::Capacity(CapacityError::MessageTooLong {
                             size,
                             max_size,
-                            "closing a socket that sent an oversized message"
-                        );
-                        break Some((CloseCode::Size, "message too big"));
-                    }
-                    Some(Err(WsError::Utf8(err))) => {
-                        tracing::info!(error = %err, "closing a socket that sent text that is not UTF-8");
-                        break Some((CloseCode::Invalid, "malformed message"));
-                    }
-                    Some(Err(err)) => {
-                        tracing::debug!(error = %err, "websocket error");
-                        break None;
+                        }))) => {
+                            tracing::info!(
+                                size,
+                                max_size,
+                                "closing a socket that sent an oversized message"
+                            );
+                            break Some((CloseCode::Size, "message too big"));
+                        }
+                        Some(Err(WsError::Utf8(err))) => {
+                            tracing::info!(error = %err, "closing a socket that sent text that is not UTF-8");
+                            break Some((CloseCode::Invalid, "malformed message"));
+                        }
+                        Some(Err(err)) => {
+                            tracing::debug!(error = %err, "websocket error");
+                            break None;
+                        }
                     }
                 }
-            }
-            Event::HeartbeatTimeout => {
-                tracing::debug!("closing a socket that missed its heartbeats");
-                break Some((CloseCode::Away, "heartbeat timeout"));
+                Event::HeartbeatTimeout => {
+                    let due = last_seen + config.heartbeat_timeout;
+                    if due > Instant::now() {
+                        heartbeat.as_mut().reset(due);
+                        continue;
+                    }
+                    tracing::debug!("closing a socket that missed its heartbeats");
+                    break Some((CloseCode::Away, "heartbeat timeout"));
+                }
+            };
+            let mut frames = outs.into_iter();
+            let mut write = std::future::poll_fn(|cx| poll_write(&mut ws, &mut frames, cx));
+            // Most writes complete at once. One that has to wait gets a deadline for the whole
+            // batch, on the heartbeat timer (the socket reads nothing meanwhile), and still hears
+            // shutdown while the client is slow to read.
+            let written = match futures_util::poll!(&mut write) {
+                Poll::Ready(written) => written.is_ok(),
+                Poll::Pending => {
+                    heartbeat.as_mut().reset(Instant::now() + config.write_timeout);
+                    let written = tokio::select! {
+                        written = &mut write => written.is_ok(),
+                        () = &mut heartbeat => false,
+                        () = token.cancelled() => {
+                            break Some((CloseCode::Restart, "server restart"))
+                        }
+                    };
+                    heartbeat.as_mut().reset(last_seen + config.heartbeat_timeout);
+                    written
+                }
+            };
+            if !written {
+                tracing::debug!("closing a socket that could not be written to in time");
+                break None;
             }
         }
     };
@@ -284,8 +321,21 @@ async fn run<S: Socket>(
     }
 }
 
-async fn flush(ws: &mut Ws, limit: std::time::Duration) -> bool {
-    matches!(timeout(limit, ws.flush()).await, Ok(Ok(())))
+/// Feeds a batch's frames to the socket and flushes them, as far as the socket takes them
+/// now: a hand-written poll keeps no future per frame in the socket task's state.
+fn poll_write(
+    ws: &mut Ws,
+    frames: &mut std::vec::IntoIter<Out>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), WsError>> {
+    loop {
+        ready!(ws.poll_ready_unpin(cx))?;
+        match frames.next() {
+            Some(Out::Frame(frame)) => ws.start_send_unpin(to_ws(frame))?,
+            Some(_) => {}
+            None => return ws.poll_flush_unpin(cx),
+        }
+    }
 }
 
 fn to_ws(frame: Frame) -> WsMessage {

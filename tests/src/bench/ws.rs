@@ -33,6 +33,10 @@ struct Plan {
     gap: Duration,
     /// Every client gives up after this long.
     client_timeout: Duration,
+    /// Tokio workers per server: one per core, as a deployed server runs. The fan-out of one
+    /// broadcast is a write per socket, and the kernel's share of each (about 10 µs on loopback
+    /// here) is most of its cost; the load clients need little CPU.
+    workers: usize,
 }
 
 impl Plan {
@@ -45,6 +49,7 @@ impl Plan {
                 paced: 5,
                 gap: Duration::from_millis(200),
                 client_timeout: Duration::from_secs(30),
+                workers: cores(),
             }
         } else {
             Self {
@@ -54,9 +59,14 @@ impl Plan {
                 paced: 10,
                 gap: Duration::from_millis(500),
                 client_timeout: Duration::from_secs(120),
+                workers: cores(),
             }
         }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// The name of the two-node row.
@@ -95,7 +105,8 @@ pub(crate) fn run(settings: &Settings) -> anyhow::Result<Vec<Value>> {
             plan.clients,
             plan.broadcasts
         );
-        let server = spawn_server(exe.as_path(), kind.server_arg(), &[])?;
+        let workers = plan.workers.to_string();
+        let server = spawn_server(exe.as_path(), kind.server_arg(), &["--workers", &workers])?;
         let row = run_load(&exe, kind, vec![server], plan, kind.name())
             .with_context(|| format!("ws {}", kind.name()))?;
         rows.push(row);
@@ -108,8 +119,11 @@ pub(crate) fn run(settings: &Settings) -> anyhow::Result<Vec<Value>> {
         );
         let redis = ::tests::RedisServer::start();
         let url = redis.url();
+        let workers = plan.workers.to_string();
         let nodes = (0..2)
-            .map(|_| spawn_server(exe.as_path(), "ws-fawkes", &["--redis", &url]))
+            .map(|_| {
+                spawn_server(exe.as_path(), "ws-fawkes", &["--redis", &url, "--workers", &workers])
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         rows.push(run_load(&exe, WsKind::Fawkes, nodes, plan, CLUSTER).context(CLUSTER)?);
     } else {
@@ -125,6 +139,7 @@ pub(crate) fn run(settings: &Settings) -> anyhow::Result<Vec<Value>> {
                 "nodes": r.nodes,
                 "connections": r.connections,
                 "broadcasts": plan.broadcasts,
+                "workers": plan.workers,
                 "connect_rate_per_s": round(r.connect_rate_per_s, 1),
                 "rss_per_conn_bytes": round(r.rss_per_conn_bytes, 1),
                 "deliveries": r.deliveries,
@@ -149,9 +164,9 @@ fn print(rows: &[WsRow], plan: Plan) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "\nWebSocket broadcast: {} joined sockets, {} broadcasts back to back; one tokio worker \
+        "\nWebSocket broadcast: {} joined sockets, {} broadcasts back to back; {} tokio worker(s) \
          per server.",
-        plan.connections, plan.broadcasts
+        plan.connections, plan.broadcasts, plan.workers
     )?;
     writeln!(
         out,

@@ -8,8 +8,9 @@
 //! It prints `joined <n> <µs>` once every socket has joined (or the first failure), then
 //! counts the broadcasts each socket receives: `drained` once every socket has the M of the
 //! burst, then, with `--paced K`, until every socket also has the K paced ones (marked
-//! `"p":1`) or the timeout passes; last, one JSON line: deliveries, the last delivery time
-//! and latency histograms of the burst and of the paced broadcasts.
+//! `"p":1`) or the timeout passes; then one JSON line: deliveries, the last delivery time,
+//! latency histograms of the burst and of the paced broadcasts, and the slowest socket of
+//! each paced broadcast. It keeps its sockets open until its stdin closes.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -23,6 +24,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::json;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -125,8 +127,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let expect = Expect { burst: args.expect, paced: args.paced };
     let drained = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(sockets.len());
-    for ws in sockets {
-        tasks.push(tokio::spawn(receive(ws, expect, deadline, drained.clone())));
+    for mut ws in sockets {
+        let drained = drained.clone();
+        tasks.push(tokio::spawn(async move {
+            let got = receive(&mut ws, expect, deadline, drained).await;
+            (got, ws)
+        }));
     }
     // `drained` tells the driver the burst is through, so the paced broadcasts meet idle
     // sockets (or that the deadline passed: the counts below say what arrived).
@@ -143,15 +149,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut last = 0u64;
     let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
     let mut paced_hist: BTreeMap<u64, u64> = BTreeMap::new();
+    // The slowest socket of each paced broadcast, in the order they were sent.
+    let mut paced_worst = vec![0u64; args.paced];
+    // Every socket stays open until the driver has every client's result: a socket closed as
+    // soon as it has its last broadcast would have the server handle closes in the middle of
+    // the last fan-out, and charge them to the slowest deliveries.
+    let mut open = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let got = task.await?;
+        let (got, ws) = task.await?;
+        open.push(ws);
         deliveries += got.latencies.len() as u64;
         paced += got.paced.len() as u64;
         last = last.max(got.last);
         for latency in got.latencies {
             *hist.entry(latency / BUCKET_US).or_default() += 1;
         }
-        for latency in got.paced {
+        for (i, latency) in got.paced.into_iter().enumerate() {
+            if let Some(worst) = paced_worst.get_mut(i) {
+                *worst = (*worst).max(latency);
+            }
             *paced_hist.entry(latency / BUCKET_US).or_default() += 1;
         }
     }
@@ -162,10 +178,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "hist": pairs(hist),
         "paced": paced,
         "paced_hist": pairs(paced_hist),
+        "paced_worst_us": paced_worst,
     });
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()?;
+    drop(stdout);
+    // The driver closes stdin (or exits) once it has read every client's line.
+    let _ = tokio::task::spawn_blocking(|| std::io::stdin().lines().count()).await;
+    drop(open);
     Ok(())
 }
 
@@ -185,7 +206,11 @@ pub(crate) async fn connect(
         WsKind::Fawkes => format!("ws://{server}/socket/websocket?vsn=2.0.0"),
         WsKind::Tungstenite => format!("ws://{server}/"),
     };
-    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+    // tungstenite's default read buffer is 128 KiB, and it zeroes the free part before every
+    // read: the load generator would spend more CPU per broadcast than the server under test.
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
     if !join {
         return Ok(ws);
     }
@@ -223,7 +248,7 @@ pub(crate) struct Expect {
 }
 
 pub(crate) async fn receive(
-    mut ws: Ws,
+    ws: &mut Ws,
     expect: Expect,
     deadline: tokio::time::Instant,
     drained: Arc<AtomicUsize>,
@@ -231,26 +256,31 @@ pub(crate) async fn receive(
     let mut got =
         Received { latencies: Vec::with_capacity(expect.burst), last: 0, paced: Vec::new() };
     let mut counted = false;
-    loop {
-        if !counted && got.latencies.len() >= expect.burst {
-            drained.fetch_add(1, Ordering::AcqRel);
-            counted = true;
-        }
-        if got.latencies.len() >= expect.burst && got.paced.len() >= expect.paced {
-            break;
-        }
-        let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await else { break };
-        let Message::Text(text) = msg else { continue };
-        if let Some(sent) = timestamp(text.as_str()) {
-            let now = now_micros();
-            if text.as_str().contains("\"p\":1") {
-                got.paced.push(now.saturating_sub(sent));
-            } else {
-                got.latencies.push(now.saturating_sub(sent));
-                got.last = now;
+    // One timer for the whole wait rather than one per message: on a busy client, arming and
+    // disarming a timer per frame costs as much as reading it.
+    let _ = tokio::time::timeout_at(deadline, async {
+        loop {
+            if !counted && got.latencies.len() >= expect.burst {
+                drained.fetch_add(1, Ordering::AcqRel);
+                counted = true;
+            }
+            if got.latencies.len() >= expect.burst && got.paced.len() >= expect.paced {
+                break;
+            }
+            let Some(Ok(msg)) = ws.next().await else { break };
+            let Message::Text(text) = msg else { continue };
+            if let Some(sent) = timestamp(text.as_str()) {
+                let now = now_micros();
+                if text.as_str().contains("\"p\":1") {
+                    got.paced.push(now.saturating_sub(sent));
+                } else {
+                    got.latencies.push(now.saturating_sub(sent));
+                    got.last = now;
+                }
             }
         }
-    }
+    })
+    .await;
     if !counted {
         drained.fetch_add(1, Ordering::AcqRel);
     }

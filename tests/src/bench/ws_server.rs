@@ -1,7 +1,7 @@
 //! The WebSocket servers under test: `bench server ws-fawkes|ws-tungstenite --port P`.
 //!
-//! Both run on the same runtime as the HTTP servers (multi-thread, one worker) and take
-//! commands on stdin, one per line, answering each with one stdout line:
+//! Both run on the same runtime, multi-thread with `--workers N` workers (one unless told), and
+//! take commands on stdin, one per line, answering each with one stdout line:
 //!
 //! - `rss` → the process's resident set size in bytes;
 //! - `blast M` → broadcasts M messages `{"t":<µs since the epoch>}` back to back, from a task
@@ -108,10 +108,15 @@ impl Broadcaster {
 }
 
 /// The `bench server ws-*` subcommand.
-pub(crate) fn main(kind: WsKind, port: u16, redis: Option<String>) -> anyhow::Result<()> {
+pub(crate) fn main(
+    kind: WsKind,
+    port: u16,
+    redis: Option<String>,
+    workers: usize,
+) -> anyhow::Result<()> {
     crate::server::init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers.max(1))
         .enable_all()
         .build()
         .context("failed to build the tokio runtime")?;
@@ -327,8 +332,8 @@ mod tests {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
                 let drained = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
                 let expect = crate::ws_client::Expect { burst: 2, paced: 1 };
-                for ws in sockets {
-                    let got = receive(ws, expect, deadline, drained.clone()).await;
+                for mut ws in sockets {
+                    let got = receive(&mut ws, expect, deadline, drained.clone()).await;
                     assert_eq!(got.latencies.len(), 2, "{}", kind.name());
                     assert_eq!(got.paced.len(), 1, "{}", kind.name());
                     assert!(got.last >= before, "{}", kind.name());

@@ -46,7 +46,7 @@ const USAGE: &str = "\
 usage:
   bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin]
   bench server <fawkes|axum|hyper> [--routes N] [--port P]
-  bench server <ws-fawkes|ws-tungstenite> [--port P] [--redis URL (ws-fawkes)]
+  bench server <ws-fawkes|ws-tungstenite> [--port P] [--workers N] [--redis URL (ws-fawkes)]
   bench ws-client <fawkes|tungstenite> --port P --conns N --first-ip K --expect M --timeout S
   bench gen-routes N
 
@@ -69,17 +69,18 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("server") if args.get(1).is_some_and(|k| k.starts_with("ws-")) => {
             let kind = ws_server::WsKind::parse(&args[1])?;
-            let (mut port, mut redis) = (0, None);
+            let (mut port, mut redis, mut workers) = (0, None, 1);
             let mut rest = args[2..].iter();
             while let Some(flag) = rest.next() {
                 let value = rest.next().with_context(|| format!("{flag} needs a value"))?;
                 match flag.as_str() {
                     "--port" => port = value.parse().context("--port takes a port")?,
                     "--redis" if kind == ws_server::WsKind::Fawkes => redis = Some(value.clone()),
+                    "--workers" => workers = value.parse().context("--workers takes a number")?,
                     _ => bail!("unknown WebSocket server option `{flag}`\n{USAGE}"),
                 }
             }
-            ws_server::main(kind, port, redis)
+            ws_server::main(kind, port, redis, workers)
         }
         Some("ws-client") => ws_client::main(&args[1..]),
         Some("server") => {
