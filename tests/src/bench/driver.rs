@@ -29,6 +29,8 @@ pub(crate) struct Options {
     pub(crate) http: bool,
     pub(crate) ws: bool,
     pub(crate) pin: bool,
+    /// Tokio workers per WebSocket server; one per core unless given.
+    pub(crate) ws_workers: Option<usize>,
 }
 
 /// One server process to measure, on some scenarios.
@@ -78,7 +80,7 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<()> {
         run_http(&wrk, &settings, pin, &mut report)?;
     }
     if options.ws {
-        report.ws = crate::ws::run(&settings)?;
+        report.ws = crate::ws::run(&settings, options.ws_workers)?;
     }
     report.finish(started.elapsed());
     report.print()?;

@@ -93,8 +93,11 @@ struct WsRow {
 /// # Errors
 ///
 /// When a server or client fails, or a broadcast does not reach every socket.
-pub(crate) fn run(settings: &Settings) -> anyhow::Result<Vec<Value>> {
-    let plan = Plan::new(settings.quick);
+pub(crate) fn run(settings: &Settings, workers: Option<usize>) -> anyhow::Result<Vec<Value>> {
+    let mut plan = Plan::new(settings.quick);
+    if let Some(workers) = workers {
+        plan.workers = workers.max(1);
+    }
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let mut rows = Vec::new();
     for kind in WsKind::ALL {

@@ -3,7 +3,7 @@
 //! One binary holds the driver and the three servers, so a run builds nothing:
 //!
 //! ```text
-//! bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin]
+//! bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin] [--ws-workers N]
 //! bench server <fawkes|axum|hyper> [--routes N] [--port P]
 //! bench server <ws-fawkes|ws-tungstenite> [--port P] [--redis URL (ws-fawkes)]
 //! bench ws-client <fawkes|tungstenite> --port P --conns N ...
@@ -44,7 +44,7 @@ use anyhow::{bail, Context as _};
 
 const USAGE: &str = "\
 usage:
-  bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin]
+  bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin] [--ws-workers N]
   bench server <fawkes|axum|hyper> [--routes N] [--port P]
   bench server <ws-fawkes|ws-tungstenite> [--port P] [--workers N] [--redis URL (ws-fawkes)]
   bench ws-client <fawkes|tungstenite> --port P --conns N --first-ip K --expect M --timeout S
@@ -53,7 +53,8 @@ usage:
   --quick      2 s per run instead of 10 s
   --json PATH  also write the results as JSON
   --only LIST  run only these suites (default: all)
-  --no-pin     do not pin the server and wrk to separate CPUs";
+  --no-pin     do not pin the server and wrk to separate CPUs
+  --ws-workers N  tokio workers per WebSocket server (default: one per core)";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -114,13 +115,23 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
 }
 
 fn parse_driver(args: &[String], http_only: bool) -> anyhow::Result<driver::Options> {
-    let mut options =
-        driver::Options { quick: false, json: None, http: true, ws: !http_only, pin: true };
+    let mut options = driver::Options {
+        quick: false,
+        json: None,
+        http: true,
+        ws: !http_only,
+        pin: true,
+        ws_workers: None,
+    };
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--no-pin" => options.pin = false,
+            "--ws-workers" => {
+                let n = rest.next().context("--ws-workers needs a number")?;
+                options.ws_workers = Some(n.parse().context("--ws-workers takes a number")?);
+            }
             "--json" => options.json = Some(rest.next().context("--json needs a path")?.into()),
             "--only" => {
                 let list = rest.next().context("--only needs a suite list")?;
