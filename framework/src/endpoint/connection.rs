@@ -477,16 +477,7 @@ mod tests {
 
     /// Reads one `hello` response off a keep-alive connection.
     async fn read_hello(stream: &mut tokio::net::TcpStream) {
-        let mut got = Vec::new();
-        let mut buf = [0u8; 512];
-        while !got.ends_with(b"hello") {
-            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-                .await
-                .expect("a response in time")
-                .unwrap();
-            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
-            got.extend_from_slice(&buf[..n]);
-        }
+        let got = read_until(stream, b"hello").await;
         assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
     }
 
@@ -566,20 +557,31 @@ mod tests {
         }
     }
 
+    /// An endpoint with the given header read timeout.
+    async fn with_header_read_timeout(timeout: Duration) -> crate::endpoint::RunningEndpoint {
+        Endpoint::new(TimerRouter::new())
+            .bind("127.0.0.1:0".parse().unwrap())
+            .header_read_timeout(timeout)
+            .start()
+            .await
+            .unwrap()
+    }
+
+    /// Reads until the server closes the stream (within 5 s); what was left unread.
+    async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest));
+        closed.await.expect("the server closes the connection").ok();
+        rest
+    }
+
     #[tokio::test]
     async fn a_connection_that_sends_nothing_is_closed_at_the_header_read_timeout() {
         const TIMEOUT: Duration = Duration::from_millis(200);
-        let running = Endpoint::new(TimerRouter::new())
-            .bind("127.0.0.1:0".parse().unwrap())
-            .header_read_timeout(TIMEOUT)
-            .start()
-            .await
-            .unwrap();
+        let running = with_header_read_timeout(TIMEOUT).await;
         let opened = Instant::now();
         let mut stream = tokio::net::TcpStream::connect(running.local_addr()).await.unwrap();
-        let mut rest = Vec::new();
-        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest));
-        closed.await.expect("the silent connection is closed").ok();
+        let rest = read_until_closed(&mut stream).await;
         let waited = opened.elapsed();
         assert!(waited >= TIMEOUT - Duration::from_millis(50), "cut after {waited:?}");
         assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
@@ -590,12 +592,7 @@ mod tests {
     #[tokio::test]
     async fn the_header_read_timeout_holds_for_every_head_on_a_connection() {
         const TIMEOUT: Duration = Duration::from_millis(300);
-        let running = Endpoint::new(TimerRouter::new())
-            .bind("127.0.0.1:0".parse().unwrap())
-            .header_read_timeout(TIMEOUT)
-            .start()
-            .await
-            .unwrap();
+        let running = with_header_read_timeout(TIMEOUT).await;
         let mut stream = tokio::net::TcpStream::connect(running.local_addr()).await.unwrap();
         // Requests spread over more than one timeout: each head gets its own allowance, so the
         // timer reused from the head before must have moved on with them.
@@ -608,9 +605,7 @@ mod tests {
         // server began waiting for it (the end of the answer before).
         let stalled_at = Instant::now();
         stream.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\nx-half: ").await.unwrap();
-        let mut rest = Vec::new();
-        let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest));
-        closed.await.expect("the stalled connection is closed").ok();
+        read_until_closed(&mut stream).await;
         let waited = stalled_at.elapsed();
         assert!(waited >= TIMEOUT - Duration::from_millis(50), "cut after {waited:?}");
         assert!(waited < TIMEOUT * 4, "cut only after {waited:?}");

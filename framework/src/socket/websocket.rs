@@ -227,35 +227,17 @@ async fn run<S: Socket>(
                 }
                 Event::Inbound(msg) => {
                     last_seen = Instant::now();
-                    match msg {
+                    let decoded = match msg {
                         None => break None,
                         Some(Ok(WsMessage::Text(text))) => {
-                            match serializer::decode_text(link.vsn, &text) {
-                                Ok(msg) => {
-                                    session.handle(msg);
-                                    continue;
-                                }
-                                Err(err) => {
-                                    tracing::info!(error = %err, "closing a socket that sent a malformed message");
-                                    break Some((CloseCode::Invalid, "malformed message"));
-                                }
-                            }
+                            Some(serializer::decode_text(link.vsn, &text))
                         }
                         Some(Ok(WsMessage::Binary(bytes))) => {
-                            match serializer::decode_binary(link.vsn, &bytes) {
-                                Ok(msg) => {
-                                    session.handle(msg);
-                                    continue;
-                                }
-                                Err(err) => {
-                                    tracing::info!(error = %err, "closing a socket that sent a malformed binary message");
-                                    break Some((CloseCode::Invalid, "malformed message"));
-                                }
-                            }
+                            Some(serializer::decode_binary(link.vsn, &bytes))
                         }
                         // Pongs and close replies are queued by tungstenite: an empty batch below
                         // flushes them.
-                        Some(Ok(WsMessage::Ping(_) | WsMessage::Close(_))) => Vec::new(),
+                        Some(Ok(WsMessage::Ping(_) | WsMessage::Close(_))) => None,
                         Some(Ok(_)) => continue,
                         Some(Err(WsError::Capacity(CapacityError::MessageTooLong {
                             size,
@@ -275,6 +257,17 @@ async fn run<S: Socket>(
                         Some(Err(err)) => {
                             tracing::debug!(error = %err, "websocket error");
                             break None;
+                        }
+                    };
+                    match decoded {
+                        None => Vec::new(),
+                        Some(Ok(msg)) => {
+                            session.handle(msg);
+                            continue;
+                        }
+                        Some(Err(err)) => {
+                            tracing::info!(error = %err, "closing a socket that sent a malformed message");
+                            break Some((CloseCode::Invalid, "malformed message"));
                         }
                     }
                 }
