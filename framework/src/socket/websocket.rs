@@ -1,6 +1,7 @@
 //! The WebSocket transport: the upgrade handshake and the socket task.
 
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -9,8 +10,6 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use std::task::{ready, Context, Poll};
-
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -169,6 +168,7 @@ async fn run<S: Socket>(
     let wrap =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config));
     let Some(mut ws): Option<Ws> = futures_util::FutureExt::now_or_never(wrap) else {
+        session.close();
         return tracing::debug!("websocket stream setup did not complete");
     };
     let link = session.link.clone();
