@@ -108,11 +108,7 @@ impl Assigns {
         if let Some(old) = self.find_mut(id).and_then(|e| e.value.as_any_mut().downcast_mut()) {
             return Some(std::mem::replace(old, value));
         }
-        let entry = Entry { id, value: Box::new(value) };
-        match self.inline.iter_mut().find(|slot| slot.is_none()) {
-            Some(slot) => *slot = Some(entry),
-            None => self.spilled.push(entry),
-        }
+        self.place(Entry { id, value: Box::new(value) });
         None
     }
 
@@ -166,11 +162,17 @@ impl Assigns {
         for entry in other.into_entries() {
             match self.find_mut(entry.id) {
                 Some(slot) => *slot = entry,
-                None => match self.inline.iter_mut().find(|slot| slot.is_none()) {
-                    Some(slot) => *slot = Some(entry),
-                    None => self.spilled.push(entry),
-                },
+                None => self.place(entry),
             }
+        }
+    }
+
+    /// Stores an entry of a type not stored yet: in the first free inline slot, else after
+    /// the inline ones.
+    fn place(&mut self, entry: Entry) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(entry),
+            None => self.spilled.push(entry),
         }
     }
 

@@ -105,7 +105,7 @@ impl Future for RouteFuture {
 }
 
 /// HEAD answers like GET without the body, keeping the length the body would have had.
-pub(super) fn strip_head(resp: &mut Response<Body>) {
+fn strip_head(resp: &mut Response<Body>) {
     let len = http_body::Body::size_hint(resp.body()).exact();
     if let (Some(len), false) = (len, resp.headers().contains_key(header::CONTENT_LENGTH)) {
         resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::builder::MethodFilter;
-use super::future::{strip_head, RouteFuture};
+use super::future::RouteFuture;
 use super::DEFAULT_MAX_BODY;
 use crate::conn::path_params::{PathParams, RouteParams};
 use crate::conn::{params, BodyError};
@@ -198,13 +198,7 @@ impl Router {
             return RouteFuture::boxed(Box::pin(async move {
                 let conn = match decode_body(conn, router.max_body).await {
                     Ok(conn) => conn,
-                    Err(conn) => {
-                        let mut resp = conn.into_response();
-                        if is_head {
-                            strip_head(&mut resp);
-                        }
-                        return resp;
-                    }
+                    Err(conn) => return RouteFuture::ready(conn.into_response(), is_head).await,
                 };
                 router.run_pipeline(conn, index, is_head).await
             }));
