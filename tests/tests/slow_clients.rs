@@ -1,9 +1,14 @@
 //! Clients that are slow, idle or too many: none of them holds up the others, and each is let
 //! go when its allowance runs out.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use fawkes::{Conn, Endpoint};
+use bytes::Bytes;
+use fawkes::{Body, Conn, Endpoint};
+use http::StatusCode;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
 use tests::{http1_client, start, within, RawConn, DEADLINE};
 use tokio::time::Instant;
 
@@ -11,11 +16,35 @@ async fn hello(conn: Conn) -> Conn {
     conn.text("hello")
 }
 
+/// An answer too large for the socket buffers, so that sending it waits on the client.
+const BIG: usize = 64 * 1024 * 1024;
+
+async fn big(conn: Conn) -> Conn {
+    conn.text(vec![b'x'; BIG])
+}
+
+/// Chunks sent this far apart, in all longer than the header read timeout.
+const TRICKLE_CHUNKS: u64 = 6;
+const TRICKLE_EVERY: Duration = Duration::from_millis(150);
+
+async fn trickle(conn: Conn) -> Conn {
+    let chunks = futures_util::stream::unfold(0, |sent| async move {
+        if sent == TRICKLE_CHUNKS {
+            return None;
+        }
+        tokio::time::sleep(TRICKLE_EVERY).await;
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(format!("{sent};")))), sent + 1))
+    });
+    conn.send_resp(StatusCode::OK, Body::new(StreamBody::new(chunks)))
+}
+
 fawkes::router! {
-    /// A single cheap route.
+    /// A cheap route, a large answer and a slowly streamed one.
     pub Slow;
     scope "/" {
         get "/hello" => hello;
+        get "/big" => big;
+        get "/trickle" => trickle;
     }
 }
 
@@ -122,4 +151,70 @@ async fn a_silent_connection_is_cut_at_the_header_read_timeout() {
     let waited = opened.elapsed();
     assert!(waited >= HEADER_READ_TIMEOUT - EARLY, "cut after {waited:?}");
     assert!(waited < HEADER_READ_TIMEOUT * 4, "cut only after {waited:?}");
+}
+
+/// Cuts a stalled head on `conn` and checks it was cut at the header read timeout.
+async fn stalled_head_is_cut(conn: &mut RawConn) {
+    conn.send(b"GET /hello HTTP/1.1\r\nhost: 127.0.0.1\r\nx-half: ").await.unwrap();
+    let stalled_at = Instant::now();
+    conn.closed_within(DEADLINE).await.expect("the stalled head is cut");
+    let waited = stalled_at.elapsed();
+    assert!(waited >= HEADER_READ_TIMEOUT - EARLY, "cut after {waited:?}");
+    assert!(waited < HEADER_READ_TIMEOUT * 4, "cut only after {waited:?}");
+}
+
+#[tokio::test]
+async fn a_slow_reader_of_a_large_answer_is_not_cut_at_the_header_read_timeout() {
+    let server = start(Endpoint::new(Slow::new()).header_read_timeout(HEADER_READ_TIMEOUT)).await;
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    conn.send(&tests::request_bytes("GET", "/big", &[], b"")).await.unwrap();
+    // The client reads nothing for twice the allowance: the server is left waiting on it
+    // with most of the answer unsent, which is not a client late with its next request.
+    tokio::time::sleep(HEADER_READ_TIMEOUT * 2).await;
+    let resp = conn.read_response().await.expect("the whole answer");
+    assert_eq!((resp.status, resp.body.len()), (200, BIG));
+    // The connection is still good for the next request, and the allowance for it runs
+    // from the end of the answer.
+    assert_eq!(conn.get("/hello").await.unwrap().status, 200);
+    stalled_head_is_cut(&mut conn).await;
+}
+
+#[tokio::test]
+async fn an_answer_streamed_for_longer_than_the_allowance_is_sent_whole() {
+    let server = start(
+        Endpoint::new(Slow::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .idle_timeout(IDLE_TIMEOUT),
+    )
+    .await;
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    let started = Instant::now();
+    let resp = conn.get("/trickle").await.expect("the whole stream");
+    assert!(started.elapsed() > IDLE_TIMEOUT, "streamed in {:?}", started.elapsed());
+    assert_eq!(resp.text(), "0;1;2;3;4;5;");
+    // Kept alive: the stream counted as a request in flight until its last chunk.
+    assert_eq!(resp.header("connection"), None);
+    assert_eq!(conn.get("/hello").await.unwrap().status, 200);
+    stalled_head_is_cut(&mut conn).await;
+}
+
+#[tokio::test]
+async fn a_stalled_head_is_cut_at_its_timeout_while_the_endpoint_drains() {
+    let server = start(
+        Endpoint::new(Slow::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .shutdown_timeout(Duration::from_secs(30)),
+    )
+    .await;
+    // The connection's first head: hyper, asked to shut down gracefully, would wait for it.
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    conn.send(b"GET /hello HTTP/1.1\r\nhost: 127.0.0.1\r\nx-half: ").await.unwrap();
+    let stalled_at = Instant::now();
+    tokio::time::sleep(HEADER_READ_TIMEOUT / 5).await;
+    server.shutdown();
+    // The drain does not wait for the head to be finished: the endpoint stops well inside
+    // its shutdown timeout.
+    within(DEADLINE, "the endpoint to stop", server.wait()).await.unwrap();
+    conn.closed_within(DEADLINE).await.expect("the stalled head is cut");
+    assert!(stalled_at.elapsed() < HEADER_READ_TIMEOUT * 4, "cut after {:?}", stalled_at.elapsed());
 }
