@@ -98,7 +98,7 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<()> {
 /// back, so that load from outside the benchmark (a shared machine, a build next door) drifts
 /// over all of them alike rather than over whichever server happened to run at that moment.
 /// The report leads with each server's best round, which shrugs off rounds a neighbour
-/// disturbed.
+/// disturbed, and compares servers round by round (see `Report::ratio`).
 fn run_http(wrk: &Wrk, settings: &Settings, pin: bool, report: &mut Report) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let scratch = ScratchDir::new()?;
@@ -126,6 +126,10 @@ fn run_http(wrk: &Wrk, settings: &Settings, pin: bool, report: &mut Report) -> a
     }
     for round in 1..=settings.rounds {
         eprintln!("== round {round} of {}", settings.rounds);
+        // Each round starts with a different server, so none is always measured first or
+        // last within a round.
+        let count = slots.len().max(1);
+        slots.rotate_left(1 % count);
         for scenario in Scenario::ALL {
             for slot in slots.iter_mut().filter(|s| !s.failed) {
                 if !slot.target.scenarios.contains(&scenario) {
