@@ -24,7 +24,9 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Time allowed to send a request's headers (default 10 s). On HTTP/1.1 the wait for the
     /// next request on a keep-alive connection counts too (as cowboy's `request_timeout`), so
-    /// an idle HTTP/1.1 connection closes after the shorter of this and `idle_timeout`.
+    /// an idle HTTP/1.1 connection closes after the shorter of this and `idle_timeout`. The
+    /// wait starts once the answer before is sent: a streamed answer, or one waiting for a
+    /// slow reader, does not count against it.
     pub header_read_timeout: Duration,
     /// Idle time allowed between requests (default 60 s): the keep-alive limit for HTTP/2,
     /// and for HTTP/1.1 when shorter than `header_read_timeout`.

@@ -128,11 +128,11 @@ fn run_http(wrk: &Wrk, settings: &Settings, pin: bool, report: &mut Report) -> a
         eprintln!("== round {round} of {}", settings.rounds);
         // Each round starts with a different server, so none is always measured first or
         // last within a round.
-        let count = slots.len().max(1);
-        slots.rotate_left(1 % count);
+        let count = slots.len();
         for scenario in Scenario::ALL {
-            for slot in slots.iter_mut().filter(|s| !s.failed) {
-                if !slot.target.scenarios.contains(&scenario) {
+            for i in 0..count {
+                let slot = &mut slots[(i + round as usize) % count];
+                if slot.failed || !slot.target.scenarios.contains(&scenario) {
                     continue;
                 }
                 let label = slot.target.label();

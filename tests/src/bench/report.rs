@@ -164,6 +164,8 @@ impl Row {
 pub(crate) struct Report {
     machine: Machine,
     settings: Settings,
+    /// Whether the HTTP suite ran (it may have run and measured nothing).
+    http_suite: bool,
     wrk_version: String,
     pinned: bool,
     elapsed: Duration,
@@ -179,6 +181,7 @@ impl Report {
         Self {
             machine,
             settings,
+            http_suite: false,
             wrk_version: String::new(),
             pinned: false,
             elapsed: Duration::ZERO,
@@ -190,6 +193,7 @@ impl Report {
     }
 
     pub(crate) fn set_wrk(&mut self, version: String, pinned: bool) {
+        self.http_suite = true;
         self.wrk_version = version;
         self.pinned = pinned;
     }
@@ -253,6 +257,19 @@ impl Report {
     /// When stdout is closed.
     pub(crate) fn print(&self) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
+        if self.http_suite {
+            self.print_http(&mut out)?;
+        }
+        if !self.failures.is_empty() {
+            writeln!(out, "\nFAILURES:")?;
+            for failure in &self.failures {
+                writeln!(out, "  {failure}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn print_http(&self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
         let s = &self.settings;
         writeln!(
             out,
@@ -310,12 +327,6 @@ impl Report {
              server's user-mode / total CPU time per request over all rounds; cpu util: its CPU \
              time\nover the runs' wall time."
         )?;
-        if !self.failures.is_empty() {
-            writeln!(out, "\nFAILURES:")?;
-            for failure in &self.failures {
-                writeln!(out, "  {failure}")?;
-            }
-        }
         Ok(())
     }
 
