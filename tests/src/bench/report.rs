@@ -115,6 +115,7 @@ pub(crate) struct Row {
     pub(crate) result: WrkResult,
     pub(crate) rounds_rps: Vec<f64>,
     pub(crate) rps_median: f64,
+    pub(crate) p50_ms_median: f64,
     pub(crate) p99_ms_median: f64,
     /// Requests over all rounds.
     pub(crate) requests: u64,
@@ -150,6 +151,7 @@ impl Row {
             result: best.wrk.clone(),
             rounds_rps: runs.iter().map(|m| m.wrk.rps).collect(),
             rps_median: median(runs.iter().map(|m| m.wrk.rps).collect()),
+            p50_ms_median: median(runs.iter().map(|m| m.wrk.p50_ms).collect()),
             p99_ms_median: median(runs.iter().map(|m| m.wrk.p99_ms).collect()),
             requests,
             cpu_us_per_req: per_req(cpu),
@@ -322,7 +324,8 @@ impl Report {
         writeln!(
             out,
             "\nbest req/s: the fastest round (outside interference only slows a run down); \
-             median: the median round.\nvs fawkes: the median over rounds of req/s over Fawkes' \
+             median: the median round.\np50/p99 ms: wrk's latency percentiles, the median over \
+             rounds (one round's tail is mostly the machine's hiccups).\nvs fawkes: the median over rounds of req/s over Fawkes' \
              (100 routes) in the same round, on the same scenario.\nuser/cpu us/req: the \
              server's user-mode / total CPU time per request over all rounds; cpu util: its CPU \
              time\nover the runs' wall time."
@@ -337,8 +340,8 @@ impl Report {
             row.routes.to_string(),
             thousands(row.result.rps),
             thousands(row.rps_median),
-            format!("{:.3}", row.result.p50_ms),
-            format!("{:.3}", row.result.p99_ms),
+            format!("{:.3}", row.p50_ms_median),
+            format!("{:.3}", row.p99_ms_median),
             self.ratio(row).map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x")),
             opt(row.user_us_per_req, 1),
             opt(row.cpu_us_per_req, 1),
@@ -363,6 +366,7 @@ impl Report {
                     "max_ms": round(r.max_ms, 4),
                     "mean_ms": round(r.mean_ms, 4),
                     "rps_median": round(row.rps_median, 1),
+                    "p50_ms_median": round(row.p50_ms_median, 4),
                     "p99_ms_median": round(row.p99_ms_median, 4),
                     "requests": row.requests,
                     "rounds_rps": row.rounds_rps.iter().map(|x| round(*x, 1)).collect::<Vec<_>>(),
@@ -396,7 +400,7 @@ impl Report {
                 "loadavg_start": m.loadavg_start,
                 "loadavg_end": self.loadavg_end,
                 "elapsed_s": round(self.elapsed.as_secs_f64(), 1),
-                "rps": "the best round; rps_median is the median round",
+                "rps": "the best round, with its p50_ms and p99_ms; rps_median, p50_ms_median and p99_ms_median are medians over rounds",
                 "ratio": "ratio_to_fawkes: the median over rounds of rps / rps of fawkes with 100 routes \
                           on the same scenario in the same round; ratio_best_to_fawkes: best round \
                           over best round",
@@ -497,6 +501,7 @@ mod tests {
         let row = Row::from_rounds(Scenario::Json, Kind::Axum, 100, &runs).unwrap();
         assert_eq!((row.result.rps, row.result.p99_ms), (300.0, 1.0));
         assert_eq!((row.rps_median, row.p99_ms_median), (200.0, 5.0));
+        assert_eq!(row.p50_ms_median, 1.0);
         assert_eq!(row.requests, 3000);
         assert_eq!(row.rounds_rps, [100.0, 300.0, 200.0]);
         assert!((row.cpu_us_per_req.unwrap() - 5.0).abs() < 1e-9);
