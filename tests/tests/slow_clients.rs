@@ -55,13 +55,34 @@ const IDLE_TIMEOUT: Duration = Duration::from_millis(600);
 /// Timers may fire a little early by the clock the test reads; this is the slack allowed.
 const EARLY: Duration = Duration::from_millis(50);
 
+/// The test router behind the header read timeout of these tests.
+fn endpoint() -> Endpoint {
+    Endpoint::new(Slow::new()).header_read_timeout(HEADER_READ_TIMEOUT)
+}
+
+/// Sends half a request head on `conn`, and returns when.
+async fn stall(conn: &mut RawConn) -> Instant {
+    conn.send(b"GET /hello HTTP/1.1\r\nhost: 127.0.0.1\r\nx-half: ").await.unwrap();
+    Instant::now()
+}
+
+/// Checks that the server cut `conn`, stalled at `stalled_at`, once its header read timeout
+/// was up and not long after, with at most a 408 as goodbye.
+async fn assert_cut_at_the_timeout(conn: &mut RawConn, stalled_at: Instant) {
+    let said = conn.closed_within(DEADLINE).await.expect("the stalled client is disconnected");
+    let waited = stalled_at.elapsed();
+    assert!(waited >= HEADER_READ_TIMEOUT - EARLY, "cut after {waited:?}");
+    assert!(waited < HEADER_READ_TIMEOUT * 4, "cut only after {waited:?}");
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.is_empty() || said.starts_with("HTTP/1.1 408"), "{said}");
+}
+
 #[tokio::test]
 async fn a_stalled_request_head_neither_delays_others_nor_outstays_its_timeout() {
-    let server = start(Endpoint::new(Slow::new()).header_read_timeout(HEADER_READ_TIMEOUT)).await;
+    let server = start(endpoint()).await;
 
     let mut stalled = RawConn::connect(server.local_addr()).await.unwrap();
-    stalled.send(b"GET /hello HTTP/1.1\r\nhost: 127.0.0.1\r\nx-half: ").await.unwrap();
-    let stalled_at = Instant::now();
+    let stalled_at = stall(&mut stalled).await;
 
     // Others are answered while it stalls, each well inside the stalled client's allowance.
     let client = http1_client();
@@ -75,13 +96,8 @@ async fn a_stalled_request_head_neither_delays_others_nor_outstays_its_timeout()
     assert_eq!(fresh.get("/hello").await.unwrap().status, 200);
     assert!(stalled_at.elapsed() < HEADER_READ_TIMEOUT, "the checks above ran too slowly");
 
-    // The stalled client is cut off once its time is up, with at most a 408 as goodbye.
-    let said = stalled.closed_within(DEADLINE).await.expect("the stalled client is disconnected");
-    let waited = stalled_at.elapsed();
-    assert!(waited >= HEADER_READ_TIMEOUT - EARLY, "cut after {waited:?}");
-    assert!(waited < HEADER_READ_TIMEOUT * 4, "cut only after {waited:?}");
-    let said = String::from_utf8_lossy(&said);
-    assert!(said.is_empty() || said.starts_with("HTTP/1.1 408"), "{said}");
+    // The stalled client is cut off once its time is up.
+    assert_cut_at_the_timeout(&mut stalled, stalled_at).await;
 }
 
 #[tokio::test]
@@ -144,7 +160,7 @@ async fn past_max_connections_a_new_connection_waits_for_a_free_slot() {
 
 #[tokio::test]
 async fn a_silent_connection_is_cut_at_the_header_read_timeout() {
-    let server = start(Endpoint::new(Slow::new()).header_read_timeout(HEADER_READ_TIMEOUT)).await;
+    let server = start(endpoint()).await;
     let opened = Instant::now();
     let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
     conn.closed_within(DEADLINE).await.expect("the silent connection is closed");
@@ -153,19 +169,9 @@ async fn a_silent_connection_is_cut_at_the_header_read_timeout() {
     assert!(waited < HEADER_READ_TIMEOUT * 4, "cut only after {waited:?}");
 }
 
-/// Cuts a stalled head on `conn` and checks it was cut at the header read timeout.
-async fn stalled_head_is_cut(conn: &mut RawConn) {
-    conn.send(b"GET /hello HTTP/1.1\r\nhost: 127.0.0.1\r\nx-half: ").await.unwrap();
-    let stalled_at = Instant::now();
-    conn.closed_within(DEADLINE).await.expect("the stalled head is cut");
-    let waited = stalled_at.elapsed();
-    assert!(waited >= HEADER_READ_TIMEOUT - EARLY, "cut after {waited:?}");
-    assert!(waited < HEADER_READ_TIMEOUT * 4, "cut only after {waited:?}");
-}
-
 #[tokio::test]
 async fn a_slow_reader_of_a_large_answer_is_not_cut_at_the_header_read_timeout() {
-    let server = start(Endpoint::new(Slow::new()).header_read_timeout(HEADER_READ_TIMEOUT)).await;
+    let server = start(endpoint()).await;
     let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
     conn.send(&tests::request_bytes("GET", "/big", &[], b"")).await.unwrap();
     // The client reads nothing for twice the allowance: the server is left waiting on it
@@ -176,17 +182,13 @@ async fn a_slow_reader_of_a_large_answer_is_not_cut_at_the_header_read_timeout()
     // The connection is still good for the next request, and the allowance for it runs
     // from the end of the answer.
     assert_eq!(conn.get("/hello").await.unwrap().status, 200);
-    stalled_head_is_cut(&mut conn).await;
+    let stalled_at = stall(&mut conn).await;
+    assert_cut_at_the_timeout(&mut conn, stalled_at).await;
 }
 
 #[tokio::test]
 async fn an_answer_streamed_for_longer_than_the_allowance_is_sent_whole() {
-    let server = start(
-        Endpoint::new(Slow::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .idle_timeout(IDLE_TIMEOUT),
-    )
-    .await;
+    let server = start(endpoint().idle_timeout(IDLE_TIMEOUT)).await;
     let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
     let started = Instant::now();
     let resp = conn.get("/trickle").await.expect("the whole stream");
@@ -195,21 +197,16 @@ async fn an_answer_streamed_for_longer_than_the_allowance_is_sent_whole() {
     // Kept alive: the stream counted as a request in flight until its last chunk.
     assert_eq!(resp.header("connection"), None);
     assert_eq!(conn.get("/hello").await.unwrap().status, 200);
-    stalled_head_is_cut(&mut conn).await;
+    let stalled_at = stall(&mut conn).await;
+    assert_cut_at_the_timeout(&mut conn, stalled_at).await;
 }
 
 #[tokio::test]
 async fn a_stalled_head_is_cut_at_its_timeout_while_the_endpoint_drains() {
-    let server = start(
-        Endpoint::new(Slow::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .shutdown_timeout(Duration::from_secs(30)),
-    )
-    .await;
+    let server = start(endpoint().shutdown_timeout(Duration::from_secs(30))).await;
     // The connection's first head: hyper, asked to shut down gracefully, would wait for it.
     let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
-    conn.send(b"GET /hello HTTP/1.1\r\nhost: 127.0.0.1\r\nx-half: ").await.unwrap();
-    let stalled_at = Instant::now();
+    let stalled_at = stall(&mut conn).await;
     tokio::time::sleep(HEADER_READ_TIMEOUT / 5).await;
     server.shutdown();
     // The drain does not wait for the head to be finished: the endpoint stops well inside
