@@ -62,7 +62,7 @@ pub(crate) async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut conn = if http1 {
         let mut h1 = hyper::server::conn::http1::Builder::new();
-        h1.max_buf_size(config.max_header_bytes.max(8192));
+        h1.header_read_timeout(None).max_buf_size(config.max_header_bytes.max(8192));
         let socket = Socket { io: stream, activity: Some(activity.clone()) };
         Served::Http1(h1.serve_connection(TokioIo::new(socket), service).with_upgrades())
     } else {
