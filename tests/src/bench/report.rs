@@ -220,8 +220,9 @@ impl Report {
 
     /// The median, over rounds, of this row's req/s over Fawkes' in the same round. A round
     /// drives the servers one after the other within seconds, so the machine's drift (a
-    /// neighbour, the host's clock speed), which moves whole rounds up and down by 10–20% here,
-    /// mostly cancels out of each round's ratio; the median then drops the rounds it did not.
+    /// neighbour, the host's clock speed), which moves whole rounds up and down by tens of
+    /// percent here, mostly cancels out of each round's ratio; the median then drops the
+    /// rounds where it did not.
     fn ratio(&self, row: &Row) -> Option<f64> {
         let fawkes = self.http.iter().find(|r| {
             r.server == Kind::Fawkes && r.routes == MAIN_ROUTES && r.scenario == row.scenario
