@@ -585,6 +585,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stalled_head_is_cut_on_the_connections_hyper_util_serves_too() {
+        const TIMEOUT: Duration = Duration::from_millis(300);
+        let running = with_header_read_timeout(TIMEOUT).await;
+        let mut stream = tokio::net::TcpStream::connect(running.local_addr()).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        // A first byte that may begin the HTTP/2 preface sends the connection to hyper-util,
+        // which keeps hyper's own header read timeout.
+        stream.write_all(b"P").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        stream.write_all(b"UT /hello HTTP/1.1\r\nhost: x\r\nx-half: ").await.unwrap();
+        let stalled_at = Instant::now();
+        read_until_closed(&mut stream).await;
+        let waited = stalled_at.elapsed();
+        assert!(waited >= TIMEOUT - Duration::from_millis(80), "cut after {waited:?}");
+        assert!(waited < TIMEOUT * 4, "cut only after {waited:?}");
+        running.shutdown();
+        running.wait().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn the_header_read_timeout_holds_for_every_head_on_a_connection() {
         const TIMEOUT: Duration = Duration::from_millis(300);
         let running = with_header_read_timeout(TIMEOUT).await;
