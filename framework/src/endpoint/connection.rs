@@ -570,6 +570,23 @@ mod tests {
         rest
     }
 
+    /// Sends `head`, a request head cut short, and checks that the server closes the stream
+    /// once `timeout` has passed (less `early`: the timer may have started a little before),
+    /// and not long after.
+    async fn assert_stalled_head_cut(
+        stream: &mut tokio::net::TcpStream,
+        head: &[u8],
+        timeout: Duration,
+        early: Duration,
+    ) {
+        let stalled_at = Instant::now();
+        stream.write_all(head).await.unwrap();
+        read_until_closed(stream).await;
+        let waited = stalled_at.elapsed();
+        assert!(waited >= timeout - early, "cut after {waited:?}");
+        assert!(waited < timeout * 4, "cut only after {waited:?}");
+    }
+
     #[tokio::test]
     async fn a_connection_that_sends_nothing_is_closed_at_the_header_read_timeout() {
         const TIMEOUT: Duration = Duration::from_millis(200);
@@ -594,12 +611,8 @@ mod tests {
         // which keeps hyper's own header read timeout.
         stream.write_all(b"P").await.unwrap();
         tokio::time::sleep(Duration::from_millis(30)).await;
-        stream.write_all(b"UT /hello HTTP/1.1\r\nhost: x\r\nx-half: ").await.unwrap();
-        let stalled_at = Instant::now();
-        read_until_closed(&mut stream).await;
-        let waited = stalled_at.elapsed();
-        assert!(waited >= TIMEOUT - Duration::from_millis(80), "cut after {waited:?}");
-        assert!(waited < TIMEOUT * 4, "cut only after {waited:?}");
+        let head = b"UT /hello HTTP/1.1\r\nhost: x\r\nx-half: ";
+        assert_stalled_head_cut(&mut stream, head, TIMEOUT, Duration::from_millis(80)).await;
         running.shutdown();
         running.wait().await.unwrap();
     }
@@ -618,12 +631,8 @@ mod tests {
         }
         // A head that stalls is still cut at the timeout, which runs from the moment the
         // server began waiting for it (the end of the answer before).
-        let stalled_at = Instant::now();
-        stream.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\nx-half: ").await.unwrap();
-        read_until_closed(&mut stream).await;
-        let waited = stalled_at.elapsed();
-        assert!(waited >= TIMEOUT - Duration::from_millis(50), "cut after {waited:?}");
-        assert!(waited < TIMEOUT * 4, "cut only after {waited:?}");
+        let head = b"GET /hello HTTP/1.1\r\nhost: x\r\nx-half: ";
+        assert_stalled_head_cut(&mut stream, head, TIMEOUT, Duration::from_millis(50)).await;
         running.shutdown();
         running.wait().await.unwrap();
     }
