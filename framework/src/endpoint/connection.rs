@@ -59,13 +59,15 @@ pub(crate) async fn serve(
     let activity = Arc::new(Activity::new(start, allowance, first_request));
     let service =
         ConnService { router, info: ConnInfo { remote_addr, shared }, activity: activity.clone() };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Only what hyper-util serves needs its builder, which the connection borrows.
+    let mut builder;
     let mut conn = if http1 {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.header_read_timeout(None).max_buf_size(config.max_header_bytes.max(8192));
         let socket = Socket { io: stream, activity: Some(activity.clone()) };
         Served::Http1(h1.serve_connection(TokioIo::new(socket), service).with_upgrades())
     } else {
+        builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
@@ -197,19 +199,18 @@ struct Activity {
 
 impl Activity {
     fn new(start: Instant, allowance: Duration, first_request: Duration) -> Self {
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2);
         Self {
             start,
             allowance,
             in_flight: AtomicUsize::new(0),
-            quiet_ms: AtomicI64::new(ms(first_request) - ms(allowance)),
+            quiet_ms: AtomicI64::new(millis(first_request) - millis(allowance)),
             blocked: AtomicBool::new(false),
         }
     }
 
     fn quiet_since(&self, now: Instant) {
-        let ms = now.saturating_duration_since(self.start).as_millis();
-        self.quiet_ms.store(i64::try_from(ms).unwrap_or(i64::MAX / 2), Ordering::Release);
+        let ms = millis(now.saturating_duration_since(self.start));
+        self.quiet_ms.store(ms, Ordering::Release);
     }
 
     fn end_request(&self, now: Instant) {
@@ -219,8 +220,7 @@ impl Activity {
 
     fn idle_deadline(&self) -> Instant {
         let quiet = self.quiet_ms.load(Ordering::Acquire);
-        let allowance = i64::try_from(self.allowance.as_millis()).unwrap_or(i64::MAX / 2);
-        let ms = u64::try_from(quiet.saturating_add(allowance)).unwrap_or(0);
+        let ms = u64::try_from(quiet.saturating_add(millis(self.allowance))).unwrap_or(0);
         self.start + Duration::from_millis(ms)
     }
 
@@ -244,6 +244,12 @@ impl Activity {
             deadline
         }
     }
+}
+
+/// `d` in whole milliseconds, for [`Activity`]'s offsets; absurdly long ones are clamped well
+/// short of overflowing a sum of two.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 /// One request counted in its connection's [`Activity`] until it ends or is dropped.
