@@ -372,3 +372,26 @@ async fn a_socket_closed_for_bad_input_leaves_nothing_behind() {
     );
     stop(server).await;
 }
+
+#[tokio::test]
+async fn a_deeply_nested_connect_query_is_refused_on_both_transports() {
+    let server = serve(transport(RoomSocket)).await;
+    let mut watcher = Watcher::join(&server).await;
+    let deep = format!("vsn=2.0.0&a{}=1", "[b]".repeat(20_000));
+    let status = channel_support::upgrade_status(channel_support::request(
+        server.local_addr(),
+        &deep,
+    ))
+    .await;
+    assert_eq!(status, 400, "websocket");
+    watcher.still_served(&server, "a deep websocket query").await;
+    let resp = tests::http1_client()
+        .get(format!("{}/socket/longpoll?{deep}", server.url()))
+        .send()
+        .await
+        .unwrap();
+    // LongPoll answers in its body, as Phoenix's does.
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], 400, "longpoll");
+    watcher.still_served(&server, "a deep longpoll query").await;
+    stop(server).await;
+}

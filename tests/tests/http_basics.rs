@@ -262,3 +262,69 @@ async fn oversized_request_headers_are_refused() {
         assert_eq!(resp.status, 431, "{kib} KiB: {}", resp.text());
     }
 }
+
+/// A key nested 20,000 brackets deep: about 60 KB, once enough to overflow a worker's stack and
+/// abort the whole process.
+fn deep_key() -> String {
+    format!("a{}=1", "[b]".repeat(20_000))
+}
+
+#[tokio::test]
+async fn deeply_nested_query_params_answer_400_and_the_server_stays_up() {
+    let server = basics().await;
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    let path = format!("/items?{}", deep_key());
+    // The action never reads its params: the request is served as usual.
+    let resp = conn.get(&path).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // One that does gets a 400 naming the query string.
+    let form = format!("name=x&qty=1&{}", deep_key());
+    let resp = conn.send_reading_early(&request_bytes("POST", &path, &[], b"")).await.unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(
+        resp.json(),
+        json!({"errors": {"query": ["a key is nested deeper than 32 levels"]}})
+    );
+    drop(conn);
+    // A form body of the same shape: 400 before the action runs.
+    let server = start(Endpoint::new(Basics::new()).max_body(256 * 1024)).await;
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    let headers = [("content-type", "application/x-www-form-urlencoded")];
+    let resp = conn
+        .send_reading_early(&request_bytes("POST", "/items", &headers, form.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(resp.text().contains("nested deeper than 32 levels"), "{}", resp.text());
+    // Many flat params: bounded as well.
+    let many = "x=1&".repeat(10_000);
+    let resp = conn
+        .send_reading_early(&request_bytes("POST", "/items", &headers, many.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(resp.text().contains("more than 4096 params"), "{}", resp.text());
+    assert_eq!(conn.get("/hello").await.unwrap().text(), "hello");
+}
+
+#[tokio::test]
+async fn params_limits_are_configurable_per_router() {
+    use fawkes::conn::ParamsLimits;
+    let router = fawkes::Router::from(Basics::new())
+        .params_limits(ParamsLimits::default().max_depth(1).max_params(3));
+    let server = start(Endpoint::new(router)).await;
+    let client = http1_client();
+    let post = |body: &'static str| {
+        client
+            .post(format!("{}/items", server.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    // Within the limits the form decodes, and fails only on its types (form values are text).
+    assert_eq!(post("name=x&qty=1").await.unwrap().status(), 422);
+    assert_eq!(post("name=x&qty=1&a[b]=1").await.unwrap().status(), 400, "four params");
+    assert_eq!(post("name=x&a[b][c]=1").await.unwrap().status(), 400, "two levels");
+    let resp = client.post(format!("{}/items?a[b][c]=1", server.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+}

@@ -9,14 +9,21 @@ use crate::Conn;
 
 /// The merged params did not deserialise into the requested type.
 ///
-/// As a response it is a 422 with `{"errors":{"<field>":["<message>"]}}`.
+/// As a response it is a 422 with `{"errors":{"<field>":["<message>"]}}`, or a 400 in the same
+/// shape when the request itself could not be decoded (a query string past the limits).
 #[derive(Debug)]
 pub struct ParamsError {
     field: String,
     message: String,
+    status: StatusCode,
 }
 
 impl ParamsError {
+    /// The request could not be decoded at all: a 400.
+    pub(crate) fn malformed(field: &str, message: String) -> Self {
+        Self { field: field.to_owned(), message, status: StatusCode::BAD_REQUEST }
+    }
+
     pub(crate) fn from_path_error(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();
@@ -37,7 +44,7 @@ impl ParamsError {
             Some(i) => inner[..i].to_owned(),
             None => inner,
         };
-        Self { field, message }
+        Self { field, message, status: StatusCode::UNPROCESSABLE_ENTITY }
     }
 
     /// The dotted path of the field that failed (`room.name`), or `params` for the whole.
@@ -48,6 +55,11 @@ impl ParamsError {
     /// What was wrong with it.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The status it answers with: 422, or 400 for a request that could not be decoded.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 }
 
@@ -63,7 +75,7 @@ impl IntoResponse for ParamsError {
     fn render(self, conn: Conn) -> Conn {
         let mut errors = serde_json::Map::new();
         errors.insert(self.field, serde_json::json!([self.message]));
-        conn.put_status(StatusCode::UNPROCESSABLE_ENTITY)
+        conn.put_status(self.status)
             .json(&serde_json::json!({ "errors": errors }))
     }
 }

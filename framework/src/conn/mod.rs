@@ -30,6 +30,7 @@ use crate::endpoint::ConnInfo;
 pub use assigns::Assigns;
 pub use body::{Body, BodyError};
 pub use error::{InvalidHeader, ParamsError};
+pub use params::ParamsLimits;
 
 type BeforeSend = Box<dyn FnOnce(Conn) -> Conn + Send>;
 
@@ -66,11 +67,13 @@ struct Inner {
     extensions_view: OnceCell<http::Extensions>,
     body: Option<Body>,
     body_limit: Option<usize>,
+    params_limits: ParamsLimits,
     raw_body: Option<Bytes>,
     path_params: path_params::PathParams,
     /// [`Conn::path_params`] as owned pairs, built on first use.
     path_param_pairs: OnceCell<Vec<(String, String)>>,
-    query_params: OnceCell<Map<String, Value>>,
+    /// The decoded query string, or why it did not decode within the limits.
+    query_params: OnceCell<Result<Map<String, Value>, params::DecodeError>>,
     /// `None` until a body is decoded: most requests have none, and dropping even an empty
     /// map costs a walk of it.
     body_params: Option<Map<String, Value>>,
@@ -98,6 +101,7 @@ impl Conn {
             extensions_view: OnceCell::new(),
             body: Some(Body::new(body)),
             body_limit: None,
+            params_limits: ParamsLimits::default(),
             raw_body: None,
             path_params: path_params::PathParams::default(),
             path_param_pairs: OnceCell::new(),
@@ -253,9 +257,18 @@ impl Conn {
     }
 
     /// The decoded query string; nested keys (`a[b]=1`) become nested objects.
-    /// A malformed query string decodes as empty.
+    ///
+    /// A query string past the router's [`ParamsLimits`] reads as empty here, and
+    /// [`Conn::params`] reports it as a 400.
     pub fn query_params(&self) -> &Map<String, Value> {
-        self.0.query_params.get_or_init(|| params::decode(self.query_string()).unwrap_or_default())
+        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        self.decoded_query().as_ref().unwrap_or_else(|_| EMPTY.get_or_init(Map::new))
+    }
+
+    fn decoded_query(&self) -> &Result<Map<String, Value>, params::DecodeError> {
+        self.0
+            .query_params
+            .get_or_init(|| params::decode(self.query_string(), self.0.params_limits))
     }
 
     /// The decoded body params (JSON or form). A JSON body that is not an object is under `_json`.
@@ -279,7 +292,8 @@ impl Conn {
     /// # Errors
     ///
     /// A [`ParamsError`] naming the field that failed; as a response it is a 422 with
-    /// `{"errors":{"<field>":["<message>"]}}`.
+    /// `{"errors":{"<field>":["<message>"]}}`. A query string past the [`ParamsLimits`] is a
+    /// `ParamsError` on the field `query`, answered 400.
     ///
     /// # Examples
     ///
@@ -291,6 +305,9 @@ impl Conn {
     /// assert_eq!(conn.params::<Page>().unwrap().page, "3");
     /// ```
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, ParamsError> {
+        if let Err(err) = self.decoded_query() {
+            return Err(ParamsError::malformed("query", err.to_string()));
+        }
         let map = self.param_map();
         serde_path_to_error::deserialize(map).map_err(ParamsError::from_path_error)
     }
@@ -300,6 +317,10 @@ impl Conn {
         self.0.path_param_pairs = OnceCell::new();
         self.0.route = Some(route);
         self.0.params = OnceCell::new();
+    }
+
+    pub(crate) fn set_params_limits(&mut self, limits: ParamsLimits) {
+        self.0.params_limits = limits;
     }
 
     pub(crate) fn set_body_params(&mut self, raw: Bytes, params: Map<String, Value>) {

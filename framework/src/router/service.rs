@@ -15,7 +15,7 @@ use super::builder::MethodFilter;
 use super::future::RouteFuture;
 use super::DEFAULT_MAX_BODY;
 use crate::conn::path_params::{PathParams, RouteParams};
-use crate::conn::{params, BodyError};
+use crate::conn::{params, BodyError, ParamsLimits};
 use crate::controller::{ActionError, IntoResponse};
 use crate::plug::Pipeline;
 use crate::{Body, BoxError, Conn};
@@ -66,6 +66,7 @@ pub(crate) struct Inner {
 pub struct Router {
     inner: Arc<Inner>,
     max_body: usize,
+    params_limits: ParamsLimits,
     assigns: crate::conn::Assigns,
 }
 
@@ -74,6 +75,7 @@ impl fmt::Debug for Router {
         f.debug_struct("Router")
             .field("routes", &self.inner.targets.len())
             .field("max_body", &self.max_body)
+            .field("params_limits", &self.params_limits)
             .finish()
     }
 }
@@ -96,7 +98,12 @@ enum Lookup {
 
 impl Router {
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
-        Self { inner, max_body: DEFAULT_MAX_BODY, assigns: crate::conn::Assigns::new() }
+        Self {
+            inner,
+            max_body: DEFAULT_MAX_BODY,
+            params_limits: ParamsLimits::default(),
+            assigns: crate::conn::Assigns::new(),
+        }
     }
 
     /// Sets the largest request body the router decodes into params; larger ones answer 413.
@@ -104,6 +111,15 @@ impl Router {
     #[must_use]
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Sets the bounds on decoding query strings and form bodies into params: how deep keys
+    /// may nest and how many params one string may hold. A form body past them answers 400;
+    /// see [`ParamsLimits`] for query strings.
+    #[must_use]
+    pub fn params_limits(mut self, limits: ParamsLimits) -> Self {
+        self.params_limits = limits;
         self
     }
 
@@ -160,6 +176,9 @@ impl Router {
         if let Some(info) = info {
             conn.set_conn_info(info);
         }
+        if self.params_limits != ParamsLimits::default() {
+            conn.set_params_limits(self.params_limits);
+        }
         if !self.assigns.is_empty() {
             *conn.assigns_mut() = self.assigns.clone();
         }
@@ -196,7 +215,7 @@ impl Router {
         if target.decode_body && conn.headers().contains_key(header::CONTENT_TYPE) {
             let router = self.clone();
             return RouteFuture::boxed(Box::pin(async move {
-                let conn = match decode_body(conn, router.max_body).await {
+                let conn = match decode_body(conn, router.max_body, router.params_limits).await {
                     Ok(conn) => conn,
                     Err(conn) => return RouteFuture::ready(conn.into_response(), is_head).await,
                 };
@@ -258,7 +277,7 @@ impl Router {
 }
 
 /// Decodes JSON and form bodies into body params; other bodies are left for the action.
-async fn decode_body(mut conn: Conn, limit: usize) -> Result<Conn, Conn> {
+async fn decode_body(mut conn: Conn, limit: usize, limits: ParamsLimits) -> Result<Conn, Conn> {
     enum Kind {
         Json,
         Form,
@@ -292,7 +311,7 @@ async fn decode_body(mut conn: Conn, limit: usize) -> Result<Conn, Conn> {
     let params = match kind {
         Kind::Json => parse_json(&bytes),
         Kind::Form => match std::str::from_utf8(&bytes) {
-            Ok(text) => params::decode(text).map_err(|e| format!("malformed form body: {e}")),
+            Ok(text) => params::decode(text, limits).map_err(|e| format!("form body: {e}")),
             Err(_) => Err("malformed form body: not UTF-8".to_owned()),
         },
     };

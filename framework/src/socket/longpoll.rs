@@ -123,8 +123,10 @@ pub(crate) async fn handle<S: Socket>(inner: Arc<Inner<S>>, req: Request<Body>) 
     if !inner.config.check_origin.allows(req.headers()) {
         return status_only(StatusCode::FORBIDDEN);
     }
-    let params =
-        crate::conn::params::decode(req.uri().query().unwrap_or_default()).unwrap_or_default();
+    let query = req.uri().query().unwrap_or_default();
+    let Ok(params) = crate::conn::params::decode(query, Default::default()) else {
+        return status_only(StatusCode::BAD_REQUEST);
+    };
     let session =
         token_of(&req, &params).and_then(|t| inner.longpoll.resume(&req, &t).map(|s| (t, s)));
     match (req.method().clone(), session) {

@@ -84,8 +84,10 @@ pub(crate) async fn upgrade<S: Socket>(
         tracing::info!(origin = ?headers.get(header::ORIGIN), "websocket refused: origin not allowed");
         return error(StatusCode::FORBIDDEN, "origin not allowed");
     }
-    let Ok(params) = crate::conn::params::decode(req.uri().query().unwrap_or_default()) else {
-        return error(StatusCode::BAD_REQUEST, "malformed query string");
+    let query = req.uri().query().unwrap_or_default();
+    let params = match crate::conn::params::decode(query, Default::default()) {
+        Ok(params) => params,
+        Err(err) => return error(StatusCode::BAD_REQUEST, &format!("query string: {err}")),
     };
     let vsn = match Vsn::parse(params.get("vsn").and_then(Value::as_str)) {
         Ok(vsn) => vsn,
