@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Knows one event; refuses the rest with an error reply naming it.
+/// Knows `ping` and `crash`; refuses the rest with an error reply naming it.
 struct Room;
 
 impl Channel for Room {
@@ -31,6 +31,7 @@ impl Channel for Room {
     async fn handle_in(&mut self, event: &str, _: Payload, _: &mut ChannelSocket) -> Reply {
         match event {
             "ping" => Reply::ok(json!({"pong": true})),
+            "crash" => panic!("asked to crash"),
             other => Reply::error(json!({"reason": "unknown event", "event": other})),
         }
     }
@@ -378,11 +379,8 @@ async fn a_deeply_nested_connect_query_is_refused_on_both_transports() {
     let server = serve(transport(RoomSocket)).await;
     let mut watcher = Watcher::join(&server).await;
     let deep = format!("vsn=2.0.0&a{}=1", "[b]".repeat(20_000));
-    let status = channel_support::upgrade_status(channel_support::request(
-        server.local_addr(),
-        &deep,
-    ))
-    .await;
+    let status =
+        channel_support::upgrade_status(channel_support::request(server.local_addr(), &deep)).await;
     assert_eq!(status, 400, "websocket");
     watcher.still_served(&server, "a deep websocket query").await;
     let resp = tests::http1_client()
@@ -393,5 +391,47 @@ async fn a_deeply_nested_connect_query_is_refused_on_both_transports() {
     // LongPoll answers in its body, as Phoenix's does.
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], 400, "longpoll");
     watcher.still_served(&server, "a deep longpoll query").await;
+    stop(server).await;
+}
+
+#[tokio::test]
+async fn reused_join_refs_and_crash_rejoin_storms_leave_no_channel_behind() {
+    let server = serve(transport(RoomSocket)).await;
+    let mut ws = connect_v2(server.local_addr()).await;
+    let topic = "room:dup";
+    assert_eq!(
+        join(&mut ws, "1", topic, json!({})).await,
+        reply(Some("1"), "1", topic, "ok", json!({}))
+    );
+    // The same join ref again: the first join is closed, the second one replaces it.
+    send(&mut ws, json!(["1", "2", topic, "phx_join", {}])).await;
+    let mut frames = vec![recv(&mut ws).await, recv(&mut ws).await];
+    frames.sort_by_key(ToString::to_string);
+    assert_eq!(
+        frames,
+        vec![
+            json!(["1", "1", topic, "phx_close", {}]),
+            reply(Some("1"), "2", topic, "ok", json!({}))
+        ]
+    );
+    // Crash and rejoin at once, with the same ref, many times over.
+    for i in 0..50 {
+        send(&mut ws, json!(["1", format!("c{i}"), topic, "crash", {}])).await;
+        send(&mut ws, json!(["1", format!("j{i}"), topic, "phx_join", {}])).await;
+    }
+    // The socket still answers on the topic, through exactly one channel.
+    send(&mut ws, json!(["1", "last", topic, "ping", {}])).await;
+    tests::within(DEADLINE, "the last ping's reply", async {
+        while recv(&mut ws).await != reply(Some("1"), "last", topic, "ok", json!({"pong": true})) {}
+    })
+    .await;
+    assert_eq!(server.pubsub().subscriber_count(topic), 1);
+    ws.close(None).await.unwrap();
+    drop(ws);
+    eventually(DEADLINE, "every channel of the closed socket to stop", || {
+        server.pubsub().subscriber_count(topic) == 0
+            && server.supervisor().stats().temporary_children == 0
+    })
+    .await;
     stop(server).await;
 }

@@ -132,8 +132,8 @@ pub(crate) fn run<C: Channel>(
         // Its presences leave before the client can rejoin the topic.
         drop(socket.tracking.take());
         mailbox.close();
-        let ChannelSocket { topic, join_ref, link, .. } = socket;
-        link.control(Out::ChannelExit { topic, join_ref, crashed: exit });
+        let ChannelSocket { topic, link, .. } = socket;
+        link.control(Out::ChannelExit { topic, mailbox, crashed: exit });
     }
 }
 

@@ -75,8 +75,7 @@ impl IntoResponse for ParamsError {
     fn render(self, conn: Conn) -> Conn {
         let mut errors = serde_json::Map::new();
         errors.insert(self.field, serde_json::json!([self.message]));
-        conn.put_status(self.status)
-            .json(&serde_json::json!({ "errors": errors }))
+        conn.put_status(self.status).json(&serde_json::json!({ "errors": errors }))
     }
 }
 

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::channel::ChannelMsg;
 use crate::mailbox::{Mailbox, PushError};
 use crate::serializer::{Frame, Vsn};
 
@@ -10,8 +11,9 @@ use crate::serializer::{Frame, Vsn};
 pub(crate) enum Out {
     /// Write a frame to the client.
     Frame(Frame),
-    /// A channel task ended.
-    ChannelExit { topic: String, join_ref: String, crashed: bool },
+    /// A channel task ended. Its mailbox names the join: unlike the client's join ref, it is
+    /// unique to one join, and the exit's clone keeps its address from being reused.
+    ChannelExit { topic: String, mailbox: Arc<Mailbox<ChannelMsg>>, crashed: bool },
     /// Close the socket: a `disconnect` was broadcast to its id.
     Disconnect,
     /// The outbound queue overflowed.

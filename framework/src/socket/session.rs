@@ -125,8 +125,11 @@ impl Session {
     pub(crate) fn control(&mut self, out: Out) -> Control {
         match out {
             Out::Frame(_) => Control::Continue,
-            Out::ChannelExit { topic, join_ref, crashed } => {
-                if self.joined.get(&topic).is_some_and(|j| j.join_ref == join_ref) {
+            Out::ChannelExit { topic, mailbox, crashed } => {
+                // Only the exit of the join on record removes it: a client may reuse a join
+                // ref, and the exit of the join it replaced would otherwise drop the new one
+                // from the record, leaving its task running after the socket closes.
+                if self.joined.get(&topic).is_some_and(|j| Arc::ptr_eq(&j.mailbox, &mailbox)) {
                     self.joined.remove(&topic);
                 }
                 tracing::debug!(topic, crashed, "channel exited");
