@@ -435,3 +435,40 @@ async fn reused_join_refs_and_crash_rejoin_storms_leave_no_channel_behind() {
     .await;
     stop(server).await;
 }
+
+#[tokio::test]
+async fn websockets_count_against_the_connection_limit() {
+    let router = fawkes::router::Builder::new()
+        .forward("/socket", "/socket", Vec::new(), transport(RoomSocket))
+        .build();
+    let server = tests::start(fawkes::Endpoint::new(router).max_connections(2)).await;
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let mut ws = connect_v2(server.local_addr()).await;
+        assert_eq!(
+            join(&mut ws, "1", "room:1", json!({})).await,
+            reply(Some("1"), "1", "room:1", "ok", json!({}))
+        );
+        sockets.push(ws);
+    }
+    // Both slots are held by live sockets, which are never closed to make room.
+    let resp = tests::http1_client().get(format!("{}/socket/nope", server.url())).send().await;
+    assert_eq!(resp.unwrap().status(), 503);
+    for ws in &mut sockets {
+        send_binary(ws, client_push("1", "2", "room:1", "ping", b"")).await;
+        assert_eq!(
+            next(ws).await,
+            Incoming::Text(reply(Some("1"), "2", "room:1", "ok", json!({"pong": true})))
+        );
+    }
+    // A closed socket gives its slot back.
+    let mut ws = sockets.pop().unwrap();
+    ws.close(None).await.unwrap();
+    drop(ws);
+    tests::eventually_async(DEADLINE, "a slot to free up", || async {
+        let resp = tests::http1_client().get(format!("{}/socket/nope", server.url())).send().await;
+        resp.is_ok_and(|r| r.status() == 404)
+    })
+    .await;
+    stop(server).await;
+}

@@ -2,6 +2,8 @@
 //! go when its allowance runs out.
 
 use std::convert::Infallible;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,19 +40,40 @@ async fn trickle(conn: Conn) -> Conn {
     conn.send_resp(StatusCode::OK, Body::new(StreamBody::new(chunks)))
 }
 
+/// Requests inside `hold`.
+static HOLDING: AtomicUsize = AtomicUsize::new(0);
+
+/// A request the application takes its time over.
+async fn hold(conn: Conn) -> Conn {
+    HOLDING.fetch_add(1, SeqCst);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    HOLDING.fetch_sub(1, SeqCst);
+    conn.text("held")
+}
+
+/// Answers the form body's `name`.
+async fn echo(conn: Conn) -> Conn {
+    let name = conn.body_params().get("name").and_then(|v| v.as_str()).unwrap_or_default();
+    let name = name.to_owned();
+    conn.text(name)
+}
+
 fawkes::router! {
-    /// A cheap route, a large answer and a slowly streamed one.
+    /// A cheap route, a large answer, a slowly streamed one, a slow action and a form.
     pub Slow;
     scope "/" {
         get "/hello" => hello;
         get "/big" => big;
         get "/trickle" => trickle;
+        get "/hold" => hold;
+        post "/echo" => echo;
     }
 }
 
 /// Allowances short enough to observe, long enough to stay clear of scheduling noise.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_millis(500);
 const IDLE_TIMEOUT: Duration = Duration::from_millis(600);
+const BODY_READ_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// Timers may fire a little early by the clock the test reads; this is the slack allowed.
 const EARLY: Duration = Duration::from_millis(50);
@@ -134,28 +157,105 @@ async fn a_connection_that_never_sends_a_request_is_closed_when_idle() {
 }
 
 #[tokio::test]
-async fn past_max_connections_a_new_connection_waits_for_a_free_slot() {
+async fn past_max_connections_the_connection_idle_longest_makes_room() {
     let server = start(Endpoint::new(Slow::new()).max_connections(2)).await;
     let mut first = RawConn::connect(server.local_addr()).await.unwrap();
+    assert_eq!(first.get("/hello").await.unwrap().status, 200);
     let mut second = RawConn::connect(server.local_addr()).await.unwrap();
-    assert_eq!(first.get("/hello").await.unwrap().status, 200);
     assert_eq!(second.get("/hello").await.unwrap().status, 200);
 
-    // The kernel completes the handshake, but the endpoint does not take the connection up.
+    // Both wait for their client; the first has waited longer, and gives up its slot.
     let mut third = RawConn::connect(server.local_addr()).await.unwrap();
-    third.send(&tests::request_bytes("GET", "/hello", &[], b"")).await.unwrap();
-    assert!(
-        !third.answers_within(Duration::from_millis(300)).await.unwrap(),
-        "a third connection was served while two were open"
-    );
-    // The two open ones are still served meanwhile.
-    assert_eq!(first.get("/hello").await.unwrap().status, 200);
-
-    drop(first);
-    let resp =
-        within(DEADLINE, "the third connection's answer", third.read_response()).await.unwrap();
-    assert_eq!((resp.status, resp.text().as_str()), (200, "hello"));
+    let resp = within(DEADLINE, "the third connection's answer", third.get("/hello")).await;
+    assert_eq!(resp.unwrap().status, 200);
+    let said = first.closed_within(DEADLINE).await.expect("the first connection is closed");
+    assert!(said.is_empty(), "unexpected bytes: {}", String::from_utf8_lossy(&said));
     assert_eq!(second.get("/hello").await.unwrap().status, 200);
+    assert_eq!(third.get("/hello").await.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn past_max_connections_with_every_connection_busy_a_new_one_is_answered_503() {
+    let server = start(Endpoint::new(Slow::new()).max_connections(2)).await;
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+        conn.send(&tests::request_bytes("GET", "/hold", &[], b"")).await.unwrap();
+        busy.push(conn);
+    }
+    // Both requests are in the application: the newcomer is turned away at once, clearly.
+    tests::eventually(DEADLINE, "both held requests to start", || HOLDING.load(SeqCst) == 2).await;
+    let mut third = RawConn::connect(server.local_addr()).await.unwrap();
+    let resp = within(Duration::from_secs(2), "the 503", third.get("/hello")).await.unwrap();
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    assert_eq!(resp.header("connection"), Some("close"));
+    third.closed_within(DEADLINE).await.expect("the turned-away connection is closed");
+    // The busy ones finish as usual, and their slots serve new connections again.
+    for conn in &mut busy {
+        let resp = within(DEADLINE, "a held answer", conn.read_response()).await.unwrap();
+        assert_eq!(resp.text(), "held");
+    }
+    let mut fourth = RawConn::connect(server.local_addr()).await.unwrap();
+    assert_eq!(fourth.get("/hello").await.unwrap().status, 200);
+}
+
+/// A request body that announces 100 bytes and sends 10.
+fn stalled_post() -> Vec<u8> {
+    let mut req = b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\n".to_vec();
+    req.extend_from_slice(b"name=abcde");
+    req
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_is_answered_408_at_the_body_read_timeout() {
+    let server = start(Endpoint::new(Slow::new()).body_read_timeout(BODY_READ_TIMEOUT)).await;
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    let sent = Instant::now();
+    let resp = conn.send_reading_early(&stalled_post()).await.unwrap();
+    let waited = sent.elapsed();
+    assert_eq!(resp.status, 408, "{}", resp.text());
+    assert_eq!(resp.header("connection"), Some("close"));
+    assert!(waited >= BODY_READ_TIMEOUT - EARLY, "answered after {waited:?}");
+    assert!(waited < BODY_READ_TIMEOUT * 4, "answered only after {waited:?}");
+    conn.closed_within(DEADLINE).await.expect("the connection is closed after the 408");
+    // A body that keeps coming, if slowly, is read in full.
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    let head = b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 12\r\n\r\n";
+    conn.send(head).await.unwrap();
+    for piece in [&b"name="[..], b"abc", b"defg"] {
+        tokio::time::sleep(BODY_READ_TIMEOUT / 2).await;
+        conn.send(piece).await.unwrap();
+    }
+    let resp = conn.read_response().await.unwrap();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "abcdefg"));
+}
+
+#[tokio::test]
+async fn stalled_bodies_do_not_hold_the_connection_limit() {
+    // One stalled body in each slot, and a timeout long past the test.
+    let server = start(
+        Endpoint::new(Slow::new()).max_connections(3).body_read_timeout(Duration::from_secs(60)),
+    )
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+        conn.send(&stalled_post()).await.unwrap();
+        stalled.push(conn);
+    }
+    // New clients are served, each taking the slot of the body that has waited longest (the
+    // newcomers stay open, so each needs a slot made for it).
+    let mut newcomers = Vec::new();
+    for i in 0..3 {
+        let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+        let resp = within(DEADLINE, "a newcomer's answer", conn.get("/hello")).await.unwrap();
+        assert_eq!(resp.status, 200, "newcomer {i}: {}", resp.text());
+        newcomers.push(conn);
+    }
+    for mut conn in stalled {
+        conn.closed_within(DEADLINE).await.expect("a stalled connection is closed");
+    }
 }
 
 #[tokio::test]

@@ -2,11 +2,12 @@
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Frame, SizeHint};
+use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
 
@@ -31,9 +32,78 @@ pub struct Body(Inner);
 enum Inner {
     Empty,
     Full(Option<Bytes>),
-    Incoming(hyper::body::Incoming),
+    Incoming(Reading),
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
 }
+
+/// Who is told when a request body waits for its client, and how long it may wait.
+///
+/// The endpoint watches the bodies of its connections: a body that waits longer than the
+/// timeout between two pieces fails with [`BodyError::TimedOut`], and a connection whose body
+/// waits is one the endpoint may close first when it runs out of connections.
+pub(crate) trait ReadWatch: Send + Sync {
+    /// The longest wait for the next piece of the body.
+    fn timeout(&self) -> std::time::Duration;
+    /// The body started (`true`) or stopped (`false`) waiting for the client.
+    fn waiting(&self, waiting: bool);
+}
+
+/// hyper's incoming body, and the watch over its waits for the client.
+struct Reading {
+    body: hyper::body::Incoming,
+    watch: Option<std::sync::Arc<dyn ReadWatch>>,
+    /// The deadline of the current wait, made on the first wait and reset on later ones.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    waiting: bool,
+}
+
+impl Reading {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        let Some(watch) = &self.watch else { return polled.map_err(Into::into) };
+        if polled.is_ready() {
+            if self.waiting {
+                self.waiting = false;
+                watch.waiting(false);
+            }
+            return polled.map_err(Into::into);
+        }
+        if !self.waiting {
+            self.waiting = true;
+            watch.waiting(true);
+            let deadline = tokio::time::Instant::now() + watch.timeout();
+            match &mut self.stall {
+                Some(stall) => stall.as_mut().reset(deadline),
+                None => self.stall = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        let stall = self.stall.as_mut().expect("armed above");
+        if stall.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(Box::new(TimedOut(watch.timeout())))));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        if let (true, Some(watch)) = (self.waiting, &self.watch) {
+            watch.waiting(false);
+        }
+    }
+}
+
+/// A request body that waited for its client past the read timeout.
+#[derive(Debug)]
+struct TimedOut(std::time::Duration);
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no request body data for {:?}", self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
 
 impl Body {
     /// An empty body.
@@ -55,10 +125,29 @@ impl Body {
         if let Some(body) =
             (&mut slot as &mut dyn Any).downcast_mut::<Option<hyper::body::Incoming>>()
         {
-            return body.take().map(|b| Self(Inner::Incoming(b))).unwrap_or_default();
+            return body
+                .take()
+                .map(|body| {
+                    Self(Inner::Incoming(Reading {
+                        body,
+                        watch: None,
+                        stall: None,
+                        waiting: false,
+                    }))
+                })
+                .unwrap_or_default();
         }
         let body = slot.take().expect("slot is filled above");
         Self(Inner::Boxed(body.map_err(Into::into).boxed_unsync()))
+    }
+
+    /// Puts a body that is still to come from the client under `watch`.
+    pub(crate) fn watch_reads(&mut self, watch: &std::sync::Arc<dyn ReadWatch>) {
+        if let Inner::Incoming(reading) = &mut self.0 {
+            if !reading.body.is_end_stream() {
+                reading.watch = Some(watch.clone());
+            }
+        }
     }
 
     /// The bytes of an in-memory body; `None` for streams.
@@ -92,6 +181,7 @@ impl Body {
                     Err(err) if err.is::<http_body_util::LengthLimitError>() => {
                         Err(BodyError::TooLarge)
                     }
+                    Err(err) if err.is::<TimedOut>() => Err(BodyError::TimedOut),
                     Err(err) => Err(BodyError::Read(err)),
                 }
             }
@@ -107,6 +197,8 @@ pub enum BodyError {
     TooLarge,
     /// The underlying stream failed.
     Read(BoxError),
+    /// The client sent nothing for longer than the endpoint's body read timeout.
+    TimedOut,
 }
 
 impl fmt::Display for BodyError {
@@ -114,6 +206,7 @@ impl fmt::Display for BodyError {
         match self {
             Self::TooLarge => f.write_str("body too large"),
             Self::Read(err) => write!(f, "failed to read body: {err}"),
+            Self::TimedOut => f.write_str("timed out waiting for the body"),
         }
     }
 }
@@ -162,7 +255,7 @@ impl http_body::Body for Body {
         match &mut self.0 {
             Inner::Empty => Poll::Ready(None),
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Incoming(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Inner::Incoming(reading) => reading.poll_frame(cx),
             Inner::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -171,7 +264,7 @@ impl http_body::Body for Body {
         match &self.0 {
             Inner::Empty => true,
             Inner::Full(bytes) => bytes.is_none(),
-            Inner::Incoming(body) => body.is_end_stream(),
+            Inner::Incoming(reading) => reading.body.is_end_stream(),
             Inner::Boxed(body) => body.is_end_stream(),
         }
     }
@@ -182,7 +275,7 @@ impl http_body::Body for Body {
             Inner::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Inner::Incoming(body) => body.size_hint(),
+            Inner::Incoming(reading) => reading.body.size_hint(),
             Inner::Boxed(body) => body.size_hint(),
         }
     }

@@ -28,6 +28,7 @@ use crate::controller::IntoResponse as _;
 use crate::endpoint::ConnInfo;
 
 pub use assigns::Assigns;
+pub(crate) use body::ReadWatch;
 pub use body::{Body, BodyError};
 pub use error::{InvalidHeader, ParamsError};
 pub use params::ParamsLimits;

@@ -28,10 +28,20 @@ pub struct Config {
     /// wait starts once the answer before is sent: a streamed answer, or one waiting for a
     /// slow reader, does not count against it.
     pub header_read_timeout: Duration,
+    /// Time a request body may go without sending anything (default 15 s, as Plug's
+    /// `read_timeout`): past it, a body the router decodes answers 408 and the connection
+    /// closes, and an action reading the body itself gets [`BodyError::TimedOut`](crate::conn::BodyError::TimedOut).
+    pub body_read_timeout: Duration,
     /// Idle time allowed between requests (default 60 s): the keep-alive limit for HTTP/2,
     /// and for HTTP/1.1 when shorter than `header_read_timeout`.
     pub idle_timeout: Duration,
-    /// Most connections at once (default 16,384).
+    /// Most connections at once, WebSockets included (default 16,384). At the limit the
+    /// endpoint closes the connection that has waited longest for its client (idle, or
+    /// sending a request head or body) to admit a new one, and answers 503 with
+    /// `retry-after` when every connection is busy.
+    ///
+    /// Every connection is a file descriptor: keep the limit under the process's open-file
+    /// limit (`ulimit -n`), with room for the listener, database and Redis connections.
     pub max_connections: usize,
     /// Drain deadline on shutdown (default 25 s).
     pub shutdown_timeout: Duration,
@@ -57,6 +67,7 @@ impl Default for Config {
             max_body: crate::router::DEFAULT_MAX_BODY,
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             max_connections: 16_384,
             shutdown_timeout: Duration::from_secs(25),

@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::slots::{Slot, Slots};
 use super::{Config, ConnInfo, SharedRef};
 use crate::router::RouteFuture;
 use crate::{Body, Router};
@@ -30,6 +31,7 @@ pub(crate) async fn serve(
     router: Router,
     config: Arc<Config>,
     shared: SharedRef,
+    (slots, slot): (Arc<Slots>, Slot),
     token: CancellationToken,
 ) {
     let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Connections);
@@ -39,6 +41,8 @@ pub(crate) async fn serve(
     // byte: a client that never sends one is held to the same allowance here.
     let start = Instant::now();
     let first_request = config.header_read_timeout.min(config.idle_timeout);
+    let activity = Arc::new(Activity::new(start, first_request, config.body_read_timeout));
+    let _registered = slots.register(activity.clone());
     // The protocol is read off the first bytes, left in the socket. hyper-util's automatic
     // builder would read them itself and then wrap the socket and the connection to replay
     // them, which costs a few hundred instructions on every request of an HTTP/1 connection;
@@ -46,6 +50,7 @@ pub(crate) async fn serve(
     let http1 = tokio::select! {
         biased;
         () = token.cancelled() => return,
+        () = activity.evicted() => return,
         () = tokio::time::sleep_until(start + first_request) => {
             tracing::debug!(peer = %remote_addr, "closing idle connection");
             return;
@@ -55,16 +60,21 @@ pub(crate) async fn serve(
     // On HTTP/1 the endpoint keeps the header read timeout itself, as the allowance between
     // requests (see `Activity`): hyper's arms a timer for every request head, which costs
     // about a thousand instructions a request.
-    let allowance = if http1 { first_request } else { config.idle_timeout };
-    let activity = Arc::new(Activity::new(start, allowance, first_request));
-    let service =
-        ConnService { router, info: ConnInfo { remote_addr, shared }, activity: activity.clone() };
+    if !http1 {
+        activity.set_allowance(config.idle_timeout);
+    }
+    let service = ConnService {
+        router,
+        info: ConnInfo { remote_addr, shared },
+        watch: activity.clone(),
+        activity: activity.clone(),
+    };
     // Only what hyper-util serves needs its builder, which the connection borrows.
     let mut builder;
     let mut conn = if http1 {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.header_read_timeout(None).max_buf_size(config.max_header_bytes.max(8192));
-        let socket = Socket { io: stream, activity: Some(activity.clone()) };
+        let socket = Socket { io: stream, activity: Some(activity.clone()), _slot: slot };
         Served::Http1(h1.serve_connection(TokioIo::new(socket), service).with_upgrades())
     } else {
         builder = auto::Builder::new(TokioExecutor::new());
@@ -74,14 +84,16 @@ pub(crate) async fn serve(
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(config.max_header_bytes.max(8192));
         builder.http2().timer(TokioTimer::new());
+        let socket = Socket { io: stream, activity: None, _slot: slot };
         Served::Auto(Box::pin(
-            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
+            builder.serve_connection_with_upgrades(TokioIo::new(socket), service),
         ))
     };
-    // The drain signal and the idle check are polled with their own waker, and only after it
-    // fired: polling them on every wake-up of the connection (each read and write) would cost
-    // a lock in the cancellation token and a timer check per request.
-    let watchdog = Arc::new(Watchdog { fired: AtomicBool::new(true), task: AtomicWaker::new() });
+    // The drain signal, the idle check and eviction are polled with their own waker, and
+    // only after it fired: polling them on every wake-up of the connection (each read and
+    // write) would cost a lock in the cancellation token and a timer check per request.
+    let watchdog = &activity.watchdog;
+    watchdog.fired.store(true, Ordering::Release);
     let watchdog_waker = Waker::from(watchdog.clone());
     let cancelled = token.cancelled();
     tokio::pin!(cancelled);
@@ -95,6 +107,12 @@ pub(crate) async fn serve(
         watchdog.task.register(cx.waker());
         if !watchdog.fired.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
+        }
+        if activity.is_evicted() {
+            // Another client needs the slot, and this one was the longest waiting for its
+            // client (see `Slots`).
+            tracing::debug!(peer = %remote_addr, "closing connection: slot needed");
+            return Poll::Ready(Ok(()));
         }
         let mut watchdog_cx = Context::from_waker(&watchdog_waker);
         let mut shut_down = !draining && cancelled.as_mut().poll(&mut watchdog_cx).is_ready();
@@ -145,7 +163,7 @@ enum Served<H, A> {
 }
 
 type Http1Conn = hyper::server::conn::http1::UpgradeableConnection<TokioIo<Socket>, ConnService>;
-type AutoConn<'a> = auto::UpgradeableConnection<'a, TokioIo<TcpStream>, ConnService, TokioExecutor>;
+type AutoConn<'a> = auto::UpgradeableConnection<'a, TokioIo<Socket>, ConnService, TokioExecutor>;
 
 impl Served<Http1Conn, AutoConn<'_>> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), crate::BoxError>> {
@@ -169,24 +187,33 @@ struct Watchdog {
     task: AtomicWaker,
 }
 
+impl Watchdog {
+    fn wake_by_ref_inner(&self) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
 impl Wake for Watchdog {
     fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+        self.wake_by_ref_inner();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.fired.store(true, Ordering::Release);
-        self.task.wake();
+        self.wake_by_ref_inner();
     }
 }
 
 /// Requests in flight and when the connection last went quiet, for the idle timeout and, on
 /// HTTP/1, the header read timeout: a connection with no request in flight and no write
 /// waiting for the client is waiting for a request head, and has the allowance for it.
-struct Activity {
+pub(super) struct Activity {
     start: Instant,
-    /// The allowance between requests.
-    allowance: Duration,
+    /// The allowance between requests, in milliseconds: the first request's until the
+    /// protocol is known.
+    allowance_ms: AtomicI64,
+    /// The first request's allowance, in milliseconds.
+    first_request_ms: i64,
     /// Requests from their head until their response body is sent.
     in_flight: AtomicUsize,
     /// When the connection last went quiet, in milliseconds after `start`: the end of its last
@@ -195,17 +222,80 @@ struct Activity {
     quiet_ms: AtomicI64,
     /// Whether a write is waiting for the client to read.
     blocked: AtomicBool,
+    /// The longest a request body may wait for its next piece.
+    body_read_timeout: Duration,
+    /// Request bodies waiting for the client.
+    bodies_waiting: AtomicUsize,
+    /// Chosen to be closed, to make room for a new connection.
+    evicted: AtomicBool,
+    watchdog: Arc<Watchdog>,
 }
 
 impl Activity {
-    fn new(start: Instant, allowance: Duration, first_request: Duration) -> Self {
+    fn new(start: Instant, first_request: Duration, body_read_timeout: Duration) -> Self {
         Self {
             start,
-            allowance,
+            allowance_ms: AtomicI64::new(millis(first_request)),
+            first_request_ms: millis(first_request),
             in_flight: AtomicUsize::new(0),
-            quiet_ms: AtomicI64::new(millis(first_request) - millis(allowance)),
+            quiet_ms: AtomicI64::new(0),
             blocked: AtomicBool::new(false),
+            body_read_timeout,
+            bodies_waiting: AtomicUsize::new(0),
+            evicted: AtomicBool::new(false),
+            watchdog: Arc::new(Watchdog {
+                fired: AtomicBool::new(false),
+                task: AtomicWaker::new(),
+            }),
         }
+    }
+
+    fn allowance_ms(&self) -> i64 {
+        self.allowance_ms.load(Ordering::Acquire)
+    }
+
+    /// Sets the allowance between requests, before the first request; the first request's
+    /// allowance stays as it was.
+    fn set_allowance(&self, allowance: Duration) {
+        let ms = millis(allowance);
+        self.allowance_ms.store(ms, Ordering::Release);
+        self.quiet_ms.store(self.first_request_ms - ms, Ordering::Release);
+    }
+
+    /// Since when the connection has been waiting for its client alone (for a request head,
+    /// or for a request body), or `None` while the server has work on it: a request the
+    /// application is handling, or an answer being written. A body is taken to wait since its
+    /// request began, so a client that trickles it does not look new.
+    pub(super) fn waiting_since(&self) -> Option<Instant> {
+        if self.evicted.load(Ordering::Acquire) || self.blocked.load(Ordering::Acquire) {
+            return None;
+        }
+        let waiting = self.in_flight.load(Ordering::Acquire) == 0
+            || self.bodies_waiting.load(Ordering::Acquire) > 0;
+        let quiet = u64::try_from(self.quiet_ms.load(Ordering::Acquire)).unwrap_or(0);
+        waiting.then(|| self.start + Duration::from_millis(quiet))
+    }
+
+    /// Asks the connection to close.
+    pub(super) fn evict(&self) {
+        self.evicted.store(true, Ordering::Release);
+        self.watchdog.wake_by_ref_inner();
+    }
+
+    fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the connection is evicted; for the time before hyper serves it.
+    fn evicted(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            self.watchdog.task.register(cx.waker());
+            if self.is_evicted() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     fn quiet_since(&self, now: Instant) {
@@ -220,7 +310,7 @@ impl Activity {
 
     fn idle_deadline(&self) -> Instant {
         let quiet = self.quiet_ms.load(Ordering::Acquire);
-        let ms = u64::try_from(quiet.saturating_add(millis(self.allowance))).unwrap_or(0);
+        let ms = u64::try_from(quiet.saturating_add(self.allowance_ms())).unwrap_or(0);
         self.start + Duration::from_millis(ms)
     }
 
@@ -239,9 +329,24 @@ impl Activity {
     fn next_idle_check(&self) -> Instant {
         let deadline = self.idle_deadline();
         if self.busy() {
-            deadline.max(Instant::now() + self.allowance)
+            let allowance = Duration::from_millis(u64::try_from(self.allowance_ms()).unwrap_or(0));
+            deadline.max(Instant::now() + allowance)
         } else {
             deadline
+        }
+    }
+}
+
+impl crate::conn::ReadWatch for Activity {
+    fn timeout(&self) -> Duration {
+        self.body_read_timeout
+    }
+
+    fn waiting(&self, waiting: bool) {
+        if waiting {
+            self.bodies_waiting.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.bodies_waiting.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -277,13 +382,15 @@ impl Drop for InFlight {
     }
 }
 
-/// An HTTP/1 connection's socket, which tells its [`Activity`] while a write waits for the
-/// client: a slow reader of a large answer is not idle.
+/// A connection's socket. On HTTP/1 it tells its [`Activity`] while a write waits for the
+/// client: a slow reader of a large answer is not idle. It holds the connection's slot, which
+/// an upgrade to a WebSocket takes along.
 struct Socket {
     io: TcpStream,
     /// Let go once the connection is gone and only this socket holds it, as after an upgrade
     /// to a WebSocket, which then has no use for it.
     activity: Option<Arc<Activity>>,
+    _slot: Slot,
 }
 
 impl Socket {
@@ -379,6 +486,8 @@ impl http_body::Body for Streaming {
 struct ConnService {
     router: Router,
     info: ConnInfo,
+    /// The activity again, as the watch over request bodies.
+    watch: Arc<dyn crate::conn::ReadWatch>,
     activity: Arc<Activity>,
 }
 
@@ -402,7 +511,12 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         // Routed here, outside the future, so the future holds the conn rather than the
         // request. The conn carries the connection info without inserting it into the
         // request's extensions (see `Conn::extensions`).
-        let routed = self.router.route(req.map(Body::new), Some(self.info.clone()));
+        let req = req.map(|incoming| {
+            let mut body = Body::new(incoming);
+            body.watch_reads(&self.watch);
+            body
+        });
+        let routed = self.router.route(req, Some(self.info.clone()));
         let run = self.router.run(routed);
         RequestFuture { run, span, start, method, in_flight }
     }

@@ -15,6 +15,7 @@
 mod config;
 mod connection;
 mod running;
+mod slots;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,13 +91,21 @@ impl Endpoint {
         self
     }
 
+    /// Sets how long a request body may go without sending anything; see
+    /// [`Config::body_read_timeout`].
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.body_read_timeout = timeout;
+        self
+    }
+
     /// How long a keep-alive connection may sit idle between requests (default 60 s).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.config.idle_timeout = timeout;
         self
     }
 
-    /// The most connections served at once (default 16,384); past it the listener waits.
+    /// The most connections served at once, WebSockets included (default 16,384); see
+    /// [`Config::max_connections`] for what happens at the limit.
     pub fn max_connections(mut self, max: usize) -> Self {
         self.config.max_connections = max;
         self

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::slots::{Admission, Slots};
 use super::{connection, Config, Shared, SharedRef};
 use crate::supervisor::{ChildSpec, Supervisor};
 use crate::{Error, Router};
@@ -237,15 +238,8 @@ async fn run(
             stop_accepting.cancel();
         })
     };
-    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let slots = Slots::new(config.max_connections);
     loop {
-        let permit = tokio::select! {
-            () = stop_accepting.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let (stream, remote) = tokio::select! {
             () = stop_accepting.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -259,10 +253,26 @@ async fn run(
                 }
             },
         };
+        // At the limit the listener still accepts: see `Slots`.
+        let admitted = match slots.admit() {
+            Admission::Admitted(slot) => Some(slot),
+            Admission::Evicting => None,
+            Admission::Full => {
+                slots.shed(stream);
+                continue;
+            }
+        };
         let (router, config, shared) = (router.clone(), config.clone(), shared.clone());
+        let slots = slots.clone();
         let spawned = supervisor.spawn_temporary("connection", move |token| async move {
-            connection::serve(stream, remote, router, config, shared, token).await;
-            drop(permit);
+            let slot = match admitted {
+                Some(slot) => slot,
+                None => match slots.wait_evicted().await {
+                    Some(slot) => slot,
+                    None => return slots.shed(stream),
+                },
+            };
+            connection::serve(stream, remote, router, config, shared, (slots, slot), token).await;
         });
         if spawned.is_err() {
             break;

@@ -302,6 +302,18 @@ async fn decode_body(mut conn: Conn, limit: usize, limits: ParamsLimits) -> Resu
     let bytes = match conn.take_body().collect(limit).await {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge) => return Err(too_large(conn, limit)),
+        Err(BodyError::TimedOut) => {
+            let mut conn = ActionError::status(StatusCode::REQUEST_TIMEOUT)
+                .with_detail("timed out waiting for the request body")
+                .render(conn);
+            if conn.version() < http::Version::HTTP_2 {
+                // The rest of the body may still come: the connection cannot carry another
+                // request.
+                conn.resp_headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return Err(conn);
+        }
         Err(BodyError::Read(err)) => {
             tracing::debug!(error = %err, "failed to read request body");
             let err = ActionError::bad_request().with_detail("failed to read request body");

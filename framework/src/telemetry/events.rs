@@ -203,3 +203,13 @@ pub(crate) fn pubsub_adapter_dropped(adapter: &'static str, messages: u64) {
             .increment(messages);
     }
 }
+
+/// A connection that arrived at the connection limit: `evicted` when a connection waiting for
+/// its client was closed to make room for it, `full` when it was turned away with a 503.
+pub(crate) fn connection_turned_away(outcome: &'static str) {
+    tracing::debug!(outcome, "connection limit reached");
+    if metrics_on() {
+        metrics::counter!("fawkes_endpoint_connection_limit_total", "outcome" => outcome)
+            .increment(1);
+    }
+}

@@ -127,8 +127,10 @@ mod tests {
         }
         assert_ne!(std::hint::black_box(x), 1);
         let (cpu, user) = (cpu_time(me).unwrap(), user_time(me).unwrap());
+        // Not compared with each other: `user_time` counts threads that have exited (other
+        // tests of this binary), `cpu_time` only the live ones.
         assert!(cpu > Duration::ZERO);
-        assert!(user <= cpu + Duration::from_millis(20), "user {user:?} > cpu {cpu:?}");
+        assert!(user > Duration::ZERO);
         assert!(cpu_time(u32::MAX).is_none() && user_time(u32::MAX).is_none());
     }
 }
