@@ -472,3 +472,48 @@ async fn websockets_count_against_the_connection_limit() {
     .await;
     stop(server).await;
 }
+
+#[tokio::test]
+async fn longpoll_posts_are_bounded_like_frames_and_sessions_are_capped() {
+    let server = serve(
+        transport(RoomSocket)
+            .max_frame_size(MAX_FRAME)
+            .max_longpoll_sessions(2)
+            .longpoll_window(Duration::from_millis(300)),
+    )
+    .await;
+    let http = tests::http1_client();
+    let base = format!("{}/socket/longpoll?vsn=2.0.0", server.url());
+    let open = || async { http.get(&base).send().await.unwrap() };
+    let first: Value = open().await.json().await.unwrap();
+    assert_eq!(first["status"], 410);
+    let token = first["token"].as_str().unwrap().to_owned();
+
+    // A batch of well-formed messages, larger than one frame may be: refused whole.
+    let line = json!(["1", "1", "room:1", "ping", {"pad": "x".repeat(MAX_FRAME / 2)}]).to_string();
+    let batch = vec![line.as_str(); 20].join("\n");
+    let posted: Value = http
+        .post(format!("{base}&token={token}"))
+        .body(batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posted["status"], 413);
+
+    // Two sessions fit; a third is turned away in a way the official client retries.
+    let second: Value = open().await.json().await.unwrap();
+    assert_eq!(second["status"], 410);
+    let refused = open().await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(refused.json::<Value>().await.unwrap()["status"], 500);
+    // Sessions nobody polls end, and make room.
+    tests::eventually_async(DEADLINE, "an unpolled session to end", || async {
+        open().await.status() == 200
+    })
+    .await;
+    stop(server).await;
+}

@@ -50,6 +50,10 @@ impl Default for LongPoll {
 }
 
 impl LongPoll {
+    fn open_sessions(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     fn key<'a>(&'a self, req: &'a Request<Body>) -> &'a SecretKeyBase {
         req.extensions()
             .get::<ConnInfo>()
@@ -107,6 +111,15 @@ fn status_only(status: StatusCode) -> Response<Body> {
     status_json(status, serde_json::Map::new())
 }
 
+/// No room for another session: HTTP 503, and a body the official client understands (any
+/// status it does not know makes it throw; 500 makes it retry with its backoff).
+fn full() -> Response<Body> {
+    let mut resp = status_only(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    resp
+}
+
 fn token_of(req: &Request<Body>, params: &serde_json::Map<String, Value>) -> Option<String> {
     params
         .get("token")
@@ -158,6 +171,13 @@ async fn open<S: Socket>(
     let Ok(vsn) = Vsn::parse(params.get("vsn").and_then(Value::as_str)) else {
         return status_only(StatusCode::BAD_REQUEST);
     };
+    // Checked before the application's `connect` runs, so a flood of opens past the limit
+    // costs it nothing; checked again when the session is stored.
+    let max_sessions = inner.config.max_longpoll_sessions;
+    if inner.longpoll.open_sessions() >= max_sessions {
+        tracing::warn!(max_sessions, "longpoll session refused: too many open");
+        return full();
+    }
     let Some(conn_info) = req.extensions().get::<ConnInfo>().cloned() else {
         return status_only(StatusCode::INTERNAL_SERVER_ERROR);
     };
@@ -189,12 +209,15 @@ async fn open<S: Socket>(
     });
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>());
     let token = inner.longpoll.sign(&req, &id);
-    inner
-        .longpoll
-        .sessions
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id.clone(), lp.clone());
+    {
+        let mut sessions = inner.longpoll.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if sessions.len() >= max_sessions {
+            drop(sessions);
+            lp.lock_session().close();
+            return full();
+        }
+        sessions.insert(id.clone(), lp.clone());
+    }
     let window = inner.config.longpoll_window;
     let pump_inner = inner.clone();
     let spawned = conn_info.supervisor().spawn_temporary("longpoll", move |cancel| async move {
@@ -295,9 +318,13 @@ async fn publish<S: Socket>(
     lp: &LpSession,
     req: Request<Body>,
 ) -> Response<Body> {
-    let limit = inner.config.max_frame_size.saturating_mul(MAX_BATCH);
-    let Ok(body) = req.into_body().collect(limit).await else {
-        return status_only(StatusCode::PAYLOAD_TOO_LARGE);
+    // A batch may be as large as one WebSocket frame: what one message of the client costs
+    // the server is the same on both transports.
+    let limit = inner.config.max_frame_size;
+    let body = match req.into_body().collect(limit).await {
+        Ok(body) => body,
+        Err(crate::conn::BodyError::TooLarge) => return status_only(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => return status_only(StatusCode::BAD_REQUEST),
     };
     let Ok(text) = std::str::from_utf8(&body) else {
         return status_only(StatusCode::BAD_REQUEST);

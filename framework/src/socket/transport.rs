@@ -53,6 +53,7 @@ pub(crate) struct Config {
     pub(crate) outbox_limit: usize,
     pub(crate) write_timeout: Duration,
     pub(crate) longpoll_window: Duration,
+    pub(crate) max_longpoll_sessions: usize,
 }
 
 impl<S> Clone for Transport<S> {
@@ -85,6 +86,7 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
                 outbox_limit: 1024,
                 write_timeout: Duration::from_secs(10),
                 longpoll_window: Duration::from_secs(10),
+                max_longpoll_sessions: 10_000,
             },
             longpoll: super::longpoll::LongPoll::default(),
         }),
@@ -114,7 +116,8 @@ impl<S: Socket> Transport<S> {
     }
 
     /// The largest frame a client may send (default 1 MiB); larger ones close the socket with
-    /// code 1009.
+    /// code 1009. A LongPoll `POST`, which carries a batch of frames, may be this large too;
+    /// a larger one answers 413.
     #[must_use]
     pub fn max_frame_size(self, bytes: usize) -> Self {
         self.config(|c| c.max_frame_size = bytes)
@@ -131,6 +134,15 @@ impl<S: Socket> Transport<S> {
     #[must_use]
     pub fn longpoll_window(self, window: Duration) -> Self {
         self.config(|c| c.longpoll_window = window)
+    }
+
+    /// How many LongPoll sessions may be open at once (default 10,000). Past it, opening one
+    /// answers HTTP 503 with `retry-after`, which the official client takes as a server error
+    /// and retries with its backoff. A session costs a few KiB while open, and one nobody
+    /// polls ends after 1.5 × the poll window.
+    #[must_use]
+    pub fn max_longpoll_sessions(self, max: usize) -> Self {
+        self.config(|c| c.max_longpoll_sessions = max)
     }
 
     /// How many frames may wait for a slow client (default 1,024); past it the socket is closed.
