@@ -62,7 +62,15 @@ impl Config {
             database_url: var("DATABASE_URL")?
                 .unwrap_or_else(|| example_app::repo::DEFAULT_DATABASE_URL.to_owned()),
             shutdown_timeout: Duration::from_secs(parsed("SHUTDOWN_TIMEOUT_SECS")?.unwrap_or(25)),
-            drain_delay: Duration::from_secs(parsed("DRAIN_DELAY_SECS")?.unwrap_or(0)),
+            // In production a load balancer needs time to see `/readyz` fail before the
+            // listener closes; on a developer's machine ctrl-c should stop at once.
+            drain_delay: Duration::from_secs(
+                parsed("DRAIN_DELAY_SECS")?.unwrap_or(if matches!(env, AppEnv::Prod) {
+                    5
+                } else {
+                    0
+                }),
+            ),
             keys,
             redis_url: var("REDIS_URL")?,
             redis_required: parsed("REDIS_REQUIRED")?.unwrap_or(false),

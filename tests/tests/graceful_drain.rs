@@ -100,17 +100,21 @@ async fn readiness_turns_false_during_the_drain_delay_while_requests_are_still_s
     let resp = fresh.get("/readyz").await.unwrap();
     assert_eq!(resp.status, 503);
     assert_eq!(resp.json(), json!({ "status": "draining", "pubsub": local }));
+    // Answers during the drain close their connections, so clients move on cleanly.
+    assert_eq!(resp.header("connection"), Some("close"));
+    fresh.closed_within(DEADLINE).await.expect("the answered connection is closed");
     // Still inside the delay: new and old connections alike are served.
+    let mut fresh = RawConn::connect(addr).await.unwrap();
     let resp = fresh.get("/hello").await.unwrap();
     assert_eq!((resp.status, resp.text().as_str()), (200, "hello"));
-    assert_eq!(before.get("/hello").await.unwrap().status, 200);
+    let resp = before.get("/hello").await.unwrap();
+    assert_eq!((resp.status, resp.header("connection")), (200, Some("close")));
     assert!(shutdown_at.elapsed() < DRAIN_DELAY, "the checks above ran too slowly");
 
     eventually_async(DEADLINE, "the listener to close", || refused(addr)).await;
     let closed_after = shutdown_at.elapsed();
     assert!(closed_after >= DRAIN_DELAY, "listener closed after only {closed_after:?}");
     within(DEADLINE, "the endpoint to stop", server.wait()).await.unwrap();
-    // Idle keep-alive connections are closed by the drain.
     before.closed_within(DEADLINE).await.expect("the old connection is closed");
 }
 
@@ -147,4 +151,61 @@ async fn shutdown_with_nothing_in_flight_stops_promptly() {
     server.shutdown();
     within(Duration::from_secs(2), "the endpoint to stop", server.wait()).await.unwrap();
     assert!(refused(server.local_addr()).await);
+}
+
+/// What the load clients of a drain test saw.
+#[derive(Debug, Default)]
+struct Tally {
+    answered: u64,
+    /// Requests written to a connection the server took up, that got no answer.
+    unanswered: Vec<String>,
+}
+
+/// Sends requests back to back on keep-alive connections until the server stops taking them:
+/// a connection is left when an answer says `connection: close`, and the client stops when a
+/// new connection is refused.
+async fn keep_sending(addr: std::net::SocketAddr) -> Tally {
+    let mut tally = Tally::default();
+    while let Ok(mut conn) = RawConn::connect(addr).await {
+        loop {
+            match conn.get("/hello").await {
+                Ok(resp) => {
+                    assert_eq!(resp.status, 200, "{}", resp.text());
+                    tally.answered += 1;
+                    if resp.header("connection") == Some("close") {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tally.unanswered.push(err.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    tally
+}
+
+#[tokio::test]
+async fn under_load_every_request_is_answered_through_a_drain_without_delay() {
+    let server = start(Endpoint::new(Drain::new())).await;
+    let addr = server.local_addr();
+    let clients: Vec<_> = (0..32).map(|_| tokio::spawn(keep_sending(addr))).collect();
+    // Let the load run, then drain in the middle of it.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.shutdown();
+    within(DEADLINE, "the endpoint to stop", server.wait()).await.unwrap();
+    let mut total = Tally::default();
+    for client in clients {
+        let tally = within(DEADLINE, "a load client to finish", client).await.unwrap();
+        total.answered += tally.answered;
+        total.unanswered.extend(tally.unanswered);
+    }
+    eprintln!(
+        "drain under load: {} answered, {} unanswered",
+        total.answered,
+        total.unanswered.len()
+    );
+    assert!(total.answered > 1000, "too little load to mean anything: {total:?}");
+    assert!(total.unanswered.is_empty(), "requests lost in the drain: {:?}", total.unanswered);
 }

@@ -41,15 +41,22 @@ pub(crate) async fn serve(
     // byte: a client that never sends one is held to the same allowance here.
     let start = Instant::now();
     let first_request = config.header_read_timeout.min(config.idle_timeout);
-    let activity = Arc::new(Activity::new(start, first_request, config.body_read_timeout));
+    let activity =
+        Arc::new(Activity::new(start, first_request, config.body_read_timeout, shared.clone()));
     let _registered = slots.register(activity.clone());
     // The protocol is read off the first bytes, left in the socket. hyper-util's automatic
     // builder would read them itself and then wrap the socket and the connection to replay
     // them, which costs a few hundred instructions on every request of an HTTP/1 connection;
     // it still serves what does not look like HTTP/1 (HTTP/2, or a preface cut short).
+    // A connection that is drained before its first bytes arrive still has a moment to send
+    // them: it may have been waiting in the listener's backlog.
+    let drained = async {
+        token.cancelled().await;
+        tokio::time::sleep(DRAIN_GRACE).await;
+    };
     let http1 = tokio::select! {
         biased;
-        () = token.cancelled() => return,
+        () = drained => return,
         () = activity.evicted() => return,
         () = tokio::time::sleep_until(start + first_request) => {
             tracing::debug!(peer = %remote_addr, "closing idle connection");
@@ -116,6 +123,18 @@ pub(crate) async fn serve(
         }
         let mut watchdog_cx = Context::from_waker(&watchdog_waker);
         let mut shut_down = !draining && cancelled.as_mut().poll(&mut watchdog_cx).is_ready();
+        if shut_down {
+            if let Served::Http1(_) = conn {
+                // hyper's graceful shutdown closes an idle HTTP/1 connection at once, and a
+                // request the client sent a moment before is lost with it. Instead the
+                // connection stays open a little, answers what comes with `connection:
+                // close`, and closes when idle.
+                draining = true;
+                shut_down = false;
+                activity.drain_within(Instant::now(), DRAIN_GRACE);
+                idle.as_mut().reset(activity.next_idle_check());
+            }
+        }
         while idle.as_mut().poll(&mut watchdog_cx).is_ready() {
             if !activity.is_idle() {
                 idle.as_mut().reset(activity.next_idle_check());
@@ -143,6 +162,12 @@ pub(crate) async fn serve(
         tracing::debug!(peer = %remote_addr, error = %err, "connection ended with an error");
     }
 }
+
+const CLOSE: http::HeaderValue = http::HeaderValue::from_static("close");
+
+/// How long an idle HTTP/1 connection stays open once the endpoint closes its listener: long
+/// enough for a request already on its way to arrive and be answered.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// Whether the client's first bytes can only be HTTP/1: they are not the start of the HTTP/2
 /// preface. `false` too when the client closes before sending any.
@@ -229,10 +254,17 @@ pub(super) struct Activity {
     /// Chosen to be closed, to make room for a new connection.
     evicted: AtomicBool,
     watchdog: Arc<Watchdog>,
+    /// The endpoint's state: once it drains, HTTP/1 answers carry `connection: close`.
+    shared: SharedRef,
 }
 
 impl Activity {
-    fn new(start: Instant, first_request: Duration, body_read_timeout: Duration) -> Self {
+    fn new(
+        start: Instant,
+        first_request: Duration,
+        body_read_timeout: Duration,
+        shared: SharedRef,
+    ) -> Self {
         Self {
             start,
             allowance_ms: AtomicI64::new(millis(first_request)),
@@ -247,7 +279,23 @@ impl Activity {
                 fired: AtomicBool::new(false),
                 task: AtomicWaker::new(),
             }),
+            shared,
         }
+    }
+
+    /// Whether the endpoint is draining: answers should close their connections.
+    fn draining(&self) -> bool {
+        !self.shared.is_ready()
+    }
+
+    /// Gives an HTTP/1 connection at most `grace` more to send a request, from `now`. Answers
+    /// to requests it sends meanwhile close it (see [`Activity::draining`]).
+    fn drain_within(&self, now: Instant, grace: Duration) {
+        let grace = millis(grace);
+        let now = millis(now.saturating_duration_since(self.start));
+        let deadline = self.quiet_ms.load(Ordering::Acquire).saturating_add(self.allowance_ms());
+        self.allowance_ms.store(grace, Ordering::Release);
+        self.quiet_ms.store(deadline.min(now.saturating_add(grace)) - grace, Ordering::Release);
     }
 
     fn allowance_ms(&self) -> i64 {
@@ -516,9 +564,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             body.watch_reads(&self.watch);
             body
         });
+        let http1 = req.version() < http::Version::HTTP_2;
         let routed = self.router.route(req, Some(self.info.clone()));
         let run = self.router.run(routed);
-        RequestFuture { run, span, start, method, in_flight }
+        RequestFuture { run, span, start, method, in_flight, http1 }
     }
 }
 
@@ -532,6 +581,7 @@ pub(crate) struct RequestFuture {
     start: Instant,
     method: http::Method,
     in_flight: InFlight,
+    http1: bool,
 }
 
 impl Future for RequestFuture {
@@ -547,6 +597,12 @@ impl Future for RequestFuture {
             }
         };
         let now = Instant::now();
+        let mut resp = resp;
+        if this.http1 && this.in_flight.0.as_ref().is_some_and(|a| a.draining()) {
+            // Clients learn that the connection ends after this answer, rather than finding it
+            // closed under their next request.
+            resp.headers_mut().insert(http::header::CONNECTION, CLOSE);
+        }
         let resp = if resp.body().as_bytes().is_some() {
             this.in_flight.end(now);
             resp

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -278,8 +279,27 @@ async fn run(
             break;
         }
     }
+    // Connections the kernel has completed but the loop has not taken yet would be reset
+    // when the listener closes, requests and all: they are taken and served (their answers
+    // close them). Only one that completes in the instant before the close can still be lost.
+    let mut backlog = 0usize;
+    while let Some(Ok((stream, remote))) = listener.accept().now_or_never() {
+        let (router, config, shared) = (router.clone(), config.clone(), shared.clone());
+        let Admission::Admitted(slot) = slots.admit() else {
+            slots.shed(stream);
+            continue;
+        };
+        let slots = slots.clone();
+        let spawned = supervisor.spawn_temporary("connection", move |token| async move {
+            connection::serve(stream, remote, router, config, shared, (slots, slot), token).await;
+        });
+        if spawned.is_err() {
+            break;
+        }
+        backlog += 1;
+    }
     drop(listener);
-    tracing::info!("listener closed, draining connections");
+    tracing::info!(backlog, "listener closed, draining connections");
     let _ = drain.await;
     // After a restart-intensity failure this reports it; after a requested stop it is Ok.
     let result = supervisor.shutdown().await.map_err(|err| err.to_string());
