@@ -251,7 +251,17 @@ async fn the_json_api_gets_neither_browser_headers_nor_csrf_checks() {
     let list = list.await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     for (name, _) in SECURE_HEADERS {
+        if name == "x-content-type-options" {
+            // Not a page's header alone: a JSON answer must not be sniffed into a script.
+            assert_eq!(list.header(name), Some("nosniff"));
+            continue;
+        }
         assert_eq!(list.header(name), None, "{name} on the API");
+    }
+    for asset in ["/assets/app.css", "/assets/chat.js"] {
+        let resp = app.send(app.client.get(url(asset))).await;
+        assert_eq!(resp.status, StatusCode::OK, "{asset}");
+        assert_eq!(resp.header("x-content-type-options"), Some("nosniff"), "{asset}");
     }
     assert_eq!(list.session_set_cookie(), None, "the API keeps no session");
 

@@ -517,3 +517,29 @@ async fn longpoll_posts_are_bounded_like_frames_and_sessions_are_capped() {
     .await;
     stop(server).await;
 }
+
+#[tokio::test]
+async fn a_longpoll_preflight_names_only_allowed_origins_and_the_clients_headers() {
+    let server = serve(transport(RoomSocket)).await;
+    let http = tests::http1_client();
+    let url = format!("{}/socket/longpoll?vsn=2.0.0", server.url());
+    let preflight = |origin: String| {
+        http.request(http::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type, x-anything-at-all")
+            .send()
+    };
+    let own = format!("http://{}", server.local_addr());
+    let resp = preflight(own.clone()).await.unwrap();
+    let headers = resp.headers();
+    assert_eq!(headers["access-control-allow-origin"], own.as_str());
+    assert_eq!(
+        headers["access-control-allow-headers"],
+        "accept, content-type, x-phoenix-authtoken"
+    );
+    let resp = preflight("http://evil.example".to_owned()).await.unwrap();
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], 403);
+    stop(server).await;
+}

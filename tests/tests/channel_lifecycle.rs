@@ -344,13 +344,16 @@ async fn by_default_only_the_requests_own_host_may_connect() {
             Some("http://{addr}"),
             Some("https://{addr}"),
             Some("http://127.0.0.1"),
+            Some("http://127.0.0.1:1"),
+            Some("ftp://{addr}"),
             Some("http://evil.example"),
             Some("http://127.0.0.1.evil.example"),
             Some("null"),
         ],
     )
     .await;
-    assert_eq!(statuses, [101, 101, 101, 101, 403, 403, 403]);
+    // The same host on another port, or another scheme than the web's, is another origin.
+    assert_eq!(statuses, [101, 101, 101, 403, 403, 403, 403, 403, 403]);
 }
 
 #[tokio::test]

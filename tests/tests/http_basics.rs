@@ -328,3 +328,39 @@ async fn params_limits_are_configurable_per_router() {
     let resp = client.post(format!("{}/items?a[b][c]=1", server.url())).send().await.unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+#[tokio::test]
+async fn requests_without_exactly_one_valid_host_answer_400() {
+    let server = basics().await;
+    let cases: [(&str, &[u8]); 4] = [
+        ("no host on HTTP/1.1", b"GET /hello HTTP/1.1\r\n\r\n"),
+        ("two hosts", b"GET /hello HTTP/1.1\r\nhost: a.com\r\nhost: b.com\r\n\r\n"),
+        ("userinfo in the host", b"GET /hello HTTP/1.1\r\nhost: me@a.com\r\n\r\n"),
+        ("not a host", b"GET /hello HTTP/1.1\r\nhost: a b\r\n\r\n"),
+    ];
+    for (what, request) in cases {
+        let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+        let resp = conn.send_reading_early(request).await.unwrap();
+        assert_eq!(resp.status, 400, "{what}: {}", resp.text());
+        assert_eq!(resp.header("connection"), Some("close"), "{what}");
+        conn.closed_within(DEADLINE).await.expect("the connection is closed");
+    }
+    // HTTP/1.0 may leave the host out; a host with a port is fine.
+    for request in
+        [&b"GET /hello HTTP/1.0\r\n\r\n"[..], b"GET /hello HTTP/1.1\r\nhost: a.com:8080\r\n\r\n"]
+    {
+        let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+        let resp = conn.send_reading_early(request).await.unwrap();
+        assert_eq!((resp.status, resp.text().as_str()), (200, "hello"));
+    }
+}
+
+#[tokio::test]
+async fn rendered_answers_tell_browsers_not_to_sniff_their_type() {
+    let server = basics().await;
+    let client = http1_client();
+    for path in ["/items", "/hello", "/nowhere"] {
+        let resp = client.get(format!("{}{path}", server.url())).send().await.unwrap();
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+}

@@ -121,6 +121,7 @@ pub async fn asset(conn: Conn) -> Conn {
     };
     // Revalidated on every load: the files are tiny and change with each build of the app.
     conn.put_resp_header(header::CONTENT_TYPE, *content_type)
+        .put_resp_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .put_resp_header(header::CACHE_CONTROL, "no-cache")
         .put_resp_body(*body)
 }

@@ -565,10 +565,50 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             body
         });
         let http1 = req.version() < http::Version::HTTP_2;
+        if let Some(problem) = host_problem(&req) {
+            return RequestFuture {
+                run: refuse(req, problem),
+                span,
+                start,
+                method,
+                in_flight,
+                http1,
+            };
+        }
         let routed = self.router.route(req, Some(self.info.clone()));
         let run = self.router.run(routed);
         RequestFuture { run, span, start, method, in_flight, http1 }
     }
+}
+
+/// What is wrong with a request's `Host`, as RFC 9112 (3.2) has servers refuse: none on an
+/// HTTP/1.1 request, more than one, or one that is not a host and port. Requests are routed by
+/// path alone, but whatever reads the host (origin checks, redirects, logs) must see one.
+fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Some("more than one host header"),
+        (None, _) if req.version() == http::Version::HTTP_11 => Some("missing host header"),
+        (Some(host), _) => {
+            let valid = http::uri::Authority::try_from(host.as_bytes())
+                .is_ok_and(|a| !a.as_str().contains('@'));
+            (!valid).then_some("invalid host header")
+        }
+        (None, _) => None,
+    }
+}
+
+/// Answers a request the endpoint will not route with a 400, closing an HTTP/1 connection.
+fn refuse(req: Request<Body>, problem: &'static str) -> RouteFuture {
+    use crate::IntoResponse as _;
+    let is_head = req.method() == http::Method::HEAD;
+    let http1 = req.version() < http::Version::HTTP_2;
+    let conn = crate::Conn::from_request(req);
+    let mut conn = crate::ActionError::bad_request().with_detail(problem).render(conn);
+    if http1 {
+        conn.resp_headers_mut().insert(http::header::CONNECTION, CLOSE);
+    }
+    RouteFuture::ready(conn.into_response(), is_head)
 }
 
 /// One request on a connection: the router's future inside the request's span, then the

@@ -53,7 +53,7 @@ impl RouteFuture {
         Self { state: State::Boxed(run), is_head: false }
     }
 
-    pub(super) fn ready(resp: Response<Body>, is_head: bool) -> Self {
+    pub(crate) fn ready(resp: Response<Body>, is_head: bool) -> Self {
         Self { state: State::Ready(Some(Box::new(resp))), is_head }
     }
 }

@@ -130,11 +130,11 @@ fn token_of(req: &Request<Body>, params: &serde_json::Map<String, Value>) -> Opt
 
 /// Answers one LongPoll request.
 pub(crate) async fn handle<S: Socket>(inner: Arc<Inner<S>>, req: Request<Body>) -> Response<Body> {
-    if req.method() == Method::OPTIONS {
-        return preflight(&req);
-    }
     if !inner.config.check_origin.allows(req.headers()) {
         return status_only(StatusCode::FORBIDDEN);
+    }
+    if req.method() == Method::OPTIONS {
+        return preflight(&req);
     }
     let query = req.uri().query().unwrap_or_default();
     let Ok(params) = crate::conn::params::decode(query, Default::default()) else {
@@ -151,13 +151,18 @@ pub(crate) async fn handle<S: Socket>(inner: Arc<Inner<S>>, req: Request<Body>) 
     }
 }
 
+/// A CORS preflight from an origin the check allowed: that origin, and the headers the official
+/// client sends, whatever else the request names.
 fn preflight(req: &Request<Body>) -> Response<Body> {
     let mut resp = Response::new(Body::empty());
     let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    if let Some(requested) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
-    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.unwrap_or(HeaderValue::from_static("*")));
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("accept, content-type, x-phoenix-authtoken"),
+    );
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("get, post, options"));
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("3600"));
     resp
