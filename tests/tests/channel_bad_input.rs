@@ -209,6 +209,27 @@ async fn a_text_frame_that_is_not_utf8_closes_the_socket_with_1007() {
     .await;
 }
 
+/// RFC 6455 §7.4.1: 1002 is for "a protocol error".
+#[tokio::test]
+async fn a_frame_that_breaks_the_protocol_closes_the_socket_with_1002() {
+    let mut reserved_bits = Frame::message(b"[]".to_vec(), OpCode::Data(Data::Text), true);
+    reserved_bits.header_mut().rsv2 = true;
+    let unknown_opcode = Frame::message(b"[]".to_vec(), OpCode::Data(Data::Reserved(3)), true);
+    let continuation = Frame::message(b"[]".to_vec(), OpCode::Data(Data::Continue), true);
+    let case = |what, frame| Case {
+        what,
+        query: "vsn=2.0.0",
+        frame: Message::Frame(frame),
+        close_code: 1002,
+    };
+    check_cases(vec![
+        case("reserved bits set", reserved_bits),
+        case("a reserved opcode", unknown_opcode),
+        case("a continuation with nothing to continue", continuation),
+    ])
+    .await;
+}
+
 #[tokio::test]
 async fn an_oversized_frame_closes_the_socket_with_1009() {
     let big = json!(["1", "2", "room:1", "ping", {"pad": "x".repeat(4 * 1024)}]).to_string();

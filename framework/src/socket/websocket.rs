@@ -256,6 +256,10 @@ async fn run<S: Socket>(
                             tracing::info!(error = %err, "closing a socket that sent text that is not UTF-8");
                             break Some((CloseCode::Invalid, "malformed message"));
                         }
+                        Some(Err(WsError::Protocol(err))) => {
+                            tracing::info!(error = %err, "closing a socket that broke the protocol");
+                            break Some((CloseCode::Protocol, "protocol error"));
+                        }
                         Some(Err(err)) => {
                             tracing::debug!(error = %err, "websocket error");
                             break None;
