@@ -190,3 +190,143 @@ async fn an_unreachable_redis_does_not_stop_the_endpoint_and_a_bad_url_is_a_clea
     a.shutdown();
     within(WAIT, "a to stop", a.wait()).await.unwrap();
 }
+
+/// What a subscriber saw from one other node, up to that node's `end` marker: `(event, n)`.
+async fn from_node(sub: &mut Subscription, node: &str) -> Vec<(String, i64)> {
+    let mut seen = Vec::new();
+    loop {
+        let (event, payload) = next(sub).await;
+        let Payload::Json(p) = payload else { continue };
+        if p["from"] != node {
+            continue;
+        }
+        if event == "end" {
+            return seen;
+        }
+        seen.push((event, p["n"].as_i64().unwrap()));
+    }
+}
+
+/// How many of `expected` are missing from `seen` (whatever else went wrong).
+fn lost(expected: &[(String, i64)], seen: &[(String, i64)]) -> usize {
+    expected.iter().filter(|m| !seen.contains(m)).count()
+}
+
+/// The hardening case: Redis restarts and one node reconnects well before the other. What
+/// either node queued during the outage, and what the early one published before the late one
+/// was back, must reach the other node exactly once and in order.
+#[tokio::test]
+async fn after_a_redis_restart_nothing_queued_is_lost_to_a_node_that_resubscribes_later() {
+    const N: i64 = 50;
+    let mut redis = RedisServer::start();
+    // a retries every 10 ms; b waits 2 s before retrying, so a is back, and in the old design
+    // flushing its queue, long before b has resubscribed.
+    let a =
+        node("a", adapter(&redis).backoff(Duration::from_millis(10), Duration::from_millis(10)))
+            .await;
+    let b =
+        node("b", adapter(&redis).backoff(Duration::from_secs(2), Duration::from_secs(2))).await;
+    connected(&[&a, &b]).await;
+    let mut on_a = a.pubsub().subscribe("room:1");
+    let mut on_b = b.pubsub().subscribe("room:1");
+    // Each node has heard the other before the outage.
+    for (from, node) in [("a", &a), ("b", &b)] {
+        node.pubsub().broadcast("room:1", "end", json!({"from": from}));
+    }
+    assert_eq!(from_node(&mut on_b, "a").await, []);
+    assert_eq!(from_node(&mut on_a, "b").await, []);
+
+    redis.kill();
+    eventually(WAIT, "both nodes to notice Redis is gone", || {
+        !a.pubsub().adapter().is_connected() && !b.pubsub().adapter().is_connected()
+    })
+    .await;
+    for n in 0..N {
+        a.pubsub().broadcast("room:1", "down", json!({"from": "a", "n": n}));
+        b.pubsub().broadcast("room:1", "down", json!({"from": "b", "n": n}));
+    }
+
+    redis.restart();
+    let restarted = std::time::Instant::now();
+    connected(&[&a]).await;
+    assert!(!b.pubsub().adapter().is_connected(), "b must still be away for the case to arise");
+    for n in 0..N {
+        a.pubsub().broadcast("room:1", "early", json!({"from": "a", "n": n}));
+    }
+    connected(&[&a, &b]).await;
+    let b_back = std::time::Instant::now();
+    for (from, node) in [("a", &a), ("b", &b)] {
+        node.pubsub().broadcast("room:1", "end", json!({"from": from}));
+    }
+    let (seen_by_b, seen_by_a) = tokio::join!(
+        within(WAIT, "a's messages on b", from_node(&mut on_b, "a")),
+        within(WAIT, "b's messages on a", from_node(&mut on_a, "b")),
+    );
+    let (recovery, after_b) = (restarted.elapsed(), b_back.elapsed());
+
+    let series = |events: &[&str]| -> Vec<(String, i64)> {
+        events.iter().flat_map(|e| (0..N).map(move |n| ((*e).to_owned(), n))).collect()
+    };
+    let (from_a, from_b) = (series(&["down", "early"]), series(&["down"]));
+    eprintln!(
+        "redis restart: recovered {recovery:?} after Redis answered again ({after_b:?} after b \
+         reconnected); b lost {} of a's {} messages, a lost {} of b's {}",
+        lost(&from_a, &seen_by_b),
+        from_a.len(),
+        lost(&from_b, &seen_by_a),
+        from_b.len(),
+    );
+    assert_eq!(seen_by_b, from_a, "a's messages on b: all, once, in order");
+    assert_eq!(seen_by_a, from_b, "b's messages on a: all, once, in order");
+}
+
+/// A node that crashed during the outage holds the others' queues for the peer wait at most;
+/// it is then given up, and the next outage does not wait for it again.
+#[tokio::test]
+async fn a_node_that_never_returns_holds_the_queue_for_the_peer_wait_only() {
+    const N: i64 = 50;
+    const PEER_WAIT: Duration = Duration::from_secs(2);
+    let mut redis = RedisServer::start();
+    let a_adapter = adapter(&redis).peer_wait(PEER_WAIT);
+    let a = node("a", a_adapter.clone()).await;
+    let b = node("b", adapter(&redis).peer_wait(PEER_WAIT)).await;
+    // c retries an hour after losing Redis: as far as this test goes, it is gone for good.
+    let c =
+        node("c", adapter(&redis).backoff(Duration::from_secs(3600), Duration::from_secs(3600)))
+            .await;
+    connected(&[&a, &b, &c]).await;
+    eventually(WAIT, "a to know b and c", || a_adapter.peers() == ["b", "c"]).await;
+    let mut on_b = b.pubsub().subscribe("room:1");
+
+    for outage in 1..=2 {
+        redis.kill();
+        eventually(WAIT, "every node to notice Redis is gone", || {
+            [&a, &b, &c].iter().all(|n| !n.pubsub().adapter().is_connected())
+        })
+        .await;
+        for n in 0..N {
+            a.pubsub().broadcast("room:1", "down", json!({"from": "a", "n": n}));
+        }
+        redis.restart();
+        let restarted = std::time::Instant::now();
+        connected(&[&a, &b]).await;
+        a.pubsub().broadcast("room:1", "end", json!({"from": "a"}));
+        let seen = within(WAIT, "a's messages on b", from_node(&mut on_b, "a")).await;
+        let recovery = restarted.elapsed();
+        let expected: Vec<(String, i64)> = (0..N).map(|n| ("down".to_owned(), n)).collect();
+        eprintln!(
+            "outage {outage} with c gone: recovered {recovery:?} after Redis answered again \
+             (peer wait {PEER_WAIT:?}); b lost {} of a's {N} messages",
+            lost(&expected, &seen),
+        );
+        assert_eq!(seen, expected, "a's messages on b: all, once, in order");
+        if outage == 1 {
+            // a's clock for the wait starts after Redis answers: this runtime is blocked
+            // while the test restarts it.
+            assert!(recovery >= PEER_WAIT, "a waited for c: {recovery:?}");
+            assert_eq!(a_adapter.peers(), ["b"], "c is given up");
+        } else {
+            assert!(recovery < PEER_WAIT, "c is no longer waited for: {recovery:?}");
+        }
+    }
+}

@@ -1,9 +1,10 @@
 //! The Redis adapter: every node publishes to, and subscribes to, one Redis channel.
 
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,14 +25,19 @@ const BATCH: usize = 256;
 /// [`Adapter::publish`] only queues: the adapter's worker, a permanent child of the
 /// endpoint's supervisor, owns the connections. When Redis goes away the worker reconnects
 /// with exponential backoff and subscribes again; meanwhile local subscribers are served as
-/// usual, messages for other nodes wait in a bounded queue (sent after the reconnect; the
-/// oldest are dropped past the limit), and [`Adapter::is_connected`] is false, which
-/// `/readyz` reports (and answers 503 for, when
+/// usual, messages for other nodes wait in a bounded queue (past
+/// [`queue_limit`](Redis::queue_limit) new ones are dropped and counted), and
+/// [`Adapter::is_connected`] is false, which `/readyz` reports (and answers 503 for, when
 /// [`required_for_readiness`](Redis::required_for_readiness) is set).
 ///
-/// Redis pub/sub is fire-and-forget: a node that is disconnected misses what others publish
-/// meanwhile. Presence recovers from that on its own (heartbeats carry clocks); application
-/// broadcasts do not.
+/// Redis pub/sub is fire-and-forget: a message published while a node is not subscribed never
+/// reaches it. So after a reconnect the queue is held until every other node this one knew
+/// before has subscribed again, or [`peer_wait`](Redis::peer_wait) has passed: nodes announce
+/// themselves on a second channel (`fawkes-nodes:<namespace>`) each time they subscribe and
+/// answer each other's announcements. When Redis restarts, what every node queued meanwhile
+/// therefore reaches every node that comes back in time, once. What others publish while only
+/// this node is cut off (its own network trouble) it still misses: presence recovers from that
+/// on its own (heartbeats carry clocks); application broadcasts do not.
 ///
 /// # Examples
 ///
@@ -50,9 +56,13 @@ const BATCH: usize = 256;
 pub struct Redis {
     client: redis::Client,
     channel: String,
+    /// Where nodes announce themselves (see [`Control`]). Data channels all start with
+    /// `fawkes:`, so no namespace can collide with it.
+    nodes_channel: String,
     required_for_readiness: bool,
     backoff: (Duration, Duration),
     queue_limit: usize,
+    peer_wait: Duration,
     state: Arc<State>,
 }
 
@@ -60,6 +70,10 @@ struct State {
     outbox: Arc<Mailbox<Bytes>>,
     connected: AtomicBool,
     dropped: AtomicU64,
+    /// This node's id on the nodes channel; unique per adapter, like the origin tag of its
+    /// messages, so that two processes given one node name are still two peers.
+    id: String,
+    peers: Mutex<Peers>,
 }
 
 /// A Redis URL that could not be parsed.
@@ -96,22 +110,27 @@ impl Redis {
         Ok(Self {
             client,
             channel: "fawkes:fawkes".to_owned(),
+            nodes_channel: "fawkes-nodes:fawkes".to_owned(),
             required_for_readiness: false,
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             queue_limit: 100_000,
+            peer_wait: Duration::from_secs(10),
             state: Arc::new(State {
                 outbox: Mailbox::new(),
                 connected: AtomicBool::new(false),
                 dropped: AtomicU64::new(0),
+                id: format!("{:016x}", rand::random::<u64>()),
+                peers: Mutex::new(Peers::default()),
             }),
         })
     }
 
     /// Separates applications sharing one Redis: nodes talk on `fawkes:<namespace>`
-    /// (default `fawkes`).
+    /// (default `fawkes`) and announce themselves on `fawkes-nodes:<namespace>`.
     #[must_use]
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.channel = format!("fawkes:{namespace}");
+        self.nodes_channel = format!("fawkes-nodes:{namespace}");
         self
     }
 
@@ -131,11 +150,25 @@ impl Redis {
         self
     }
 
-    /// How many messages for other nodes may wait while Redis is unreachable (default
-    /// 100,000); past it new ones are dropped and counted.
+    /// How many messages for other nodes may wait while Redis is unreachable, or while the
+    /// queue is held after a reconnect (default 100,000); past it new ones are dropped and
+    /// counted ([`dropped`](Redis::dropped), `fawkes_pubsub_adapter_dropped_total`).
     #[must_use]
     pub fn queue_limit(mut self, messages: usize) -> Self {
         self.queue_limit = messages.max(1);
+        self
+    }
+
+    /// How long, after reconnecting, the queue may be held for other nodes to subscribe again
+    /// (default 10 s). When Redis restarts every node reconnects on its own schedule, up to
+    /// about one longest [`backoff`](Redis::backoff) (5 s by default) after the others, and
+    /// sending before they are back would lose the queue for them: keep this above the other
+    /// nodes' longest backoff. Nodes that have not returned by then (crashed meanwhile) are
+    /// given up: the queue goes out, they miss it, and later reconnects no longer wait for
+    /// them. A node that stops gracefully says so and is never waited for.
+    #[must_use]
+    pub fn peer_wait(mut self, wait: Duration) -> Self {
+        self.peer_wait = wait;
         self
     }
 
@@ -147,6 +180,18 @@ impl Redis {
     /// Messages for other nodes dropped so far.
     pub fn dropped(&self) -> u64 {
         self.state.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The names of the other nodes this one knows through Redis, sorted: those it waits for
+    /// after a reconnect.
+    pub fn peers(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.peers_lock().known.values().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn peers_lock(&self) -> MutexGuard<'_, Peers> {
+        self.state.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn queue(&self, message: Bytes) {
@@ -270,7 +315,7 @@ async fn connect(redis: &Redis) -> Result<Session, String> {
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let mut subscriber = redis.client.get_async_pubsub().await?;
-        subscriber.subscribe(&redis.channel).await?;
+        subscriber.subscribe(&[&redis.channel, &redis.nodes_channel]).await?;
         let (sink, stream) = subscriber.split();
         let publisher = redis.client.get_multiplexed_async_connection_with_config(&config).await?;
         Ok::<_, redis::RedisError>(Session { publisher, sink, stream })
@@ -289,31 +334,95 @@ async fn serve(
     mut session: Session,
     pending: &mut Vec<Bytes>,
 ) -> End {
+    // Subscribed: from here on whatever others publish reaches this node, so say so. Until
+    // every node known before has said the same, what this node sends would be lost for it:
+    // the queue is held, up to the peer wait.
+    let subscribed = tokio::time::Instant::now();
+    let hold_until = subscribed + redis.peer_wait;
+    let mut holding = {
+        let mut peers = redis.peers_lock();
+        peers.await_all();
+        peers.is_waiting()
+    };
+    if holding {
+        tracing::info!(
+            peers = ?redis.peers(),
+            "redis pubsub: holding queued messages until the other nodes have resubscribed"
+        );
+    }
+    if let Err(err) = announce(redis, &mut session.publisher, Control::Hello, pubsub.node()).await {
+        return End::Lost(err);
+    }
     // A ping every few seconds notices a half-open connection that would never end the stream.
     // (A subscribed connection answers `["pong", ""]`, hence the untyped reply.)
     let mut ping = tokio::time::interval(Duration::from_secs(10));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if !pending.is_empty() {
+        if !holding && !pending.is_empty() {
             if let Err(err) = publish(redis, &mut session.publisher, pending).await {
                 return End::Lost(err);
             }
         }
+        // Not a `sleep_until` in the branch: a timer would be made on every turn of the loop,
+        // and the loop turns once per batch of messages.
+        let hold_expires = async move {
+            if holding {
+                tokio::time::sleep_until(hold_until).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             biased;
             () = token.cancelled() => {
-                // Whatever the node said last (presence farewells) still goes out.
+                // Whatever the node said last (presence farewells) still goes out, held or
+                // not: nothing would send it later.
                 redis.state.outbox.close();
                 let mut rest = Vec::new();
                 while redis.state.outbox.recv_all(&mut rest).await {}
                 pending.extend(rest);
-                let flush = publish(redis, &mut session.publisher, pending);
+                let flush = async {
+                    publish(redis, &mut session.publisher, pending).await?;
+                    announce(redis, &mut session.publisher, Control::Bye, pubsub.node()).await
+                };
                 if tokio::time::timeout(Duration::from_secs(2), flush).await.is_err() {
                     tracing::warn!("redis pubsub: could not flush before stopping");
                 }
                 return End::Stopped;
             }
             msg = session.stream.next() => match msg {
+                Some(msg) if msg.get_channel_name() == redis.nodes_channel => {
+                    let Some((control, id, node)) = Control::decode(msg.get_payload_bytes()) else {
+                        tracing::warn!("redis pubsub: malformed node announcement ignored");
+                        continue;
+                    };
+                    if id == redis.state.id {
+                        continue;
+                    }
+                    let back = {
+                        let mut peers = redis.peers_lock();
+                        match control {
+                            Control::Hello | Control::Here => peers.heard(id, node),
+                            Control::Bye => peers.left(id),
+                        }
+                        !peers.is_waiting()
+                    };
+                    if control == Control::Hello {
+                        // The newcomer subscribed before announcing, so it hears the answer
+                        // (and this node's announcement may have gone out before that).
+                        let here = announce(redis, &mut session.publisher, Control::Here, pubsub.node());
+                        if let Err(err) = here.await {
+                            return End::Lost(err);
+                        }
+                    }
+                    if holding && back {
+                        holding = false;
+                        tracing::info!(
+                            waited = ?subscribed.elapsed(),
+                            "redis pubsub: every other node is back, sending queued messages"
+                        );
+                    }
+                }
                 Some(msg) => {
                     if let Err(err) = pubsub.receive_remote(msg.get_payload_bytes()) {
                         tracing::warn!(error = %err, "redis pubsub: malformed message ignored");
@@ -321,10 +430,20 @@ async fn serve(
                 }
                 None => return End::Lost("subscription closed".to_owned()),
             },
-            open = redis.state.outbox.recv_all(pending) => {
+            // While held, messages stay in the outbox, where the queue limit applies.
+            open = redis.state.outbox.recv_all(pending), if !holding => {
                 if !open && pending.is_empty() {
                     return End::Stopped;
                 }
+            }
+            () = hold_expires => {
+                holding = false;
+                let missing = redis.peers_lock().give_up();
+                tracing::warn!(
+                    ?missing,
+                    "redis pubsub: nodes did not resubscribe within the peer wait; sending \
+                     queued messages anyway (those nodes miss them and are no longer waited for)"
+                );
             }
             _ = ping.tick() => {
                 let pong = tokio::time::timeout(RESPONSE_TIMEOUT, session.sink.ping::<redis::Value>());
@@ -336,6 +455,101 @@ async fn serve(
             }
         }
     }
+}
+
+/// What nodes say on the nodes channel, as `<word> <id> <node name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    /// "I have just subscribed": sent on every (re)connect.
+    Hello,
+    /// "I am subscribed": the answer to a `Hello`.
+    Here,
+    /// "I am stopping": do not wait for me after a reconnect.
+    Bye,
+}
+
+impl Control {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Hello => "hello",
+            Self::Here => "here",
+            Self::Bye => "bye",
+        }
+    }
+
+    fn encode(self, id: &str, node: &str) -> String {
+        format!("{} {id} {node}", self.word())
+    }
+
+    fn decode(bytes: &[u8]) -> Option<(Self, &str, &str)> {
+        let mut parts = std::str::from_utf8(bytes).ok()?.splitn(3, ' ');
+        let control = match parts.next()? {
+            "hello" => Self::Hello,
+            "here" => Self::Here,
+            "bye" => Self::Bye,
+            _ => return None,
+        };
+        let id = parts.next().filter(|id| !id.is_empty())?;
+        Some((control, id, parts.next().unwrap_or("")))
+    }
+}
+
+/// The other nodes heard on the nodes channel and, after a reconnect, those not heard again
+/// yet.
+#[derive(Debug, Default)]
+struct Peers {
+    /// Id to node name (for logs and [`Redis::peers`]).
+    known: HashMap<String, String>,
+    awaited: HashSet<String>,
+}
+
+impl Peers {
+    /// A new session: until they announce themselves again, every known node may still be
+    /// unsubscribed.
+    fn await_all(&mut self) {
+        self.awaited = self.known.keys().cloned().collect();
+    }
+
+    fn heard(&mut self, id: &str, node: &str) {
+        self.awaited.remove(id);
+        if self.known.get(id).map(String::as_str) != Some(node) {
+            self.known.insert(id.to_owned(), node.to_owned());
+        }
+    }
+
+    fn left(&mut self, id: &str) {
+        self.awaited.remove(id);
+        self.known.remove(id);
+    }
+
+    fn is_waiting(&self) -> bool {
+        !self.awaited.is_empty()
+    }
+
+    /// Forgets the nodes still awaited, so that no later reconnect waits for them again (one
+    /// that was only slow is known again as soon as it announces itself); returns their names.
+    fn give_up(&mut self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.awaited.drain().filter_map(|id| self.known.remove(&id)).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// Says `control` on the nodes channel. One round trip, only on (re)connects, stops and
+/// others' reconnects: never per message.
+async fn announce(
+    redis: &Redis,
+    publisher: &mut redis::aio::MultiplexedConnection,
+    control: Control,
+    node: &str,
+) -> Result<(), String> {
+    redis::cmd("PUBLISH")
+        .arg(&redis.nodes_channel)
+        .arg(control.encode(&redis.state.id, node))
+        .query_async::<()>(publisher)
+        .await
+        .map_err(|err| err.to_string())
 }
 
 /// Publishes `pending` in pipelines. On failure the batch in flight is dropped (Redis may or
@@ -360,4 +574,51 @@ async fn publish(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_announcements_round_trip_and_anything_else_is_refused() {
+        for control in [Control::Hello, Control::Here, Control::Bye] {
+            let text = control.encode("00ff", "node a");
+            assert_eq!(Control::decode(text.as_bytes()), Some((control, "00ff", "node a")));
+        }
+        assert_eq!(Control::decode(b"hello 00ff"), Some((Control::Hello, "00ff", "")));
+        for garbage in [&b""[..], b"hello", b"hello ", b"hi 00ff a", b"{\"origin\":1}", b"\xff 1 a"]
+        {
+            assert_eq!(Control::decode(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn after_a_reconnect_every_known_node_is_awaited_until_heard_bye_or_given_up() {
+        let mut peers = Peers::default();
+        // A first connection waits for nobody.
+        peers.await_all();
+        assert!(!peers.is_waiting());
+        for (id, node) in [("1", "a"), ("2", "b"), ("3", "c")] {
+            peers.heard(id, node);
+        }
+        assert!(!peers.is_waiting(), "nodes heard while connected are not awaited");
+
+        peers.await_all();
+        assert!(peers.is_waiting());
+        peers.heard("1", "a");
+        peers.heard("4", "d"); // new: known, never awaited this time
+        peers.left("2");
+        assert!(peers.is_waiting(), "c is still awaited");
+        assert_eq!(peers.give_up(), ["c"]);
+        assert!(!peers.is_waiting());
+        let mut known: Vec<&str> = peers.known.values().map(String::as_str).collect();
+        known.sort_unstable();
+        assert_eq!(known, ["a", "d"], "b said bye and c was given up: neither is awaited again");
+
+        peers.await_all();
+        peers.heard("1", "a");
+        peers.heard("4", "d");
+        assert!(!peers.is_waiting());
+    }
 }
