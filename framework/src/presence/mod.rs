@@ -95,6 +95,11 @@ pub struct PresenceConfig {
     /// How long a node may stay silent before it is reported down and its presences leave
     /// (30 s).
     pub down_period: Duration,
+    /// The shortest time between two `presence_diff`s of one topic (500 ms). A change on a
+    /// topic that has been quiet for this long is pushed at once; changes that follow within
+    /// it are gathered into one diff, pushed when it ends. So a burst of joins costs each
+    /// member a diff per interval rather than one per join.
+    pub diff_interval: Duration,
 }
 
 impl Default for PresenceConfig {
@@ -102,6 +107,7 @@ impl Default for PresenceConfig {
         Self {
             heartbeat_interval: Duration::from_millis(1500),
             down_period: Duration::from_secs(30),
+            diff_interval: Duration::from_millis(500),
         }
     }
 }
@@ -414,6 +420,26 @@ struct TrackerState {
     /// Replicas reported down or gone, and when; their messages are refused.
     down: HashMap<Replica, Instant>,
     config: PresenceConfig,
+    diffs: Diffs,
+}
+
+/// Diffs waiting for their topic's interval to end (see [`PresenceConfig::diff_interval`]).
+#[derive(Default)]
+struct Diffs {
+    topics: HashMap<String, TopicDiffs>,
+    /// Whether a task is on its way to push what waits.
+    flushing: bool,
+}
+
+struct TopicDiffs {
+    last_push: Instant,
+    waiting: Option<JoinsAndLeaves>,
+}
+
+impl TopicDiffs {
+    fn due(&self, interval: Duration) -> Option<Instant> {
+        self.waiting.as_ref().map(|_| self.last_push + interval)
+    }
 }
 
 impl Tracker {
@@ -427,6 +453,7 @@ impl Tracker {
                 peers: HashMap::new(),
                 down: HashMap::new(),
                 config: PresenceConfig::default(),
+                diffs: Diffs::default(),
             }),
             next_owner: AtomicU64::new(1),
             inbox: crate::mailbox::Mailbox::new(),
@@ -476,7 +503,7 @@ impl TrackerState {
     /// changes were made.
     fn apply_local(&mut self, pubsub: &PubSub, delta: &Delta) {
         let changes = self.crdt.join(delta);
-        push_diffs(pubsub, &changes);
+        self.push_diffs(pubsub, &changes);
         pubsub.broadcast_remote(None, TOPIC, "delta", to_json(delta));
     }
 
@@ -502,7 +529,7 @@ impl TrackerState {
         }
         delta.upto = self.clock;
         changes.extend(self.crdt.join(&delta));
-        push_diffs(pubsub, &changes);
+        self.push_diffs(pubsub, &changes);
         pubsub.broadcast_remote(None, TOPIC, "state", to_json(&delta));
     }
 }
@@ -510,23 +537,123 @@ impl TrackerState {
 /// A diff's joins and leaves, by key.
 type JoinsAndLeaves = (Map<String, Value>, Map<String, Value>);
 
-/// Pushes one `presence_diff` per topic that changed to the local subscribers.
-fn push_diffs(pubsub: &PubSub, changes: &[Change]) {
-    let mut topics: BTreeMap<&str, JoinsAndLeaves> = BTreeMap::new();
-    for change in changes {
-        let (joins, leaves) = topics.entry(&change.entry.topic).or_default();
-        let side = if change.joined { joins } else { leaves };
-        let metas = side
-            .entry(change.entry.key.clone())
-            .or_insert_with(|| json!({ "metas": [] }))
-            .get_mut("metas")
-            .and_then(Value::as_array_mut);
-        if let Some(metas) = metas {
-            metas.push(meta_json(&change.entry, change.phx_ref.clone()));
+impl TrackerState {
+    /// Pushes one `presence_diff` per topic that changed to the local subscribers: at once on
+    /// a topic that has been quiet for the diff interval, else merged into the diff that waits
+    /// for the interval's end. Called under the tracker lock, so a topic's diffs leave in the
+    /// order its changes were made.
+    fn push_diffs(&mut self, pubsub: &PubSub, changes: &[Change]) {
+        let mut topics: BTreeMap<&str, JoinsAndLeaves> = BTreeMap::new();
+        for change in changes {
+            let (joins, leaves) = topics.entry(&change.entry.topic).or_default();
+            add_meta(if change.joined { joins } else { leaves }, change);
+        }
+        let interval = self.config.diff_interval;
+        let now = Instant::now();
+        let mut wait = false;
+        for (topic, diff) in topics {
+            let entry = match self.diffs.topics.get_mut(topic) {
+                Some(entry) => entry,
+                None => self.diffs.topics.entry(topic.to_owned()).or_insert(TopicDiffs {
+                    last_push: now.checked_sub(interval).unwrap_or(now),
+                    waiting: None,
+                }),
+            };
+            match &mut entry.waiting {
+                None if now >= entry.last_push + interval => {
+                    entry.last_push = now;
+                    push_diff(pubsub, topic, diff);
+                }
+                None => {
+                    entry.waiting = Some(diff);
+                    wait = true;
+                }
+                Some(waiting) => merge(waiting, diff),
+            }
+        }
+        if wait && !self.diffs.flushing {
+            self.diffs.flushing = true;
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(flush(pubsub.clone()))),
+                // Without a runtime nothing could wait: push now.
+                Err(_) => {
+                    self.flush_due(pubsub, None);
+                }
+            }
+        }
+        // Topics that went quiet are forgotten, so the map holds only the busy ones.
+        if self.diffs.topics.len() > 64 && !self.diffs.flushing {
+            self.diffs.topics.retain(|_, t| now < t.last_push + interval);
         }
     }
-    for (topic, (joins, leaves)) in topics {
-        pubsub.local_broadcast(topic, "presence_diff", json!({ "joins": joins, "leaves": leaves }));
+
+    /// Pushes the diffs due by `now` (all of them when `None`) and returns when the next one
+    /// is due; forgets topics quiet for a whole interval.
+    fn flush_due(&mut self, pubsub: &PubSub, now: Option<Instant>) -> Option<Instant> {
+        let interval = self.config.diff_interval;
+        let pushed_at = Instant::now();
+        for (topic, entry) in &mut self.diffs.topics {
+            if entry.due(interval).is_some_and(|due| now.is_none_or(|now| due <= now)) {
+                if let Some(diff) = entry.waiting.take() {
+                    entry.last_push = pushed_at;
+                    push_diff(pubsub, topic, diff);
+                }
+            }
+        }
+        self.diffs.topics.retain(|_, t| t.waiting.is_some() || pushed_at < t.last_push + interval);
+        let next = self.diffs.topics.values().filter_map(|t| t.due(interval)).min();
+        if next.is_none() {
+            self.diffs.flushing = false;
+        }
+        next
+    }
+}
+
+/// Pushes the waiting diffs as their intervals end, until none waits.
+async fn flush(pubsub: PubSub) {
+    loop {
+        let next = pubsub.tracker().lock().flush_due(&pubsub, Some(Instant::now()));
+        let Some(next) = next else { return };
+        tokio::time::sleep_until(next.into()).await;
+    }
+}
+
+fn push_diff(pubsub: &PubSub, topic: &str, (joins, leaves): JoinsAndLeaves) {
+    pubsub.local_broadcast(topic, "presence_diff", json!({ "joins": joins, "leaves": leaves }));
+}
+
+fn add_meta(side: &mut Map<String, Value>, change: &Change) {
+    let metas = side
+        .entry(change.entry.key.clone())
+        .or_insert_with(|| json!({ "metas": [] }))
+        .get_mut("metas")
+        .and_then(Value::as_array_mut);
+    if let Some(metas) = metas {
+        metas.push(meta_json(&change.entry, change.phx_ref.clone()));
+    }
+}
+
+/// Adds a later diff of a topic to the one waiting. Clients apply a diff's joins before its
+/// leaves, and every meta has its own `phx_ref`, so a presence that joined and left within
+/// one interval is in both and ends up gone, as it should.
+fn merge(waiting: &mut JoinsAndLeaves, (joins, leaves): JoinsAndLeaves) {
+    for (into, from) in [(&mut waiting.0, joins), (&mut waiting.1, leaves)] {
+        for (key, value) in from {
+            let metas = match value {
+                Value::Object(mut presence) => match presence.remove("metas") {
+                    Some(Value::Array(metas)) => metas,
+                    _ => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            match into.get_mut(&key).and_then(|v| v.get_mut("metas")).and_then(Value::as_array_mut)
+            {
+                Some(existing) => existing.extend(metas),
+                None => {
+                    into.insert(key, json!({ "metas": metas }));
+                }
+            }
+        }
     }
 }
 

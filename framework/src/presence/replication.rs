@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::crdt::{Delta, Replica};
-use super::{push_diffs, to_json, Peer, TrackerState, TOPIC};
+use super::{to_json, Peer, TrackerState, TOPIC};
 use crate::pubsub::Broadcast;
 use crate::PubSub;
 
@@ -91,7 +91,7 @@ fn check_down(pubsub: &PubSub, state: &mut TrackerState) {
         tracing::warn!(node = %replica.node, ?down_period, "presence: node down, its presences leave");
         state.peers.remove(&replica);
         let changes = state.crdt.drop_replica(&replica);
-        push_diffs(pubsub, &changes);
+        state.push_diffs(pubsub, &changes);
         state.down.insert(replica, now);
     }
     let expired: Vec<Replica> = state
@@ -103,7 +103,7 @@ fn check_down(pubsub: &PubSub, state: &mut TrackerState) {
     for replica in expired {
         state.down.remove(&replica);
         let changes = state.crdt.forget(&replica);
-        push_diffs(pubsub, &changes);
+        state.push_diffs(pubsub, &changes);
     }
 }
 
@@ -117,7 +117,7 @@ pub(super) fn receive(pubsub: &PubSub, msg: &Broadcast) {
         "delta" | "state" => parse::<Delta>(payload).map(|delta| {
             if heard(pubsub, &mut state, &delta.replica) {
                 let changes = state.crdt.join(&delta);
-                push_diffs(pubsub, &changes);
+                state.push_diffs(pubsub, &changes);
                 if state.crdt.has_gap(&delta.replica) {
                     ask(pubsub, &mut state, &delta.replica);
                 }
@@ -141,7 +141,7 @@ pub(super) fn receive(pubsub: &PubSub, msg: &Broadcast) {
             if about.replica != state.me {
                 state.peers.remove(&about.replica);
                 let changes = state.crdt.drop_replica(&about.replica);
-                push_diffs(pubsub, &changes);
+                state.push_diffs(pubsub, &changes);
                 state.down.insert(about.replica, Instant::now());
             }
         }),

@@ -344,6 +344,7 @@ fn fast() -> PresenceConfig {
     PresenceConfig {
         heartbeat_interval: Duration::from_millis(50),
         down_period: Duration::from_secs(30),
+        diff_interval: Duration::from_millis(50),
     }
 }
 
@@ -411,6 +412,7 @@ async fn a_silent_node_is_reported_down_and_rejoins_when_heard_again() {
     let config = PresenceConfig {
         heartbeat_interval: Duration::from_millis(50),
         down_period: Duration::from_millis(400),
+        diff_interval: Duration::from_millis(50),
     };
     let a = Node::start(&wire, "a", config.clone());
     let b = Node::start(&wire, "b", config);
@@ -451,4 +453,35 @@ async fn lost_deltas_are_recovered_from_heartbeats() {
     a.up.store(true, Ordering::SeqCst);
     eventually("b to catch up", || b.keys("room:1") == ["alice"]).await;
     assert!(b.keys("room:2").is_empty());
+}
+
+#[tokio::test]
+async fn a_burst_of_changes_on_a_topic_is_pushed_as_one_diff_per_interval() {
+    let pubsub = PubSub::new("a");
+    let presence = pubsub.presence();
+    presence.configure(PresenceConfig { diff_interval: Duration::from_millis(300), ..fast() });
+    let mut sub = pubsub.subscribe("room:busy");
+    let mut other = pubsub.subscribe("room:quiet");
+    let owners: Vec<_> = (0..100).map(|_| presence.tracking()).collect();
+    for (i, owner) in owners.iter().enumerate() {
+        owner.track("room:busy", &format!("user{i}"), json!({})).unwrap();
+    }
+    // The first change of a quiet topic goes at once, the other 99 wait for the interval.
+    let first = next_diff(&mut sub).await;
+    assert_eq!(first["joins"].as_object().unwrap().len(), 1);
+    // Another topic is not held back by this one's interval.
+    let quiet = presence.tracking();
+    quiet.track("room:quiet", "solo", json!({})).unwrap();
+    let solo = tokio::time::timeout(Duration::from_millis(100), next_diff(&mut other)).await;
+    assert_eq!(solo.expect("an immediate diff")["joins"].as_object().unwrap().len(), 1);
+    // The rest, and a leave within the same interval, in one diff.
+    owners[0].untrack("room:busy", "user0");
+    let rest = next_diff(&mut sub).await;
+    assert_eq!(rest["joins"].as_object().unwrap().len(), 99);
+    assert_eq!(rest["leaves"].as_object().unwrap().keys().collect::<Vec<_>>(), ["user0"]);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), next_diff(&mut sub)).await.is_err(),
+        "one diff carried the whole burst"
+    );
+    assert_eq!(presence.list("room:busy").as_object().unwrap().len(), 99);
 }
