@@ -7,7 +7,9 @@
 //! | `PORT`                         | `4000` (`0` picks a free port)             |
 //! | `DATABASE_URL`                 | `sqlite://fawkes_dev.db?mode=rwc`          |
 //! | `SHUTDOWN_TIMEOUT_SECS`        | `25`                                       |
-//! | `DRAIN_DELAY_SECS`             | `0`                                        |
+//! | `DRAIN_DELAY_SECS`             | `5` in `prod`, else `0`                    |
+//! | `MAX_CONNECTIONS`              | `16384` (WebSockets included)              |
+//! | `BODY_READ_TIMEOUT_MS`         | `15000`                                    |
 //! | `FAWKES_ENV`                   | `dev` (also `test`; `prod` for production) |
 //! | `SECRET_KEY_BASE`              | required in `prod`; elsewhere a random one |
 //! | `REDIS_URL`                    | unset: one node (set: replicas share rooms) |
@@ -45,6 +47,8 @@ struct Config {
     database_url: String,
     shutdown_timeout: Duration,
     drain_delay: Duration,
+    max_connections: Option<usize>,
+    body_read_timeout: Option<Duration>,
     keys: Keys,
     redis_url: Option<String>,
     redis_required: bool,
@@ -71,6 +75,8 @@ impl Config {
                     0
                 }),
             ),
+            max_connections: parsed("MAX_CONNECTIONS")?,
+            body_read_timeout: parsed("BODY_READ_TIMEOUT_MS")?.map(Duration::from_millis),
             keys,
             redis_url: var("REDIS_URL")?,
             redis_required: parsed("REDIS_REQUIRED")?.unwrap_or(false),
@@ -161,7 +167,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the database at {}", config.database_url))?;
 
-    let running = Endpoint::new(router)
+    let mut endpoint = Endpoint::new(router);
+    if let Some(max) = config.max_connections {
+        endpoint = endpoint.max_connections(max);
+    }
+    if let Some(timeout) = config.body_read_timeout {
+        endpoint = endpoint.body_read_timeout(timeout);
+    }
+    let running = endpoint
         .pubsub(config.pubsub()?)
         // LongPoll session tokens too are signed with it, the same on every replica.
         .secret_key_base(config.keys.key_base.clone())
