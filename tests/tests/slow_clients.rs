@@ -67,6 +67,7 @@ fawkes::router! {
         get "/trickle" => trickle;
         get "/hold" => hold;
         post "/echo" => echo;
+        get "/healthz" => fawkes::telemetry::healthz;
     }
 }
 
@@ -191,6 +192,14 @@ async fn past_max_connections_with_every_connection_busy_a_new_one_is_answered_5
     assert_eq!(resp.header("retry-after"), Some("1"));
     assert_eq!(resp.header("connection"), Some("close"));
     third.closed_within(DEADLINE).await.expect("the turned-away connection is closed");
+    // Health probes are still answered, on their own lane, one request a connection.
+    for _ in 0..3 {
+        let mut probe = RawConn::connect(server.local_addr()).await.unwrap();
+        let resp = within(Duration::from_secs(2), "the probe", probe.get("/healthz")).await;
+        let resp = resp.unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.header("connection"), Some("close"));
+    }
     // The busy ones finish as usual, and their slots serve new connections again.
     for conn in &mut busy {
         let resp = within(DEADLINE, "a held answer", conn.read_response()).await.unwrap();

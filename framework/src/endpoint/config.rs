@@ -43,6 +43,11 @@ pub struct Config {
     /// Every connection is a file descriptor: keep the limit under the process's open-file
     /// limit (`ulimit -n`), with room for the listener, database and Redis connections.
     pub max_connections: usize,
+    /// Paths of the health probes (default `/healthz` and `/readyz`). At the connection limit,
+    /// with every connection busy, a `GET` of one of them is still served, on a small lane of
+    /// its own (32 connections, one request each), so that an orchestrator's liveness probe
+    /// does not restart a replica that is only busy.
+    pub probe_paths: Vec<String>,
     /// Drain deadline on shutdown (default 25 s).
     pub shutdown_timeout: Duration,
     /// Time between readiness turning false and the listener closing (default 0).
@@ -70,6 +75,7 @@ impl Default for Config {
             body_read_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             max_connections: 16_384,
+            probe_paths: vec!["/healthz".to_owned(), "/readyz".to_owned()],
             shutdown_timeout: Duration::from_secs(25),
             drain_delay: Duration::ZERO,
             max_restarts: 3,

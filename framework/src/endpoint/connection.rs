@@ -43,7 +43,10 @@ pub(crate) async fn serve(
     let first_request = config.header_read_timeout.min(config.idle_timeout);
     let activity =
         Arc::new(Activity::new(start, first_request, config.body_read_timeout, shared.clone()));
-    let _registered = slots.register(activity.clone());
+    // A probe served beyond the limit answers one request and is never closed to make room:
+    // its slot is not one a newcomer could take.
+    activity.one_request.store(slot.probe, Ordering::Release);
+    let _registered = (!slot.probe).then(|| slots.register(activity.clone()));
     // The protocol is read off the first bytes, left in the socket. hyper-util's automatic
     // builder would read them itself and then wrap the socket and the connection to replay
     // them, which costs a few hundred instructions on every request of an HTTP/1 connection;
@@ -256,6 +259,8 @@ pub(super) struct Activity {
     watchdog: Arc<Watchdog>,
     /// The endpoint's state: once it drains, HTTP/1 answers carry `connection: close`.
     shared: SharedRef,
+    /// Whether the connection serves one request only.
+    one_request: AtomicBool,
 }
 
 impl Activity {
@@ -280,12 +285,14 @@ impl Activity {
                 task: AtomicWaker::new(),
             }),
             shared,
+            one_request: AtomicBool::new(false),
         }
     }
 
-    /// Whether the endpoint is draining: answers should close their connections.
+    /// Whether answers should close their connections: the endpoint drains, or the connection
+    /// serves one request only.
     fn draining(&self) -> bool {
-        !self.shared.is_ready()
+        !self.shared.is_ready() || self.one_request.load(Ordering::Relaxed)
     }
 
     /// Gives an HTTP/1 connection at most `grace` more to send a request, from `now`. Answers

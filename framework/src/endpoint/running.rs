@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::slots::{Admission, Slots};
+use super::slots::{Admission, Slot, Slots};
 use super::{connection, Config, Shared, SharedRef};
 use crate::supervisor::{ChildSpec, Supervisor};
 use crate::{Error, Router};
@@ -239,7 +239,13 @@ async fn run(
             stop_accepting.cancel();
         })
     };
-    let slots = Slots::new(config.max_connections);
+    let acceptor = Acceptor {
+        slots: Slots::new(config.max_connections, &config.probe_paths),
+        router,
+        config,
+        shared,
+        supervisor: supervisor.clone(),
+    };
     loop {
         let (stream, remote) = tokio::select! {
             () = stop_accepting.cancelled() => break,
@@ -254,28 +260,7 @@ async fn run(
                 }
             },
         };
-        // At the limit the listener still accepts: see `Slots`.
-        let admitted = match slots.admit() {
-            Admission::Admitted(slot) => Some(slot),
-            Admission::Evicting => None,
-            Admission::Full => {
-                slots.shed(stream);
-                continue;
-            }
-        };
-        let (router, config, shared) = (router.clone(), config.clone(), shared.clone());
-        let slots = slots.clone();
-        let spawned = supervisor.spawn_temporary("connection", move |token| async move {
-            let slot = match admitted {
-                Some(slot) => slot,
-                None => match slots.wait_evicted().await {
-                    Some(slot) => slot,
-                    None => return slots.shed(stream),
-                },
-            };
-            connection::serve(stream, remote, router, config, shared, (slots, slot), token).await;
-        });
-        if spawned.is_err() {
+        if !acceptor.take(stream, remote) {
             break;
         }
     }
@@ -284,16 +269,7 @@ async fn run(
     // close them). Only one that completes in the instant before the close can still be lost.
     let mut backlog = 0usize;
     while let Some(Ok((stream, remote))) = listener.accept().now_or_never() {
-        let (router, config, shared) = (router.clone(), config.clone(), shared.clone());
-        let Admission::Admitted(slot) = slots.admit() else {
-            slots.shed(stream);
-            continue;
-        };
-        let slots = slots.clone();
-        let spawned = supervisor.spawn_temporary("connection", move |token| async move {
-            connection::serve(stream, remote, router, config, shared, (slots, slot), token).await;
-        });
-        if spawned.is_err() {
+        if !acceptor.take(stream, remote) {
             break;
         }
         backlog += 1;
@@ -305,4 +281,54 @@ async fn run(
     let result = supervisor.shutdown().await.map_err(|err| err.to_string());
     tracing::info!("endpoint stopped");
     done.send_replace(Some(result));
+}
+
+/// Takes up accepted connections: each gets a slot and a task of the supervisor's, or is
+/// turned away (see [`Slots`]).
+#[derive(Clone)]
+struct Acceptor {
+    slots: Arc<Slots>,
+    router: Router,
+    config: Arc<Config>,
+    shared: SharedRef,
+    supervisor: Supervisor,
+}
+
+impl Acceptor {
+    /// Takes up one connection; false once the supervisor admits no more children.
+    fn take(&self, stream: TcpStream, remote: SocketAddr) -> bool {
+        match self.slots.admit() {
+            Admission::Admitted(slot) => self.serve(stream, remote, Some(slot)),
+            Admission::Evicting => self.serve(stream, remote, None),
+            Admission::Full => {
+                self.turn_away(stream, remote);
+                true
+            }
+        }
+    }
+
+    /// Serves a connection in its slot, or in the one being freed for it when `None`.
+    fn serve(&self, stream: TcpStream, remote: SocketAddr, slot: Option<Slot>) -> bool {
+        let this = self.clone();
+        let spawned = self.supervisor.spawn_temporary("connection", move |token| async move {
+            let slot = match slot {
+                Some(slot) => slot,
+                None => match this.slots.wait_evicted().await {
+                    Some(slot) => slot,
+                    None => return this.turn_away(stream, remote),
+                },
+            };
+            let Acceptor { slots, router, config, shared, .. } = this;
+            connection::serve(stream, remote, router, config, shared, (slots, slot), token).await;
+        });
+        spawned.is_ok()
+    }
+
+    /// Answers 503, or serves a health probe beyond the limit.
+    fn turn_away(&self, stream: TcpStream, remote: SocketAddr) {
+        let this = self.clone();
+        self.slots.shed(stream, move |stream, slot| {
+            this.serve(stream, remote, Some(slot));
+        });
+    }
 }

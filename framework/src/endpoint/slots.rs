@@ -6,7 +6,10 @@
 //! nothing. So at the limit the endpoint keeps accepting: it closes the connection that has
 //! waited longest for its client (idle between requests, a request head or body that does not
 //! come) and gives its slot to the newcomer. When every connection is busy in the application,
-//! the newcomer is answered `503 Service Unavailable` with `retry-after` and closed, at once.
+//! the newcomer is answered `503 Service Unavailable` with `retry-after` and closed, at once;
+//! unless it is a health probe (`GET` of one of [`Config::probe_paths`](super::Config)), which
+//! is served on a small lane of its own beyond the limit, one request a connection, so that an
+//! orchestrator does not restart a replica that is only busy.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -38,16 +41,25 @@ const SHED_LINGER: Duration = Duration::from_millis(500);
 /// How long a newcomer waits for the slot of the connection closed to make room for it.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
+/// Health probes served at once beyond the limit.
+const PROBE_LANE: usize = 32;
+
 pub(super) struct Slots {
     permits: Arc<Semaphore>,
     /// Every connection being served, for choosing one to close at the limit.
     live: Mutex<Slab<Arc<Activity>>>,
     shedding: Arc<Semaphore>,
+    probes: Arc<Semaphore>,
+    probe_paths: Arc<[String]>,
 }
 
 /// A connection's slot: held by the connection and, after an upgrade to a WebSocket, by the
 /// socket that goes on using it, so upgraded connections count against the limit too.
-pub(super) type Slot = OwnedSemaphorePermit;
+pub(super) struct Slot {
+    _permit: OwnedSemaphorePermit,
+    /// A slot of the probe lane: one request, and never closed to make room.
+    pub(super) probe: bool,
+}
 
 /// What a new connection gets.
 pub(super) enum Admission {
@@ -60,17 +72,19 @@ pub(super) enum Admission {
 }
 
 impl Slots {
-    pub(super) fn new(max_connections: usize) -> Arc<Self> {
+    pub(super) fn new(max_connections: usize, probe_paths: &[String]) -> Arc<Self> {
         Arc::new(Self {
             permits: Arc::new(Semaphore::new(max_connections)),
             live: Mutex::new(Slab::new()),
             shedding: Arc::new(Semaphore::new(MAX_SHEDDING)),
+            probes: Arc::new(Semaphore::new(PROBE_LANE)),
+            probe_paths: probe_paths.into(),
         })
     }
 
     pub(super) fn admit(&self) -> Admission {
-        if let Ok(slot) = self.permits.clone().try_acquire_owned() {
-            return Admission::Admitted(slot);
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Admission::Admitted(Slot { _permit: permit, probe: false });
         }
         if self.evict_longest_waiting() {
             Admission::Evicting
@@ -83,7 +97,8 @@ impl Slots {
     /// connection chosen was busy again before it noticed, say).
     pub(super) async fn wait_evicted(&self) -> Option<Slot> {
         let permit = self.permits.clone().acquire_owned();
-        tokio::time::timeout(EVICTION_WAIT, permit).await.ok()?.ok()
+        let permit = tokio::time::timeout(EVICTION_WAIT, permit).await.ok()?.ok()?;
+        Some(Slot { _permit: permit, probe: false })
     }
 
     /// Closes the connection that has waited longest for its client; false when none waits.
@@ -109,37 +124,38 @@ impl Slots {
         Registered { slots: self.clone(), key }
     }
 
-    /// Answers 503 and closes, in a short task outside the supervisor's (it ends on its own
-    /// within [`SHED_LINGER`] twice). The answer waits for the request head, as clients take
-    /// an answer that comes before their request for a broken connection, and the connection
-    /// is kept until the client closes or the linger ends: closing with unread bytes would
-    /// reset the connection, and the client could lose the answer.
-    pub(super) fn shed(&self, mut stream: TcpStream) {
-        crate::telemetry::connection_turned_away("full");
-        let Ok(shedding) = self.shedding.clone().try_acquire_owned() else { return };
+    /// Turns a connection away, in a short task outside the supervisor's (it ends on its own
+    /// within [`SHED_LINGER`] twice): a health probe is handed to `probe` with a slot of the
+    /// probe lane, anything else is answered 503 and closed.
+    ///
+    /// The answer waits for the request head, as clients take an answer that comes before
+    /// their request for a broken connection; the head is looked at without being read, so a
+    /// probe reaches hyper whole. The connection is kept until the client closes or the linger
+    /// ends: closing with unread bytes would reset it, and the client could lose the answer.
+    pub(super) fn shed(
+        self: &Arc<Self>,
+        mut stream: TcpStream,
+        probe: impl FnOnce(TcpStream, Slot) + Send + 'static,
+    ) {
+        let Ok(shedding) = self.shedding.clone().try_acquire_owned() else {
+            crate::telemetry::connection_turned_away("full");
+            return;
+        };
+        let slots = self.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
-            let head = async {
-                let mut seen = 0;
-                let mut tail = [0u8; 4];
-                loop {
-                    let n = stream.read(&mut buf).await?;
-                    if n == 0 {
-                        return Ok::<_, std::io::Error>(());
-                    }
-                    seen += n;
-                    // The end of the head may straddle two reads: look at the last bytes too.
-                    let mut window = tail.to_vec();
-                    window.extend_from_slice(&buf[..n]);
-                    if window.windows(4).any(|w| w == b"\r\n\r\n") || seen >= 64 * 1024 {
-                        return Ok(());
-                    }
-                    let keep = window.len().min(4);
-                    tail[..keep].copy_from_slice(&window[window.len() - keep..]);
+            let head = tokio::time::timeout(SHED_LINGER, peek_head(&stream, &mut buf)).await;
+            let head = head.ok().flatten().unwrap_or_default();
+            if slots.is_probe(&buf[..head]) {
+                if let Ok(permit) = slots.probes.clone().try_acquire_owned() {
+                    drop(shedding);
+                    return probe(stream, Slot { _permit: permit, probe: true });
                 }
-            };
-            let _ = tokio::time::timeout(SHED_LINGER, head).await;
+            }
+            crate::telemetry::connection_turned_away("full");
             let answer = async {
+                // The head was only looked at: read it off, with whatever else is there.
+                let _ = stream.try_read(&mut buf);
                 stream.write_all(SHED_RESPONSE).await?;
                 stream.shutdown().await?;
                 while stream.read(&mut buf).await? > 0 {}
@@ -148,6 +164,32 @@ impl Slots {
             let _ = tokio::time::timeout(SHED_LINGER, answer).await;
             drop(shedding);
         });
+    }
+
+    /// Whether a request head is a `GET` or `HEAD` of one of the probe paths.
+    fn is_probe(&self, head: &[u8]) -> bool {
+        let Some(line) = head.split(|&b| b == b'\r').next() else { return false };
+        let mut parts = line.split(|&b| b == b' ');
+        let (Some(method), Some(target)) = (parts.next(), parts.next()) else { return false };
+        let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+        matches!(method, b"GET" | b"HEAD") && self.probe_paths.iter().any(|p| p.as_bytes() == path)
+    }
+}
+
+/// Looks at the first line of a request without reading it, waiting for it in short steps
+/// (a peek returns at once whenever anything is there, so it cannot wait for more); returns
+/// how many bytes were seen, or `None` when the client closed.
+async fn peek_head(stream: &TcpStream, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        stream.readable().await.ok()?;
+        let n = stream.peek(buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        if n == buf.len() || buf[..n].contains(&b'\n') {
+            return Some(n);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
