@@ -103,11 +103,15 @@ start_redis() {
 start_example_app() {
   local name="$1"
   shift
-  log "cargo build -p example-app"
-  (cd "$root" && cargo build -p example-app)
+  # EXAMPLE_APP_PROFILE=release for figures that should be a deployment's (memory, load).
+  local profile="${EXAMPLE_APP_PROFILE:-debug}"
+  local flag=()
+  [ "$profile" = debug ] || flag=(--profile "$profile")
+  log "cargo build -p example-app ${flag[*]}"
+  (cd "$root" && cargo build -p example-app "${flag[@]}")
   target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
-  local app="$target_dir/debug/example-app"
+  local app="$target_dir/$profile/example-app"
 
   ensure_work
 

@@ -269,8 +269,10 @@ async fn after_a_redis_restart_nothing_queued_is_lost_to_a_node_that_resubscribe
     };
     let (from_a, from_b) = (series(&["down", "early"]), series(&["down"]));
     eprintln!(
-        "redis restart: recovered {recovery:?} after Redis answered again ({after_b:?} after b \
-         reconnected); b lost {} of a's {} messages, a lost {} of b's {}",
+        "RELIABILITY redis_restart recovery_ms={} after_late_node_ms={} lost_on_b={} sent_by_a={} \
+         lost_on_a={} sent_by_b={}",
+        recovery.as_millis(),
+        after_b.as_millis(),
         lost(&from_a, &seen_by_b),
         from_a.len(),
         lost(&from_b, &seen_by_a),
@@ -315,8 +317,10 @@ async fn a_node_that_never_returns_holds_the_queue_for_the_peer_wait_only() {
         let recovery = restarted.elapsed();
         let expected: Vec<(String, i64)> = (0..N).map(|n| ("down".to_owned(), n)).collect();
         eprintln!(
-            "outage {outage} with c gone: recovered {recovery:?} after Redis answered again \
-             (peer wait {PEER_WAIT:?}); b lost {} of a's {N} messages",
+            "RELIABILITY redis_restart_node_gone outage={outage} recovery_ms={} peer_wait_ms={} \
+             lost_on_b={} sent_by_a={N}",
+            recovery.as_millis(),
+            PEER_WAIT.as_millis(),
             lost(&expected, &seen),
         );
         assert_eq!(seen, expected, "a's messages on b: all, once, in order");

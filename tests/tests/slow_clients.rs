@@ -75,6 +75,8 @@ fawkes::router! {
 const HEADER_READ_TIMEOUT: Duration = Duration::from_millis(500);
 const IDLE_TIMEOUT: Duration = Duration::from_millis(600);
 const BODY_READ_TIMEOUT: Duration = Duration::from_millis(400);
+/// How long a connection waits for its client before the endpoint may close it to make room.
+const EVICTABLE_AFTER: Duration = Duration::from_millis(1100);
 
 /// Timers may fire a little early by the clock the test reads; this is the slack allowed.
 const EARLY: Duration = Duration::from_millis(50);
@@ -165,7 +167,11 @@ async fn past_max_connections_the_connection_idle_longest_makes_room() {
     let mut second = RawConn::connect(server.local_addr()).await.unwrap();
     assert_eq!(second.get("/hello").await.unwrap().status, 200);
 
-    // Both wait for their client; the first has waited longer, and gives up its slot.
+    // Both wait for their client; the first has waited longer, and gives up its slot once it
+    // has waited long enough not to look like a client about to send its next request.
+    let mut too_soon = RawConn::connect(server.local_addr()).await.unwrap();
+    assert_eq!(too_soon.get("/hello").await.unwrap().status, 503);
+    tokio::time::sleep(EVICTABLE_AFTER).await;
     let mut third = RawConn::connect(server.local_addr()).await.unwrap();
     let resp = within(DEADLINE, "the third connection's answer", third.get("/hello")).await;
     assert_eq!(resp.unwrap().status, 200);
@@ -200,13 +206,17 @@ async fn past_max_connections_with_every_connection_busy_a_new_one_is_answered_5
         assert_eq!(resp.status, 200, "{}", resp.text());
         assert_eq!(resp.header("connection"), Some("close"));
     }
-    // The busy ones finish as usual, and their slots serve new connections again.
+    // The busy ones finish as usual; once closed, their slots serve new connections again.
     for conn in &mut busy {
         let resp = within(DEADLINE, "a held answer", conn.read_response()).await.unwrap();
         assert_eq!(resp.text(), "held");
     }
-    let mut fourth = RawConn::connect(server.local_addr()).await.unwrap();
-    assert_eq!(fourth.get("/hello").await.unwrap().status, 200);
+    drop(busy);
+    tests::eventually_async(DEADLINE, "a slot to free up", || async {
+        let mut fourth = RawConn::connect(server.local_addr()).await.unwrap();
+        fourth.get("/hello").await.is_ok_and(|resp| resp.status == 200)
+    })
+    .await;
 }
 
 /// A request body that announces 100 bytes and sends 10.
@@ -255,6 +265,7 @@ async fn stalled_bodies_do_not_hold_the_connection_limit() {
     }
     // New clients are served, each taking the slot of the body that has waited longest (the
     // newcomers stay open, so each needs a slot made for it).
+    tokio::time::sleep(EVICTABLE_AFTER).await;
     let mut newcomers = Vec::new();
     for i in 0..3 {
         let mut conn = RawConn::connect(server.local_addr()).await.unwrap();

@@ -5,7 +5,7 @@
 //! backlog, health probes included, while the slots may all be held by clients that send
 //! nothing. So at the limit the endpoint keeps accepting: it closes the connection that has
 //! waited longest for its client (idle between requests, a request head or body that does not
-//! come) and gives its slot to the newcomer. When every connection is busy in the application,
+//! come), if it has waited a second at least, and gives its slot to the newcomer. When every connection is busy in the application,
 //! the newcomer is answered `503 Service Unavailable` with `retry-after` and closed, at once;
 //! unless it is a health probe (`GET` of one of [`Config::probe_paths`](super::Config)), which
 //! is served on a small lane of its own beyond the limit, one request a connection, so that an
@@ -18,6 +18,7 @@ use slab::Slab;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::connection::Activity;
 
@@ -32,7 +33,7 @@ content-length: 51\r\n\
 
 /// At most this many turned-away connections are answered at once; past it they are closed
 /// without an answer, so a flood costs a bounded number of file descriptors and tasks.
-const MAX_SHEDDING: usize = 256;
+const MAX_SHEDDING: usize = 1024;
 
 /// How long a turned-away connection is given to send its request head, and then to take its
 /// answer.
@@ -40,6 +41,11 @@ const SHED_LINGER: Duration = Duration::from_millis(500);
 
 /// How long a newcomer waits for the slot of the connection closed to make room for it.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a connection must have waited for its client before it may be closed to make
+/// room: one that went quiet a moment ago is most likely a client about to send its next
+/// request, and turning the newcomer away is the lesser harm.
+const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Health probes served at once beyond the limit.
 const PROBE_LANE: usize = 32;
@@ -103,10 +109,12 @@ impl Slots {
 
     /// Closes the connection that has waited longest for its client; false when none waits.
     fn evict_longest_waiting(&self) -> bool {
+        let Some(quiet_since) = Instant::now().checked_sub(EVICTABLE_AFTER) else { return false };
         let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
         let victim = live
             .iter()
             .filter_map(|(_, activity)| Some((activity.waiting_since()?, activity)))
+            .filter(|(since, _)| *since <= quiet_since)
             .min_by_key(|(since, _)| *since);
         match victim {
             Some((_, activity)) => {
