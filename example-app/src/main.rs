@@ -39,6 +39,12 @@ use example_app::keys::{self, AppEnv, Keys};
 use fawkes::Endpoint;
 use tracing_subscriber::EnvFilter;
 
+// Returns memory to the system after a burst, which glibc's malloc does not (its arenas keep
+// what they grew to): see docs/reliability.md.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Settings read from the environment.
 #[derive(Debug)]
 struct Config {

@@ -63,8 +63,13 @@ scenario_flood() {
   wait "$probe" || failed+=(flood-probe)
   cat "$work/probe.out"
   # Once the flood is gone the memory it took should go back, not stay at its peak.
-  sleep 3
-  figure "flood_memory rss_before_mib=$before rss_peak_mib=$(peak_mib) rss_after_mib=$(rss_mib)"
+  local settled=()
+  for _ in 1 2 3 4; do
+    sleep 3
+    settled+=("$(rss_mib)")
+  done
+  figure "flood_memory rss_before_mib=$before rss_peak_mib=$(peak_mib)" \
+    "rss_after_3_6_9_12s_mib=$(IFS=,; echo "${settled[*]}")"
   stop_last_app
 }
 

@@ -79,28 +79,29 @@ pub(crate) async fn flood(server: SocketAddr, flags: &Flags) -> anyhow::Result<b
     let hold = Duration::from_secs(flags.get("hold-secs", 5)?);
     let gate = Arc::new(Semaphore::new(OPENING));
     let (connected, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let answered = Arc::new(AtomicUsize::new(0));
     let (end_tx, end) = tokio::sync::watch::channel(false);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(conns);
     for i in 0..conns {
         let permit = gate.clone().acquire_owned().await?;
         let (connected, closed, mut end) = (connected.clone(), closed.clone(), end.clone());
+        let answered = answered.clone();
         tasks.push(tokio::spawn(async move {
             let opened = connect(source(first_ip, i), server);
             let opened = tokio::time::timeout(Duration::from_secs(10), opened).await;
             drop(permit);
             let Ok(Ok(mut stream)) = opened else { return };
             connected.fetch_add(1, Relaxed);
-            let mut byte = [0u8; 1];
-            // Idle until the server closes it or the flood ends.
+            let mut status = [0u8; 12];
+            // Idle until the server closes it, turns it away, or the flood ends.
             tokio::select! {
-                read = stream.read(&mut byte) => {
-                    if matches!(read, Ok(0) | Err(_)) {
-                        closed.fetch_add(1, Relaxed);
-                    }
-                }
-                _ = end.wait_for(|ended| *ended) => {}
-            }
+                read = stream.read_exact(&mut status) => match read {
+                    Ok(_) if &status == b"HTTP/1.1 503" => answered.fetch_add(1, Relaxed),
+                    _ => closed.fetch_add(1, Relaxed),
+                },
+                _ = end.wait_for(|ended| *ended) => 0,
+            };
         }));
     }
     // Every attempt has had its answer (or its timeout): hold the survivors a while.
@@ -113,14 +114,16 @@ pub(crate) async fn flood(server: SocketAddr, flags: &Flags) -> anyhow::Result<b
     for task in tasks {
         task.await?;
     }
-    let (connected, closed) = (connected.load(Relaxed), closed.load(Relaxed));
+    let (connected, closed, answered) =
+        (connected.load(Relaxed), closed.load(Relaxed), answered.load(Relaxed));
     report(
         "flood",
         &[
             ("attempted", conns.to_string()),
             ("connected", connected.to_string()),
             ("closed_to_make_room", closed.to_string()),
-            ("open_at_end", (connected - closed).to_string()),
+            ("answered_503", answered.to_string()),
+            ("open_at_end", (connected - closed - answered).to_string()),
             ("opened_in_ms", opened_in.as_millis().to_string()),
         ],
     );

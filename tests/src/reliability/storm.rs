@@ -142,7 +142,7 @@ async fn client(
         let msg = match tokio::time::timeout(wait, ws.next()).await {
             Err(_) if Instant::now() >= deadline => break,
             Err(_) => continue,
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => {
+            Ok(None | Some(Err(_) | Ok(Message::Close(_)))) => {
                 outcome.closed = true;
                 break;
             }
