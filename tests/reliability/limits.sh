@@ -17,6 +17,9 @@ command -v wrk >/dev/null 2>&1 || apt_install wrk
 ulimit -n "$(ulimit -Hn)"
 
 export EXAMPLE_APP_PROFILE=release
+# As in production: with backtraces on, the first panic (the soak crashes channels on purpose)
+# loads the binary's debug info, about 100 MiB that stays, and every panic is slower.
+export RUST_BACKTRACE=0
 log "cargo build --release -p tests --bin reliability"
 (cd "$root" && cargo build --release -p tests --bin reliability)
 tool="$(cd "$root" && cargo metadata --format-version 1 --no-deps |
@@ -153,7 +156,8 @@ scenario_soak() {
     [ "$sockets" = 0 ] && [ "$channels" = 0 ] && break
     sleep 0.2
   done
-  figure "soak_gauges sockets_after=$sockets channels_after=$channels"
+  sleep 3
+  figure "soak_gauges sockets_after=$sockets channels_after=$channels rss_idle_after_mib=$(rss_mib)"
   [ "$sockets" = 0 ] && [ "$channels" = 0 ] || failed+=(soak-gauges)
   stop_last_app
 }
