@@ -197,6 +197,37 @@ async fn serves_the_api_and_drains_on_sigterm() {
     assert!(TcpStream::connect(addr).await.is_err(), "nothing listens after exit");
 }
 
+#[tokio::test]
+async fn sockets_closed_by_sigterm_get_no_phx_close_so_their_clients_rejoin() {
+    // On a restart a socket's channels end with the socket: its close frame (1012, service
+    // restart) is all the client gets, and once it has reconnected (to another replica) it
+    // joins its topics again. A `phx_close` before it would tell the official client that the
+    // server ended the channel for good, and it would not rejoin it. Whether a channel's
+    // `phx_close` reached the client before the socket's close frame was a race on each socket,
+    // so many sockets are looked at.
+    const SOCKETS: usize = 40;
+    let mut app = App::start("restart-rejoin", 0);
+    let mut sockets = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        let mut socket = WsClient::connect(app.addr, "/socket/websocket?vsn=2.0.0").await;
+        assert_eq!(socket.join("1", "room:lobby").await, ("ok".to_owned(), json!({})));
+        sockets.push(socket);
+    }
+
+    app.terminate();
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        let (frames, code) = socket.until_close().await;
+        let ended: Vec<&Value> =
+            frames.iter().filter(|f| f[3] == "phx_close" || f[3] == "phx_error").collect();
+        assert!(ended.is_empty(), "socket {i} was told its channel ended: {ended:?}");
+        assert_eq!(code, Some(1012), "socket {i} closed with 1012 (service restart)");
+    }
+    let status = app
+        .wait_exit(Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 5))
+        .expect("the app exits within its shutdown deadline");
+    assert!(status.success(), "exit status {status:?}");
+}
+
 #[test]
 fn sigterm_right_after_the_announcement_still_exits_cleanly() {
     // A supervisor may stop the app as soon as it announces itself; the signal must drain it,
@@ -361,49 +392,90 @@ impl WsClient {
         self.stream.write_all(&frame).await.unwrap();
     }
 
-    /// Reads until the buffer holds at least `n` bytes.
-    async fn fill(&mut self, n: usize) {
+    /// Reads until the buffer holds at least `n` bytes; false when the connection ends first.
+    async fn fill(&mut self, n: usize) -> bool {
         while self.buf.len() < n {
             let mut chunk = [0u8; 4096];
-            let read = self.stream.read(&mut chunk).await.expect("read a frame");
-            assert!(read > 0, "the server closed the WebSocket connection");
-            self.buf.extend_from_slice(&chunk[..read]);
+            match self.stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(read) => self.buf.extend_from_slice(&chunk[..read]),
+            }
         }
+        true
+    }
+
+    /// The next frame: whether it is final, its opcode and its payload; `None` when the
+    /// connection ended.
+    async fn frame(&mut self) -> Option<(bool, u8, Vec<u8>)> {
+        if !self.fill(2).await {
+            return None;
+        }
+        let (fin, opcode) = (self.buf[0] & 0x80 != 0, self.buf[0] & 0x0f);
+        assert_eq!(self.buf[1] & 0x80, 0, "a server must not mask its frames");
+        let (len, header) = match self.buf[1] & 0x7f {
+            126 => {
+                if !self.fill(4).await {
+                    return None;
+                }
+                (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+            }
+            127 => {
+                if !self.fill(10).await {
+                    return None;
+                }
+                let len = u64::from_be_bytes(self.buf[2..10].try_into().unwrap());
+                (usize::try_from(len).expect("frame length fits"), 10)
+            }
+            len => (usize::from(len), 2),
+        };
+        if !self.fill(header + len).await {
+            return None;
+        }
+        let payload = self.buf[header..header + len].to_vec();
+        self.buf.drain(..header + len);
+        Some((fin, opcode, payload))
     }
 
     /// The next text frame, as JSON; pings and other control frames are skipped.
     async fn recv(&mut self) -> Value {
         let next = async {
             loop {
-                self.fill(2).await;
-                let (fin, opcode) = (self.buf[0] & 0x80 != 0, self.buf[0] & 0x0f);
-                assert_eq!(self.buf[1] & 0x80, 0, "a server must not mask its frames");
-                let (len, header) = match self.buf[1] & 0x7f {
-                    126 => {
-                        self.fill(4).await;
-                        (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
-                    }
-                    127 => {
-                        self.fill(10).await;
-                        let len = u64::from_be_bytes(self.buf[2..10].try_into().unwrap());
-                        (usize::try_from(len).expect("frame length fits"), 10)
-                    }
-                    len => (usize::from(len), 2),
-                };
-                self.fill(header + len).await;
-                let payload = self.buf[header..header + len].to_vec();
-                self.buf.drain(..header + len);
-                match opcode {
-                    0x1 => {
+                let frame = self.frame().await;
+                match frame.expect("the server closed the WebSocket connection") {
+                    (fin, 0x1, payload) => {
                         assert!(fin, "unexpected fragmented text frame");
                         break serde_json::from_slice(&payload).expect("a JSON text frame");
                     }
-                    0x8 => panic!("the server closed the socket: {payload:?}"),
+                    (_, 0x8, payload) => panic!("the server closed the socket: {payload:?}"),
                     _ => {}
                 }
             }
         };
         tokio::time::timeout(Duration::from_secs(10), next).await.expect("a frame within 10 s")
+    }
+
+    /// Every text frame until the server's close frame, and the close code; `None` for a
+    /// connection that ended without a close frame, or a close frame without a code.
+    async fn until_close(&mut self) -> (Vec<Value>, Option<u16>) {
+        let mut texts = Vec::new();
+        let read = async {
+            loop {
+                match self.frame().await {
+                    None => break None,
+                    Some((_, 0x1, payload)) => {
+                        texts.push(serde_json::from_slice(&payload).expect("a JSON text frame"));
+                    }
+                    Some((_, 0x8, payload)) => {
+                        break payload.get(..2).map(|code| u16::from_be_bytes([code[0], code[1]]));
+                    }
+                    Some(_) => {}
+                }
+            }
+        };
+        let code = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the socket closes within 10 s");
+        (texts, code)
     }
 
     /// Joins `topic` (serializer 2.0.0) and returns the reply's status and response.
