@@ -7,8 +7,9 @@
 #   crash    a replica is killed with SIGKILL; its users must leave the survivor's presence
 #            list once the down period has passed;
 #   outage   Redis is killed and started again on its port while both replicas post messages;
-#            none may be lost. Two rounds: the first right after the crash, the second with
-#            nothing left over from it.
+#            none may be lost but the batch an adapter had in flight when its connection broke
+#            (which docs/scaling.md excepts, and the adapter counts as dropped). Two rounds: the
+#            first right after the crash, the second with nothing left over from it.
 #
 # Every figure is printed on a line of its own starting with `RELIABILITY `. The script exits
 # non-zero when a goal is missed; it carries on to the end first, so one run shows them all.
@@ -29,9 +30,12 @@ drain_delay_secs=2
 # Short enough for CI; the heartbeat a tenth of it, so a crash is noticed within a few beats.
 down_period_ms=3000
 heartbeat_ms=300
-# Every socket closed by a restart is joined again within this of the first close: the client
-# reconnects after 10 ms, through haproxy to the other replica, and rejoins at once.
-rejoin_bound_ms=5000
+# Every socket closed by a restart is joined again within this of the first close. The client
+# reconnects after 10 ms, through haproxy to the other replica, and rejoins at once; but all
+# of them at once, on two cores busy with wrk, haproxy, the replicas and the clients
+# themselves, took up to 4.3 s over the runs (docs/reliability-cluster.md). A socket that
+# never rejoins, or only after the client's longer backoffs, still fails it.
+rejoin_bound_ms=10000
 # After the rejoins, every presence list holds everyone within this (diffs go out every 500 ms).
 converge_bound_ms=10000
 # A crashed replica's users leave within the down period plus this: up to one heartbeat before
@@ -359,10 +363,16 @@ outage_round() {
   if ask 30 stop 15000; then
     line+=" $answer"
   fi
-  if ask 30 settle "$settle_bound_ms"; then
+  # What each adapter dropped this round: the batch in flight when its connection broke,
+  # which docs/scaling.md excepts from the promise (it may have reached Redis; sending it again
+  # could deliver it twice). Lost messages beyond it are failures.
+  dropped_a=$(($(metric "$url_a" fawkes_pubsub_adapter_dropped_total) - dropped_a))
+  dropped_b=$(($(metric "$url_b" fawkes_pubsub_adapter_dropped_total) - dropped_b))
+  line+=" a_adapter_dropped=$dropped_a b_adapter_dropped=$dropped_b"
+  if ask 30 settle "$settle_bound_ms" "$dropped_a" "$dropped_b"; then
     line+=" $answer"
-    for key in a_lost_before a_lost_outage a_lost_after b_lost_before b_lost_outage b_lost_after \
-      a_lost_local b_lost_local a_duplicates b_duplicates a_out_of_order b_out_of_order; do
+    for key in a_lost_unexplained b_lost_unexplained a_lost_local b_lost_local \
+      a_duplicates b_duplicates a_out_of_order b_out_of_order; do
       value="$(sed -n "s/.*\b$key=\([0-9]*\).*/\1/p" <<<"$answer")"
       [ "${value:-0}" = 0 ] || miss "redis outage round $round: $key=$value"
     done
@@ -371,9 +381,9 @@ outage_round() {
       *) miss "redis outage round $round: not every message arrived within ${settle_bound_ms} ms" ;;
     esac
   fi
-  # Messages the adapters dropped this round: the batch in flight when the connection broke.
-  line+=" a_adapter_dropped=$(($(metric "$url_a" fawkes_pubsub_adapter_dropped_total) - dropped_a))"
-  line+=" b_adapter_dropped=$(($(metric "$url_b" fawkes_pubsub_adapter_dropped_total) - dropped_b))"
+  if ask 30 presence "$converge_bound_ms"; then
+    line+=" $answer"
+  fi
   figure "$line"
   [ "$reconnected_a" != none ] || miss "replica a's Redis adapter did not reconnect within 20 s"
   [ "$reconnected_b" != none ] || miss "replica b's Redis adapter did not reconnect within 20 s"
