@@ -197,6 +197,49 @@ async fn serves_the_api_and_drains_on_sigterm() {
     assert!(TcpStream::connect(addr).await.is_err(), "nothing listens after exit");
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to the app.
+fn signal(app: &App, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), app.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+#[tokio::test]
+async fn a_burst_of_connections_waits_in_the_listen_backlog_instead_of_being_dropped() {
+    // When a replica drains, its clients all reconnect at once to the others. Connections the
+    // app has not accepted yet wait in its listener's backlog; past the backlog the kernel drops
+    // their SYNs, and each client waits a second for its retransmission (a load balancer with a
+    // one-second connect timeout gives up on it). With the app stopped, the kernel alone
+    // completes connections, up to the backlog: 128 was std's and mio's default.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    // The kernel caps any backlog at somaxconn.
+    let burst = 500.min(somaxconn.saturating_sub(1));
+    let app = App::start("backlog", 0);
+    signal(&app, "STOP");
+    let connects = (0..burst).map(|_| async {
+        // Well short of the first SYN retransmission (1 s).
+        tokio::time::timeout(Duration::from_millis(750), TcpStream::connect(app.addr)).await
+    });
+    let connected = futures_util::future::join_all(connects).await;
+    signal(&app, "CONT");
+    let completed: Vec<TcpStream> = connected.into_iter().filter_map(|c| c.ok()?.ok()).collect();
+    assert_eq!(completed.len(), burst, "connections completed while the app was stopped");
+
+    // And once the app runs again, every one of them is served.
+    let served = completed.into_iter().map(|mut stream| async move {
+        stream.write_all(&request_bytes("GET", "/healthz", None, true)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), read_response(&mut stream)).await
+    });
+    for resp in futures_util::future::join_all(served).await {
+        assert_eq!(resp.expect("an answer within 20 s").status, 200);
+    }
+}
+
 #[tokio::test]
 async fn sockets_closed_by_sigterm_get_no_phx_close_so_their_clients_rejoin() {
     // On a restart a socket's channels end with the socket: its close frame (1012, service
