@@ -286,6 +286,7 @@ scenario_rolling() {
     "connect_errors=$e_connect read_errors=$e_read write_errors=$e_write timeouts=$e_timeout rps=$rps" \
     "haproxy_retries=$(haproxy_stat replicas BACKEND wretr)" \
     "haproxy_redispatches=$(haproxy_stat replicas BACKEND wredis)" \
+    "haproxy_conn_errors_a=$(haproxy_stat replicas a econ) haproxy_conn_errors_b=$(haproxy_stat replicas b econ)" \
     "haproxy_5xx=$(haproxy_stat www FRONTEND hrsp_5xx)"
   [ "$http_failed" = 0 ] || miss "$http_failed of $http_total HTTP requests failed during the rolling restart"
   driver_stop

@@ -80,6 +80,10 @@ serve(
         )
       }
       const allGone = now()
+      // The poll above may wake a little past its deadline, under load.
+      if (allGone - t0 > Number(boundMs)) {
+        throw new Error(`the victim's users left ${allGone - t0} ms after ${name}, past ${boundMs} ms`)
+      }
       const kept = tally(observer, stayers).hits
       if (kept !== onSurvivor.length) {
         throw new Error(`the survivor's own users left too: ${kept} of ${onSurvivor.length} listed`)
