@@ -33,7 +33,7 @@ heartbeat_ms=300
 # Every socket closed by a restart is joined again within this of the first close. The client
 # reconnects after 10 ms, through haproxy to the other replica, and rejoins at once; but all
 # of them at once, on two cores busy with wrk, haproxy, the replicas and the clients
-# themselves, took up to 4.3 s over the runs (docs/reliability-cluster.md). A socket that
+# themselves, took up to 4.5 s over the runs (docs/reliability-cluster.md). A socket that
 # never rejoins, or only after the client's longer backoffs, still fails it.
 rejoin_bound_ms=10000
 # After the rejoins, every presence list holds everyone within this (diffs go out every 500 ms).
