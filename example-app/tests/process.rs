@@ -197,6 +197,80 @@ async fn serves_the_api_and_drains_on_sigterm() {
     assert!(TcpStream::connect(addr).await.is_err(), "nothing listens after exit");
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to the app.
+fn signal(app: &App, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), app.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+#[tokio::test]
+async fn a_burst_of_connections_waits_in_the_listen_backlog_instead_of_being_dropped() {
+    // When a replica drains, its clients all reconnect at once to the others. Connections the
+    // app has not accepted yet wait in its listener's backlog; past the backlog the kernel drops
+    // their SYNs, and each client waits a second for its retransmission (a load balancer with a
+    // one-second connect timeout gives up on it). With the app stopped, the kernel alone
+    // completes connections, up to the backlog: 128 was std's and mio's default.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    // The kernel caps any backlog at somaxconn.
+    let burst = 500.min(somaxconn.saturating_sub(1));
+    let app = App::start("backlog", 0);
+    signal(&app, "STOP");
+    let connects = (0..burst).map(|_| async {
+        // Well short of the first SYN retransmission (1 s).
+        tokio::time::timeout(Duration::from_millis(750), TcpStream::connect(app.addr)).await
+    });
+    let connected = futures_util::future::join_all(connects).await;
+    signal(&app, "CONT");
+    let completed: Vec<TcpStream> = connected.into_iter().filter_map(|c| c.ok()?.ok()).collect();
+    assert_eq!(completed.len(), burst, "connections completed while the app was stopped");
+
+    // And once the app runs again, every one of them is served.
+    let served = completed.into_iter().map(|mut stream| async move {
+        stream.write_all(&request_bytes("GET", "/healthz", None, true)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), read_response(&mut stream)).await
+    });
+    for resp in futures_util::future::join_all(served).await {
+        assert_eq!(resp.expect("an answer within 20 s").status, 200);
+    }
+}
+
+#[tokio::test]
+async fn sockets_closed_by_sigterm_get_no_phx_close_so_their_clients_rejoin() {
+    // On a restart a socket's channels end with the socket: its close frame (1012, service
+    // restart) is all the client gets, and once it has reconnected (to another replica) it
+    // joins its topics again. A `phx_close` before it would tell the official client that the
+    // server ended the channel for good, and it would not rejoin it. Whether a channel's
+    // `phx_close` reached the client before the socket's close frame was a race on each socket,
+    // so many sockets are looked at.
+    const SOCKETS: usize = 40;
+    let mut app = App::start("restart-rejoin", 0);
+    let mut sockets = Vec::with_capacity(SOCKETS);
+    for _ in 0..SOCKETS {
+        let mut socket = WsClient::connect(app.addr, "/socket/websocket?vsn=2.0.0").await;
+        assert_eq!(socket.join("1", "room:lobby").await, ("ok".to_owned(), json!({})));
+        sockets.push(socket);
+    }
+
+    app.terminate();
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        let (frames, code) = socket.until_close().await;
+        let ended: Vec<&Value> =
+            frames.iter().filter(|f| f[3] == "phx_close" || f[3] == "phx_error").collect();
+        assert!(ended.is_empty(), "socket {i} was told its channel ended: {ended:?}");
+        assert_eq!(code, Some(1012), "socket {i} closed with 1012 (service restart)");
+    }
+    let status = app
+        .wait_exit(Duration::from_secs(SHUTDOWN_TIMEOUT_SECS + 5))
+        .expect("the app exits within its shutdown deadline");
+    assert!(status.success(), "exit status {status:?}");
+}
+
 #[test]
 fn sigterm_right_after_the_announcement_still_exits_cleanly() {
     // A supervisor may stop the app as soon as it announces itself; the signal must drain it,
@@ -361,49 +435,90 @@ impl WsClient {
         self.stream.write_all(&frame).await.unwrap();
     }
 
-    /// Reads until the buffer holds at least `n` bytes.
-    async fn fill(&mut self, n: usize) {
+    /// Reads until the buffer holds at least `n` bytes; false when the connection ends first.
+    async fn fill(&mut self, n: usize) -> bool {
         while self.buf.len() < n {
             let mut chunk = [0u8; 4096];
-            let read = self.stream.read(&mut chunk).await.expect("read a frame");
-            assert!(read > 0, "the server closed the WebSocket connection");
-            self.buf.extend_from_slice(&chunk[..read]);
+            match self.stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(read) => self.buf.extend_from_slice(&chunk[..read]),
+            }
         }
+        true
+    }
+
+    /// The next frame: whether it is final, its opcode and its payload; `None` when the
+    /// connection ended.
+    async fn frame(&mut self) -> Option<(bool, u8, Vec<u8>)> {
+        if !self.fill(2).await {
+            return None;
+        }
+        let (fin, opcode) = (self.buf[0] & 0x80 != 0, self.buf[0] & 0x0f);
+        assert_eq!(self.buf[1] & 0x80, 0, "a server must not mask its frames");
+        let (len, header) = match self.buf[1] & 0x7f {
+            126 => {
+                if !self.fill(4).await {
+                    return None;
+                }
+                (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+            }
+            127 => {
+                if !self.fill(10).await {
+                    return None;
+                }
+                let len = u64::from_be_bytes(self.buf[2..10].try_into().unwrap());
+                (usize::try_from(len).expect("frame length fits"), 10)
+            }
+            len => (usize::from(len), 2),
+        };
+        if !self.fill(header + len).await {
+            return None;
+        }
+        let payload = self.buf[header..header + len].to_vec();
+        self.buf.drain(..header + len);
+        Some((fin, opcode, payload))
     }
 
     /// The next text frame, as JSON; pings and other control frames are skipped.
     async fn recv(&mut self) -> Value {
         let next = async {
             loop {
-                self.fill(2).await;
-                let (fin, opcode) = (self.buf[0] & 0x80 != 0, self.buf[0] & 0x0f);
-                assert_eq!(self.buf[1] & 0x80, 0, "a server must not mask its frames");
-                let (len, header) = match self.buf[1] & 0x7f {
-                    126 => {
-                        self.fill(4).await;
-                        (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
-                    }
-                    127 => {
-                        self.fill(10).await;
-                        let len = u64::from_be_bytes(self.buf[2..10].try_into().unwrap());
-                        (usize::try_from(len).expect("frame length fits"), 10)
-                    }
-                    len => (usize::from(len), 2),
-                };
-                self.fill(header + len).await;
-                let payload = self.buf[header..header + len].to_vec();
-                self.buf.drain(..header + len);
-                match opcode {
-                    0x1 => {
+                let frame = self.frame().await;
+                match frame.expect("the server closed the WebSocket connection") {
+                    (fin, 0x1, payload) => {
                         assert!(fin, "unexpected fragmented text frame");
                         break serde_json::from_slice(&payload).expect("a JSON text frame");
                     }
-                    0x8 => panic!("the server closed the socket: {payload:?}"),
+                    (_, 0x8, payload) => panic!("the server closed the socket: {payload:?}"),
                     _ => {}
                 }
             }
         };
         tokio::time::timeout(Duration::from_secs(10), next).await.expect("a frame within 10 s")
+    }
+
+    /// Every text frame until the server's close frame, and the close code; `None` for a
+    /// connection that ended without a close frame, or a close frame without a code.
+    async fn until_close(&mut self) -> (Vec<Value>, Option<u16>) {
+        let mut texts = Vec::new();
+        let read = async {
+            loop {
+                match self.frame().await {
+                    None => break None,
+                    Some((_, 0x1, payload)) => {
+                        texts.push(serde_json::from_slice(&payload).expect("a JSON text frame"));
+                    }
+                    Some((_, 0x8, payload)) => {
+                        break payload.get(..2).map(|code| u16::from_be_bytes([code[0], code[1]]));
+                    }
+                    Some(_) => {}
+                }
+            }
+        };
+        let code = tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the socket closes within 10 s");
+        (texts, code)
     }
 
     /// Joins `topic` (serializer 2.0.0) and returns the reply's status and response.

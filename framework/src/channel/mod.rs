@@ -62,7 +62,8 @@ pub enum StopReason {
     DuplicateJoin,
     /// The socket closed.
     SocketClosed,
-    /// The server is shutting down.
+    /// The server is shutting down. The client is not sent `phx_close`: its socket closes
+    /// (1012, service restart) and it rejoins the topic once it has reconnected.
     Shutdown,
     /// A reason of the application's.
     Other(String),

@@ -243,7 +243,11 @@ async fn run_joined<C: Channel>(
                 if let Err(panic) = terminated {
                     tracing::error!(topic = %socket.topic, reason = %panic_reason(&*panic), "channel terminate crashed");
                 }
-                if reason != StopReason::SocketClosed {
+                // A closed socket has nobody to tell. Once the endpoint shuts down the socket
+                // closes next (1012, service restart) and the client rejoins its topics when it
+                // has reconnected, to another replica: a `phx_close` would tell the official
+                // client that the server ended the channel, and it would never rejoin it.
+                if reason != StopReason::SocketClosed && !token.is_cancelled() {
                     socket.control("phx_close", &Payload::empty());
                 }
                 return false;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -186,7 +186,7 @@ pub(crate) async fn start(
     workers: Vec<ChildSpec>,
     pubsub: crate::PubSub,
 ) -> Result<RunningEndpoint, Error> {
-    let listener = TcpListener::bind(config.bind).await.map_err(|e| Error::bind(config.bind, e))?;
+    let listener = listen(config.bind).map_err(|e| Error::bind(config.bind, e))?;
     let local_addr = listener.local_addr().map_err(Error::io)?;
     let mut builder = Supervisor::builder()
         .name(format!("endpoint {local_addr}"))
@@ -208,6 +208,26 @@ pub(crate) async fn start(
     tracing::info!(addr = %local_addr, "endpoint listening");
     tokio::spawn(run(listener, router, Arc::new(config), shared.clone(), stop.clone(), done_tx));
     Ok(RunningEndpoint { local_addr, shared, stop, done })
+}
+
+/// How many connections the kernel may complete for the accept loop before it takes them
+/// (Linux caps it at `net.core.somaxconn`). The 128 of the standard library and mio overflows
+/// when hundreds of clients reconnect at once, as a drained replica's WebSockets do to the
+/// others during a rolling restart: the kernel then drops their SYNs, each client waits a
+/// second for its retransmission, and a load balancer with a one-second connect timeout gives
+/// up on the attempt.
+const BACKLOG: u32 = 1024;
+
+/// Binds `addr` as `TcpListener::bind` does, with a larger backlog.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // As mio's bind does: a restarted server binds its port again at once, past the TIME_WAIT
+    // connections of the one before it. (On Windows the option would let another process take
+    // the port over.)
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 async fn run(
