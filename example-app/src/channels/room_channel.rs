@@ -114,7 +114,7 @@ impl Channel for RoomChannel {
 /// Pushes who is here, then adds this user to it.
 fn track_presence(socket: &ChannelSocket) {
     let presence = socket.presence();
-    socket.push("presence_state", presence.list(socket.topic()));
+    presence.push_state(socket);
     let Some(user) = socket.get_assign::<User>().filter(|user| !user.anonymous) else {
         return;
     };

@@ -91,6 +91,14 @@ impl ChannelSocket {
         }
     }
 
+    /// Pushes an event whose payload is JSON text already.
+    pub(crate) fn push_json(&self, event: &str, json: &str) -> bool {
+        let frame =
+            serializer::encode_push_json(self.link.vsn, &self.join_ref, &self.topic, event, json);
+        crate::telemetry::channel_push();
+        self.link.send(frame)
+    }
+
     /// Broadcasts an event to every subscriber of this topic, this client included.
     pub fn broadcast(&self, event: &str, payload: impl Into<Payload>) {
         self.pubsub.broadcast(&self.topic, event, payload);

@@ -229,14 +229,19 @@ impl Presence {
     /// assert_eq!(presence.list("room:lobby"), json!({}));
     /// ```
     pub fn list(&self, topic: &str) -> Value {
-        let state = self.tracker().lock();
-        let mut keys: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-        for (phx_ref, entry) in state.crdt.topic(topic) {
-            keys.entry(&entry.key).or_default().push(meta_json(entry, phx_ref));
-        }
-        Value::Object(
-            keys.into_iter().map(|(k, metas)| (k.to_owned(), json!({ "metas": metas }))).collect(),
-        )
+        self.tracker().lock().list(topic)
+    }
+
+    /// Pushes the channel topic's `presence_state` ([`Presence::list`]) to the channel's
+    /// client, as Phoenix's `push(socket, "presence_state", Presence.list(socket))` does. The
+    /// list is encoded once and shared by every client that asks for it before the topic's next
+    /// diff (the diff brings them what changed since), so a crowd joining a large room does not
+    /// cost a list built and encoded per joiner.
+    ///
+    /// Returns false when the socket is gone or its outbound queue is full.
+    pub fn push_state(&self, socket: &ChannelSocket) -> bool {
+        let json = self.tracker().lock().snapshot(socket.topic());
+        socket.push_json("presence_state", &json)
     }
 
     /// Sets the heartbeat interval and down period; takes effect for heartbeats from the next
@@ -421,6 +426,8 @@ struct TrackerState {
     down: HashMap<Replica, Instant>,
     config: PresenceConfig,
     diffs: Diffs,
+    /// Encoded lists of topics, valid until the topic's next diff is pushed.
+    snapshots: HashMap<String, Arc<str>>,
 }
 
 /// Diffs waiting for their topic's interval to end (see [`PresenceConfig::diff_interval`]).
@@ -454,6 +461,7 @@ impl Tracker {
                 down: HashMap::new(),
                 config: PresenceConfig::default(),
                 diffs: Diffs::default(),
+                snapshots: HashMap::new(),
             }),
             next_owner: AtomicU64::new(1),
             inbox: crate::mailbox::Mailbox::new(),
@@ -477,6 +485,29 @@ impl Tracker {
 }
 
 impl TrackerState {
+    fn list(&self, topic: &str) -> Value {
+        let mut keys: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        for (phx_ref, entry) in self.crdt.topic(topic) {
+            keys.entry(&entry.key).or_default().push(meta_json(entry, phx_ref));
+        }
+        Value::Object(
+            keys.into_iter().map(|(k, metas)| (k.to_owned(), json!({ "metas": metas }))).collect(),
+        )
+    }
+
+    /// The topic's list, encoded. A snapshot serves until the topic's next diff is pushed:
+    /// whoever is subscribed to the topic when it is asked for gets every change after it in
+    /// that diff (changes not yet pushed wait in it), so snapshot and diffs never miss one.
+    fn snapshot(&mut self, topic: &str) -> Arc<str> {
+        if let Some(snapshot) = self.snapshots.get(topic) {
+            return snapshot.clone();
+        }
+        let snapshot: Arc<str> =
+            serde_json::to_string(&self.list(topic)).unwrap_or_default().into();
+        self.snapshots.insert(topic.to_owned(), snapshot.clone());
+        snapshot
+    }
+
     fn find(&self, owner: u64, topic: &str, key: &str) -> Option<usize> {
         self.owned.get(&owner)?.iter().position(|o| o.topic == topic && o.key == key)
     }
@@ -562,6 +593,7 @@ impl TrackerState {
             match &mut entry.waiting {
                 None if now >= entry.last_push + interval => {
                     entry.last_push = now;
+                    self.snapshots.remove(topic);
                     push_diff(pubsub, topic, diff);
                 }
                 None => {
@@ -596,6 +628,7 @@ impl TrackerState {
             if entry.due(interval).is_some_and(|due| now.is_none_or(|now| due <= now)) {
                 if let Some(diff) = entry.waiting.take() {
                     entry.last_push = pushed_at;
+                    self.snapshots.remove(topic.as_str());
                     push_diff(pubsub, topic, diff);
                 }
             }

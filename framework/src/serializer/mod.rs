@@ -274,6 +274,36 @@ pub fn encode_message(
     }
 }
 
+/// Encodes a push whose payload is JSON text already (encoded once for many clients), spliced
+/// into the frame rather than parsed and encoded again.
+pub(crate) fn encode_push_json(
+    vsn: Vsn,
+    join_ref: &str,
+    topic: &str,
+    event: &str,
+    payload: &str,
+) -> Frame {
+    let mut text = match vsn {
+        // `["<join_ref>",null,"<topic>","<event>"]` without its closing bracket.
+        Vsn::V2 => {
+            let mut head =
+                serde_json::to_string(&(join_ref, None::<&str>, topic, event)).unwrap_or_default();
+            head.pop();
+            head.push(',');
+            head
+        }
+        Vsn::V1 => {
+            let topic = serde_json::to_string(topic).unwrap_or_default();
+            let event = serde_json::to_string(event).unwrap_or_default();
+            format!(r#"{{"topic":{topic},"event":{event},"ref":null,"payload":"#)
+        }
+    };
+    text.reserve(payload.len() + 1);
+    text.push_str(payload);
+    text.push(if vsn == Vsn::V2 { ']' } else { '}' });
+    Frame::Text(Utf8Bytes::from(text))
+}
+
 /// Encodes a broadcast (`join_ref` and `ref` null).
 pub fn encode_broadcast(vsn: Vsn, topic: &str, event: &str, payload: &Payload) -> Option<Frame> {
     match (vsn, payload) {

@@ -96,3 +96,22 @@ fn binary_frames() {
     let long = "x".repeat(256);
     assert!(encode_broadcast(Vsn::V2, &long, "e", &payload).is_none());
 }
+
+#[test]
+fn a_spliced_json_payload_encodes_as_the_value_would() {
+    let payload = serde_json::json!({"alice": {"metas": [{"phx_ref": "F1"}]}, "q\"x": {}});
+    let text = payload.to_string();
+    for vsn in [Vsn::V1, Vsn::V2] {
+        let spliced = encode_push_json(vsn, "7", "room:a,\"b\"", "presence_state", &text);
+        let encoded = encode_push(
+            vsn,
+            Some("7"),
+            "room:a,\"b\"",
+            "presence_state",
+            &Payload::Json(payload.clone()),
+        );
+        let parse =
+            |f: Frame| serde_json::from_str::<serde_json::Value>(f.as_text().unwrap()).unwrap();
+        assert_eq!(parse(spliced), parse(encoded.unwrap()), "{vsn:?}");
+    }
+}

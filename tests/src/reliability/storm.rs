@@ -41,6 +41,19 @@ impl Seen {
         key.strip_prefix("storm-")?.parse().ok().filter(|&i| i < users)
     }
 
+    fn apply(&mut self, diff: &Diff, users: usize) {
+        for key in diff.joins.keys() {
+            if let Some(i) = Self::index(key, users) {
+                self.set(i, true);
+            }
+        }
+        for key in diff.leaves.keys() {
+            if let Some(i) = Self::index(key, users) {
+                self.set(i, false);
+            }
+        }
+    }
+
     fn set(&mut self, i: usize, present: bool) {
         let (word, bit) = (i / 64, 1u64 << (i % 64));
         let was = self.bits[word] & bit != 0;
@@ -56,6 +69,9 @@ impl Seen {
 
 /// What one client saw.
 struct Outcome {
+    /// How many of the storm's users it saw last.
+    seen: usize,
+    joined: bool,
     frames: usize,
     bytes: usize,
     converged_at: Option<Instant>,
@@ -116,6 +132,13 @@ pub(crate) async fn run(server: SocketAddr, flags: &Flags) -> anyhow::Result<boo
     if let Some(first) = errors.first() {
         eprintln!("reliability: storm: first error: {first}");
     }
+    for (i, o) in outcomes.iter().enumerate().filter(|(_, o)| o.converged_at.is_none()).take(5) {
+        eprintln!(
+            "reliability: storm: client {i} did not converge: joined={} saw {} of {clients} \
+             after {} frames, closed={}",
+            o.joined, o.seen, o.frames, o.closed
+        );
+    }
     Ok(check(
         errors.is_empty() && closed == 0 && done.len() == clients,
         "every client converges to the full list and none is closed",
@@ -132,7 +155,10 @@ async fn client(
 ) -> anyhow::Result<Outcome> {
     ws.send(Message::text(format!(r#"["1","1","{TOPIC}","phx_join",{{}}]"#))).await?;
     let mut seen = Seen::new(users);
-    let mut outcome = Outcome { frames: 0, bytes: 0, converged_at: None, closed: false };
+    // Diffs received before the first `presence_state`.
+    let mut pending = Some(Vec::new());
+    let mut outcome =
+        Outcome { seen: 0, joined: false, frames: 0, bytes: 0, converged_at: None, closed: false };
     loop {
         if outcome.converged_at.is_some() && converged.load(Relaxed) >= users {
             break;
@@ -151,29 +177,28 @@ async fn client(
         let Message::Text(text) = msg else { continue };
         outcome.frames += 1;
         outcome.bytes += text.len();
-        if text.contains(r#""presence_state""#) {
-            let Frame(.., state) = serde_json::from_str::<
-                Frame<std::collections::HashMap<String, IgnoredAny>>,
-            >(&text)?;
-            seen = Seen::new(users);
+        if text.contains(r#""phx_reply""#) && text.contains(r#""status":"ok""#) {
+            outcome.joined = true;
+        } else if text.contains(r#""presence_state""#) {
+            type State = std::collections::HashMap<String, IgnoredAny>;
+            let Frame(.., state) = serde_json::from_str::<Frame<State>>(&text)?;
             for key in state.keys() {
                 if let Some(i) = Seen::index(key, users) {
                     seen.set(i, true);
                 }
             }
+            // As the official client does: diffs that came before the state apply after it.
+            for diff in pending.take().unwrap_or_default() {
+                seen.apply(&diff, users);
+            }
         } else if text.contains(r#""presence_diff""#) {
             let Frame(.., diff) = serde_json::from_str::<Frame<Diff>>(&text)?;
-            for key in diff.joins.keys() {
-                if let Some(i) = Seen::index(key, users) {
-                    seen.set(i, true);
-                }
-            }
-            for key in diff.leaves.keys() {
-                if let Some(i) = Seen::index(key, users) {
-                    seen.set(i, false);
-                }
+            match &mut pending {
+                Some(pending) => pending.push(diff),
+                None => seen.apply(&diff, users),
             }
         }
+        outcome.seen = seen.count;
         if outcome.converged_at.is_none() && seen.count == users {
             outcome.converged_at = Some(Instant::now());
             converged.fetch_add(1, Relaxed);
