@@ -214,7 +214,7 @@ impl State {
     }
 
     /// Every visible entry with its `phx_ref`, in dot order.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn entries(&self) -> Vec<(String, Entry)> {
         self.parts
             .iter()
