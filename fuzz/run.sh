@@ -5,6 +5,9 @@
 #   fuzz/run.sh TARGET SECONDS     one target (see `cargo +nightly fuzz list`)
 #   fuzz/run.sh all SECONDS        every target, one after the other
 #
+# Each target runs as one libFuzzer process in the foreground (its default: one job, no
+# workers); `-jobs=1` would fork a worker that logs to fuzz-0.log instead.
+#
 # Environment: FUZZ_RSS_MB (default 2048), FUZZ_SANITIZER (default none: the crate forbids
 # unsafe code; `address` checks the dependencies too, at about half the speed), FUZZ_LOG_DIR
 # (default fuzz/logs, not committed). Extra libFuzzer flags go in FUZZ_ARGS.
