@@ -42,6 +42,11 @@ pub mod security_guide {}
 #[doc = include_str!("../../docs/scaling.md")]
 pub mod scaling_guide {}
 mod error;
+// Entry points for the fuzz targets in `fuzz/`: hidden, and absent unless asked for.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
 mod mailbox;
 pub mod plug;
 pub mod presence;

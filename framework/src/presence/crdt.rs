@@ -80,8 +80,12 @@ impl Part {
     }
 
     fn compact(&mut self) {
-        while self.cloud.remove(&(self.seen + 1)) {
-            self.seen += 1;
+        // A delta may claim every counter up to `u64::MAX`: nothing follows that one.
+        while let Some(next) = self.seen.checked_add(1) {
+            if !self.cloud.remove(&next) {
+                break;
+            }
+            self.seen = next;
         }
     }
 }
@@ -214,7 +218,7 @@ impl State {
     }
 
     /// Every visible entry with its `phx_ref`, in dot order.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn entries(&self) -> Vec<(String, Entry)> {
         self.parts
             .iter()

@@ -49,7 +49,7 @@
 //! }
 //! ```
 
-mod crdt;
+pub(crate) mod crdt;
 mod replication;
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub const CSRF_TOKEN_KEY: &str = "_csrf_token";
 /// The request header carrying the token, for scripts.
 pub const CSRF_TOKEN_HEADER: &str = "x-csrf-token";
 
-const SECRET_LEN: usize = 32;
+pub(crate) const SECRET_LEN: usize = 32;
 
 /// A plug that refuses state-changing requests (POST, PUT, PATCH, DELETE, and any method but
 /// GET, HEAD and OPTIONS) that do not carry a valid CSRF token, answering 403 and halting.
@@ -100,7 +100,12 @@ fn secret(conn: &Conn) -> Option<Vec<u8>> {
 }
 
 fn valid(conn: &Conn, token: &str) -> bool {
-    let Some(secret) = secret(conn) else { return false };
+    secret(conn).is_some_and(|secret| unmasks_to(&secret, token))
+}
+
+/// Whether `token` (base64url of a one-time pad and the secret masked with it) carries
+/// `secret`; apart from the conn so the decoding can be driven with any bytes.
+pub(crate) fn unmasks_to(secret: &[u8], token: &str) -> bool {
     let Some(bytes) = URL_SAFE_NO_PAD.decode(token).ok().filter(|b| b.len() == 2 * SECRET_LEN)
     else {
         return false;
@@ -108,7 +113,7 @@ fn valid(conn: &Conn, token: &str) -> bool {
     let (mask, masked) = bytes.split_at(SECRET_LEN);
     let unmasked: Vec<u8> = masked.iter().zip(mask).map(|(a, b)| a ^ b).collect();
     // Constant time: how long the comparison takes says nothing about how close a guess was.
-    unmasked.ct_eq(&secret).into()
+    unmasked.ct_eq(secret).into()
 }
 
 /// A CSRF token for this session, for a form or a script to send back; a new masked token

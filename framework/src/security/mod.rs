@@ -9,11 +9,11 @@
 //! This module knows nothing about routes or the endpoint: its plugs go in a pipeline like
 //! any other. The [security guide](crate::security_guide) shows a full browser pipeline.
 
-mod csrf;
+pub(crate) mod csrf;
 mod headers;
 mod key;
-mod session;
-mod token;
+pub(crate) mod session;
+pub(crate) mod token;
 
 pub use csrf::{
     csrf_input_tag, csrf_meta_tag, delete_csrf_token, get_csrf_token, protect_from_forgery,

@@ -329,29 +329,40 @@ impl Plug for FetchSession {
 
 impl FetchSession {
     fn read(&self, conn: &Conn, key: &DerivedKey) -> Option<Map<String, Value>> {
-        let name = &*self.0.config.cookie_name;
-        let value = conn
-            .headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(cookie::Cookie::split_parse)
-            .filter_map(Result::ok)
-            .find(|c| c.name() == name)?
-            .value()
-            .to_owned();
-        let max_age = self.0.config.max_age.unwrap_or(Duration::MAX);
-        let now = token::now_ms();
-        let read = match self.0.config.store {
-            SessionStore::Signed => token::verify_at(key, &value, max_age, now),
-            SessionStore::Encrypted => token::decrypt_at(key, &value, max_age, now),
-        };
-        match read {
-            Ok(map) => Some(map),
-            Err(err) => {
-                tracing::debug!(error = %err, cookie = name, "ignoring a session cookie");
-                None
-            }
+        let config = &self.0.config;
+        let headers = conn.headers().get_all(header::COOKIE);
+        let max_age = config.max_age.unwrap_or(Duration::MAX);
+        let headers = headers.iter().filter_map(|v| v.to_str().ok());
+        read_cookie(headers, &config.cookie_name, config.store, key, max_age, token::now_ms())
+    }
+}
+
+/// The session in the cookie `name` of the `Cookie` header values `headers`, if that cookie is
+/// there and opens with `key` (signed or encrypted as `store` says) no older than `max_age` at
+/// `now` (ms). Apart from the conn, so the decoding can be driven with any bytes.
+pub(crate) fn read_cookie<'a>(
+    headers: impl Iterator<Item = &'a str>,
+    name: &str,
+    store: SessionStore,
+    key: &DerivedKey,
+    max_age: Duration,
+    now: u64,
+) -> Option<Map<String, Value>> {
+    let value = headers
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)?
+        .value()
+        .to_owned();
+    let read = match store {
+        SessionStore::Signed => token::verify_at(key, &value, max_age, now),
+        SessionStore::Encrypted => token::decrypt_at(key, &value, max_age, now),
+    };
+    match read {
+        Ok(map) => Some(map),
+        Err(err) => {
+            tracing::debug!(error = %err, cookie = name, "ignoring a session cookie");
+            None
         }
     }
 }

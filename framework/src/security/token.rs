@@ -228,7 +228,7 @@ fn mac(key: &DerivedKey, protected: &str, payload: &str) -> Hmac<Sha256> {
 
 /// `protected.payload.signature`, each part base64url, the HMAC-SHA256 covering the first two:
 /// Plug.Crypto.MessageVerifier's layout.
-fn sign_message(key: &DerivedKey, payload: &[u8]) -> String {
+pub(crate) fn sign_message(key: &DerivedKey, payload: &[u8]) -> String {
     let payload = URL_SAFE_NO_PAD.encode(payload);
     let signature = mac(key, SIGNED, &payload).finalize().into_bytes();
     format!("{SIGNED}.{payload}.{}", URL_SAFE_NO_PAD.encode(signature))
@@ -248,7 +248,7 @@ fn verify_message(key: &DerivedKey, token: &str) -> Option<Vec<u8>> {
 
 /// `protected.nonce.ciphertext`, each part base64url; the protected header is the GCM
 /// associated data, so it cannot be swapped either.
-fn encrypt_message(key: &DerivedKey, plain: &[u8]) -> String {
+pub(crate) fn encrypt_message(key: &DerivedKey, plain: &[u8]) -> String {
     let cipher = Aes256Gcm::new_from_slice(key.as_bytes()).expect("derived keys are 32 bytes");
     let nonce: [u8; NONCE_LEN] = rand::random();
     let sealed = cipher

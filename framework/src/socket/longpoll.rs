@@ -28,7 +28,7 @@ use crate::serializer::{self, Vsn};
 use crate::Body;
 
 /// Frames a client may send in one POST.
-const MAX_BATCH: usize = 100;
+pub(crate) const MAX_BATCH: usize = 100;
 
 /// What LongPoll session tokens are signed for (`Token`'s salt).
 const TOKEN_SALT: &str = "fawkes longpoll session";
@@ -331,24 +331,9 @@ async fn publish<S: Socket>(
         Err(crate::conn::BodyError::TooLarge) => return status_only(StatusCode::PAYLOAD_TOO_LARGE),
         Err(_) => return status_only(StatusCode::BAD_REQUEST),
     };
-    let Ok(text) = std::str::from_utf8(&body) else {
+    let Some(messages) = parse_batch(lp.link.vsn, &body) else {
         return status_only(StatusCode::BAD_REQUEST);
     };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.len() > MAX_BATCH {
-        return status_only(StatusCode::BAD_REQUEST);
-    }
-    let vsn = lp.link.vsn;
-    let mut messages = Vec::with_capacity(lines.len());
-    for line in lines {
-        match serializer::decode_text(vsn, line) {
-            Ok(msg) => messages.push(msg),
-            Err(err) => {
-                tracing::info!(error = %err, "malformed longpoll message");
-                return status_only(StatusCode::BAD_REQUEST);
-            }
-        }
-    }
     if lp.closed.load(Ordering::Acquire) {
         return status_only(StatusCode::GONE);
     }
@@ -357,4 +342,26 @@ async fn publish<S: Socket>(
         session.handle(msg);
     }
     status_only(StatusCode::OK)
+}
+
+/// The frames of a POST body: UTF-8, one frame per non-blank line, at most [`MAX_BATCH`] of
+/// them, every one well formed; `None` (a 400) otherwise. Pure, so it can be tested without a
+/// session.
+pub(crate) fn parse_batch(vsn: Vsn, body: &[u8]) -> Option<Vec<serializer::Message>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() > MAX_BATCH {
+        return None;
+    }
+    let mut messages = Vec::with_capacity(lines.len());
+    for line in lines {
+        match serializer::decode_text(vsn, line) {
+            Ok(msg) => messages.push(msg),
+            Err(err) => {
+                tracing::info!(error = %err, "malformed longpoll message");
+                return None;
+            }
+        }
+    }
+    Some(messages)
 }

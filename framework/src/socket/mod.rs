@@ -12,7 +12,7 @@
 
 mod client;
 mod link;
-mod longpoll;
+pub(crate) mod longpoll;
 mod origin;
 pub(crate) mod session;
 mod transport;
