@@ -56,6 +56,7 @@ pub const TARGETS: &[Target] = &[
     ("session_cookie", session_cookie),
     ("longpoll", longpoll),
     ("presence", presence),
+    ("http", http),
 ];
 
 /// Query-string and form decoding into nested params, under tight and default limits.
@@ -658,4 +659,47 @@ fn same_json(a: &Value, b: &Value) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// Whole requests: raw bytes from a client, through the endpoint's HTTP/1 connection handler
+/// and the `router` target's routes, in memory.
+///
+/// The first byte picks how many bytes the client sends at a time (1 to 64), the rest is what
+/// it sends before closing. The server must finish (no hang), what it writes must be HTTP
+/// answers, and nothing may panic on the way (the router would catch it and answer 500; the
+/// routes' actions cannot fail, so a panic is the framework's).
+pub fn http(data: &[u8]) {
+    let Some((&pick, input)) = data.split_first() else { return };
+    let chunk = usize::from(pick % 64) + 1;
+    let input = Bytes::copy_from_slice(input);
+    let panics = crate::telemetry::action_panics();
+    let shared = shared();
+    let output = runtime().block_on(async {
+        let serving = crate::endpoint::serve_script(fuzz_router().clone(), shared, input, chunk);
+        tokio::time::timeout(Duration::from_secs(5), serving).await
+    });
+    let output = output.expect("the connection finishes once its client has closed");
+    assert_eq!(crate::telemetry::action_panics(), panics, "a panic while serving");
+    assert!(
+        output.is_empty() || output.starts_with(b"HTTP/1."),
+        "not an HTTP answer: {:?}",
+        String::from_utf8_lossy(&output)
+    );
+}
+
+/// The endpoint state the `http` target's connections share, made once.
+fn shared() -> crate::endpoint::SharedRef {
+    static SHARED: OnceLock<crate::endpoint::SharedRef> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let _runtime = runtime().enter();
+            let supervisor = crate::Supervisor::builder().start();
+            Arc::new(crate::endpoint::Shared {
+                ready: std::sync::atomic::AtomicBool::new(true),
+                supervisor,
+                pubsub: crate::PubSub::new("fuzz"),
+                secret_key_base: None,
+            })
+        })
+        .clone()
 }

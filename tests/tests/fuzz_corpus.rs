@@ -332,6 +332,27 @@ proptest! {
     }
 
     #[test]
+    fn http_with_any_bytes(data in bytes()) {
+        __fuzz::http(&data);
+    }
+
+    #[test]
+    fn http_with_requests_cut_and_spliced(
+        chunk in any::<u8>(),
+        picks in prop::collection::vec((0usize..12, any::<usize>(), any::<usize>()), 1..4),
+    ) {
+        // Requests, each cut somewhere and joined: pipelining, truncation, heads that run on.
+        let requests = http_requests();
+        let mut input = vec![chunk];
+        for (pick, from, to) in picks {
+            let request = requests[pick].as_bytes();
+            let (a, b) = (from % (request.len() + 1), to % (request.len() + 1));
+            input.extend_from_slice(&request[a.min(b)..a.max(b)]);
+        }
+        __fuzz::http(&input);
+    }
+
+    #[test]
     fn presence_with_any_bytes(data in bytes()) {
         __fuzz::presence(&data);
     }
@@ -341,6 +362,26 @@ proptest! {
         let lines: Vec<String> = deltas.iter().map(Value::to_string).collect();
         __fuzz::presence(lines.join("\n").as_bytes());
     }
+}
+
+/// Whole requests for the `http` target: plain, pipelined, with bodies (sized, chunked, cut
+/// short), HEAD, a forward, malformed heads.
+fn http_requests() -> Vec<String> {
+    let form = "name=x&tags[]=a&tags[]=b";
+    vec![
+        "GET /rooms/42?since=3 HTTP/1.1\r\nhost: a\r\n\r\n".to_owned(),
+        "GET / HTTP/1.1\r\nhost: a\r\n\r\nHEAD /head/3 HTTP/1.1\r\nhost: a\r\n\r\nGET /nope HTTP/1.1\r\nhost: a\r\n\r\n".to_owned(),
+        format!("POST /rooms/7 HTTP/1.1\r\nhost: a\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}", form.len()),
+        "POST /rooms/7 HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n7\r\n{\"a\":[1\r\n3\r\n,2]\r\n1\r\n}\r\n0\r\n\r\n".to_owned(),
+        "POST /rooms/7 HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"cut\":".to_owned(),
+        "GET /socket/longpoll?vsn=2.0.0 HTTP/1.1\r\nhost: a\r\n\r\n".to_owned(),
+        "GET /files/a%2Fb/c HTTP/1.0\r\n\r\n".to_owned(),
+        "GET /rooms/1 HTTP/1.1\r\n\r\n".to_owned(),
+        "GET /rooms/1 HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n".to_owned(),
+        "DELETE /rooms/1/messages/2 HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n".to_owned(),
+        "GARBAGE\r\n\r\n".to_owned(),
+        format!("GET /?{} HTTP/1.1\r\nhost: a\r\n\r\n", "a[b]".repeat(40)),
+    ]
 }
 
 /// Writes the seed inputs of every corpus: run by hand (`--ignored write_seeds`), never in CI.
@@ -485,6 +526,10 @@ fn write_seeds() {
     seeds.push(("presence", lines.join("\n").into_bytes()));
     seeds.push(("presence", lines[0].clone().into_bytes()));
     seeds.push(("presence", format!("{}\n{}", lines[2], lines[0]).into_bytes()));
+
+    for (chunk, request) in http_requests().into_iter().enumerate() {
+        seeds.push(("http", with_mode(chunk as u8 * 7, request)));
+    }
 
     for (i, (target, data)) in seeds.iter().enumerate() {
         let dir = fuzz_dir().join("corpus").join(target);

@@ -172,6 +172,51 @@ const CLOSE: http::HeaderValue = http::HeaderValue::from_static("close");
 /// enough for a request already on its way to arrive and be answered.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
+/// Serves one HTTP/1 connection whose client sends `input`, `chunk` bytes at a time, then
+/// closes its side; returns everything the server wrote. The request path is the endpoint's
+/// own (hyper's parser, the host check, the body watch, the router, the answer's drain and
+/// telemetry); only the first-bytes sniff and the connection's timers are left out. For the
+/// whole-request fuzz target.
+#[cfg(feature = "fuzzing")]
+pub(crate) async fn serve_script(
+    router: Router,
+    shared: SharedRef,
+    input: bytes::Bytes,
+    chunk: usize,
+) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let activity = Arc::new(Activity::new(
+        Instant::now(),
+        Duration::from_secs(10),
+        Duration::from_secs(15),
+        shared.clone(),
+    ));
+    let remote_addr = SocketAddr::from(([127, 0, 0, 1], 1));
+    let service = ConnService {
+        router,
+        info: ConnInfo { remote_addr, shared },
+        watch: activity.clone(),
+        activity,
+    };
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let mut h1 = hyper::server::conn::http1::Builder::new();
+    h1.header_read_timeout(None).max_buf_size(64 * 1024);
+    let serving = h1.serve_connection(TokioIo::new(server), service);
+    let (mut reader, mut writer) = tokio::io::split(client);
+    let sending = async move {
+        for piece in input.chunks(chunk.max(1)) {
+            if writer.write_all(piece).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    };
+    let mut output = Vec::new();
+    let (_, _, _) = tokio::join!(serving, sending, reader.read_to_end(&mut output));
+    output
+}
+
 /// Whether the client's first bytes can only be HTTP/1: they are not the start of the HTTP/2
 /// preface. `false` too when the client closes before sending any.
 async fn speaks_http1(stream: &TcpStream) -> bool {

@@ -14,6 +14,8 @@
 
 mod config;
 mod connection;
+#[cfg(feature = "fuzzing")]
+pub(crate) use connection::serve_script;
 mod running;
 mod slots;
 
