@@ -113,7 +113,12 @@ scenario_storm() {
   local before
   before="$(rss_mib)"
   run_tool storm "$tool" storm "$url" --clients 5000 --over-secs 10 --deadline-secs 120
-  figure "presence_storm_memory rss_before_mib=$before rss_peak_mib=$(peak_mib) rss_after_mib=$(rss_mib)"
+  local peak
+  peak="$(peak_mib)"
+  sleep 3
+  figure "presence_storm_memory rss_before_mib=$before rss_peak_mib=$peak rss_3s_after_mib=$(rss_mib)"
+  # The bound this storm is held to; docs/reliability.md has the figures it was set from.
+  [ "$peak" -le "${STORM_RSS_BOUND_MIB:-300}" ] || failed+=(storm-memory)
   stop_last_app
 }
 

@@ -539,3 +539,21 @@ async fn binary_frames_round_trip_with_the_v2_byte_layout() {
     assert_eq!(recv_binary(&mut b).await, binary_broadcast(topic, "raw", b"\x00\x01"));
     stop(server).await;
 }
+
+/// Large frames leave in fragments (so the socket's write buffer stays small); clients see one
+/// whole message, text or binary, with nothing else in the middle.
+#[tokio::test]
+async fn large_frames_arrive_whole() {
+    let server = start_default().await;
+    let mut ws = connect_v2(server.local_addr()).await;
+    assert_eq!(join(&mut ws, "1", "room:big", json!({})).await, joined("1", "room:big"));
+    let text = "x".repeat(300 * 1024);
+    let bytes: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
+    server.pubsub().broadcast("room:big", "big", json!({"text": text}));
+    server.pubsub().broadcast("room:big", "small", json!({}));
+    server.pubsub().broadcast("room:big", "raw", Bytes::from(bytes.clone()));
+    assert_eq!(recv(&mut ws).await, json!([null, null, "room:big", "big", {"text": text}]));
+    assert_eq!(recv(&mut ws).await, json!([null, null, "room:big", "small", {}]));
+    assert_eq!(recv_binary(&mut ws).await, binary_broadcast("room:big", "raw", &bytes));
+    stop(server).await;
+}

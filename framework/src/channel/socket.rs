@@ -91,10 +91,13 @@ impl ChannelSocket {
         }
     }
 
-    /// Pushes an event whose payload is JSON text already.
-    pub(crate) fn push_json(&self, event: &str, json: &str) -> bool {
-        let frame =
-            serializer::encode_push_json(self.link.vsn, &self.join_ref, &self.topic, event, json);
+    /// The serializer version the client speaks.
+    pub(crate) fn vsn(&self) -> serializer::Vsn {
+        self.link.vsn
+    }
+
+    /// Sends a frame encoded already (and maybe shared with other sockets).
+    pub(crate) fn send_frame(&self, frame: serializer::Frame) -> bool {
         crate::telemetry::channel_push();
         self.link.send(frame)
     }

@@ -64,6 +64,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::channel::ChannelSocket;
+use crate::serializer::{self, Frame, Vsn};
 use crate::supervisor::ChildSpec;
 use crate::PubSub;
 use crdt::{Change, Delta, Entry, Replica};
@@ -232,16 +233,18 @@ impl Presence {
         self.tracker().lock().list(topic)
     }
 
-    /// Pushes the channel topic's `presence_state` ([`Presence::list`]) to the channel's
-    /// client, as Phoenix's `push(socket, "presence_state", Presence.list(socket))` does. The
-    /// list is encoded once and shared by every client that asks for it before the topic's next
-    /// diff (the diff brings them what changed since), so a crowd joining a large room does not
-    /// cost a list built and encoded per joiner.
+    /// Sends the channel topic's `presence_state` ([`Presence::list`]) to the channel's
+    /// client, as Phoenix's `push(socket, "presence_state", Presence.list(socket))` does.
+    ///
+    /// The frame is built once and shared by every client that asks for it before the topic's
+    /// next diff (which brings them what changed since), so a crowd joining a large room costs
+    /// one list, not one per joiner. Being shared, it names no join (its `join_ref` is null, as
+    /// a broadcast's): Phoenix clients take such a message for the topic's current join.
     ///
     /// Returns false when the socket is gone or its outbound queue is full.
     pub fn push_state(&self, socket: &ChannelSocket) -> bool {
-        let json = self.tracker().lock().snapshot(socket.topic());
-        socket.push_json("presence_state", &json)
+        let frame = self.tracker().lock().snapshot(socket.topic(), socket.vsn());
+        socket.send_frame(frame)
     }
 
     /// Sets the heartbeat interval and down period; takes effect for heartbeats from the next
@@ -426,8 +429,9 @@ struct TrackerState {
     down: HashMap<Replica, Instant>,
     config: PresenceConfig,
     diffs: Diffs,
-    /// Encoded lists of topics, valid until the topic's next diff is pushed.
-    snapshots: HashMap<String, Arc<str>>,
+    /// `presence_state` frames of topics, by serializer version, valid until the topic's next
+    /// diff is pushed.
+    snapshots: HashMap<String, [Option<Frame>; 2]>,
 }
 
 /// Diffs waiting for their topic's interval to end (see [`PresenceConfig::diff_interval`]).
@@ -495,17 +499,19 @@ impl TrackerState {
         )
     }
 
-    /// The topic's list, encoded. A snapshot serves until the topic's next diff is pushed:
-    /// whoever is subscribed to the topic when it is asked for gets every change after it in
-    /// that diff (changes not yet pushed wait in it), so snapshot and diffs never miss one.
-    fn snapshot(&mut self, topic: &str) -> Arc<str> {
-        if let Some(snapshot) = self.snapshots.get(topic) {
-            return snapshot.clone();
+    /// The topic's `presence_state` frame. A snapshot serves until the topic's next diff is
+    /// pushed: whoever is subscribed to the topic when it is asked for gets every change after
+    /// it in that diff (changes not yet pushed wait in it), so snapshot and diffs never miss
+    /// one.
+    fn snapshot(&mut self, topic: &str, vsn: Vsn) -> Frame {
+        let slot = usize::from(vsn == Vsn::V2);
+        if let Some(frame) = self.snapshots.get(topic).and_then(|frames| frames[slot].clone()) {
+            return frame;
         }
-        let snapshot: Arc<str> =
-            serde_json::to_string(&self.list(topic)).unwrap_or_default().into();
-        self.snapshots.insert(topic.to_owned(), snapshot.clone());
-        snapshot
+        let json = serde_json::to_string(&self.list(topic)).unwrap_or_default();
+        let frame = serializer::encode_push_json(vsn, None, topic, "presence_state", &json);
+        self.snapshots.entry(topic.to_owned()).or_default()[slot] = Some(frame.clone());
+        frame
     }
 
     fn find(&self, owner: u64, topic: &str, key: &str) -> Option<usize> {

@@ -278,13 +278,13 @@ pub fn encode_message(
 /// into the frame rather than parsed and encoded again.
 pub(crate) fn encode_push_json(
     vsn: Vsn,
-    join_ref: &str,
+    join_ref: Option<&str>,
     topic: &str,
     event: &str,
     payload: &str,
 ) -> Frame {
     let mut text = match vsn {
-        // `["<join_ref>",null,"<topic>","<event>"]` without its closing bracket.
+        // `[<join_ref>,null,"<topic>","<event>"]` without its closing bracket.
         Vsn::V2 => {
             let mut head =
                 serde_json::to_string(&(join_ref, None::<&str>, topic, event)).unwrap_or_default();

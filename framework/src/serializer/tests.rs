@@ -102,7 +102,7 @@ fn a_spliced_json_payload_encodes_as_the_value_would() {
     let payload = serde_json::json!({"alice": {"metas": [{"phx_ref": "F1"}]}, "q\"x": {}});
     let text = payload.to_string();
     for vsn in [Vsn::V1, Vsn::V2] {
-        let spliced = encode_push_json(vsn, "7", "room:a,\"b\"", "presence_state", &text);
+        let spliced = encode_push_json(vsn, Some("7"), "room:a,\"b\"", "presence_state", &text);
         let encoded = encode_push(
             vsn,
             Some("7"),

@@ -288,7 +288,9 @@ async fn run<S: Socket>(
                 }
             };
             let mut frames = outs.into_iter();
-            let mut write = std::future::poll_fn(|cx| poll_write(&mut ws, &mut frames, cx));
+            let mut fragments = None;
+            let mut write =
+                std::future::poll_fn(|cx| poll_write(&mut ws, &mut frames, &mut fragments, cx));
             // Most writes complete at once. One that has to wait gets a deadline for the whole
             // batch, on the heartbeat timer (the socket reads nothing meanwhile), and still hears
             // shutdown while the client is slow to read.
@@ -321,25 +323,78 @@ async fn run<S: Socket>(
 }
 
 /// Feeds a batch's frames to the socket and flushes them, as far as the socket takes them
-/// now: a hand-written poll keeps no future per frame in the socket task's state.
+/// now: a hand-written poll keeps no future per frame in the socket task's state. A large
+/// frame goes out in fragments, one at a time, between which the batch does not move on.
 fn poll_write(
     ws: &mut Ws,
     frames: &mut std::vec::IntoIter<Out>,
+    fragments: &mut Option<Fragments>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), WsError>> {
     loop {
         ready!(ws.poll_ready_unpin(cx))?;
+        if let Some(fragment) = fragments.as_mut().and_then(Fragments::next) {
+            ws.start_send_unpin(fragment)?;
+            continue;
+        }
+        *fragments = None;
         match frames.next() {
-            Some(Out::Frame(frame)) => ws.start_send_unpin(to_ws(frame))?,
+            Some(Out::Frame(frame)) => match Fragments::of(frame) {
+                Ok(message) => ws.start_send_unpin(message)?,
+                Err(large) => *fragments = Some(large),
+            },
             Some(_) => {}
             None => return ws.poll_flush_unpin(cx),
         }
     }
 }
 
-fn to_ws(frame: Frame) -> WsMessage {
-    match frame {
-        Frame::Text(text) => WsMessage::Text(text),
-        Frame::Binary(bytes) => WsMessage::Binary(bytes),
+/// Payloads larger than this go out as a fragmented message. tungstenite copies each frame
+/// into a write buffer that keeps its largest size for the socket's life: one 300 KiB
+/// `presence_state` would otherwise cost every member of a large room 300 KiB for as long as
+/// it stays connected.
+const FRAGMENT: usize = 16 * 1024;
+
+/// A large frame's payload, sent a fragment at a time (RFC 6455 §5.4).
+struct Fragments {
+    data: bytes::Bytes,
+    sent: usize,
+    binary: bool,
+}
+
+impl Fragments {
+    /// A frame small enough to go whole, or the fragments of a larger one.
+    fn of(frame: Frame) -> Result<WsMessage, Self> {
+        match frame {
+            Frame::Text(text) if text.len() > FRAGMENT => Err(Self {
+                data: AsRef::<bytes::Bytes>::as_ref(&text).clone(),
+                sent: 0,
+                binary: false,
+            }),
+            Frame::Binary(bytes) if bytes.len() > FRAGMENT => {
+                Err(Self { data: bytes, sent: 0, binary: true })
+            }
+            Frame::Text(text) => Ok(WsMessage::Text(text)),
+            Frame::Binary(bytes) => Ok(WsMessage::Binary(bytes)),
+        }
+    }
+
+    fn next(&mut self) -> Option<WsMessage> {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+
+        if self.sent >= self.data.len() {
+            return None;
+        }
+        let end = (self.sent + FRAGMENT).min(self.data.len());
+        let opcode = match (self.sent, self.binary) {
+            (0, false) => OpCode::Data(Data::Text),
+            (0, true) => OpCode::Data(Data::Binary),
+            _ => OpCode::Data(Data::Continue),
+        };
+        let fragment =
+            WsFrame::message(self.data.slice(self.sent..end), opcode, end == self.data.len());
+        self.sent = end;
+        Some(WsMessage::Frame(fragment))
     }
 }
