@@ -185,7 +185,8 @@ impl Redis {
     /// The names of the other nodes this one knows through Redis, sorted: those it waits for
     /// after a reconnect.
     pub fn peers(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.peers_lock().known.values().cloned().collect();
+        let mut names: Vec<String> =
+            self.peers_lock().known.values().map(|(name, _)| name.clone()).collect();
         names.sort_unstable();
         names
     }
@@ -270,6 +271,7 @@ async fn run(redis: Redis, pubsub: PubSub, token: CancellationToken) -> Result<(
                 failures = 0;
                 let end = serve(&redis, &pubsub, &token, session, &mut pending).await;
                 redis.set_connected(false);
+                redis.peers_lock().lost(std::time::Instant::now());
                 match end {
                     End::Stopped => return Ok(()),
                     End::Lost(reason) => {
@@ -341,7 +343,7 @@ async fn serve(
     let hold_until = subscribed + redis.peer_wait;
     let mut holding = {
         let mut peers = redis.peers_lock();
-        peers.await_all();
+        peers.await_all(std::time::Instant::now());
         peers.is_waiting()
     };
     if holding {
@@ -452,6 +454,12 @@ async fn serve(
                     Ok(Err(err)) => return End::Lost(err.to_string()),
                     Err(_) => return End::Lost("ping timed out".to_owned()),
                 }
+                // Saying so now and then lets the others tell a node that is gone (crashed:
+                // no goodbye) from one that is there, and not wait for it after an outage.
+                let here = announce(redis, &mut session.publisher, Control::Here, pubsub.node());
+                if let Err(err) = here.await {
+                    return End::Lost(err);
+                }
             }
         }
     }
@@ -498,23 +506,34 @@ impl Control {
 /// yet.
 #[derive(Debug, Default)]
 struct Peers {
-    /// Id to node name (for logs and [`Redis::peers`]).
-    known: HashMap<String, String>,
+    /// Id to node name (for logs and [`Redis::peers`]) and when it was last heard.
+    known: HashMap<String, (String, std::time::Instant)>,
     awaited: HashSet<String>,
+    /// When this node last lost its connection.
+    lost_at: Option<std::time::Instant>,
 }
 
+/// A node not heard for this long before the connection was lost is taken for gone: every node
+/// says it is there at each ping (10 s), so this is three missed in a row.
+const GONE_AFTER: Duration = Duration::from_secs(35);
+
 impl Peers {
-    /// A new session: until they announce themselves again, every known node may still be
-    /// unsubscribed.
-    fn await_all(&mut self) {
+    /// A new session: until they announce themselves again, every node heard lately may still
+    /// be unsubscribed. Nodes silent for [`GONE_AFTER`] before the connection was lost (the
+    /// outage itself does not count) crashed or left, and are forgotten.
+    fn await_all(&mut self, now: std::time::Instant) {
+        let until = self.lost_at.unwrap_or(now);
+        self.known.retain(|_, (_, heard)| until.saturating_duration_since(*heard) < GONE_AFTER);
         self.awaited = self.known.keys().cloned().collect();
+    }
+
+    fn lost(&mut self, now: std::time::Instant) {
+        self.lost_at = Some(now);
     }
 
     fn heard(&mut self, id: &str, node: &str) {
         self.awaited.remove(id);
-        if self.known.get(id).map(String::as_str) != Some(node) {
-            self.known.insert(id.to_owned(), node.to_owned());
-        }
+        self.known.insert(id.to_owned(), (node.to_owned(), std::time::Instant::now()));
     }
 
     fn left(&mut self, id: &str) {
@@ -530,7 +549,7 @@ impl Peers {
     /// that was only slow is known again as soon as it announces itself); returns their names.
     fn give_up(&mut self) -> Vec<String> {
         let mut names: Vec<String> =
-            self.awaited.drain().filter_map(|id| self.known.remove(&id)).collect();
+            self.awaited.drain().filter_map(|id| Some(self.known.remove(&id)?.0)).collect();
         names.sort_unstable();
         names
     }
@@ -595,16 +614,18 @@ mod tests {
 
     #[test]
     fn after_a_reconnect_every_known_node_is_awaited_until_heard_bye_or_given_up() {
+        let now = std::time::Instant::now;
         let mut peers = Peers::default();
         // A first connection waits for nobody.
-        peers.await_all();
+        peers.await_all(now());
         assert!(!peers.is_waiting());
         for (id, node) in [("1", "a"), ("2", "b"), ("3", "c")] {
             peers.heard(id, node);
         }
         assert!(!peers.is_waiting(), "nodes heard while connected are not awaited");
 
-        peers.await_all();
+        peers.lost(now());
+        peers.await_all(now());
         assert!(peers.is_waiting());
         peers.heard("1", "a");
         peers.heard("4", "d"); // new: known, never awaited this time
@@ -612,13 +633,29 @@ mod tests {
         assert!(peers.is_waiting(), "c is still awaited");
         assert_eq!(peers.give_up(), ["c"]);
         assert!(!peers.is_waiting());
-        let mut known: Vec<&str> = peers.known.values().map(String::as_str).collect();
+        let mut known: Vec<&str> = peers.known.values().map(|(n, _)| n.as_str()).collect();
         known.sort_unstable();
         assert_eq!(known, ["a", "d"], "b said bye and c was given up: neither is awaited again");
 
-        peers.await_all();
+        peers.await_all(now());
         peers.heard("1", "a");
         peers.heard("4", "d");
         assert!(!peers.is_waiting());
+    }
+
+    #[test]
+    fn a_node_silent_before_the_outage_is_not_awaited_however_long_the_outage() {
+        let mut peers = Peers::default();
+        peers.heard("1", "a");
+        peers.heard("2", "b");
+        let heard = peers.known["2"].1;
+        // b fell silent (crashed) long before the connection was lost; a was heard just before.
+        peers.known.get_mut("2").unwrap().1 = heard.checked_sub(GONE_AFTER * 2).unwrap();
+        let lost = heard + Duration::from_secs(1);
+        peers.lost(lost);
+        // An outage far longer than GONE_AFTER: a is still awaited, b is forgotten.
+        peers.await_all(lost + GONE_AFTER * 10);
+        assert_eq!(peers.awaited, HashSet::from(["1".to_owned()]));
+        assert_eq!(peers.known.len(), 1);
     }
 }
