@@ -359,6 +359,10 @@ async fn serve(
     // (A subscribed connection answers `["pong", ""]`, hence the untyped reply.)
     let mut ping = tokio::time::interval(Duration::from_secs(10));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Saying so now and then lets the others tell a node that is gone (crashed: no goodbye)
+    // from one that is there, and not wait for it after an outage.
+    let mut here = tokio::time::interval(HERE_EVERY);
+    here.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if !holding && !pending.is_empty() {
             if let Err(err) = publish(redis, &mut session.publisher, pending).await {
@@ -454,10 +458,10 @@ async fn serve(
                     Ok(Err(err)) => return End::Lost(err.to_string()),
                     Err(_) => return End::Lost("ping timed out".to_owned()),
                 }
-                // Saying so now and then lets the others tell a node that is gone (crashed:
-                // no goodbye) from one that is there, and not wait for it after an outage.
-                let here = announce(redis, &mut session.publisher, Control::Here, pubsub.node());
-                if let Err(err) = here.await {
+            }
+            _ = here.tick() => {
+                let said = announce(redis, &mut session.publisher, Control::Here, pubsub.node());
+                if let Err(err) = said.await {
                     return End::Lost(err);
                 }
             }
@@ -513,9 +517,12 @@ struct Peers {
     lost_at: Option<std::time::Instant>,
 }
 
-/// A node not heard for this long before the connection was lost is taken for gone: every node
-/// says it is there at each ping (10 s), so this is three missed in a row.
-const GONE_AFTER: Duration = Duration::from_secs(35);
+/// How often a node says it is there.
+const HERE_EVERY: Duration = Duration::from_secs(2);
+
+/// A node not heard for this long before the connection was lost is taken for gone: three of
+/// its [`HERE_EVERY`] announcements missed in a row.
+const GONE_AFTER: Duration = Duration::from_secs(7);
 
 impl Peers {
     /// A new session: until they announce themselves again, every node heard lately may still
