@@ -36,8 +36,27 @@ pub fn install_prometheus() -> Result<PrometheusHandle, metrics_exporter_prometh
         .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &buckets)?
         .install_recorder()?;
     super::enable_metrics();
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    let handle = HANDLE.get_or_init(|| handle).clone();
+    // The recorder keeps every histogram sample until its upkeep folds them into the buckets,
+    // which `render` does too: with nobody scraping `/metrics`, each request's samples (about
+    // 40 bytes) would stay for the process's life. A thread rather than a task, so it runs
+    // whatever runtime the application uses, or none.
+    let upkeep = handle.clone();
+    let spawned = std::thread::Builder::new().name("fawkes-metrics-upkeep".to_owned()).spawn(
+        move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            upkeep.run_upkeep();
+        },
+    );
+    if let Err(err) = spawned {
+        tracing::error!(error = %err, "cannot start the metrics upkeep thread");
+    }
+    Ok(handle)
 }
+
+/// How often the recorder folds histogram samples into buckets: what it holds between two
+/// runs is this long's worth of samples.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves the metrics in Prometheus text format; 404 until [`install_prometheus`] ran.
 pub async fn prometheus(conn: Conn) -> Conn {
