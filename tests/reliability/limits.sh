@@ -154,12 +154,12 @@ scenario_soak() {
       failed+=(soak-http)
     fi
   done
-  # Under load, memory after warm-up (the first fifth) stays within twice where it settled
-  # (plus 16 MiB for the allocator's granularity).
+  # Under load, memory after warm-up (the first fifth) stays within half again where it
+  # settled (plus 16 MiB for the allocator's granularity).
   local warm=$((soak_secs / 5)) warm_rss max_rss
   warm_rss="$(sed -n "$((warm + 1))p" "$samples")"
   max_rss="$(tail -n +"$((warm + 1))" "$samples" | sort -n | tail -1)"
-  local bound=$((warm_rss * 2 + 16))
+  local bound=$((warm_rss + warm_rss / 2 + 16))
   figure "soak_memory secs=$soak_secs rss_idle_before_mib=$idle_before rss_after_warmup_mib=$warm_rss" \
     "rss_max_after_warmup_mib=$max_rss bound_mib=$bound"
   [ "$max_rss" -le "$bound" ] || failed+=(soak-memory)
@@ -171,13 +171,13 @@ scenario_soak() {
     [ "$sockets" = 0 ] && [ "$channels" = 0 ] && break
     sleep 0.2
   done
-  # Once idle again, what the soak left behind is a leak: at most 32 MiB over where it began.
+  # Once idle again, what the soak left behind is a leak: at most 16 MiB over where it began.
   sleep 3
   local idle_after
   idle_after="$(rss_mib)"
   figure "soak_gauges sockets_after=$sockets channels_after=$channels rss_idle_after_mib=$idle_after"
   [ "$sockets" = 0 ] && [ "$channels" = 0 ] || failed+=(soak-gauges)
-  [ "$idle_after" -le $((idle_before + 32)) ] || failed+=(soak-leak)
+  [ "$idle_after" -le $((idle_before + 16)) ] || failed+=(soak-leak)
   stop_last_app
 }
 
