@@ -38,7 +38,7 @@
 //!     async fn handle_info(&mut self, message: Box<dyn std::any::Any + Send>, socket: &mut ChannelSocket) {
 //!         if message.is::<AfterJoin>() {
 //!             let presence = socket.presence();
-//!             socket.push("presence_state", presence.list(socket.topic()));
+//!             presence.push_state(socket);
 //!             presence.track(socket, "alice", json!({"online_at": 1})).unwrap();
 //!         }
 //!     }
