@@ -42,12 +42,11 @@ pub fn install_prometheus() -> Result<PrometheusHandle, metrics_exporter_prometh
     // 40 bytes) would stay for the process's life. A thread rather than a task, so it runs
     // whatever runtime the application uses, or none.
     let upkeep = handle.clone();
-    let spawned = std::thread::Builder::new().name("fawkes-metrics-upkeep".to_owned()).spawn(
-        move || loop {
+    let spawned =
+        std::thread::Builder::new().name("fawkes-metrics-upkeep".to_owned()).spawn(move || loop {
             std::thread::sleep(UPKEEP_EVERY);
             upkeep.run_upkeep();
-        },
-    );
+        });
     if let Err(err) = spawned {
         tracing::error!(error = %err, "cannot start the metrics upkeep thread");
     }
