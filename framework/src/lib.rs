@@ -60,8 +60,8 @@ pub mod telemetry;
 #[cfg(feature = "test")]
 pub mod test;
 
-pub use conn::{Body, Conn};
-pub use controller::{ActionError, IntoResponse};
+pub use conn::{Body, Conn, FieldErrors};
+pub use controller::{ActionError, IntoResponse, State};
 pub use endpoint::Endpoint;
 pub use error::{BoxError, Error};
 pub use plug::Plug;

@@ -156,14 +156,13 @@ async fn params_that_do_not_deserialise_answer_422_naming_the_field() {
     assert_eq!(resp.status(), 422);
     assert_eq!(
         resp.json::<serde_json::Value>().await.unwrap(),
-        json!({ "errors": { "qty": ["missing field `qty`"] } })
+        json!({ "errors": { "qty": ["can't be blank"] } })
     );
     let resp =
         client.post(&url).json(&json!({ "name": "lamp", "qty": "many" })).send().await.unwrap();
     assert_eq!(resp.status(), 422);
     let body: serde_json::Value = resp.json().await.unwrap();
-    let message = body["errors"]["qty"][0].as_str().unwrap();
-    assert!(message.starts_with("invalid type: string \"many\""), "{message}");
+    assert_eq!(body, json!({ "errors": { "qty": ["is invalid"] } }));
     // And well-formed params reach the action.
     let resp = client.post(&url).json(&json!({ "name": "lamp", "qty": 2 })).send().await.unwrap();
     assert_eq!(resp.status(), 201);
@@ -321,8 +320,8 @@ async fn params_limits_are_configurable_per_router() {
             .body(body)
             .send()
     };
-    // Within the limits the form decodes, and fails only on its types (form values are text).
-    assert_eq!(post("name=x&qty=1").await.unwrap().status(), 422);
+    // Within the limits the form decodes (its text `qty` parses into the action's `u32`).
+    assert_eq!(post("name=x&qty=1").await.unwrap().status(), 201);
     assert_eq!(post("name=x&qty=1&a[b]=1").await.unwrap().status(), 400, "four params");
     assert_eq!(post("name=x&a[b][c]=1").await.unwrap().status(), 400, "two levels");
     let resp = client.post(format!("{}/items?a[b][c]=1", server.url())).send().await.unwrap();

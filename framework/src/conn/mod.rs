@@ -11,9 +11,12 @@
 
 mod assigns;
 mod body;
+mod de;
 mod error;
+mod field_errors;
 pub(crate) mod params;
 pub(crate) mod path_params;
+pub mod validate;
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -31,6 +34,7 @@ pub use assigns::Assigns;
 pub(crate) use body::ReadWatch;
 pub use body::{Body, BodyError};
 pub use error::{InvalidHeader, ParamsError};
+pub use field_errors::{FieldErrors, PathSegment};
 pub use params::ParamsLimits;
 
 type BeforeSend = Box<dyn FnOnce(Conn) -> Conn + Send>;
@@ -289,29 +293,164 @@ impl Conn {
         })
     }
 
-    /// Deserialises the merged params into `T`.
+    /// Decodes the merged params (body, query and path) into `T`.
+    ///
+    /// Values that arrive as strings (every path, query and form value) parse into the type
+    /// the field asks for, as Phoenix casts them: `id: u64` reads `"42"` from a path as it
+    /// reads `42` from a JSON body; an `Option` field is `None` when missing, `null` or empty.
     ///
     /// # Errors
     ///
-    /// A [`ParamsError`] naming the field that failed; as a response it is a 422 with
-    /// `{"errors":{"<field>":["<message>"]}}`. A query string past the [`ParamsLimits`] is a
-    /// `ParamsError` on the field `query`, answered 400.
+    /// A [`ParamsError`], rendered in Phoenix's shapes: a 422
+    /// `{"errors":{"<field>":["can't be blank"]}}` for a missing field (`is invalid` for one
+    /// that does not parse); a 404 when the field that does not parse is a path param (an id
+    /// that cannot exist); a 400 for a query string past the [`ParamsLimits`].
     ///
     /// # Examples
     ///
     /// ```
     /// #[derive(serde::Deserialize)]
-    /// struct Page { page: String }
+    /// struct Page { page: u32, per: Option<u32> }
     ///
-    /// let conn = fawkes::Conn::from_request(http::Request::get("/?page=3").body(fawkes::Body::empty()).unwrap());
-    /// assert_eq!(conn.params::<Page>().unwrap().page, "3");
+    /// let conn = fawkes::Conn::from_request(http::Request::get("/?page=3&per=").body(fawkes::Body::empty()).unwrap());
+    /// let Page { page, per } = conn.params().unwrap();
+    /// assert_eq!((page, per), (3, None));
+    ///
+    /// let conn = fawkes::Conn::from_request(http::Request::get("/?page=x").body(fawkes::Body::empty()).unwrap());
+    /// let err = conn.params::<Page>().unwrap_err();
+    /// assert_eq!((err.field().as_str(), err.message(), err.status().as_u16()), ("page", "is invalid", 422));
     /// ```
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, ParamsError> {
         if let Err(err) = self.decoded_query() {
             return Err(ParamsError::malformed("query", err.to_string()));
         }
-        let map = self.param_map();
-        serde_path_to_error::deserialize(map).map_err(ParamsError::from_path_error)
+        de::from_map(self.param_map())
+            .map_err(|err| err.on_path_param(|field| self.path_param(field).is_some()))
+    }
+
+    /// Decodes the params under one key into `T`, the way a Phoenix action matches
+    /// `%{"todo" => todo_params}`: errors name the fields inside it (`title`, not
+    /// `todo.title`), as validation rules on `T` do.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::params`]; params without an object under `key` are a 400 on the field `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Todo { title: String, done: bool }
+    ///
+    /// let conn = fawkes::Conn::from_request(
+    ///     http::Request::get("/?todo[title]=milk&todo[done]=false").body(fawkes::Body::empty()).unwrap(),
+    /// );
+    /// let todo: Todo = conn.params_in("todo").unwrap();
+    /// assert_eq!((todo.title.as_str(), todo.done), ("milk", false));
+    /// ```
+    pub fn params_in<T: DeserializeOwned>(&self, key: &str) -> Result<T, ParamsError> {
+        if let Err(err) = self.decoded_query() {
+            return Err(ParamsError::malformed("query", err.to_string()));
+        }
+        match self.param_map().get(key) {
+            Some(Value::Object(map)) => de::from_map(map),
+            _ => Err(ParamsError::malformed(
+                key,
+                format!("expected an object of params under \"{key}\""),
+            )),
+        }
+    }
+
+    /// Decodes the merged params into `T` and checks `T`'s validation rules, Ecto's
+    /// `cast` + `validate_*` in one call. Decoding errors and rule errors come in one shape,
+    /// with the same field names and Phoenix's messages (see [`crate::conn::validate`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::params`], and a 422 listing every rule that failed, per field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use validator::Validate;
+    ///
+    /// #[derive(serde::Deserialize, Validate)]
+    /// struct Signup {
+    ///     #[validate(length(min = 3))]
+    ///     name: String,
+    ///     #[validate(range(min = 18))]
+    ///     age: u32,
+    /// }
+    ///
+    /// let conn = fawkes::Conn::from_request(http::Request::get("/?name=al&age=12").body(fawkes::Body::empty()).unwrap());
+    /// let err = conn.cast::<Signup>().unwrap_err();
+    /// assert_eq!(err.errors().to_json(), serde_json::json!({
+    ///     "age": ["must be greater than or equal to 18"],
+    ///     "name": ["should be at least 3 character(s)"],
+    /// }));
+    /// ```
+    pub fn cast<T: DeserializeOwned + validator::Validate>(&self) -> Result<T, ParamsError> {
+        let value: T = self.params()?;
+        value.validate()?;
+        Ok(value)
+    }
+
+    /// [`Conn::params_in`] and `T`'s validation rules in one call: the params under `key`,
+    /// errors named from inside it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Conn::params_in`] and [`Conn::cast`].
+    pub fn cast_in<T: DeserializeOwned + validator::Validate>(
+        &self,
+        key: &str,
+    ) -> Result<T, ParamsError> {
+        let value: T = self.params_in(key)?;
+        value.validate()?;
+        Ok(value)
+    }
+
+    /// One param, typed: `let id: u64 = conn.param("id")?`.
+    ///
+    /// A path param of that name comes first (the later winner when params merge), then the
+    /// body's and the query's. Strings parse into the type asked for, as in [`Conn::params`].
+    ///
+    /// # Errors
+    ///
+    /// A [`ParamsError`]: a 404 when a path param does not parse (`/todos/abc` names no todo
+    /// when ids are numbers); a 422 `can't be blank` for a missing param, `is invalid` for one
+    /// that does not parse.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::{ActionError, Conn};
+    ///
+    /// async fn show(conn: Conn) -> Result<Conn, ActionError> {
+    ///     let id: u64 = conn.param("id")?;
+    ///     Ok(conn.text(format!("todo {id}")))
+    /// }
+    ///
+    /// let conn = fawkes::Conn::from_request(http::Request::get("/?page=2").body(fawkes::Body::empty()).unwrap());
+    /// assert_eq!(conn.param::<u32>("page").unwrap(), 2);
+    /// assert_eq!(conn.param::<u32>("per").unwrap_err().message(), "can't be blank");
+    /// assert_eq!(conn.param::<Option<u32>>("per").unwrap(), None);
+    /// ```
+    pub fn param<T: DeserializeOwned>(&self, name: &str) -> Result<T, ParamsError> {
+        if let Some(raw) = self.path_param(name) {
+            return de::from_str(raw).map_err(|err| ParamsError::not_found(name, err.to_string()));
+        }
+        if let Err(err) = self.decoded_query() {
+            return Err(ParamsError::malformed("query", err.to_string()));
+        }
+        let found = self.body_params().get(name).or_else(|| self.query_params().get(name));
+        match found {
+            Some(value) => de::from_value(value)
+                .map_err(|err| ParamsError::on_field(name, "is invalid", err.to_string())),
+            // A missing param reads as `None` for an `Option`, and as blank otherwise.
+            None => de::from_value(&Value::Null)
+                .map_err(|err| ParamsError::on_field(name, "can't be blank", err.to_string())),
+        }
     }
 
     pub(crate) fn set_path_params(&mut self, params: path_params::PathParams, route: &'static str) {

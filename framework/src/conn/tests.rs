@@ -41,12 +41,15 @@ fn params_error_names_the_field() {
     conn.set_body_params(Bytes::new(), json!({"room": {}}).as_object().unwrap().clone());
     let err = conn.params::<Params>().unwrap_err();
     assert_eq!(err.field(), "room.name");
-    assert_eq!(err.message(), "missing field `name`");
+    assert_eq!(err.message(), "can't be blank");
+    assert_eq!(err.detail(), Some("missing field `name`"));
+    assert_eq!(err.errors().to_json(), json!({"room": {"name": ["can't be blank"]}}));
 
     conn.set_body_params(Bytes::new(), json!({"room": {"name": 3}}).as_object().unwrap().clone());
     let err = conn.params::<Params>().unwrap_err();
     assert_eq!(err.field(), "room.name");
-    assert!(err.message().starts_with("invalid type"), "{}", err.message());
+    assert_eq!(err.message(), "is invalid");
+    assert!(err.detail().unwrap().starts_with("invalid type"), "{:?}", err.detail());
 }
 
 #[test]

@@ -1,13 +1,12 @@
 //! A ready-made action error in Phoenix's JSON shapes.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use http::StatusCode;
 use serde_json::json;
 
 use super::IntoResponse;
-use crate::conn::ParamsError;
+use crate::conn::{FieldErrors, ParamsError};
 use crate::Conn;
 
 /// An HTTP error rendered as JSON the way Phoenix's error views render it.
@@ -37,7 +36,7 @@ pub struct ActionError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ErrorBody {
     Detail(String),
-    Fields(BTreeMap<String, Vec<String>>),
+    Fields(FieldErrors),
 }
 
 impl ActionError {
@@ -80,8 +79,11 @@ impl ActionError {
 
     /// 422 with one field error; add more with [`ActionError::and`].
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNPROCESSABLE_ENTITY, body: ErrorBody::Fields(BTreeMap::new()) }
-            .and(field, message)
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: ErrorBody::Fields(FieldErrors::new()),
+        }
+        .and(field, message)
     }
 
     /// Adds a field error, turning the error into a 422 validation error.
@@ -89,10 +91,10 @@ impl ActionError {
     pub fn and(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
         if !matches!(self.body, ErrorBody::Fields(_)) {
             self.status = StatusCode::UNPROCESSABLE_ENTITY;
-            self.body = ErrorBody::Fields(BTreeMap::new());
+            self.body = ErrorBody::Fields(FieldErrors::new());
         }
         if let ErrorBody::Fields(fields) = &mut self.body {
-            fields.entry(field.into()).or_default().push(message.into());
+            fields.add(field, message);
         }
         self
     }
@@ -119,11 +121,7 @@ impl fmt::Display for ActionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.body {
             ErrorBody::Detail(detail) => write!(f, "{}: {detail}", self.status.as_u16()),
-            ErrorBody::Fields(fields) => {
-                write!(f, "{}: invalid ", self.status.as_u16())?;
-                let names: Vec<&str> = fields.keys().map(String::as_str).collect();
-                f.write_str(&names.join(", "))
-            }
+            ErrorBody::Fields(fields) => write!(f, "{}: {fields}", self.status.as_u16()),
         }
     }
 }
@@ -142,7 +140,24 @@ impl IntoResponse for ActionError {
 
 impl From<ParamsError> for ActionError {
     fn from(err: ParamsError) -> Self {
-        Self::validation(err.field(), err.message())
+        match err.status() {
+            StatusCode::NOT_FOUND => Self::not_found(),
+            status => Self { status, body: ErrorBody::Fields(err.errors().clone()) },
+        }
+    }
+}
+
+impl From<FieldErrors> for ActionError {
+    /// A 422 with these errors.
+    fn from(errors: FieldErrors) -> Self {
+        Self { status: StatusCode::UNPROCESSABLE_ENTITY, body: ErrorBody::Fields(errors) }
+    }
+}
+
+impl From<validator::ValidationErrors> for ActionError {
+    /// A 422 with the failed rules in Phoenix's words; see [`crate::conn::validate`].
+    fn from(errors: validator::ValidationErrors) -> Self {
+        FieldErrors::from(errors).into()
     }
 }
 

@@ -9,7 +9,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use super::service::{Inner, Router, Target};
-use crate::controller::{self, Action};
+use crate::controller::{self, Action, Handler};
 use crate::plug::chain::ActionChain;
 use crate::plug::{Pipeline, Stage, Stages};
 use crate::{Body, BoxError, Conn};
@@ -136,17 +136,25 @@ impl Builder {
     }
 
     /// Adds a route whose stages `router!` composes with the action into one type, so that a
-    /// request runs them in one future.
+    /// request runs them in one future. The action gets the router's `state` if it asks.
     #[doc(hidden)]
     #[track_caller]
-    pub fn route_chain<A: Action, S: Stages>(
+    pub fn route_chain<S, M, H, St>(
         self,
         method: MethodFilter,
         path: &str,
         pattern: &'static str,
-        action: A,
-        stages: S,
-    ) -> Self {
+        state: &Arc<S>,
+        action: H,
+        stages: St,
+    ) -> Self
+    where
+        S: Send + Sync + 'static,
+        M: 'static,
+        H: Handler<M, S>,
+        St: Stages,
+    {
+        let action = controller::with_state(state, action);
         let pipeline = Pipeline::from_chain(stages.then(ActionChain::new(action)));
         self.add_route(method, path, pattern, pipeline)
     }

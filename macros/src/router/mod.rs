@@ -311,7 +311,7 @@ impl Context {
     }
 
     fn generate(&self, input: &RouterInput, helpers: &[(Ident, &Resolved)]) -> TokenStream {
-        let RouterInput { attrs, vis, name, .. } = input;
+        let RouterInput { attrs, vis, name, state, .. } = input;
         let mut names: Vec<&String> = self.pipelines.keys().collect();
         names.sort();
         // Each plug is evaluated once and shared by the routes that pipe through it; each route
@@ -351,8 +351,8 @@ impl Context {
                     // action gets one error, on the user's path.
                     let call = quote_spanned! {action.span()=>
                         builder.route_chain(
-                            ::fawkes::router::MethodFilter::#method, #matchit, #pattern, #action,
-                            #stages,
+                            ::fawkes::router::MethodFilter::#method, #matchit, #pattern,
+                            &__fawkes_state, #action, #stages,
                         )
                     };
                     quote! { let builder = #call; }
@@ -370,6 +370,39 @@ impl Context {
             }
         });
         let helper_fns = helpers.iter().map(|(ident, route)| helper_fn(ident, route));
+        // The state is shared by every action that asks for it; pipelines' plug expressions
+        // and socket expressions read it as `state`, a `&T`.
+        let (new_doc, new_args, state_lets, default_impl) = match state {
+            Some(ty) => (
+                quote! {
+                    /// Builds the router with its state: evaluates every plug once (the
+                    /// pipelines' expressions see the state as `state`) and adds every route.
+                },
+                quote! { state: #ty },
+                quote! {
+                    let __fawkes_state: ::std::sync::Arc<#ty> = ::std::sync::Arc::new(state);
+                    #[allow(unused_variables)]
+                    let state: &#ty = &*__fawkes_state;
+                },
+                quote! {},
+            ),
+            None => (
+                quote! {
+                    /// Builds the router: evaluates every plug once and adds every route.
+                },
+                quote! {},
+                quote! {
+                    let __fawkes_state: ::std::sync::Arc<()> = ::std::sync::Arc::new(());
+                },
+                quote! {
+                    impl ::std::default::Default for #name {
+                        fn default() -> Self {
+                            Self::new()
+                        }
+                    }
+                },
+            ),
+        };
         let table = self.routes.iter().map(|r| {
             let (m, p) = (r.method.as_str(), &r.path.phoenix);
             quote! { (#m, #p) }
@@ -385,9 +418,10 @@ impl Context {
                 /// Every route as `(method, path)`, in declaration order (`*` for any method).
                 pub const ROUTES: &'static [(&'static str, &'static str)] = &[#(#table),*];
 
-                /// Builds the router: evaluates every plug once and adds every route.
+                #new_doc
                 #[must_use]
-                pub fn new() -> Self {
+                pub fn new(#new_args) -> Self {
+                    #state_lets
                     #(#pipeline_lets)*
                     let builder = ::fawkes::router::Builder::new();
                     #(#routes)*
@@ -402,11 +436,7 @@ impl Context {
                 #(#helper_fns)*
             }
 
-            impl ::std::default::Default for #name {
-                fn default() -> Self {
-                    Self::new()
-                }
-            }
+            #default_impl
 
             impl ::std::convert::From<#name> for ::fawkes::Router {
                 fn from(value: #name) -> Self {

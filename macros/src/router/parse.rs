@@ -19,10 +19,12 @@ mod kw {
     syn::custom_keyword!(resources);
     syn::custom_keyword!(forward);
     syn::custom_keyword!(socket);
+    syn::custom_keyword!(state);
 }
 
 /// The keywords that start an item (`match` is a Rust keyword, never taken for a name).
-const ITEM_KEYWORDS: [&str; 13] = [
+const ITEM_KEYWORDS: [&str; 14] = [
+    "state",
     "pipeline",
     "scope",
     "pipe_through",
@@ -42,6 +44,8 @@ pub(crate) struct RouterInput {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
     pub(crate) name: Ident,
+    /// `state T;`: the type `new` takes and actions read as `State<T>`.
+    pub(crate) state: Option<syn::Type>,
     pub(crate) items: Vec<Item>,
 }
 
@@ -142,8 +146,16 @@ impl Parse for RouterInput {
             ));
         }
         input.parse::<Token![;]>()?;
+        let state = if input.peek(kw::state) {
+            input.parse::<kw::state>()?;
+            let ty: syn::Type = input.parse()?;
+            input.parse::<Token![;]>()?;
+            Some(ty)
+        } else {
+            None
+        };
         let items = parse_items(input)?;
-        Ok(Self { attrs, vis, name, items })
+        Ok(Self { attrs, vis, name, state, items })
     }
 }
 
@@ -193,6 +205,11 @@ fn parse_helper(input: ParseStream<'_>) -> syn::Result<Ident> {
 
 impl Parse for Item {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(kw::state) {
+            return Err(input.error(
+                "`state T;` comes once, right after the router's name: `pub App; state AppState;`",
+            ));
+        }
         if input.peek(kw::pipeline) {
             input.parse::<kw::pipeline>()?;
             let name: Ident = input.parse()?;
