@@ -33,8 +33,6 @@ pub async fn create(conn: Conn) -> Result<Conn, FallbackError> {
     let room = chat::get_room(&repo, room_id).await?.ok_or(FallbackError::NotFound)?;
     let MessageParams { message } = conn.params()?;
     let message = chat::create_message(&repo, room.id, message).await?;
-    if let Some(pubsub) = conn.pubsub() {
-        pubsub.broadcast(&room_topic(room.id), "new_msg", message_json::new_msg(&message));
-    }
+    conn.pubsub().broadcast(&room_topic(room.id), "new_msg", message_json::new_msg(&message));
     Ok(conn.put_status(StatusCode::CREATED).json(&message_json::show(&message)))
 }

@@ -212,10 +212,15 @@ impl Conn {
         self.conn_info().and_then(ConnInfo::secret_key_base)
     }
 
-    /// The pubsub of the endpoint serving this request (and of `ConnTest`), to broadcast from
-    /// controllers.
-    pub fn pubsub(&self) -> Option<&crate::PubSub> {
-        self.conn_info().map(ConnInfo::pubsub)
+    /// The pubsub to broadcast on from controllers: the endpoint's, under an endpoint; the
+    /// test's, under `ConnTest`; otherwise the process's own ([`PubSub::process`]).
+    ///
+    /// [`PubSub::process`]: crate::PubSub::process
+    pub fn pubsub(&self) -> &crate::PubSub {
+        match self.conn_info() {
+            Some(info) => info.pubsub(),
+            None => crate::PubSub::process(),
+        }
     }
 
     /// The route pattern that matched, such as `/api/rooms/:id`.

@@ -86,7 +86,8 @@ async fn conn_info_shows_in_the_extensions_without_being_inserted_up_front() {
     let mut conn = get("/");
     conn.set_conn_info(info);
     assert!(conn.conn_info().is_some());
-    assert!(conn.pubsub().is_some());
+    assert_eq!(conn.pubsub().node(), "conn-info");
+    assert_eq!(get("/").pubsub().node(), "local", "outside an endpoint, the process's own");
     // Reading the extensions sees it, next to what the request carried.
     conn.extensions_mut().insert(7u8);
     assert!(conn.extensions().get::<ConnInfo>().is_some());

@@ -90,6 +90,36 @@ impl PubSub {
         }
     }
 
+    /// The process's own pubsub, on this node alone: what [`Conn::pubsub`](crate::Conn::pubsub)
+    /// gives a request served outside an endpoint (a router called with
+    /// [`Router::dispatch`](crate::Router::dispatch), or mounted in another server). Subscribe
+    /// to it to see what such controllers broadcast. Under an endpoint, requests get the
+    /// endpoint's pubsub instead; under `ConnTest`, the test's.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::{Conn, PubSub};
+    ///
+    /// async fn create(conn: Conn) -> Conn {
+    ///     conn.pubsub().broadcast("rooms", "created", serde_json::json!({"id": 1}));
+    ///     conn.text("ok")
+    /// }
+    ///
+    /// fawkes::router! { pub App; post "/rooms" => create; }
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut inbox = PubSub::process().subscribe("rooms");
+    /// let router = fawkes::Router::from(App::new());
+    /// router.dispatch(http::Request::post("/rooms").body(fawkes::Body::empty()).unwrap()).await;
+    /// assert_eq!(inbox.recv().await.unwrap().event(), "created");
+    /// # });
+    /// ```
+    pub fn process() -> &'static PubSub {
+        static PROCESS: std::sync::OnceLock<PubSub> = std::sync::OnceLock::new();
+        PROCESS.get_or_init(|| PubSub::new("local"))
+    }
+
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.inner.node
