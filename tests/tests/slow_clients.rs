@@ -307,6 +307,30 @@ async fn a_slow_reader_of_a_large_answer_is_not_cut_at_the_header_read_timeout()
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_a_large_answer_is_cut_at_the_send_timeout() {
+    const SEND_TIMEOUT: Duration = Duration::from_millis(800);
+    let server = start(endpoint().send_timeout(SEND_TIMEOUT)).await;
+    let mut conn = RawConn::connect(server.local_addr()).await.unwrap();
+    let asked_at = Instant::now();
+    conn.send(&tests::request_bytes("GET", "/big", &[], b"")).await.unwrap();
+    // Reads nothing until the server has given up on it.
+    tokio::time::sleep(SEND_TIMEOUT * 4).await;
+    let said = conn.closed_within(DEADLINE).await.expect("the connection is closed");
+    assert!(said.len() < BIG, "the whole answer was sent: {} bytes", said.len());
+    assert!(asked_at.elapsed() >= SEND_TIMEOUT - EARLY);
+    // A reader that is slow but keeps reading was not cut (see the test above), and the
+    // endpoint still serves.
+    let mut other = RawConn::connect(server.local_addr()).await.unwrap();
+    assert_eq!(other.get("/hello").await.unwrap().status, 200);
+    // Nor is a slow reader cut: reading in small sips with pauses shorter than the timeout.
+    let mut sipper = RawConn::connect(server.local_addr()).await.unwrap();
+    sipper.send(&tests::request_bytes("GET", "/big", &[], b"")).await.unwrap();
+    tokio::time::sleep(SEND_TIMEOUT / 2).await;
+    let resp = sipper.read_response().await.expect("the whole answer");
+    assert_eq!((resp.status, resp.body.len()), (200, BIG));
+}
+
+#[tokio::test]
 async fn an_answer_streamed_for_longer_than_the_allowance_is_sent_whole() {
     let server = start(endpoint().idle_timeout(IDLE_TIMEOUT)).await;
     let mut conn = RawConn::connect(server.local_addr()).await.unwrap();

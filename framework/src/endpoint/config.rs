@@ -32,6 +32,11 @@ pub struct Config {
     /// `read_timeout`): past it, a body the router decodes answers 408 and the connection
     /// closes, and an action reading the body itself gets [`BodyError::TimedOut`](crate::conn::BodyError::TimedOut).
     pub body_read_timeout: Duration,
+    /// Time an answer may wait for the client to read it (default 30 s): past it, the
+    /// connection is closed and the answer dropped, so a client that asks for large answers
+    /// and never reads them cannot hold their memory. On HTTP/2 the same time is the
+    /// keep-alive: a peer that does not answer a PING within it is closed.
+    pub send_timeout: Duration,
     /// Idle time allowed between requests (default 60 s): the keep-alive limit for HTTP/2,
     /// and for HTTP/1.1 when shorter than `header_read_timeout`.
     pub idle_timeout: Duration,
@@ -73,6 +78,7 @@ impl Default for Config {
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),
+            send_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 16_384,
             probe_paths: vec!["/healthz".to_owned(), "/readyz".to_owned()],

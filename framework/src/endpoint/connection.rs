@@ -41,8 +41,12 @@ pub(crate) async fn serve(
     // byte: a client that never sends one is held to the same allowance here.
     let start = Instant::now();
     let first_request = config.header_read_timeout.min(config.idle_timeout);
-    let activity =
-        Arc::new(Activity::new(start, first_request, config.body_read_timeout, shared.clone()));
+    let activity = Arc::new(Activity::new(
+        start,
+        first_request,
+        (config.body_read_timeout, config.send_timeout),
+        shared.clone(),
+    ));
     // A probe served beyond the limit answers one request and is never closed to make room:
     // its slot is not one a newcomer could take.
     activity.one_request.store(slot.probe, Ordering::Release);
@@ -93,7 +97,13 @@ pub(crate) async fn serve(
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(config.max_header_bytes.max(8192));
-        builder.http2().timer(TokioTimer::new());
+        // A peer that stops reading stops answering PINGs too: its connection, and the
+        // answers it holds, go after `send_timeout`.
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(config.send_timeout)
+            .keep_alive_timeout(config.send_timeout);
         let socket = Socket { io: stream, activity: None, _slot: slot };
         Served::Auto(Box::pin(
             builder.serve_connection_with_upgrades(TokioIo::new(socket), service),
@@ -139,6 +149,10 @@ pub(crate) async fn serve(
             }
         }
         while idle.as_mut().poll(&mut watchdog_cx).is_ready() {
+            if activity.send_stalled(Instant::now()) {
+                tracing::debug!(peer = %remote_addr, "closing connection: the client does not read");
+                return Poll::Ready(Ok(()));
+            }
             if !activity.is_idle() {
                 idle.as_mut().reset(activity.next_idle_check());
                 continue;
@@ -189,7 +203,7 @@ pub(crate) async fn serve_script(
     let activity = Arc::new(Activity::new(
         Instant::now(),
         Duration::from_secs(10),
-        Duration::from_secs(15),
+        (Duration::from_secs(15), Duration::from_secs(30)),
         shared.clone(),
     ));
     let remote_addr = SocketAddr::from(([127, 0, 0, 1], 1));
@@ -295,8 +309,12 @@ pub(super) struct Activity {
     quiet_ms: AtomicI64,
     /// Whether a write is waiting for the client to read.
     blocked: AtomicBool,
+    /// Since when, in milliseconds after `start`, while `blocked`.
+    blocked_ms: AtomicI64,
     /// The longest a request body may wait for its next piece.
     body_read_timeout: Duration,
+    /// The longest a write may wait for the client to read.
+    send_timeout: Duration,
     /// Request bodies waiting for the client.
     bodies_waiting: AtomicUsize,
     /// Chosen to be closed, to make room for a new connection.
@@ -312,7 +330,7 @@ impl Activity {
     fn new(
         start: Instant,
         first_request: Duration,
-        body_read_timeout: Duration,
+        (body_read_timeout, send_timeout): (Duration, Duration),
         shared: SharedRef,
     ) -> Self {
         Self {
@@ -322,7 +340,9 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             quiet_ms: AtomicI64::new(0),
             blocked: AtomicBool::new(false),
+            blocked_ms: AtomicI64::new(0),
             body_read_timeout,
+            send_timeout,
             bodies_waiting: AtomicUsize::new(0),
             evicted: AtomicBool::new(false),
             watchdog: Arc::new(Watchdog {
@@ -414,6 +434,15 @@ impl Activity {
         self.start + Duration::from_millis(ms)
     }
 
+    /// Whether a write has waited for the client longer than the send timeout at `now`.
+    fn send_stalled(&self, now: Instant) -> bool {
+        self.blocked.load(Ordering::Acquire) && {
+            let since = self.blocked_ms.load(Ordering::Acquire);
+            let now = millis(now.saturating_duration_since(self.start));
+            now.saturating_sub(since) >= millis(self.send_timeout)
+        }
+    }
+
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) > 0 || self.blocked.load(Ordering::Acquire)
     }
@@ -429,7 +458,9 @@ impl Activity {
     fn next_idle_check(&self) -> Instant {
         let deadline = self.idle_deadline();
         if self.busy() {
-            let allowance = Duration::from_millis(u64::try_from(self.allowance_ms()).unwrap_or(0));
+            // A blocked write is looked at again within the send timeout.
+            let allowance = Duration::from_millis(u64::try_from(self.allowance_ms()).unwrap_or(0))
+                .min(self.send_timeout);
             deadline.max(Instant::now() + allowance)
         } else {
             deadline
@@ -498,7 +529,11 @@ impl Socket {
         if let Some(activity) = &self.activity {
             let blocked = activity.blocked.load(Ordering::Acquire);
             match written {
-                Poll::Pending if !blocked => activity.blocked.store(true, Ordering::Release),
+                Poll::Pending if !blocked => {
+                    let now = millis(Instant::now().saturating_duration_since(activity.start));
+                    activity.blocked_ms.store(now, Ordering::Release);
+                    activity.blocked.store(true, Ordering::Release);
+                }
                 Poll::Ready(_) if blocked => {
                     activity.quiet_since(Instant::now());
                     activity.blocked.store(false, Ordering::Release);

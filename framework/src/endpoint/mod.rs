@@ -100,6 +100,13 @@ impl Endpoint {
         self
     }
 
+    /// Sets how long an answer may wait for the client to read it; see
+    /// [`Config::send_timeout`].
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.config.send_timeout = timeout;
+        self
+    }
+
     /// How long a keep-alive connection may sit idle between requests (default 60 s).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.config.idle_timeout = timeout;
