@@ -2,22 +2,32 @@
 
 use std::time::Duration;
 
-use fawkes::security::{FetchSession, SecretKeyBase, SessionConfig};
-use fawkes::{ActionError, Conn, Plug as _};
+use fawkes::security::{SecretKeyBase, SessionConfig};
 
 use crate::channels::UserSocket;
 use crate::repo::Repo;
 
+/// What the routes need: given once, when the router is built ([`AppRouter::new`]), and read
+/// by actions as `State<AppState>`, by pipelines and the socket as `state`.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub repo: Repo,
+    /// The secret sessions and user tokens are signed with.
+    pub key_base: SecretKeyBase,
+}
+
 fawkes::router! {
-    /// Every route of the example app. Build it with [`build`], which hands it the repo and
-    /// the secret key base.
+    /// Every route of the example app, built with its [`AppState`].
     pub AppRouter;
+    state AppState;
 
     // The secure headers come before the CSRF check, so its 403 carries them too.
     pipeline browser {
         plug fawkes::plug::request_id();
         plug fawkes::plug::accepts(["html"]);
-        plug fetch_session;
+        // The session plug, configured once with the state's secret.
+        plug fawkes::security::fetch_session(session_config(state.key_base.clone()));
         plug fawkes::security::put_secure_browser_headers();
         plug fawkes::security::protect_from_forgery();
     }
@@ -33,7 +43,8 @@ fawkes::router! {
     get "/js/fawkes.js" => fawkes::socket::client_js, as: client_js;
     get "/assets/:name" => crate::controllers::page_controller::asset, as: asset;
 
-    socket "/socket" => UserSocket::from_env();
+    socket "/socket" => UserSocket::new(state.repo.clone(), state.key_base.clone())
+        .with_test_channels(crate::channels::test_channels_enabled());
 
     scope "/" {
         pipe_through browser;
@@ -67,28 +78,7 @@ pub fn session_config(key_base: SecretKeyBase) -> SessionConfig {
         .max_age(SESSION_MAX_AGE)
 }
 
-/// The router: `repo` and `key_base` are in every request's assigns
-/// (`conn.get_assign::<Repo>()`), and so in the socket's connect info, from where they reach
-/// the socket and its channels.
+/// The router, as a [`fawkes::Router`].
 pub fn build(repo: Repo, key_base: SecretKeyBase) -> fawkes::Router {
-    // The key is derived here, once, not per request.
-    let session = fawkes::security::fetch_session(session_config(key_base.clone()));
-    fawkes::Router::from(AppRouter::new()).assign(repo).assign(key_base).assign(session)
-}
-
-/// The browser pipeline's `fetch_session`.
-///
-/// The router's plugs are built before the secret is known (`AppRouter::new()` takes no
-/// argument), so the configured plug travels in the assigns that [`build`] sets.
-async fn fetch_session(conn: Conn) -> Conn {
-    match conn.get_assign::<FetchSession>().cloned() {
-        Some(session) => session.call(conn).await,
-        None => {
-            tracing::error!(
-                path = conn.path(),
-                "no session settings assigned; build the router with example_app::router::build"
-            );
-            ActionError::internal().render_halted(conn)
-        }
-    }
+    AppRouter::new(AppState { repo, key_base }).into()
 }

@@ -150,7 +150,7 @@ impl RoomChannel {
                 socket.broadcast("new_msg", message);
                 Reply::ok(json!({}))
             }
-            Err(chat::Error::Invalid(errors)) => Reply::error(json!({ "errors": errors.fields() })),
+            Err(chat::Error::Invalid(errors)) => Reply::error(json!({ "errors": errors })),
             // Deleted after the join.
             Err(chat::Error::NotFound) => Reply::error(json!({ "reason": "room not found" })),
             Err(err) => {

@@ -8,11 +8,17 @@ use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
 use serde_json::{Map, Value};
 
 use super::{DashboardChannel, RoomChannel, TestChannel};
+use crate::controllers::session_controller::MAX_NAME_CHARS;
 use crate::repo::Repo;
 
-/// The environment variable that, set to `1`, adds the `test:*` channel to sockets built with
-/// [`UserSocket::from_env`].
+/// The environment variable that, set to `1`, adds the `test:*` channel to the socket the
+/// router mounts (see [`test_channels_enabled`]).
 pub const TEST_CHANNELS_ENV: &str = "FAWKES_EXAMPLE_TEST_CHANNELS";
+
+/// Whether [`TEST_CHANNELS_ENV`] is `1`.
+pub fn test_channels_enabled() -> bool {
+    std::env::var(TEST_CHANNELS_ENV).is_ok_and(|v| v.trim() == "1")
+}
 
 /// Who is on the other end of a socket; every channel reads it with
 /// `socket.get_assign::<User>()`.
@@ -76,13 +82,15 @@ pub fn verify_user_token(key_base: &SecretKeyBase, token: &str) -> Result<String
 /// with the `user` param (unverified) or not at all.
 ///
 /// Channels are started by the framework from their type alone, so the repo reaches them
-/// through the connect assigns: `connect` puts a clone there next to the [`User`]. Mounted in
-/// the router, the socket takes the repo and the secret key base from the router's assigns
-/// (`Router::assign`), which reach `connect` as `ConnectInfo::assigns`.
+/// through the connect assigns: `connect` puts a clone there next to the [`User`]. The router
+/// builds the socket from its state.
+///
+/// A name given with `user` must fit a login name ([`MAX_NAME_CHARS`] characters): every
+/// member of a room receives every other member's name, so a long one costs every reader.
 #[derive(Debug, Clone)]
 pub struct UserSocket {
-    repo: Option<Repo>,
-    key_base: Option<SecretKeyBase>,
+    repo: Repo,
+    key_base: SecretKeyBase,
     test_channels: bool,
 }
 
@@ -90,14 +98,7 @@ impl UserSocket {
     /// A socket whose channels use `repo` and whose tokens are checked against `key_base`,
     /// without the test channel (for `ChannelTest`).
     pub fn new(repo: Repo, key_base: SecretKeyBase) -> Self {
-        Self { repo: Some(repo), key_base: Some(key_base), test_channels: false }
-    }
-
-    /// The socket the router mounts: the repo and the secret key base come from the router's
-    /// assigns, and the test channel is on when [`TEST_CHANNELS_ENV`] is `1`.
-    pub fn from_env() -> Self {
-        let enabled = std::env::var(TEST_CHANNELS_ENV).is_ok_and(|v| v.trim() == "1");
-        Self { repo: None, key_base: None, test_channels: enabled }
+        Self { repo, key_base, test_channels: false }
     }
 
     /// Routes `test:*` to [`TestChannel`] too. Off in production: its events crash on demand.
@@ -125,13 +126,7 @@ impl UserSocket {
         let tokens = [from_params, from_protocol];
         let mut name: Option<String> = None;
         for token in tokens.into_iter().flatten() {
-            let Some(key_base) = self.key_base.as_ref().or_else(|| info.assigns.get()) else {
-                tracing::error!(
-                    "the socket has no secret key base: build the router with router::build"
-                );
-                return Err(Refused);
-            };
-            let verified = verify_user_token(key_base, token).map_err(|err| {
+            let verified = verify_user_token(&self.key_base, token).map_err(|err| {
                 tracing::info!(peer = ?info.peer, error = %err, "refusing a socket: bad user token");
                 Refused
             })?;
@@ -157,6 +152,10 @@ impl Socket for UserSocket {
         let claimed = match params.get("user") {
             None => None,
             Some(Value::String(name)) if name.trim().is_empty() => None,
+            Some(Value::String(name)) if name.trim().chars().count() > MAX_NAME_CHARS => {
+                tracing::info!(peer = ?info.peer, "refusing a socket: its user name is too long");
+                return Err(Refused);
+            }
             Some(Value::String(name)) => Some(name.trim().to_owned()),
             Some(_) => return Err(Refused),
         };
@@ -174,11 +173,7 @@ impl Socket for UserSocket {
         if let Some(token) = &info.auth_token {
             assigns.insert(AuthToken(token.clone()));
         }
-        let Some(repo) = self.repo.clone().or_else(|| info.assigns.get::<Repo>().cloned()) else {
-            tracing::error!("the socket has no repo: build the router with router::build(repo)");
-            return Err(Refused);
-        };
-        assigns.insert(repo);
+        assigns.insert(self.repo.clone());
         Ok(assigns)
     }
 

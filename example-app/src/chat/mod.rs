@@ -6,9 +6,9 @@
 mod message;
 mod room;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
+use fawkes::FieldErrors;
 use sqlx::Row as _;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -20,6 +20,19 @@ use crate::repo::Repo;
 
 /// How many messages [`list_messages`] returns: the most recent ones.
 pub const MESSAGE_HISTORY: i64 = 100;
+
+/// The longest room name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 100;
+
+/// The longest message, in characters: with [`MESSAGE_HISTORY`], what one request for a
+/// room's messages can cost.
+pub const MAX_MESSAGE_CHARS: usize = 2_000;
+
+/// The longest author name, in characters (as long as a login name).
+pub const MAX_AUTHOR_CHARS: usize = crate::controllers::session_controller::MAX_NAME_CHARS;
+
+/// The most rooms one listing returns; the next page starts `after` the last id.
+pub const ROOM_PAGE: i64 = 500;
 
 /// Why a chat operation failed.
 #[derive(Debug)]
@@ -58,16 +71,25 @@ impl From<sqlx::Error> for Error {
     }
 }
 
-/// Validation messages by field, in field order: `{"name": ["can't be blank"]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors(BTreeMap<&'static str, Vec<&'static str>>);
+/// The checks of the attrs, as Ecto's `validate_*` functions make them, gathered into
+/// [`FieldErrors`] (the framework's, rendered in Phoenix's shape).
+#[derive(Debug, Default)]
+struct Checks(FieldErrors);
 
-impl FieldErrors {
+impl Checks {
     /// Adds "can't be blank" for `field` when `value` is missing or only whitespace, as Ecto's
     /// `validate_required` does.
     fn require(&mut self, field: &'static str, value: Option<&str>) {
         if value.is_none_or(|v| v.trim().is_empty()) {
-            self.0.entry(field).or_default().push("can't be blank");
+            self.0.add(field, "can't be blank");
+        }
+    }
+
+    /// Adds Ecto's `validate_length` message for `field` when `value` is longer than `max`
+    /// characters.
+    fn max_chars(&mut self, field: &'static str, value: Option<&str>, max: usize) {
+        if value.is_some_and(|v| v.chars().count() > max) {
+            self.0.add(field, format!("should be at most {max} character(s)"));
         }
     }
 
@@ -75,20 +97,8 @@ impl FieldErrors {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(Error::Invalid(self))
+            Err(Error::Invalid(self.0))
         }
-    }
-
-    /// The messages by field.
-    pub fn fields(&self) -> &BTreeMap<&'static str, Vec<&'static str>> {
-        &self.0
-    }
-}
-
-impl fmt::Display for FieldErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.0.keys().copied().collect();
-        f.write_str(&names.join(", "))
     }
 }
 
@@ -102,15 +112,19 @@ fn now() -> String {
 
 // ----- rooms -----
 
-/// Every room, oldest first.
+/// Up to [`ROOM_PAGE`] rooms, oldest first, from the one after the id `after`.
 ///
 /// # Errors
 ///
 /// When the database fails.
-pub async fn list_rooms(repo: &Repo) -> Result<Vec<Room>, Error> {
-    let rows = sqlx::query("SELECT id, name, inserted_at, updated_at FROM rooms ORDER BY id")
-        .fetch_all(repo.pool())
-        .await?;
+pub async fn list_rooms(repo: &Repo, after: i64) -> Result<Vec<Room>, Error> {
+    let rows = sqlx::query(
+        "SELECT id, name, inserted_at, updated_at FROM rooms WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(ROOM_PAGE)
+    .fetch_all(repo.pool())
+    .await?;
     Ok(rows.iter().map(Room::from_row).collect::<Result<_, _>>()?)
 }
 
@@ -133,8 +147,9 @@ pub async fn get_room(repo: &Repo, id: i64) -> Result<Option<Room>, Error> {
 ///
 /// [`Error::Invalid`] for a blank name; [`Error::Database`] when the database fails.
 pub async fn create_room(repo: &Repo, attrs: RoomAttrs) -> Result<Room, Error> {
-    let mut errors = FieldErrors::default();
+    let mut errors = Checks::default();
     errors.require("name", attrs.name.as_deref());
+    errors.max_chars("name", attrs.name.as_deref(), MAX_ROOM_NAME_CHARS);
     errors.into_result()?;
     let now = now();
     let row = sqlx::query(
@@ -157,9 +172,10 @@ pub async fn create_room(repo: &Repo, attrs: RoomAttrs) -> Result<Room, Error> {
 /// [`Error::Database`] when the database fails.
 pub async fn update_room(repo: &Repo, id: i64, attrs: RoomAttrs) -> Result<Room, Error> {
     let Some(room) = get_room(repo, id).await? else { return Err(Error::NotFound) };
-    let mut errors = FieldErrors::default();
+    let mut errors = Checks::default();
     if attrs.name.is_some() {
         errors.require("name", attrs.name.as_deref());
+        errors.max_chars("name", attrs.name.as_deref(), MAX_ROOM_NAME_CHARS);
     }
     errors.into_result()?;
     let row = sqlx::query(
@@ -255,9 +271,11 @@ pub fn unsaved_message(attrs: MessageAttrs) -> Result<UnsavedMessage, Error> {
 }
 
 fn validate_message(attrs: &MessageAttrs) -> Result<(), Error> {
-    let mut errors = FieldErrors::default();
+    let mut errors = Checks::default();
     errors.require("author", attrs.author.as_deref());
     errors.require("body", attrs.body.as_deref());
+    errors.max_chars("author", attrs.author.as_deref(), MAX_AUTHOR_CHARS);
+    errors.max_chars("body", attrs.body.as_deref(), MAX_MESSAGE_CHARS);
     errors.into_result()
 }
 

@@ -1,11 +1,9 @@
 //! How API actions' errors become responses, in Phoenix's JSON error shapes.
 
 use fawkes::conn::ParamsError;
-use fawkes::{ActionError, Conn, IntoResponse};
-use http::StatusCode;
-use serde_json::json;
+use fawkes::{ActionError, Conn, FieldErrors, IntoResponse};
 
-use crate::chat::{self, FieldErrors};
+use crate::chat;
 
 /// Why an API action did not succeed.
 #[derive(Debug)]
@@ -15,12 +13,11 @@ pub enum FallbackError {
     NotFound,
     /// 422 `{"errors":{"<field>":["can't be blank"]}}`.
     Invalid(FieldErrors),
-    /// 422 from params that did not have the expected shape.
+    /// Params that did not decode: 422, or 404 for an id in the path that cannot exist, or 400
+    /// without the expected object (`{"room": {...}}`).
     Params(ParamsError),
     /// A logged 500; the client learns nothing about the cause.
     Database(sqlx::Error),
-    /// The router was not built by `router::build`, so no repo was assigned: a logged 500.
-    MissingRepo,
 }
 
 impl From<chat::Error> for FallbackError {
@@ -43,19 +40,10 @@ impl IntoResponse for FallbackError {
     fn render(self, conn: Conn) -> Conn {
         match self {
             Self::NotFound => ActionError::not_found().render(conn),
-            Self::Invalid(errors) => conn
-                .put_status(StatusCode::UNPROCESSABLE_ENTITY)
-                .json(&json!({ "errors": errors.fields() })),
+            Self::Invalid(errors) => ActionError::from(errors).render(conn),
             Self::Params(err) => err.render(conn),
             Self::Database(err) => {
                 tracing::error!(method = %conn.method(), path = conn.path(), error = %err, "database error");
-                ActionError::internal().render(conn)
-            }
-            Self::MissingRepo => {
-                tracing::error!(
-                    path = conn.path(),
-                    "no repo assigned; build the router with example_app::router::build"
-                );
                 ActionError::internal().render(conn)
             }
         }

@@ -9,11 +9,12 @@
 //! user's name and socket token, and the login form's state, each HTML-escaped.
 
 use fawkes::security::{csrf_meta_tag, get_csrf_token, SecretKeyBase};
-use fawkes::{ActionError, Conn, IntoResponse as _};
+use fawkes::{ActionError, Conn, IntoResponse as _, State};
 use http::header;
 
 use super::session_controller;
 use crate::channels::sign_user_token;
+use crate::router::AppState;
 
 const CHAT_HTML: &str = include_str!("../../assets/chat.html");
 const DASHBOARD_HTML: &str = include_str!("../../assets/dashboard.html");
@@ -26,8 +27,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
 ];
 
 /// `GET /`: the chat, as the session's user when one logged in.
-pub async fn index(conn: Conn) -> Conn {
-    chat(conn, None)
+pub async fn index(conn: Conn, state: State<AppState>) -> Conn {
+    chat(conn, &state.key_base, None)
 }
 
 /// A login form sent back with an error, to show again.
@@ -40,18 +41,18 @@ pub(crate) struct LoginAttempt<'a> {
 }
 
 /// Renders the chat page: with the login dialog open on `attempt`'s error, if given.
-pub(crate) fn chat(mut conn: Conn, attempt: Option<LoginAttempt<'_>>) -> Conn {
-    let Some(key_base) = conn.get_assign::<SecretKeyBase>().cloned() else {
-        tracing::error!("no secret key base assigned; build the router with router::build");
-        return ActionError::internal().render(conn);
-    };
+pub(crate) fn chat(
+    mut conn: Conn,
+    key_base: &SecretKeyBase,
+    attempt: Option<LoginAttempt<'_>>,
+) -> Conn {
     let user = session_controller::current_name(&conn);
     let user_meta = match &user {
         Some(name) => format!(
             r#"<meta name="user-name" content="{}">
   <meta name="user-token" content="{}">"#,
             escape(name),
-            escape(&sign_user_token(&key_base, name))
+            escape(&sign_user_token(key_base, name))
         ),
         None => String::new(),
     };
@@ -132,19 +133,24 @@ mod tests {
     use fawkes::test::ConnTest;
 
     use super::{escape, render};
-    use crate::AppRouter;
+    use crate::repo::Repo;
 
-    /// The router with what `router::build` assigns, but no database.
-    fn router() -> fawkes::Router {
-        let key_base = SecretKeyBase::generate();
-        let session =
-            fawkes::security::fetch_session(crate::router::session_config(key_base.clone()));
-        fawkes::Router::from(AppRouter::new()).assign(key_base).assign(session)
+    /// The router, on a throwaway database of its own (the pages do not query it).
+    async fn router() -> fawkes::Router {
+        let path = std::env::temp_dir().join(format!("fawkes-pages-{}.db", rand_suffix()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let repo = Repo::connect(&url).await.expect("a throwaway database");
+        crate::router::build(repo, SecretKeyBase::generate())
+    }
+
+    fn rand_suffix() -> String {
+        use std::hash::{BuildHasher as _, RandomState};
+        format!("{}-{:x}", std::process::id(), RandomState::new().hash_one(std::time::SystemTime::now()))
     }
 
     #[tokio::test]
     async fn pages_and_their_assets_are_served() {
-        let http = ConnTest::new(router());
+        let http = ConnTest::new(router().await);
         for (path, content_type, marker) in [
             ("/", "text/html; charset=utf-8", "<script type=\"module\" src=\"/assets/chat.js\">"),
             ("/dashboard", "text/html; charset=utf-8", "src=\"/assets/dashboard.js\""),
@@ -162,7 +168,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_chat_page_fills_every_placeholder() {
-        let http = ConnTest::new(router());
+        let http = ConnTest::new(router().await);
         let page = http.get("/").header("accept", "text/html").send().await;
         page.assert_status(200);
         let html = page.text();
@@ -170,12 +176,6 @@ mod tests {
         assert!(html.contains(r#"<meta name="csrf-token" content=""#));
         assert!(html.contains(r#"name="_csrf_token" value=""#));
         assert!(!html.contains("user-token"), "anonymous visitors get no socket token");
-    }
-
-    #[tokio::test]
-    async fn without_the_assigns_the_chat_page_is_a_logged_500() {
-        let http = ConnTest::new(AppRouter::new());
-        http.get("/").send().await.assert_status(500);
     }
 
     #[test]
@@ -189,7 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_channels_client_is_served_as_a_module() {
-        let http = ConnTest::new(router());
+        let http = ConnTest::new(router().await);
         let resp = http.get("/js/fawkes.js").send().await;
         resp.assert_status(200).assert_header("content-type", "text/javascript; charset=utf-8");
         assert!(resp.header("cache-control").is_some_and(|v| v.contains("max-age")));

@@ -5,11 +5,12 @@
 //! which is what lets the socket trust the name in the user token the page then carries.
 
 use fawkes::security::{delete_csrf_token, SessionExt as _, SessionOption};
-use fawkes::Conn;
+use fawkes::{Conn, State};
 use http::StatusCode;
 use serde_json::Value;
 
 use super::page_controller::{self, LoginAttempt};
+use crate::router::AppState;
 
 /// The session key holding the logged-in display name.
 pub const NAME_KEY: &str = "user_name";
@@ -63,7 +64,7 @@ pub fn validate_name(value: Option<&Value>) -> Result<String, &'static str> {
 
 /// `POST /session` with the form field `name`: logs in under that name and redirects to the
 /// chat. A bad name shows the chat again with the form's error, as a 422.
-pub async fn create(mut conn: Conn) -> Conn {
+pub async fn create(mut conn: Conn, state: State<AppState>) -> Conn {
     let param = conn.param_map().get("name");
     let name = match validate_name(param) {
         Ok(name) => name,
@@ -71,7 +72,7 @@ pub async fn create(mut conn: Conn) -> Conn {
             let typed = param.and_then(Value::as_str).unwrap_or_default().to_owned();
             let attempt = LoginAttempt { name: &typed, error };
             let conn = conn.put_status(StatusCode::UNPROCESSABLE_ENTITY);
-            return page_controller::chat(conn, Some(attempt));
+            return page_controller::chat(conn, &state.key_base, Some(attempt));
         }
     };
     tracing::info!(user = %name, "login");

@@ -19,21 +19,25 @@ use serde_json::{Map, Value};
 
 type Error = serde_json::Error;
 
-/// Decodes `T` from params, naming the field that failed.
+/// Decodes `T` from params, naming the field that failed. With `blank_is_none`, an empty
+/// string reads as `None` for an `Option` (for params from forms and query strings, which
+/// cannot send a null).
 pub(crate) fn from_map<T: serde::de::DeserializeOwned>(
     map: &Map<String, Value>,
+    blank_is_none: bool,
 ) -> Result<T, super::ParamsError> {
-    serde_path_to_error::deserialize(Root(map)).map_err(super::ParamsError::from_path_error)
+    serde_path_to_error::deserialize(Root(map, blank_is_none))
+        .map_err(super::ParamsError::from_path_error)
 }
 
 /// The params object itself.
-struct Root<'a>(&'a Map<String, Value>);
+struct Root<'a>(&'a Map<String, Value>, bool);
 
 impl<'de, 'a: 'de> de::Deserializer<'de> for Root<'a> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_map(MapAccess::new(self.0))
+        visitor.visit_map(MapAccess::new(self.0, self.1))
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -54,9 +58,10 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for Root<'a> {
     }
 }
 
-/// Deserialises one params value, parsing strings into the types asked for.
+/// Deserialises one params value, parsing strings into the types asked for; the flag says
+/// whether an empty string is `None` for an `Option`.
 #[derive(Clone, Copy)]
-pub(crate) struct ParamsDeserializer<'a>(pub(crate) &'a Value);
+pub(crate) struct ParamsDeserializer<'a>(pub(crate) &'a Value, pub(crate) bool);
 
 impl<'a> ParamsDeserializer<'a> {
     fn invalid(self, exp: &dyn de::Expected) -> Error {
@@ -151,8 +156,8 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for ParamsDeserializer<'a> {
             Value::Bool(b) => visitor.visit_bool(*b),
             Value::Number(_) => self.0.deserialize_any(visitor),
             Value::String(s) => visitor.visit_borrowed_str(s),
-            Value::Array(items) => visitor.visit_seq(Seq(items.iter())),
-            Value::Object(map) => visitor.visit_map(MapAccess::new(map)),
+            Value::Array(items) => visitor.visit_seq(Seq(items.iter(), self.1)),
+            Value::Object(map) => visitor.visit_map(MapAccess::new(map, self.1)),
         }
     }
 
@@ -193,7 +198,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for ParamsDeserializer<'a> {
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
             Value::String(s) => visitor.visit_borrowed_bytes(s.as_bytes()),
-            Value::Array(items) => visitor.visit_seq(Seq(items.iter())),
+            Value::Array(items) => visitor.visit_seq(Seq(items.iter(), self.1)),
             _ => Err(self.invalid(&visitor)),
         }
     }
@@ -205,7 +210,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for ParamsDeserializer<'a> {
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
             Value::Null => visitor.visit_none(),
-            Value::String(s) if s.is_empty() => visitor.visit_none(),
+            Value::String(s) if s.is_empty() && self.1 => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
     }
@@ -235,7 +240,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for ParamsDeserializer<'a> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
-            Value::Array(items) => visitor.visit_seq(Seq(items.iter())),
+            Value::Array(items) => visitor.visit_seq(Seq(items.iter(), self.1)),
             _ => Err(self.invalid(&visitor)),
         }
     }
@@ -259,7 +264,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for ParamsDeserializer<'a> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0 {
-            Value::Object(map) => visitor.visit_map(MapAccess::new(map)),
+            Value::Object(map) => visitor.visit_map(MapAccess::new(map, self.1)),
             _ => Err(self.invalid(&visitor)),
         }
     }
@@ -283,7 +288,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for ParamsDeserializer<'a> {
             Value::String(s) => visitor.visit_enum(s.as_str().into_deserializer()),
             Value::Object(map) if map.len() == 1 => {
                 let (variant, value) = map.iter().next().expect("one entry");
-                visitor.visit_enum(Enum { variant, value })
+                visitor.visit_enum(Enum { variant, value, blank_is_none: self.1 })
             }
             _ => Err(self.invalid(&visitor)),
         }
@@ -298,7 +303,7 @@ impl<'de, 'a: 'de> de::Deserializer<'de> for ParamsDeserializer<'a> {
     }
 }
 
-struct Seq<'a>(std::slice::Iter<'a, Value>);
+struct Seq<'a>(std::slice::Iter<'a, Value>, bool);
 
 impl<'de, 'a: 'de> de::SeqAccess<'de> for Seq<'a> {
     type Error = Error;
@@ -307,7 +312,8 @@ impl<'de, 'a: 'de> de::SeqAccess<'de> for Seq<'a> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Error> {
-        self.0.next().map(|v| seed.deserialize(ParamsDeserializer(v))).transpose()
+        let blank_is_none = self.1;
+        self.0.next().map(|v| seed.deserialize(ParamsDeserializer(v, blank_is_none))).transpose()
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -318,11 +324,12 @@ impl<'de, 'a: 'de> de::SeqAccess<'de> for Seq<'a> {
 struct MapAccess<'a> {
     entries: serde_json::map::Iter<'a>,
     value: Option<&'a Value>,
+    blank_is_none: bool,
 }
 
 impl<'a> MapAccess<'a> {
-    fn new(map: &'a Map<String, Value>) -> Self {
-        Self { entries: map.iter(), value: None }
+    fn new(map: &'a Map<String, Value>, blank_is_none: bool) -> Self {
+        Self { entries: map.iter(), value: None, blank_is_none }
     }
 }
 
@@ -344,7 +351,7 @@ impl<'de, 'a: 'de> de::MapAccess<'de> for MapAccess<'a> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         match self.value.take() {
-            Some(value) => seed.deserialize(ParamsDeserializer(value)),
+            Some(value) => seed.deserialize(ParamsDeserializer(value, self.blank_is_none)),
             None => Err(de::Error::custom("a map value asked for before its key")),
         }
     }
@@ -418,14 +425,18 @@ pub(crate) fn from_str<'a, T: serde::Deserialize<'a>>(raw: &'a str) -> Result<T,
     T::deserialize(Key(raw))
 }
 
-/// Decodes `T` from one params value.
-pub(crate) fn from_value<'a, T: serde::Deserialize<'a>>(value: &'a Value) -> Result<T, Error> {
-    T::deserialize(ParamsDeserializer(value))
+/// Decodes `T` from one params value; see [`from_map`] for `blank_is_none`.
+pub(crate) fn from_value<'a, T: serde::Deserialize<'a>>(
+    value: &'a Value,
+    blank_is_none: bool,
+) -> Result<T, Error> {
+    T::deserialize(ParamsDeserializer(value, blank_is_none))
 }
 
 struct Enum<'a> {
     variant: &'a str,
     value: &'a Value,
+    blank_is_none: bool,
 }
 
 impl<'de, 'a: 'de> de::EnumAccess<'de> for Enum<'a> {
@@ -437,7 +448,7 @@ impl<'de, 'a: 'de> de::EnumAccess<'de> for Enum<'a> {
         seed: V,
     ) -> Result<(V::Value, Self::Variant), Error> {
         let variant = seed.deserialize(Key(self.variant))?;
-        Ok((variant, ParamsDeserializer(self.value)))
+        Ok((variant, ParamsDeserializer(self.value, self.blank_is_none)))
     }
 }
 
@@ -478,7 +489,7 @@ mod tests {
     use super::*;
 
     fn de<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, String> {
-        T::deserialize(ParamsDeserializer(&value)).map_err(|e| e.to_string())
+        T::deserialize(ParamsDeserializer(&value, true)).map_err(|e| e.to_string())
     }
 
     #[derive(Debug, Deserialize, PartialEq)]
@@ -551,6 +562,17 @@ mod tests {
             assert!(de::<Item>(item).is_err(), "{field} = {value}");
         }
         assert!(de::<String>(json!(5)).is_err(), "a string field takes no number");
+    }
+
+    #[test]
+    fn an_empty_string_is_none_only_where_there_is_no_null() {
+        let value = json!({"note": ""});
+        let from_form: HashMap<String, Option<String>> =
+            HashMap::deserialize(ParamsDeserializer(&value, true)).unwrap();
+        assert_eq!(from_form["note"], None);
+        let from_json: HashMap<String, Option<String>> =
+            HashMap::deserialize(ParamsDeserializer(&value, false)).unwrap();
+        assert_eq!(from_json["note"].as_deref(), Some(""));
     }
 
     #[test]

@@ -302,7 +302,8 @@ impl Conn {
     ///
     /// Values that arrive as strings (every path, query and form value) parse into the type
     /// the field asks for, as Phoenix casts them: `id: u64` reads `"42"` from a path as it
-    /// reads `42` from a JSON body; an `Option` field is `None` when missing, `null` or empty.
+    /// reads `42` from a JSON body. An `Option` field is `None` when missing or `null`, and,
+    /// in a form or a query string (which cannot send a null), when empty.
     ///
     /// # Errors
     ///
@@ -329,8 +330,18 @@ impl Conn {
         if let Err(err) = self.decoded_query() {
             return Err(ParamsError::malformed("query", err.to_string()));
         }
-        de::from_map(self.param_map())
+        de::from_map(self.param_map(), self.blank_is_none())
             .map_err(|err| err.on_path_param(|field| self.path_param(field).is_some()))
+    }
+
+    /// Whether an empty string reads as `None` for an `Option` field: yes for params from
+    /// forms and query strings, which have no other way to say "nothing" (an empty input),
+    /// no when the body is JSON, which has `null`.
+    fn blank_is_none(&self) -> bool {
+        !self.header(header::CONTENT_TYPE).is_some_and(|ct| {
+            let mime = ct.split(';').next().unwrap_or_default().trim();
+            mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+        })
     }
 
     /// Decodes the params under one key into `T`, the way a Phoenix action matches
@@ -358,7 +369,7 @@ impl Conn {
             return Err(ParamsError::malformed("query", err.to_string()));
         }
         match self.param_map().get(key) {
-            Some(Value::Object(map)) => de::from_map(map),
+            Some(Value::Object(map)) => de::from_map(map, self.blank_is_none()),
             _ => Err(ParamsError::malformed(
                 key,
                 format!("expected an object of params under \"{key}\""),
@@ -450,10 +461,10 @@ impl Conn {
         }
         let found = self.body_params().get(name).or_else(|| self.query_params().get(name));
         match found {
-            Some(value) => de::from_value(value)
+            Some(value) => de::from_value(value, self.blank_is_none())
                 .map_err(|err| ParamsError::on_field(name, "is invalid", err.to_string())),
             // A missing param reads as `None` for an `Option`, and as blank otherwise.
-            None => de::from_value(&Value::Null)
+            None => de::from_value(&Value::Null, false)
                 .map_err(|err| ParamsError::on_field(name, "can't be blank", err.to_string())),
         }
     }

@@ -101,6 +101,12 @@ pub struct PresenceConfig {
     /// it are gathered into one diff, pushed when it ends. So a burst of joins costs each
     /// member a diff per interval rather than one per join.
     pub diff_interval: Duration,
+    /// The largest entry one `track` or `update` may add, in bytes: its key and its metadata
+    /// as JSON (4 KiB). Every member of a topic receives every entry in its `presence_state`,
+    /// so an entry's size is multiplied by the members, and by the joins: a client that names
+    /// itself with a 60 KB key in a busy room costs gigabytes. Larger entries are refused
+    /// with [`PresenceError::TooLarge`].
+    pub max_entry_bytes: usize,
 }
 
 impl Default for PresenceConfig {
@@ -109,6 +115,7 @@ impl Default for PresenceConfig {
             heartbeat_interval: Duration::from_millis(1500),
             down_period: Duration::from_secs(30),
             diff_interval: Duration::from_millis(500),
+            max_entry_bytes: 4096,
         }
     }
 }
@@ -133,6 +140,13 @@ pub enum PresenceError {
     },
     /// Metadata must be a JSON object.
     InvalidMeta,
+    /// The key and metadata are larger than [`PresenceConfig::max_entry_bytes`].
+    TooLarge {
+        /// The entry's size: its key and its metadata as JSON.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for PresenceError {
@@ -143,6 +157,9 @@ impl fmt::Display for PresenceError {
             }
             Self::NotTracked { topic, key } => write!(f, "{key:?} is not tracked on {topic:?}"),
             Self::InvalidMeta => f.write_str("presence metadata must be a JSON object"),
+            Self::TooLarge { bytes, limit } => {
+                write!(f, "a presence entry of {bytes} bytes is over the limit of {limit}")
+            }
         }
     }
 }
@@ -174,7 +191,8 @@ impl Presence {
     /// # Errors
     ///
     /// [`PresenceError::AlreadyTracked`] when this channel already tracks `key`;
-    /// [`PresenceError::InvalidMeta`] when `meta` is not an object.
+    /// [`PresenceError::InvalidMeta`] when `meta` is not an object; [`PresenceError::TooLarge`]
+    /// past [`PresenceConfig::max_entry_bytes`].
     pub fn track(
         &self,
         socket: &ChannelSocket,
@@ -190,7 +208,8 @@ impl Presence {
     /// # Errors
     ///
     /// [`PresenceError::NotTracked`] when this channel does not track `key`;
-    /// [`PresenceError::InvalidMeta`] when `meta` is not an object.
+    /// [`PresenceError::InvalidMeta`] when `meta` is not an object; [`PresenceError::TooLarge`]
+    /// past [`PresenceConfig::max_entry_bytes`].
     pub fn update(
         &self,
         socket: &ChannelSocket,
@@ -302,19 +321,48 @@ impl fmt::Debug for Tracking {
     }
 }
 
+/// Refuses an entry larger than `limit`: its key and its metadata as JSON.
+fn check_size(
+    key: &str,
+    meta: &serde_json::Map<String, Value>,
+    limit: usize,
+) -> Result<(), PresenceError> {
+    /// Counts what is written, and stops once past the limit.
+    struct Count(usize, usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > self.1 {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(key.len(), limit);
+    if key.len() > limit || serde_json::to_writer(&mut count, meta).is_err() {
+        return Err(PresenceError::TooLarge { bytes: count.0.max(key.len()), limit });
+    }
+    Ok(())
+}
+
 impl Tracking {
     /// Tracks `key` on `topic` with `meta` (a JSON object); returns its `phx_ref`.
     ///
     /// # Errors
     ///
     /// [`PresenceError::AlreadyTracked`] when this owner already tracks `key` on `topic`;
-    /// [`PresenceError::InvalidMeta`] when `meta` is not an object.
+    /// [`PresenceError::InvalidMeta`] when `meta` is not an object; [`PresenceError::TooLarge`]
+    /// past [`PresenceConfig::max_entry_bytes`].
     pub fn track(&self, topic: &str, key: &str, meta: Value) -> Result<String, PresenceError> {
         let Value::Object(meta) = meta else {
             return Err(PresenceError::InvalidMeta);
         };
         let tracker = self.pubsub.tracker();
         let mut state = tracker.lock();
+        check_size(key, &meta, state.config.max_entry_bytes)?;
         if state.find(self.owner, topic, key).is_some() {
             return Err(PresenceError::AlreadyTracked { topic: topic.into(), key: key.into() });
         }
@@ -334,13 +382,15 @@ impl Tracking {
     /// # Errors
     ///
     /// [`PresenceError::NotTracked`] when this owner does not track `key` on `topic`;
-    /// [`PresenceError::InvalidMeta`] when `meta` is not an object.
+    /// [`PresenceError::InvalidMeta`] when `meta` is not an object; [`PresenceError::TooLarge`]
+    /// past [`PresenceConfig::max_entry_bytes`].
     pub fn update(&self, topic: &str, key: &str, meta: Value) -> Result<String, PresenceError> {
         let Value::Object(meta) = meta else {
             return Err(PresenceError::InvalidMeta);
         };
         let tracker = self.pubsub.tracker();
         let mut state = tracker.lock();
+        check_size(key, &meta, state.config.max_entry_bytes)?;
         let Some(index) = state.find(self.owner, topic, key) else {
             return Err(PresenceError::NotTracked { topic: topic.into(), key: key.into() });
         };

@@ -118,6 +118,19 @@ pub enum Frame {
 }
 
 impl Frame {
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Text(t) => t.len(),
+            Self::Binary(b) => b.len(),
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The text of a text frame.
     pub fn as_text(&self) -> Option<&str> {
         match self {

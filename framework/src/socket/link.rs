@@ -1,6 +1,6 @@
 //! The queue between a socket task and everything that writes to its client.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::channel::ChannelMsg;
@@ -20,32 +20,87 @@ pub(crate) enum Out {
     Overflow,
 }
 
+/// How far a socket may fall behind its client: frames and bytes queued for it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) frames: usize,
+    pub(crate) bytes: usize,
+}
+
+impl Limits {
+    /// No limit worth the name: for test sockets, which are read by the test.
+    #[cfg(feature = "test")]
+    pub(crate) const UNBOUNDED: Self = Self { frames: usize::MAX / 2, bytes: usize::MAX / 2 };
+}
+
+impl Out {
+    /// The bytes of a frame; nothing for a control message.
+    pub(crate) fn frame_len(&self) -> usize {
+        match self {
+            Self::Frame(frame) => frame.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// A socket's outbound queue and serializer, shared with its channels and pubsub.
 pub(crate) struct Link {
     pub(crate) vsn: Vsn,
     pub(crate) outbox: Arc<Mailbox<Out>>,
-    limit: usize,
+    limits: Limits,
+    /// Bytes of the frames queued and not yet handed to the client (see [`Link::taken`]).
+    queued: AtomicUsize,
     overflowed: AtomicBool,
 }
 
 impl Link {
-    pub(crate) fn new(vsn: Vsn, limit: usize) -> Arc<Self> {
-        Arc::new(Self { vsn, outbox: Mailbox::new(), limit, overflowed: AtomicBool::new(false) })
+    pub(crate) fn new(vsn: Vsn, limits: Limits) -> Arc<Self> {
+        Arc::new(Self {
+            vsn,
+            outbox: Mailbox::new(),
+            limits,
+            queued: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+        })
     }
 
-    /// Queues a frame; false when the socket is gone or too far behind.
+    /// Queues a frame; false when the socket is gone or too far behind: more frames than its
+    /// limit, or more bytes. One frame larger than the byte limit still goes to a socket that
+    /// has nothing else queued.
     pub(crate) fn send(&self, frame: Frame) -> bool {
-        match self.outbox.push_bounded(Out::Frame(frame), self.limit) {
+        let len = frame.len();
+        let queued = self.queued.fetch_add(len, Ordering::AcqRel);
+        if queued > 0 && queued.saturating_add(len) > self.limits.bytes {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            self.overflow();
+            return false;
+        }
+        match self.outbox.push_bounded(Out::Frame(frame), self.limits.frames) {
             Ok(()) => true,
-            Err(PushError::Closed(_)) => false,
+            Err(PushError::Closed(_)) => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                false
+            }
             Err(PushError::Full(_)) => {
-                // A client that does not read is closed rather than buffered without end.
-                if !self.overflowed.swap(true, Ordering::AcqRel) {
-                    let _ = self.outbox.push(Out::Overflow);
-                }
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                self.overflow();
                 false
             }
         }
+    }
+
+    /// A client that does not read is closed rather than buffered without end.
+    fn overflow(&self) {
+        if !self.overflowed.swap(true, Ordering::AcqRel) {
+            let _ = self.outbox.push(Out::Overflow);
+        }
+    }
+
+    /// Frames of `bytes` in all left the queue for the client: room for as many more.
+    pub(crate) fn taken(&self, bytes: usize) {
+        let _ = self.queued.fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+            Some(queued.saturating_sub(bytes))
+        });
     }
 
     /// Queues a control message; these are never dropped while the socket lives.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ use super::transport::Inner;
 use super::{ConnectInfo, Link, Out, Socket};
 use crate::endpoint::ConnInfo;
 use crate::security::{SecretKeyBase, Token};
-use crate::serializer::{self, Vsn};
+use crate::serializer::{self, Frame, Utf8Bytes, Vsn};
 use crate::Body;
 
 /// Frames a client may send in one POST.
@@ -76,7 +76,9 @@ impl LongPoll {
 struct LpSession {
     session: Mutex<Session>,
     link: Arc<Link>,
-    pending: Mutex<Vec<String>>,
+    /// Frames waiting for the next poll: still counted in the link's queue, and shared with
+    /// the other sockets a broadcast went to.
+    pending: Mutex<Vec<Utf8Bytes>>,
     notify: Notify,
     last_poll: Mutex<Instant>,
     closed: AtomicBool,
@@ -92,8 +94,10 @@ impl LpSession {
         *self.last_poll.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
-    fn take_pending(&self) -> Vec<String> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    fn take_pending(&self) -> Vec<Utf8Bytes> {
+        let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        self.link.taken(taken.iter().map(|text| text.len()).sum());
+        taken
     }
 }
 
@@ -193,7 +197,7 @@ async fn open<S: Socket>(
     let Ok(assigns) = connected else {
         return status_only(StatusCode::FORBIDDEN);
     };
-    let link = Link::new(vsn, inner.config.outbox_limit);
+    let link = Link::new(vsn, inner.config.link_limits());
     let session = Session::start(SessionConfig {
         link: link.clone(),
         pubsub: conn_info.pubsub().clone(),
@@ -259,10 +263,11 @@ async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
                 let mut pending = lp.pending.lock().unwrap_or_else(|e| e.into_inner());
                 for out in batch.drain(..) {
                     match out {
-                        Out::Frame(frame) => match frame.as_text() {
-                            Some(text) => pending.push(text.to_owned()),
-                            None => tracing::debug!("binary frames cannot travel over longpoll"),
-                        },
+                        Out::Frame(Frame::Text(text)) => pending.push(text),
+                        Out::Frame(Frame::Binary(bytes)) => {
+                            lp.link.taken(bytes.len());
+                            tracing::debug!("binary frames cannot travel over longpoll");
+                        }
                         control => {
                             if lp.lock_session().control(control) != Control::Continue {
                                 end = true;
@@ -301,7 +306,12 @@ async fn listen<S: Socket>(inner: &Inner<S>, lp: &LpSession, token: String) -> R
                 StatusCode::OK,
                 serde_json::Map::from_iter([
                     ("token".to_owned(), Value::from(token)),
-                    ("messages".to_owned(), json!(messages)),
+                    (
+                        "messages".to_owned(),
+                        Value::Array(
+                            messages.iter().map(|text| Value::from(text.as_str())).collect(),
+                        ),
+                    ),
                 ]),
             );
         }

@@ -11,7 +11,7 @@
 //! buffered without end. This module knows nothing about routes; the router forwards to it.
 
 mod client;
-mod link;
+pub(crate) mod link;
 pub(crate) mod longpoll;
 mod origin;
 pub(crate) mod session;

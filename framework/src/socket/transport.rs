@@ -51,6 +51,7 @@ pub(crate) struct Config {
     pub(crate) max_frame_size: usize,
     pub(crate) max_channels: usize,
     pub(crate) outbox_limit: usize,
+    pub(crate) outbox_bytes: usize,
     pub(crate) write_timeout: Duration,
     pub(crate) longpoll_window: Duration,
     pub(crate) max_longpoll_sessions: usize,
@@ -84,12 +85,19 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
                 max_frame_size: 1024 * 1024,
                 max_channels: 100,
                 outbox_limit: 1024,
+                outbox_bytes: 4 * 1024 * 1024,
                 write_timeout: Duration::from_secs(10),
                 longpoll_window: Duration::from_secs(10),
                 max_longpoll_sessions: 10_000,
             },
             longpoll: super::longpoll::LongPoll::default(),
         }),
+    }
+}
+
+impl Config {
+    pub(crate) fn link_limits(&self) -> super::link::Limits {
+        super::link::Limits { frames: self.outbox_limit, bytes: self.outbox_bytes }
     }
 }
 
@@ -149,6 +157,15 @@ impl<S: Socket> Transport<S> {
     #[must_use]
     pub fn outbound_limit(self, frames: usize) -> Self {
         self.config(|c| c.outbox_limit = frames.max(1))
+    }
+
+    /// How many bytes of frames may wait for a slow client (default 4 MiB); past it the socket
+    /// is closed, as past [`Transport::outbound_limit`]. A single larger frame still goes to a
+    /// socket with nothing else waiting. Frames broadcast to many sockets share their bytes,
+    /// so the memory a broadcast holds is less than this count suggests, never more.
+    #[must_use]
+    pub fn outbound_bytes_limit(self, bytes: usize) -> Self {
+        self.config(|c| c.outbox_bytes = bytes.max(1))
     }
 }
 

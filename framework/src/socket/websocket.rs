@@ -106,7 +106,7 @@ pub(crate) async fn upgrade<S: Socket>(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let supervisor = conn_info.supervisor().clone();
     let config = SessionConfig {
-        link: Link::new(vsn, inner.config.outbox_limit),
+        link: Link::new(vsn, inner.config.link_limits()),
         pubsub: conn_info.pubsub().clone(),
         supervisor: supervisor.clone(),
         assigns,
@@ -199,6 +199,7 @@ async fn run<S: Socket>(
                 Event::Outbound => {
                     // By value: an idle socket keeps no buffer.
                     let outs = std::mem::take(&mut batch);
+                    link.taken(outs.iter().map(Out::frame_len).sum());
                     // Control messages first: a client that does not keep up is closed now, not
                     // after the frames it cannot take.
                     if outs.iter().all(|out| matches!(out, Out::Frame(_))) {

@@ -104,7 +104,7 @@ impl ChannelTest {
         let info = ConnectInfo::default();
         let assigns = socket.connect(&params, &info).await?;
         let supervisor = Supervisor::builder().name("channel test").start();
-        let link = Link::new(Vsn::V2, usize::MAX / 2);
+        let link = Link::new(Vsn::V2, crate::socket::link::Limits::UNBOUNDED);
         let session = Session::start(SessionConfig {
             link: link.clone(),
             pubsub: pubsub.clone(),
