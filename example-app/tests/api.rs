@@ -384,5 +384,3 @@ async fn each_router_uses_the_repo_it_was_built_with() {
     assert_eq!(first.get("/api/rooms").send().await.json()["data"].as_array().unwrap().len(), 1);
     second.get("/api/rooms").send().await.assert_json(&json!({"data": []}));
 }
-
-

@@ -592,6 +592,16 @@ async fn a_bad_or_expired_user_token_refuses_the_socket() {
 }
 
 #[tokio::test]
+async fn a_claimed_name_longer_than_a_login_name_refuses_the_socket() {
+    let app = App::start().await;
+    let addr = app.addr();
+    // Every member of a room receives every name in the room's presence list.
+    assert_eq!(open(addr, &format!("user={}", "x".repeat(41)), None).await.err(), Some(403));
+    assert_eq!(open(addr, &format!("user={}", "x".repeat(60_000)), None).await.err(), Some(403));
+    assert!(open(addr, &format!("user={}", "x".repeat(40)), None).await.is_ok());
+}
+
+#[tokio::test]
 async fn the_pages_user_token_opens_the_socket_as_its_user() {
     let app = App::start().await;
     let addr = app.addr();

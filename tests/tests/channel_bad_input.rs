@@ -337,6 +337,40 @@ async fn a_client_that_does_not_read_is_closed_while_a_reader_gets_everything() 
     assert!(started.elapsed() < Duration::from_secs(5), "stopping took {:?}", started.elapsed());
 }
 
+/// Few frames but large ones: the byte limit closes a client the frame limit would keep.
+#[tokio::test]
+async fn a_client_that_does_not_read_is_closed_at_the_byte_limit_too() {
+    let server = serve(transport(RoomSocket).outbound_bytes_limit(1024 * 1024)).await;
+    let addr = server.local_addr();
+    let mut reader = connect_v2(addr).await;
+    let mut stalled = connect_v2(addr).await;
+    for ws in [&mut reader, &mut stalled] {
+        assert_eq!(
+            join(ws, "1", "room:big", json!({})).await,
+            reply(Some("1"), "1", "room:big", "ok", json!({}))
+        );
+    }
+    // 300 frames, far under the frame limit (1,024), but 19 MiB in all.
+    let pad = "x".repeat(FIREHOSE_BYTES);
+    for n in 0..FIREHOSE_MESSAGES {
+        server.pubsub().broadcast("room:big", "data", json!({"n": n, "pad": pad}));
+        assert_eq!(recv(&mut reader).await[4]["n"], n, "the reader's broadcast {n}");
+    }
+    // Closed for what it holds, well before the write timeout (10 s) would close it for
+    // not reading.
+    eventually(Duration::from_secs(3), "the stalled socket to be closed", || {
+        server.pubsub().subscriber_count("room:big") == 1
+    })
+    .await;
+    let ending = closing_within(&mut stalled, DEADLINE * 2).await;
+    assert!(
+        matches!(ending, Incoming::Close(Some(1008)) | Incoming::Ended(_)),
+        "the stalled client ended with {ending:?}"
+    );
+    heartbeat(&mut reader, "2").await;
+    stop(server).await;
+}
+
 /// A burst queues many frames at once, so the socket writes several in a row to a client
 /// whose buffers are already full.
 #[tokio::test]

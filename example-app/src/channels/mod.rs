@@ -18,6 +18,5 @@ pub use room_channel::{room_topic, RoomChannel};
 pub use test_channel::TestChannel;
 pub use user_socket::{
     sign_user_token, test_channels_enabled, verify_user_token, AuthToken, User, UserSocket,
-    TEST_CHANNELS_ENV,
-    USER_TOKEN_MAX_AGE, USER_TOKEN_SALT,
+    TEST_CHANNELS_ENV, USER_TOKEN_MAX_AGE, USER_TOKEN_SALT,
 };

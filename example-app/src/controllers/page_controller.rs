@@ -145,7 +145,11 @@ mod tests {
 
     fn rand_suffix() -> String {
         use std::hash::{BuildHasher as _, RandomState};
-        format!("{}-{:x}", std::process::id(), RandomState::new().hash_one(std::time::SystemTime::now()))
+        format!(
+            "{}-{:x}",
+            std::process::id(),
+            RandomState::new().hash_one(std::time::SystemTime::now())
+        )
     }
 
     #[tokio::test]

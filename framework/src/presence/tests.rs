@@ -345,6 +345,7 @@ fn fast() -> PresenceConfig {
         heartbeat_interval: Duration::from_millis(50),
         down_period: Duration::from_secs(30),
         diff_interval: Duration::from_millis(50),
+        ..PresenceConfig::default()
     }
 }
 
@@ -413,6 +414,7 @@ async fn a_silent_node_is_reported_down_and_rejoins_when_heard_again() {
         heartbeat_interval: Duration::from_millis(50),
         down_period: Duration::from_millis(400),
         diff_interval: Duration::from_millis(50),
+        ..PresenceConfig::default()
     };
     let a = Node::start(&wire, "a", config.clone());
     let b = Node::start(&wire, "b", config);
@@ -484,4 +486,29 @@ async fn a_burst_of_changes_on_a_topic_is_pushed_as_one_diff_per_interval() {
         "one diff carried the whole burst"
     );
     assert_eq!(presence.list("room:busy").as_object().unwrap().len(), 99);
+}
+
+#[tokio::test]
+async fn entries_past_the_size_limit_are_refused() {
+    let pubsub = PubSub::new("sizes");
+    let mut config = PresenceConfig::default();
+    config.max_entry_bytes = 64;
+    pubsub.presence().configure(config);
+    let owner = pubsub.presence().tracking();
+    let long_key = "k".repeat(65);
+    assert_eq!(
+        owner.track("room:1", &long_key, json!({})),
+        Err(PresenceError::TooLarge { bytes: 65, limit: 64 })
+    );
+    let big_meta = json!({ "name": "n".repeat(60) });
+    assert!(matches!(
+        owner.track("room:1", "ada", big_meta.clone()),
+        Err(PresenceError::TooLarge { limit: 64, .. })
+    ));
+    // Nothing was tracked; within the limit, tracking and updating work, and an update may
+    // not grow the entry past it either.
+    assert!(pubsub.presence().list("room:1").as_object().is_some_and(|m| m.is_empty()));
+    owner.track("room:1", "ada", json!({ "name": "Ada" })).unwrap();
+    assert!(matches!(owner.update("room:1", "ada", big_meta), Err(PresenceError::TooLarge { .. })));
+    owner.update("room:1", "ada", json!({ "name": "Ada L." })).unwrap();
 }

@@ -51,6 +51,8 @@ pub(crate) struct Link {
     /// Bytes of the frames queued and not yet handed to the client (see [`Link::taken`]).
     queued: AtomicUsize,
     overflowed: AtomicBool,
+    /// Told once the queue overflows, for a socket task stuck writing to its client.
+    overflow_notify: tokio::sync::Notify,
 }
 
 impl Link {
@@ -61,6 +63,7 @@ impl Link {
             limits,
             queued: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
+            overflow_notify: tokio::sync::Notify::new(),
         })
     }
 
@@ -93,6 +96,15 @@ impl Link {
     fn overflow(&self) {
         if !self.overflowed.swap(true, Ordering::AcqRel) {
             let _ = self.outbox.push(Out::Overflow);
+            self.overflow_notify.notify_one();
+        }
+    }
+
+    /// Resolves once the queue has overflowed: a socket task waiting on a write to a client
+    /// that does not read gives up then, rather than at its write timeout.
+    pub(crate) async fn overflowed(&self) {
+        if !self.overflowed.load(Ordering::Acquire) {
+            self.overflow_notify.notified().await;
         }
     }
 

@@ -305,6 +305,10 @@ async fn run<S: Socket>(
                         () = token.cancelled() => {
                             break Some((CloseCode::Restart, "server restart"))
                         }
+                        () = link.overflowed() => {
+                            tracing::debug!("closing a socket whose client does not keep up");
+                            break None;
+                        }
                     };
                     heartbeat.as_mut().reset(last_seen + config.heartbeat_timeout);
                     written
