@@ -573,6 +573,70 @@ async fn longpoll_posts_are_bounded_like_frames_and_sessions_are_capped() {
     stop(server).await;
 }
 
+/// Sessions nobody polls hold what is sent to them: together they may hold the buffer limit,
+/// each frame counted once however many hold it, and past it the sessions a new frame cannot
+/// go to are closed.
+#[tokio::test]
+async fn longpoll_sessions_that_are_not_polled_hold_no_more_than_the_buffer_limit() {
+    const PAD: usize = 90_000;
+    let server = serve(transport(RoomSocket).longpoll_buffer_limit(2 * PAD + PAD / 2)).await;
+    let http = tests::http1_client();
+    let base = format!("{}/socket/longpoll?vsn=2.0.0", server.url());
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let opened: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+        let token = opened["token"].as_str().unwrap().to_owned();
+        let join = json!(["1", "1", "room:lp", "phx_join", {}]).to_string();
+        let posted: Value = http
+            .post(format!("{base}&token={token}"))
+            .body(join)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(posted["status"], 200);
+        tokens.push(token);
+    }
+    eventually(DEADLINE, "three sessions in the room", || {
+        server.pubsub().subscriber_count("room:lp") == 3
+    })
+    .await;
+    // Five distinct frames of 90 KB to three sessions: 1.35 MB if each session kept its own
+    // copies, 450 KB counted once; the budget takes two, and the third closes all three.
+    let pad = "x".repeat(PAD);
+    for n in 0..5 {
+        server.pubsub().broadcast("room:lp", "data", json!({"n": n, "pad": pad}));
+    }
+    eventually(DEADLINE, "the sessions to be closed", || {
+        server.pubsub().subscriber_count("room:lp") == 0
+    })
+    .await;
+    for token in &tokens {
+        // Closed sessions are gone, with what they held: the official client reconnects and
+        // joins again.
+        let gone: Value =
+            http.get(format!("{base}&token={token}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(gone["status"], 410);
+    }
+    // The budget is free again: a new session gets what is sent.
+    let opened: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    let token = opened["token"].as_str().unwrap().to_owned();
+    let join = json!(["1", "1", "room:lp", "phx_join", {}]).to_string();
+    http.post(format!("{base}&token={token}")).body(join).send().await.unwrap();
+    eventually(DEADLINE, "the new session in the room", || {
+        server.pubsub().subscriber_count("room:lp") == 1
+    })
+    .await;
+    server.pubsub().broadcast("room:lp", "data", json!({"n": 9, "pad": pad}));
+    let polled: Value =
+        http.get(format!("{base}&token={token}")).send().await.unwrap().json().await.unwrap();
+    let texts = polled["messages"].to_string();
+    assert!(texts.contains(r#"\"n\":9"#), "{}", &texts[..200.min(texts.len())]);
+    stop(server).await;
+}
+
 #[tokio::test]
 async fn a_longpoll_preflight_names_only_allowed_origins_and_the_clients_headers() {
     let server = serve(transport(RoomSocket)).await;

@@ -36,6 +36,8 @@ const TOKEN_SALT: &str = "fawkes longpoll session";
 /// The sessions of one transport.
 pub(crate) struct LongPoll {
     sessions: Mutex<HashMap<String, Arc<LpSession>>>,
+    /// The frames every session holds for its next poll, each counted once.
+    held: Arc<Held>,
     /// Signs tokens when the endpoint has no secret key base: random, so only this process
     /// accepts them.
     fallback_key: SecretKeyBase,
@@ -45,7 +47,66 @@ impl Default for LongPoll {
     fn default() -> Self {
         let secret: [u8; 64] = std::array::from_fn(|_| rand::random());
         let fallback_key = SecretKeyBase::new(secret.to_vec()).expect("64 bytes is long enough");
-        Self { sessions: Mutex::new(HashMap::new()), fallback_key }
+        Self { sessions: Mutex::new(HashMap::new()), held: Arc::new(Held::default()), fallback_key }
+    }
+}
+
+/// The bytes of the frames LongPoll sessions hold for their clients' next polls, each frame
+/// counted once however many sessions hold it (a broadcast, a topic's `presence_state`), so
+/// the count is the memory held. Sessions keep frames in memory until their client polls, so a
+/// client that opens sessions and never polls would otherwise hold memory for each; past the
+/// limit ([`Transport::longpoll_buffer_limit`](super::Transport::longpoll_buffer_limit)), a
+/// session given a frame the budget cannot take is closed, and its client reconnects.
+#[derive(Default)]
+pub(crate) struct Held {
+    frames: Mutex<HashMap<usize, (usize, usize)>>,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+impl Held {
+    /// The key of a frame: its bytes' address, which no other frame has while this one is
+    /// held (the holder keeps it alive).
+    fn key(text: &Utf8Bytes) -> usize {
+        text.as_str().as_ptr() as usize
+    }
+
+    /// Counts one more holder of `text`; false, counting nothing, when it is new and the
+    /// budget of `limit` bytes cannot take it.
+    fn hold(&self, text: &Utf8Bytes, limit: usize) -> bool {
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((holders, _)) = frames.get_mut(&Self::key(text)) {
+            *holders += 1;
+            return true;
+        }
+        let held = self.bytes.load(Ordering::Acquire);
+        if held.saturating_add(text.len()) > limit {
+            return false;
+        }
+        self.bytes.store(held + text.len(), Ordering::Release);
+        frames.insert(Self::key(text), (1, text.len()));
+        true
+    }
+
+    /// Counts one holder fewer of each of `texts`.
+    fn release<'a>(&self, texts: impl IntoIterator<Item = &'a Utf8Bytes>) {
+        let mut frames = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        for text in texts {
+            let key = Self::key(text);
+            if let Some((holders, len)) = frames.get_mut(&key) {
+                *holders -= 1;
+                if *holders == 0 {
+                    let len = *len;
+                    frames.remove(&key);
+                    self.bytes.fetch_sub(len, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+
+    /// The bytes held.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Acquire)
     }
 }
 
@@ -79,6 +140,9 @@ struct LpSession {
     /// Frames waiting for the next poll: still counted in the link's queue, and shared with
     /// the other sockets a broadcast went to.
     pending: Mutex<Vec<Utf8Bytes>>,
+    /// The transport's count of held frames, which `pending` is in.
+    held: Arc<Held>,
+    held_limit: usize,
     notify: Notify,
     last_poll: Mutex<Instant>,
     closed: AtomicBool,
@@ -97,7 +161,15 @@ impl LpSession {
     fn take_pending(&self) -> Vec<Utf8Bytes> {
         let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         self.link.taken(taken.iter().map(|text| text.len()).sum());
+        self.held.release(&taken);
         taken
+    }
+}
+
+impl Drop for LpSession {
+    fn drop(&mut self) {
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.held.release(pending.iter());
     }
 }
 
@@ -215,6 +287,8 @@ async fn open<S: Socket>(
         last_poll: Mutex::new(Instant::now()),
         closed: AtomicBool::new(false),
         limit: inner.config.outbox_limit,
+        held: inner.longpoll.held.clone(),
+        held_limit: inner.config.longpoll_buffer,
     });
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>());
     let token = inner.longpoll.sign(&req, &id);
@@ -263,7 +337,16 @@ async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
                 let mut pending = lp.pending.lock().unwrap_or_else(|e| e.into_inner());
                 for out in batch.drain(..) {
                     match out {
-                        Out::Frame(Frame::Text(text)) => pending.push(text),
+                        Out::Frame(Frame::Text(text)) => {
+                            if lp.held.hold(&text, lp.held_limit) {
+                                pending.push(text);
+                            } else if !end {
+                                tracing::warn!(
+                                    "closing a longpoll session: the sessions' buffers are full"
+                                );
+                                end = true;
+                            }
+                        }
                         Out::Frame(Frame::Binary(bytes)) => {
                             lp.link.taken(bytes.len());
                             tracing::debug!("binary frames cannot travel over longpoll");
@@ -374,4 +457,28 @@ pub(crate) fn parse_batch(vsn: Vsn, body: &[u8]) -> Option<Vec<serializer::Messa
         }
     }
     Some(messages)
+}
+
+#[cfg(test)]
+mod held_tests {
+    use super::{Held, Utf8Bytes};
+
+    #[test]
+    fn a_frame_held_by_many_sessions_counts_once_until_the_last_lets_go() {
+        let held = Held::default();
+        let shared = Utf8Bytes::from("x".repeat(100));
+        let own = Utf8Bytes::from("y".repeat(100));
+        assert!(held.hold(&shared, 250));
+        assert!(held.hold(&shared.clone(), 250), "the same bytes again cost nothing");
+        assert!(held.hold(&own, 250));
+        assert_eq!(held.bytes(), 200);
+        let another = Utf8Bytes::from("z".repeat(100));
+        assert!(!held.hold(&another, 250), "past the budget");
+        assert_eq!(held.bytes(), 200);
+        held.release([&shared]);
+        assert_eq!(held.bytes(), 200, "one holder of `shared` is left");
+        held.release([&shared, &own]);
+        assert_eq!(held.bytes(), 0);
+        assert!(held.hold(&another, 250));
+    }
 }

@@ -55,6 +55,7 @@ pub(crate) struct Config {
     pub(crate) write_timeout: Duration,
     pub(crate) longpoll_window: Duration,
     pub(crate) max_longpoll_sessions: usize,
+    pub(crate) longpoll_buffer: usize,
 }
 
 impl<S> Clone for Transport<S> {
@@ -89,6 +90,7 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
                 write_timeout: Duration::from_secs(10),
                 longpoll_window: Duration::from_secs(10),
                 max_longpoll_sessions: 10_000,
+                longpoll_buffer: 64 * 1024 * 1024,
             },
             longpoll: super::longpoll::LongPoll::default(),
         }),
@@ -151,6 +153,16 @@ impl<S: Socket> Transport<S> {
     #[must_use]
     pub fn max_longpoll_sessions(self, max: usize) -> Self {
         self.config(|c| c.max_longpoll_sessions = max)
+    }
+
+    /// How many bytes of frames all LongPoll sessions together may hold for their clients'
+    /// next polls (default 64 MiB). A frame several sessions hold (a broadcast, a topic's
+    /// `presence_state`) counts once. A session given a frame past the limit is closed, and
+    /// the official client reconnects; sessions whose clients poll hold almost nothing, so
+    /// the limit only binds when many clients open sessions and do not poll.
+    #[must_use]
+    pub fn longpoll_buffer_limit(self, bytes: usize) -> Self {
+        self.config(|c| c.longpoll_buffer = bytes)
     }
 
     /// How many frames may wait for a slow client (default 1,024); past it the socket is closed.
