@@ -430,6 +430,47 @@ async fn a_socket_closed_for_bad_input_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn the_channels_of_all_sockets_together_are_bounded() {
+    let server = serve(transport(RoomSocket).max_channels_total(3)).await;
+    let mut first = connect_v2(server.local_addr()).await;
+    let mut second = connect_v2(server.local_addr()).await;
+    for topic in ["room:1", "room:2"] {
+        assert_eq!(
+            join(&mut first, "1", topic, json!({})).await,
+            reply(Some("1"), "1", topic, "ok", json!({}))
+        );
+    }
+    assert_eq!(
+        join(&mut second, "1", "room:3", json!({})).await,
+        reply(Some("1"), "1", "room:3", "ok", json!({}))
+    );
+    // Each socket is far under its own limit (100); the server is at its total.
+    assert_eq!(
+        join(&mut second, "2", "room:4", json!({})).await,
+        reply(
+            Some("2"),
+            "2",
+            "room:4",
+            "error",
+            json!({"reason": "too many channels on this server"})
+        )
+    );
+    // A socket that goes makes room, once its channels have stopped.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for attempt in 3.. {
+        let join_ref = attempt.to_string();
+        let got = join(&mut second, &join_ref, "room:4", json!({})).await;
+        if got == reply(Some(&join_ref), &join_ref, "room:4", "ok", json!({})) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no room was made: {got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop(server).await;
+}
+
+#[tokio::test]
 async fn a_deeply_nested_connect_query_is_refused_on_both_transports() {
     let server = serve(transport(RoomSocket)).await;
     let mut watcher = Watcher::join(&server).await;

@@ -278,6 +278,7 @@ async fn open<S: Socket>(
         assigns,
         channels: inner.channels.clone(),
         max_channels: inner.config.max_channels,
+        budget: inner.budget.clone(),
     });
     let lp = Arc::new(LpSession {
         session: Mutex::new(session),

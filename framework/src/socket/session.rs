@@ -65,8 +65,42 @@ pub(crate) struct Session {
     socket_id: Option<Arc<str>>,
     channels: Arc<Channels>,
     max_channels: usize,
+    budget: Arc<ChannelBudget>,
     joined: Joins,
     disconnect: Option<SubscriberId>,
+}
+
+/// The channels every socket of a transport runs, against their limit: each costs a task and
+/// its state, a few KiB, so the sockets a replica accepts times the topics each may join is
+/// more memory than it has.
+#[derive(Debug)]
+pub(crate) struct ChannelBudget {
+    running: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl ChannelBudget {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { running: std::sync::atomic::AtomicUsize::new(0), max })
+    }
+
+    /// A place for one more channel, given back when the guard drops; `None` at the limit.
+    fn take(self: &Arc<Self>) -> Option<ChannelSlot> {
+        use std::sync::atomic::Ordering;
+        let taken = self
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1));
+        taken.is_ok().then(|| ChannelSlot(self.clone()))
+    }
+}
+
+/// One running channel's place in its transport's [`ChannelBudget`].
+struct ChannelSlot(Arc<ChannelBudget>);
+
+impl Drop for ChannelSlot {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Closes the socket on a `disconnect` broadcast to its id.
@@ -88,12 +122,21 @@ pub(crate) struct SessionConfig {
     pub(crate) socket_id: Option<Arc<str>>,
     pub(crate) channels: Arc<Channels>,
     pub(crate) max_channels: usize,
+    pub(crate) budget: Arc<ChannelBudget>,
 }
 
 impl Session {
     pub(crate) fn start(config: SessionConfig) -> Self {
-        let SessionConfig { link, pubsub, supervisor, assigns, socket_id, channels, max_channels } =
-            config;
+        let SessionConfig {
+            link,
+            pubsub,
+            supervisor,
+            assigns,
+            socket_id,
+            channels,
+            max_channels,
+            budget,
+        } = config;
         let disconnect = socket_id
             .as_ref()
             .map(|id| pubsub.subscribe_sink(id, Arc::new(Disconnect(link.clone()))));
@@ -105,6 +148,7 @@ impl Session {
             socket_id,
             channels,
             max_channels,
+            budget,
             joined: Joins::default(),
             disconnect,
         }
@@ -197,6 +241,12 @@ impl Session {
             self.reply(None, &msg, Status::Error, json!({"reason": "unmatched topic"}));
             return;
         };
+        let Some(slot) = self.budget.take() else {
+            tracing::warn!(topic = %msg.topic, "refusing a join: the server runs its most channels");
+            let reason = json!({"reason": "too many channels on this server"});
+            self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
+            return;
+        };
         let mailbox = Mailbox::new();
         let start = channel::Start {
             topic: msg.topic.clone(),
@@ -210,9 +260,13 @@ impl Session {
             mailbox: mailbox.clone(),
             pattern,
         };
-        let spawned = self
-            .supervisor
-            .spawn_temporary_shared("channel", move |token| start_channel(start, token));
+        let spawned = self.supervisor.spawn_temporary_shared("channel", move |token| {
+            let channel = start_channel(start, token);
+            async move {
+                let _slot = slot;
+                channel.await;
+            }
+        });
         if spawned.is_err() {
             let reason = json!({"reason": "shutting down"});
             self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);

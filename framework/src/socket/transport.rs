@@ -42,6 +42,7 @@ pub(crate) struct Inner<S> {
     pub(crate) channels: Arc<Channels>,
     pub(crate) config: Config,
     pub(crate) longpoll: super::longpoll::LongPoll,
+    pub(crate) budget: Arc<super::session::ChannelBudget>,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +74,9 @@ impl<S> fmt::Debug for Transport<S> {
     }
 }
 
+/// The default of [`Transport::max_channels_total`].
+pub(crate) const DEFAULT_MAX_CHANNELS_TOTAL: usize = 65_536;
+
 /// Wraps a socket in a transport with the default settings.
 pub fn transport<S: Socket>(socket: S) -> Transport<S> {
     let channels = Arc::new(socket.channels());
@@ -93,6 +97,7 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
                 longpoll_buffer: 64 * 1024 * 1024,
             },
             longpoll: super::longpoll::LongPoll::default(),
+            budget: super::session::ChannelBudget::new(DEFAULT_MAX_CHANNELS_TOTAL),
         }),
     }
 }
@@ -131,6 +136,20 @@ impl<S: Socket> Transport<S> {
     #[must_use]
     pub fn max_frame_size(self, bytes: usize) -> Self {
         self.config(|c| c.max_frame_size = bytes)
+    }
+
+    /// How many channels all the sockets of this transport may run at once (default 65,536).
+    /// A channel costs a task and its state, a few KiB (about 3 KiB for the example app's
+    /// room, presence included), and without this bound the sockets a replica accepts times
+    /// the topics each may join would be more memory than it has. Past it, a join is answered
+    /// `{"reason": "too many channels on this server"}`.
+    #[must_use]
+    pub fn max_channels_total(mut self, max: usize) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.budget = super::session::ChannelBudget::new(max),
+            None => unreachable!("transports are configured before they are cloned"),
+        }
+        self
     }
 
     /// How many topics one socket may join (default 100).

@@ -113,6 +113,7 @@ pub(crate) async fn upgrade<S: Socket>(
         socket_id,
         channels: inner.channels.clone(),
         max_channels: inner.config.max_channels,
+        budget: inner.budget.clone(),
     };
     let spawned = supervisor
         .spawn_temporary_shared("socket", move |token| run(inner, config, on_upgrade, token));

@@ -113,6 +113,7 @@ impl ChannelTest {
             assigns,
             channels: Arc::new(socket.channels()),
             max_channels: 100,
+            budget: crate::socket::session::ChannelBudget::new(usize::MAX),
         });
         Ok(Self {
             session,
