@@ -315,7 +315,7 @@ impl Conn {
     /// # Examples
     ///
     /// ```
-    /// #[derive(serde::Deserialize)]
+    /// #[derive(Debug, serde::Deserialize)]
     /// struct Page { page: u32, per: Option<u32> }
     ///
     /// let conn = fawkes::Conn::from_request(http::Request::get("/?page=3&per=").body(fawkes::Body::empty()).unwrap());
@@ -390,7 +390,7 @@ impl Conn {
     /// ```
     /// use validator::Validate;
     ///
-    /// #[derive(serde::Deserialize, Validate)]
+    /// #[derive(Debug, serde::Deserialize, Validate)]
     /// struct Signup {
     ///     #[validate(length(min = 3))]
     ///     name: String,
