@@ -491,9 +491,9 @@ async fn a_burst_of_changes_on_a_topic_is_pushed_as_one_diff_per_interval() {
 #[tokio::test]
 async fn entries_past_the_size_limit_are_refused() {
     let pubsub = PubSub::new("sizes");
-    let mut config = PresenceConfig::default();
-    config.max_entry_bytes = 64;
-    pubsub.presence().configure(config);
+    pubsub
+        .presence()
+        .configure(PresenceConfig { max_entry_bytes: 64, ..PresenceConfig::default() });
     let owner = pubsub.presence().tracking();
     let long_key = "k".repeat(65);
     assert_eq!(
