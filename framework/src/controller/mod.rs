@@ -104,10 +104,9 @@ impl<E: IntoResponse + Send + 'static> ActionResult for Result<Conn, E> {
     }
 }
 
-/// Any function usable as a controller action.
-///
-/// Implemented for every `Fn(Conn) -> impl Future<Output = impl ActionResult>` that is
-/// `Clone + Send + Sync + 'static`: plain `async fn`s and closures.
+/// An action ready to run: a [`Handler`] given its router's state ([`with_state`]). The
+/// router runs these; applications write handlers (`async fn(Conn)`,
+/// `async fn(Conn, State<T>)`).
 pub trait Action: Clone + Send + Sync + 'static {
     /// The action's future.
     type Future: Future<Output = Self::Output> + Send + 'static;
@@ -115,19 +114,6 @@ pub trait Action: Clone + Send + Sync + 'static {
     type Output: ActionResult;
     /// Runs the action.
     fn call(&self, conn: Conn) -> Self::Future;
-}
-
-impl<F, Fut> Action for F
-where
-    F: Fn(Conn) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: ActionResult,
-{
-    type Future = Fut;
-    type Output = Fut::Output;
-    fn call(&self, conn: Conn) -> Fut {
-        self(conn)
-    }
 }
 
 /// The application state a router was built with, for the actions that ask for it as their
@@ -201,6 +187,25 @@ pub trait Handler<M, S>: Clone + Send + Sync + 'static {
     type Output: ActionResult;
     /// Runs the action with the router's state.
     fn call(&self, conn: Conn, state: &Arc<S>) -> Self::Future;
+}
+
+/// The shape of a handler already given its state ([`WithState`]) for [`Handler`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Bound;
+
+#[diagnostic::do_not_recommend]
+impl<H, M, S> Handler<Bound, ()> for WithState<H, M, S>
+where
+    H: Handler<M, S>,
+    M: 'static,
+    S: Send + Sync + 'static,
+{
+    type Future = H::Future;
+    type Output = H::Output;
+    fn call(&self, conn: Conn, _state: &Arc<()>) -> H::Future {
+        self.handler.call(conn, &self.state)
+    }
 }
 
 /// The shape of `async fn(Conn)` for [`Handler`].

@@ -9,7 +9,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use super::service::{Inner, Router, Target};
-use crate::controller::{self, Action, Handler};
+use crate::controller::{self, Handler};
 use crate::plug::chain::ActionChain;
 use crate::plug::{Pipeline, Stage, Stages};
 use crate::{Body, BoxError, Conn};
@@ -118,16 +118,18 @@ impl Builder {
         }
     }
 
-    /// Adds a route: `stages` run in order, then `action`.
+    /// Adds a route: `stages` run in order, then `action`: an `async fn(Conn)`, or a handler
+    /// given its state with [`with_state`](crate::controller::with_state).
     #[track_caller]
-    pub fn route<A: Action>(
+    pub fn route<M: 'static, H: Handler<M, ()>>(
         self,
         method: MethodFilter,
         path: &str,
         pattern: &'static str,
         stages: Vec<Stage>,
-        action: A,
+        action: H,
     ) -> Self {
+        let action = controller::with_state(&Arc::new(()), action);
         let pipeline = Pipeline::new(stages, move |conn| {
             let action = action.clone();
             async move { controller::run(&action, conn).await }
