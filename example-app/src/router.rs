@@ -43,8 +43,11 @@ fawkes::router! {
     get "/js/fawkes.js" => fawkes::socket::client_js, as: client_js;
     get "/assets/:name" => crate::controllers::page_controller::asset, as: asset;
 
-    socket "/socket" => UserSocket::new(state.repo.clone(), state.key_base.clone())
-        .with_test_channels(crate::channels::test_channels_enabled());
+    socket "/socket" => fawkes::socket::transport(
+        UserSocket::new(state.repo.clone(), state.key_base.clone())
+            .with_test_channels(crate::channels::test_channels_enabled()),
+    )
+    .max_channels_total(MAX_CHANNELS);
 
     scope "/" {
         pipe_through browser;
@@ -63,6 +66,11 @@ fawkes::router! {
         }
     }
 }
+
+/// The most channels the app runs at once, over all its sockets: about 3 KiB each, so 60 MiB
+/// at most, sized for the 256 MiB the Kubernetes manifests give a replica (the framework's
+/// default, 65,536, is for larger machines).
+pub const MAX_CHANNELS: usize = 20_000;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "_fawkes_example_key";
