@@ -24,6 +24,7 @@ pub struct Error {
 #[derive(Debug)]
 enum Kind {
     Bind(std::net::SocketAddr),
+    Resolve(String),
     Io,
     Supervisor,
 }
@@ -32,6 +33,11 @@ impl Error {
     /// An error binding the endpoint's listener to `addr`.
     pub fn bind(addr: std::net::SocketAddr, source: std::io::Error) -> Self {
         Self { kind: Kind::Bind(addr), source: Some(source.into()) }
+    }
+
+    /// An address to bind that did not resolve.
+    pub(crate) fn resolve(addr: String, source: std::io::Error) -> Self {
+        Self { kind: Kind::Resolve(addr), source: Some(source.into()) }
     }
 
     pub(crate) fn io(source: std::io::Error) -> Self {
@@ -44,7 +50,7 @@ impl Error {
 
     /// Whether binding the listener failed.
     pub fn is_bind(&self) -> bool {
-        matches!(self.kind, Kind::Bind(_))
+        matches!(self.kind, Kind::Bind(_) | Kind::Resolve(_))
     }
 
     /// Whether an I/O operation failed while serving.
@@ -68,6 +74,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Bind(addr) => write!(f, "failed to bind {addr}")?,
+            Kind::Resolve(addr) => write!(f, "cannot resolve the address {addr:?}")?,
             Kind::Io => f.write_str("i/o error")?,
             Kind::Supervisor => f.write_str("supervisor failed")?,
         }

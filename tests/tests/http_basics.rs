@@ -363,3 +363,20 @@ async fn rendered_answers_tell_browsers_not_to_sniff_their_type() {
         assert_eq!(resp.headers()["x-content-type-options"], "nosniff", "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_routers_body_limit_holds_under_an_endpoint_that_sets_none() {
+    let router = fawkes::Router::from(Basics::new()).max_body(BODY_LIMIT);
+    let server = start(Endpoint::new(router)).await;
+    let client = http1_client();
+    let url = format!("{}/items", server.url());
+    let big = json!({ "name": "x".repeat(BODY_LIMIT), "qty": 1 });
+    assert_eq!(client.post(&url).json(&big).send().await.unwrap().status(), 413);
+    let small = json!({ "name": "lamp", "qty": 1 });
+    assert_eq!(client.post(&url).json(&small).send().await.unwrap().status(), 201);
+    // An endpoint that sets a limit overrides the router's.
+    let router = fawkes::Router::from(Basics::new()).max_body(BODY_LIMIT);
+    let server = start(Endpoint::new(router).max_body(BODY_LIMIT * 4)).await;
+    let url = format!("{}/items", server.url());
+    assert_eq!(client.post(&url).json(&big).send().await.unwrap().status(), 201);
+}

@@ -11,15 +11,17 @@ use std::time::Duration;
 /// // Non-exhaustive, so new settings can be added: start from the defaults.
 /// let mut config = fawkes::endpoint::Config::default();
 /// config.max_connections = 1_000;
-/// assert_eq!(config.max_body, 8 * 1024 * 1024);
+/// assert_eq!(config.max_body, None, "the router's own limit, 8 MiB unless it says otherwise");
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
     /// Where to listen (default `127.0.0.1:4000`).
     pub bind: SocketAddr,
-    /// Largest request body decoded (default 8 MB).
-    pub max_body: usize,
+    /// Largest request body the router decodes, overriding the router's own
+    /// ([`Router::max_body`](crate::Router::max_body)) when set. `None` (the default) leaves
+    /// the router's limit, 8 MiB unless the router was given another.
+    pub max_body: Option<usize>,
     /// Largest request head, in bytes (default 64 KiB); larger answers 431.
     pub max_header_bytes: usize,
     /// Time allowed to send a request's headers (default 10 s). On HTTP/1.1 the wait for the
@@ -74,7 +76,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 4000)),
-            max_body: crate::router::DEFAULT_MAX_BODY,
+            max_body: None,
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),

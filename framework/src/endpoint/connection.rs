@@ -797,7 +797,7 @@ mod tests {
     #[tokio::test]
     async fn http1_is_served_whatever_its_first_bytes_look_like() {
         let running = Endpoint::new(TimerRouter::new())
-            .bind("127.0.0.1:0".parse().unwrap())
+            .bind("127.0.0.1:0")
             .start()
             .await
             .unwrap();
@@ -858,7 +858,7 @@ mod tests {
     /// An endpoint with the given header read timeout.
     async fn with_header_read_timeout(timeout: Duration) -> crate::endpoint::RunningEndpoint {
         Endpoint::new(TimerRouter::new())
-            .bind("127.0.0.1:0".parse().unwrap())
+            .bind("127.0.0.1:0")
             .header_read_timeout(timeout)
             .start()
             .await
@@ -966,7 +966,7 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let running = Endpoint::new(TimerRouter::new())
-                .bind("127.0.0.1:0".parse().unwrap())
+                .bind("127.0.0.1:0")
                 .idle_timeout(Duration::from_millis(100))
                 .start()
                 .await

@@ -19,7 +19,6 @@ pub(crate) use connection::serve_script;
 mod running;
 mod slots;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +48,7 @@ use crate::{Error, Router};
 /// #[tokio::main]
 /// async fn main() -> Result<(), fawkes::Error> {
 ///     Endpoint::new(App::new())
-///         .bind("127.0.0.1:4000".parse().unwrap())
+///         .bind("127.0.0.1:4000")
 ///         .serve()
 ///         .await
 /// }
@@ -61,12 +60,20 @@ pub struct Endpoint {
     config: Config,
     workers: Vec<ChildSpec>,
     pubsub: Option<crate::PubSub>,
+    /// An address given to [`Endpoint::bind`] that did not resolve, reported by `start`.
+    bind_error: Option<Error>,
 }
 
 impl Endpoint {
     /// An endpoint serving `router` with the default [`Config`].
     pub fn new(router: impl Into<Router>) -> Self {
-        Self { router: router.into(), config: Config::default(), workers: Vec::new(), pubsub: None }
+        Self {
+            router: router.into(),
+            config: Config::default(),
+            workers: Vec::new(),
+            pubsub: None,
+            bind_error: None,
+        }
     }
 
     /// Replaces the whole configuration.
@@ -75,15 +82,45 @@ impl Endpoint {
         self
     }
 
-    /// The address to listen on (default `127.0.0.1:4000`; port 0 picks a free one).
-    pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.config.bind = addr;
+    /// The address to listen on (default `127.0.0.1:4000`; port 0 picks a free one): what
+    /// `TcpListener::bind` takes, such as `"0.0.0.0:4000"`, `"localhost:4000"` or a
+    /// `SocketAddr`. A name resolves here, to its first address; one that does not resolve
+    /// makes [`Endpoint::start`] fail, naming it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn home(conn: fawkes::Conn) -> fawkes::Conn { conn }
+    /// # fawkes::router! { pub App; get "/" => home; }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let running = fawkes::Endpoint::new(App::new()).bind("localhost:0").start().await.unwrap();
+    /// assert!(running.local_addr().ip().is_loopback());
+    /// running.shutdown();
+    ///
+    /// let err = fawkes::Endpoint::new(App::new()).bind("no-such-host.invalid:80").start().await;
+    /// assert!(err.unwrap_err().is_bind());
+    /// # });
+    /// ```
+    pub fn bind(mut self, addr: impl std::net::ToSocketAddrs + std::fmt::Display) -> Self {
+        match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
+            Ok(Some(resolved)) => {
+                self.config.bind = resolved;
+                self.bind_error = None;
+            }
+            Ok(None) => {
+                let err = std::io::Error::other("it resolves to no address");
+                self.bind_error = Some(Error::resolve(addr.to_string(), err));
+            }
+            Err(err) => self.bind_error = Some(Error::resolve(addr.to_string(), err)),
+        }
         self
     }
 
-    /// The largest request body the router decodes (default 8 MB); larger ones answer 413.
+    /// The largest request body the router decodes; larger ones answer 413. Overrides the
+    /// router's own limit ([`Router::max_body`](crate::Router::max_body), 8 MiB by default),
+    /// which applies when this is not called.
     pub fn max_body(mut self, bytes: usize) -> Self {
-        self.config.max_body = bytes;
+        self.config.max_body = Some(bytes);
         self
     }
 
@@ -213,6 +250,9 @@ impl Endpoint {
     ///
     /// When the listener cannot be bound.
     pub async fn start(self) -> Result<RunningEndpoint, Error> {
+        if let Some(err) = self.bind_error {
+            return Err(err);
+        }
         let pubsub = self.pubsub.unwrap_or_else(|| crate::PubSub::new(default_node_name()));
         // The adapter's worker starts first and stops last, so the presence farewell and the
         // application's last broadcasts still leave the node; presence replication only

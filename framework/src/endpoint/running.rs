@@ -23,7 +23,7 @@ use crate::{Error, Router};
 /// # fawkes::router! { pub App; scope "/" { get "/" => hello; } }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let running = fawkes::Endpoint::new(App::new())
-///     .bind("127.0.0.1:0".parse().unwrap())
+///     .bind("127.0.0.1:0")
 ///     .start()
 ///     .await
 ///     .unwrap();
@@ -89,7 +89,7 @@ impl RunningEndpoint {
     /// # async fn hello(conn: fawkes::Conn) -> fawkes::Conn { conn.text("hi") }
     /// # fawkes::router! { pub App; scope "/" { get "/" => hello; } }
     /// # async fn run() -> Result<(), fawkes::Error> {
-    /// let running = fawkes::Endpoint::new(App::new()).bind("127.0.0.1:0".parse().unwrap()).start().await?;
+    /// let running = fawkes::Endpoint::new(App::new()).bind("127.0.0.1:0").start().await?;
     /// println!("listening on {}", running.url());
     /// running.run_until_signal().await
     /// # }
@@ -202,7 +202,10 @@ pub(crate) async fn start(
         pubsub,
         secret_key_base: config.secret_key_base.clone(),
     });
-    let router = router.max_body(config.max_body);
+    let router = match config.max_body {
+        Some(limit) => router.max_body(limit),
+        None => router,
+    };
     let stop = CancellationToken::new();
     let (done_tx, done) = watch::channel(None);
     tracing::info!(addr = %local_addr, "endpoint listening");

@@ -67,7 +67,7 @@ crate::router! {
 }
 
 async fn start() -> crate::endpoint::RunningEndpoint {
-    Endpoint::new(SocketRouter::new()).bind("127.0.0.1:0".parse().unwrap()).start().await.unwrap()
+    Endpoint::new(SocketRouter::new()).bind("127.0.0.1:0").start().await.unwrap()
 }
 
 type Client =

@@ -56,7 +56,7 @@ mod tests {
     async fn prometheus_exposes_request_metrics_labelled_by_route() {
         crate::telemetry::install_prometheus().unwrap();
         let running = Endpoint::new(MetricsRouter::new())
-            .bind("127.0.0.1:0".parse().unwrap())
+            .bind("127.0.0.1:0")
             .start()
             .await
             .unwrap();
