@@ -61,12 +61,12 @@ pub mod telemetry;
 pub mod test;
 
 pub use conn::{Body, Conn, FieldErrors};
-/// The `http` crate, whose types (`StatusCode`, `Method`, `HeaderMap`, `Request`,
-/// `Extensions`) appear in Fawkes' signatures: no separate dependency needed to name them.
-pub use http;
 pub use controller::{ActionError, IntoResponse, State};
 pub use endpoint::Endpoint;
 pub use error::{BoxError, Error};
+/// The `http` crate, whose types (`StatusCode`, `Method`, `HeaderMap`, `Request`,
+/// `Extensions`) appear in Fawkes' signatures: no separate dependency needed to name them.
+pub use http;
 pub use plug::Plug;
 pub use pubsub::PubSub;
 pub use router::Router;

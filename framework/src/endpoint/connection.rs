@@ -796,11 +796,7 @@ mod tests {
 
     #[tokio::test]
     async fn http1_is_served_whatever_its_first_bytes_look_like() {
-        let running = Endpoint::new(TimerRouter::new())
-            .bind("127.0.0.1:0")
-            .start()
-            .await
-            .unwrap();
+        let running = Endpoint::new(TimerRouter::new()).bind("127.0.0.1:0").start().await.unwrap();
         // A first byte that could begin the HTTP/2 preface leaves the choice to hyper-util,
         // which reads on; a first byte that cannot is served as HTTP/1 at once. Either way a
         // request arriving in pieces is answered, and the connection stays up for the next.

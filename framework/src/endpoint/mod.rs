@@ -219,10 +219,15 @@ impl Endpoint {
 
     /// Binds and serves until SIGTERM or ctrl-c, then drains.
     ///
+    /// An application that set no `tracing` subscriber gets one here (see
+    /// [`install_default_logger`]), so the server says where it listens and logs a line per
+    /// request out of the box.
+    ///
     /// # Errors
     ///
     /// When the listener cannot be bound, or the supervisor fails.
     pub async fn serve(self) -> Result<(), Error> {
+        install_default_logger();
         self.serve_with_shutdown(shutdown_signal()).await
     }
 
@@ -265,6 +270,29 @@ impl Endpoint {
         workers.extend(self.workers);
         running::start(self.router, self.config, workers, pubsub).await
     }
+}
+
+/// Installs a `tracing` subscriber writing to standard error, unless the application set one
+/// already; returns whether it did. [`Endpoint::serve`] calls it.
+///
+/// It honours `RUST_LOG` (default `info`: the endpoint's start and stop, one line per request
+/// with its status and duration, warnings and errors) and `LOG_FORMAT=json` (one JSON object per
+/// line, for log collectors). Set your own subscriber before `serve` to log differently.
+pub fn install_default_logger() -> bool {
+    if tracing::dispatcher::has_been_set() {
+        return false;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"));
+    // Colours only on a terminal: escape codes have no place in a log file or a collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let installed = if json { logs.json().try_init() } else { logs.try_init() };
+    installed.is_ok()
 }
 
 /// Resolves on SIGTERM or ctrl-c (SIGINT).

@@ -55,11 +55,8 @@ mod tests {
     #[tokio::test]
     async fn prometheus_exposes_request_metrics_labelled_by_route() {
         crate::telemetry::install_prometheus().unwrap();
-        let running = Endpoint::new(MetricsRouter::new())
-            .bind("127.0.0.1:0")
-            .start()
-            .await
-            .unwrap();
+        let running =
+            Endpoint::new(MetricsRouter::new()).bind("127.0.0.1:0").start().await.unwrap();
         let http = reqwest::Client::new();
         let before = crate::telemetry::snapshot();
         for name in ["a", "b", "c"] {
