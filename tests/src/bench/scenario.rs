@@ -31,11 +31,11 @@ pub(crate) struct Message {
     pub(crate) message: &'static str,
 }
 
-/// The body of the deep-path answer.
+/// The body of the deep-path answer: the path's ids, parsed as integers.
 #[derive(Debug, Serialize)]
-pub(crate) struct Ids<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) post_id: &'a str,
+pub(crate) struct Ids {
+    pub(crate) id: u64,
+    pub(crate) post_id: u64,
 }
 
 /// The body of the echo answer: how many keys the posted object had.
@@ -102,7 +102,10 @@ impl Scenario {
         let bytes = match self {
             Self::Plaintext => Ok(HELLO.as_bytes().to_vec()),
             Self::Json => serde_json::to_vec(&Message { message: HELLO }),
-            Self::DeepPath => serde_json::to_vec(&Ids { id: USER_ID, post_id: POST_ID }),
+            Self::DeepPath => serde_json::to_vec(&Ids {
+                id: USER_ID.parse().expect("a number"),
+                post_id: POST_ID.parse().expect("a number"),
+            }),
             Self::PostJson => serde_json::to_vec(&Keys { keys: ECHO_KEYS }),
         };
         bytes.expect("the response types always serialise")

@@ -60,8 +60,8 @@ async fn json() -> impl IntoResponse {
     (bench_header(), Json(Message { message: HELLO }))
 }
 
-async fn deep(Path((id, post_id)): Path<(String, String)>) -> impl IntoResponse {
-    (bench_header(), Json(Ids { id: &id, post_id: &post_id }).into_response())
+async fn deep(Path((id, post_id)): Path<(u64, u64)>) -> impl IntoResponse {
+    (bench_header(), Json(Ids { id, post_id }).into_response())
 }
 
 async fn echo(Json(body): Json<Map<String, Value>>) -> impl IntoResponse {

@@ -53,7 +53,10 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         (&Method::GET, "/json") => json(&Message { message: HELLO }),
         (&Method::POST, "/api/v1/echo") => echo(req).await,
         (&Method::GET, path) => match deep_ids(path) {
-            Some((id, post_id)) => json(&Ids { id, post_id }),
+            Some((id, post_id)) => match (id.parse(), post_id.parse()) {
+                (Ok(id), Ok(post_id)) => json(&Ids { id, post_id }),
+                _ => not_found(),
+            },
             None => not_found(),
         },
         _ => not_found(),

@@ -66,10 +66,12 @@ async fn json(conn: Conn) -> Conn {
     conn.json(&Message { message: HELLO })
 }
 
-async fn deep(conn: Conn) -> Conn {
-    let id = conn.path_param("id").unwrap_or_default().to_owned();
-    let post_id = conn.path_param("post_id").unwrap_or_default().to_owned();
-    conn.json(&Ids { id: &id, post_id: &post_id })
+/// The ids typed, as an application reads them: `conn.param::<u64>`, a 404 for one that does
+/// not parse.
+async fn deep(conn: Conn) -> Result<Conn, fawkes::conn::ParamsError> {
+    let id: u64 = conn.param("id")?;
+    let post_id: u64 = conn.param("post_id")?;
+    Ok(conn.json(&Ids { id, post_id }))
 }
 
 /// The router decoded the JSON body into body params before the pipeline ran.
