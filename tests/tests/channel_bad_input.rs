@@ -209,6 +209,31 @@ async fn a_text_frame_that_is_not_utf8_closes_the_socket_with_1007() {
     .await;
 }
 
+/// A client that starts a message and never finishes it, pinging to look alive, holds the
+/// fragments it sent: pings do not count as the heartbeat.
+#[tokio::test]
+async fn pings_between_the_fragments_of_an_unfinished_message_do_not_keep_a_socket_open() {
+    let timeout = Duration::from_millis(600);
+    let server = serve(transport(RoomSocket).heartbeat_timeout(timeout)).await;
+    let mut ws = connect_v2(server.local_addr()).await;
+    let first =
+        Frame::message(b"[\"1\",\"1\",\"room:1\",".to_vec(), OpCode::Data(Data::Text), false);
+    ws.send(Message::Frame(first)).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let closed = loop {
+        if ws.send(Message::Ping(vec![1].into())).await.is_err() {
+            break true;
+        }
+        if started.elapsed() > timeout * 6 {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(closed, "the socket was still open after {:?}", started.elapsed());
+    assert!(started.elapsed() >= timeout - Duration::from_millis(50));
+    stop(server).await;
+}
+
 /// RFC 6455 §7.4.1: 1002 is for "a protocol error".
 #[tokio::test]
 async fn a_frame_that_breaks_the_protocol_closes_the_socket_with_1002() {

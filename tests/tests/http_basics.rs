@@ -380,3 +380,22 @@ async fn the_routers_body_limit_holds_under_an_endpoint_that_sets_none() {
     let url = format!("{}/items", server.url());
     assert_eq!(client.post(&url).json(&big).send().await.unwrap().status(), 201);
 }
+
+#[tokio::test]
+async fn a_json_body_with_more_values_than_the_limit_is_refused_before_it_is_decoded() {
+    use fawkes::conn::ParamsLimits;
+    let router = fawkes::Router::from(Basics::new())
+        .params_limits(ParamsLimits::default().max_json_values(50));
+    let server = start(Endpoint::new(router)).await;
+    let client = http1_client();
+    let url = format!("{}/items", server.url());
+    // 4 MB of `[0,0,…]` would be a million values; this is 200.
+    let bomb = json!({ "name": "lamp", "qty": 1, "pad": vec![0; 200] });
+    let resp = client.post(&url).json(&bomb).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["errors"]["detail"].as_str().unwrap().contains("more than 50 values"), "{body}");
+    // Commas in strings are not values.
+    let wordy = json!({ "name": "a, b, c, ".repeat(100), "qty": 1 });
+    assert_eq!(client.post(&url).json(&wordy).send().await.unwrap().status(), 201);
+}

@@ -331,6 +331,44 @@ async fn a_client_that_stops_reading_a_large_answer_is_cut_at_the_send_timeout()
 }
 
 #[tokio::test]
+async fn bodies_still_coming_hold_no_more_than_the_endpoints_budget() {
+    const BUDGET: usize = 64 * 1024;
+    let server = start(endpoint().max_buffered_body_bytes(BUDGET)).await;
+    // A body announced at 200 KB, of which 60 KB come, then nothing.
+    let mut trickler = RawConn::connect(server.local_addr()).await.unwrap();
+    let head = "POST /echo HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+                content-type: application/x-www-form-urlencoded\r\ncontent-length: 200000\r\n\r\n";
+    trickler.send(head.as_bytes()).await.unwrap();
+    trickler.send(format!("name={}", "x".repeat(60_000)).as_bytes()).await.unwrap();
+    // Another client's 10 KB body does not fit beside it: 503, to retry.
+    let client = http1_client();
+    let url = format!("{}/echo", server.url());
+    let post = || async {
+        client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("name={}", "y".repeat(10_000)))
+            .send()
+            .await
+            .unwrap()
+    };
+    let refused =
+        tests::eventually_async(DEADLINE, "a body past the budget to be refused", || async {
+            post().await.status() == 503
+        });
+    refused.await;
+    let resp = post().await;
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    // Once the trickler is gone, its bytes are given back.
+    drop(trickler);
+    tests::eventually_async(DEADLINE, "the budget to be free again", || async {
+        post().await.status() == 200
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn an_answer_streamed_for_longer_than_the_allowance_is_sent_whole() {
     let server = start(endpoint().idle_timeout(IDLE_TIMEOUT)).await;
     let mut conn = RawConn::connect(server.local_addr()).await.unwrap();

@@ -46,6 +46,37 @@ pub(crate) trait ReadWatch: Send + Sync {
     fn timeout(&self) -> std::time::Duration;
     /// The body started (`true`) or stopped (`false`) waiting for the client.
     fn waiting(&self, waiting: bool);
+    /// `bytes` more of a body are held in memory until it is whole; false, counting nothing,
+    /// when the endpoint holds as many as it may.
+    fn buffer(&self, bytes: usize) -> bool;
+    /// `bytes` of bodies are no longer held for the whole.
+    fn unbuffer(&self, bytes: usize);
+}
+
+/// The bytes one [`Body::collect`] holds, counted against the endpoint's budget until it ends.
+struct Buffered {
+    watch: Option<std::sync::Arc<dyn ReadWatch>>,
+    bytes: usize,
+}
+
+impl Buffered {
+    fn add(&mut self, bytes: usize) -> bool {
+        match &self.watch {
+            Some(watch) if !watch.buffer(bytes) => false,
+            _ => {
+                self.bytes += bytes;
+                true
+            }
+        }
+    }
+}
+
+impl Drop for Buffered {
+    fn drop(&mut self) {
+        if let Some(watch) = &self.watch {
+            watch.unbuffer(self.bytes);
+        }
+    }
 }
 
 /// hyper's incoming body, and the watch over its waits for the client.
@@ -175,15 +206,32 @@ impl Body {
                 Ok(bytes)
             }
             inner => {
-                let limited = http_body_util::Limited::new(Body(inner), limit);
-                match limited.collect().await {
-                    Ok(collected) => Ok(collected.to_bytes()),
-                    Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                        Err(BodyError::TooLarge)
+                // What the client has sent of a body still coming counts against the
+                // endpoint's budget until the body is whole: bodies trickled in slowly on many
+                // streams would otherwise hold the limit's worth of memory each.
+                let watch = match &inner {
+                    Inner::Incoming(reading) => reading.watch.clone(),
+                    _ => None,
+                };
+                let mut held = Buffered { watch, bytes: 0 };
+                let mut body = Body(inner);
+                let mut whole = bytes::BytesMut::new();
+                while let Some(frame) = body.frame().await {
+                    let frame = match frame {
+                        Ok(frame) => frame,
+                        Err(err) if err.is::<TimedOut>() => return Err(BodyError::TimedOut),
+                        Err(err) => return Err(BodyError::Read(err)),
+                    };
+                    let Ok(data) = frame.into_data() else { continue };
+                    if whole.len().saturating_add(data.len()) > limit {
+                        return Err(BodyError::TooLarge);
                     }
-                    Err(err) if err.is::<TimedOut>() => Err(BodyError::TimedOut),
-                    Err(err) => Err(BodyError::Read(err)),
+                    if !held.add(data.len()) {
+                        return Err(BodyError::Busy);
+                    }
+                    whole.extend_from_slice(&data);
                 }
+                Ok(whole.freeze())
             }
         }
     }
@@ -199,6 +247,9 @@ pub enum BodyError {
     Read(BoxError),
     /// The client sent nothing for longer than the endpoint's body read timeout.
     TimedOut,
+    /// The endpoint holds as many bytes of unfinished bodies as it may
+    /// ([`Config::max_buffered_body_bytes`](crate::endpoint::Config::max_buffered_body_bytes)).
+    Busy,
 }
 
 impl fmt::Display for BodyError {
@@ -207,6 +258,7 @@ impl fmt::Display for BodyError {
             Self::TooLarge => f.write_str("body too large"),
             Self::Read(err) => write!(f, "failed to read body: {err}"),
             Self::TimedOut => f.write_str("timed out waiting for the body"),
+            Self::Busy => f.write_str("too many bodies being received at once"),
         }
     }
 }

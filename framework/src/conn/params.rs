@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 pub struct ParamsLimits {
     max_depth: u32,
     max_params: u32,
+    max_json_values: u32,
 }
 
 impl ParamsLimits {
@@ -31,6 +32,23 @@ impl ParamsLimits {
     pub const DEFAULT_MAX_DEPTH: u32 = 32;
     /// The default limit on values and nested objects or arrays in one decoded string.
     pub const DEFAULT_MAX_PARAMS: u32 = 4096;
+    /// The default limit on values (arrays and objects included) in a JSON body.
+    pub const DEFAULT_MAX_JSON_VALUES: u32 = 100_000;
+
+    /// Sets how many values (every array and object counts one too) a JSON body may hold.
+    /// A JSON value costs its body's bytes many times over once decoded (an 8 MB `[0,0,…]`
+    /// is four million values and a few hundred MB), so bodies past it answer `400` before
+    /// they are decoded.
+    #[must_use]
+    pub fn max_json_values(mut self, count: u32) -> Self {
+        self.max_json_values = count;
+        self
+    }
+
+    /// The JSON values limit in force.
+    pub fn json_values(&self) -> u32 {
+        self.max_json_values
+    }
 
     /// Sets how many bracket levels a key may have (`a[b][c]` has two).
     #[must_use]
@@ -60,8 +78,40 @@ impl ParamsLimits {
 
 impl Default for ParamsLimits {
     fn default() -> Self {
-        Self { max_depth: Self::DEFAULT_MAX_DEPTH, max_params: Self::DEFAULT_MAX_PARAMS }
+        Self {
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_params: Self::DEFAULT_MAX_PARAMS,
+            max_json_values: Self::DEFAULT_MAX_JSON_VALUES,
+        }
     }
+}
+
+/// An upper bound on the values of the JSON text `bytes`, counted without decoding it: one,
+/// plus one for every `,` `[` `{` outside strings. Stops counting past `limit`.
+pub(crate) fn json_values_within(bytes: &[u8], limit: u32) -> bool {
+    let (mut count, mut in_string, mut escaped) = (1u32, false, false);
+    for &byte in bytes {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b',' | b'[' | b'{' => {
+                count += 1;
+                if count > limit {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// A string that does not decode within its [`ParamsLimits`].
@@ -171,8 +221,17 @@ fn insert(
 
 #[cfg(test)]
 mod tests {
-    use super::{decode, DecodeError, ParamsLimits};
+    use super::{decode, json_values_within, DecodeError, ParamsLimits};
     use serde_json::json;
+
+    #[test]
+    fn json_values_are_counted_outside_strings_only() {
+        assert!(json_values_within(br#"{"a": [1, 2, 3]}"#, 5));
+        assert!(!json_values_within(br#"{"a": [1, 2, 3]}"#, 4));
+        // Commas, brackets and escaped quotes inside strings are text.
+        assert!(json_values_within(br#"{"a": "x, y, [z], \", {"}"#, 2));
+        assert!(!json_values_within("[0,".repeat(100).as_bytes(), 150));
+    }
 
     fn check(input: &str, expected: serde_json::Value) {
         let decoded = decode(input, ParamsLimits::default()).unwrap();

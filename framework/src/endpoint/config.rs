@@ -22,6 +22,12 @@ pub struct Config {
     /// ([`Router::max_body`](crate::Router::max_body)) when set. `None` (the default) leaves
     /// the router's limit, 8 MiB unless the router was given another.
     pub max_body: Option<usize>,
+    /// How many bytes of request bodies still coming the endpoint holds at once, over all
+    /// connections (default 64 MiB). The router reads a JSON or form body whole before it
+    /// decodes it; bodies trickled in slowly on many connections or HTTP/2 streams would
+    /// otherwise hold `max_body` each. Past it, a body that needs more answers 503 with
+    /// `retry-after`.
+    pub max_buffered_body_bytes: usize,
     /// Largest request head, in bytes (default 64 KiB); larger answers 431.
     pub max_header_bytes: usize,
     /// Time allowed to send a request's headers (default 10 s). On HTTP/1.1 the wait for the
@@ -77,6 +83,7 @@ impl Default for Config {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 4000)),
             max_body: None,
+            max_buffered_body_bytes: 64 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),

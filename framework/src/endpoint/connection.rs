@@ -473,6 +473,21 @@ impl crate::conn::ReadWatch for Activity {
         self.body_read_timeout
     }
 
+    fn buffer(&self, bytes: usize) -> bool {
+        let shared = &self.shared;
+        shared
+            .buffered_bodies
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                let more = held.saturating_add(bytes);
+                (more <= shared.max_buffered_bodies).then_some(more)
+            })
+            .is_ok()
+    }
+
+    fn unbuffer(&self, bytes: usize) {
+        self.shared.buffered_bodies.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
     fn waiting(&self, waiting: bool) {
         if waiting {
             self.bodies_waiting.fetch_add(1, Ordering::AcqRel);
@@ -640,7 +655,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let span = tracing::info_span!(
             "request",
             method = %method,
-            path = %req.uri().path(),
+            path = %crate::telemetry::clip(req.uri().path()),
             request_id = tracing::field::Empty,
         );
         // Routed here, outside the future, so the future holds the conn rather than the

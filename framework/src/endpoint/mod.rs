@@ -137,6 +137,13 @@ impl Endpoint {
         self
     }
 
+    /// Sets how many bytes of request bodies still coming the endpoint holds at once; see
+    /// [`Config::max_buffered_body_bytes`].
+    pub fn max_buffered_body_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_buffered_body_bytes = bytes;
+        self
+    }
+
     /// Sets how long an answer may wait for the client to read it; see
     /// [`Config::send_timeout`].
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
@@ -338,6 +345,9 @@ pub fn default_node_name() -> String {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) ready: AtomicBool,
+    /// Bytes of request bodies held until whole, and how many may be.
+    pub(crate) buffered_bodies: std::sync::atomic::AtomicUsize,
+    pub(crate) max_buffered_bodies: usize,
     pub(crate) supervisor: Supervisor,
     pub(crate) pubsub: crate::PubSub,
     pub(crate) secret_key_base: Option<crate::security::SecretKeyBase>,

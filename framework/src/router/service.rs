@@ -314,6 +314,19 @@ async fn decode_body(mut conn: Conn, limit: usize, limits: ParamsLimits) -> Resu
             }
             return Err(conn);
         }
+        Err(BodyError::Busy) => {
+            tracing::warn!("refusing a request body: the endpoint holds as many as it may");
+            let mut conn = ActionError::status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_detail("too many request bodies being received; try again")
+                .render(conn);
+            let headers = conn.resp_headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            if conn.version() < http::Version::HTTP_2 {
+                conn.resp_headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return Err(conn);
+        }
         Err(BodyError::Read(err)) => {
             tracing::debug!(error = %err, "failed to read request body");
             let err = ActionError::bad_request().with_detail("failed to read request body");
@@ -321,7 +334,7 @@ async fn decode_body(mut conn: Conn, limit: usize, limits: ParamsLimits) -> Resu
         }
     };
     let params = match kind {
-        Kind::Json => parse_json(&bytes),
+        Kind::Json => parse_json(&bytes, limits),
         Kind::Form => match std::str::from_utf8(&bytes) {
             Ok(text) => params::decode(text, limits).map_err(|e| format!("form body: {e}")),
             Err(_) => Err("malformed form body: not UTF-8".to_owned()),
@@ -336,9 +349,15 @@ async fn decode_body(mut conn: Conn, limit: usize, limits: ParamsLimits) -> Resu
     }
 }
 
-fn parse_json(bytes: &Bytes) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+fn parse_json(
+    bytes: &Bytes,
+    limits: ParamsLimits,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
+    }
+    if !params::json_values_within(bytes, limits.json_values()) {
+        return Err(format!("JSON body with more than {} values", limits.json_values()));
     }
     match serde_json::from_slice::<serde_json::Value>(bytes) {
         Ok(serde_json::Value::Object(map)) => Ok(map),

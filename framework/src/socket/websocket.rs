@@ -230,13 +230,17 @@ async fn run<S: Socket>(
                     }
                 }
                 Event::Inbound(msg) => {
-                    last_seen = Instant::now();
+                    // Only whole messages count as the client being there: pings alone (which
+                    // tungstenite answers between the fragments of a message it holds) would
+                    // keep a socket that never finishes a message open for ever.
                     let decoded = match msg {
                         None => break None,
                         Some(Ok(WsMessage::Text(text))) => {
+                            last_seen = Instant::now();
                             Some(serializer::decode_text(link.vsn, &text))
                         }
                         Some(Ok(WsMessage::Binary(bytes))) => {
+                            last_seen = Instant::now();
                             Some(serializer::decode_binary(link.vsn, &bytes))
                         }
                         // Pongs and close replies are queued by tungstenite: an empty batch below
