@@ -287,7 +287,7 @@ async fn run(
                 }
             },
         };
-        if !acceptor.take(stream, remote) {
+        if !acceptor.take(stream, remote).await {
             break;
         }
     }
@@ -296,7 +296,7 @@ async fn run(
     // close them). Only one that completes in the instant before the close can still be lost.
     let mut backlog = 0usize;
     while let Some(Ok((stream, remote))) = listener.accept().now_or_never() {
-        if !acceptor.take(stream, remote) {
+        if !acceptor.take(stream, remote).await {
             break;
         }
         backlog += 1;
@@ -323,12 +323,16 @@ struct Acceptor {
 
 impl Acceptor {
     /// Takes up one connection; false once the supervisor admits no more children.
-    fn take(&self, stream: TcpStream, remote: SocketAddr) -> bool {
+    ///
+    /// When as many connections are being turned away as may be, it waits for one of them to
+    /// end (half a second at most each) before accepting more: the connections after it wait
+    /// in the listen backlog, and a health probe among them is late rather than reset.
+    async fn take(&self, stream: TcpStream, remote: SocketAddr) -> bool {
         match self.slots.admit() {
             Admission::Admitted(slot) => self.serve(stream, remote, Some(slot)),
             Admission::Evicting => self.serve(stream, remote, None),
             Admission::Full => {
-                self.turn_away(stream, remote);
+                self.turn_away(stream, remote).await;
                 true
             }
         }
@@ -342,7 +346,7 @@ impl Acceptor {
                 Some(slot) => slot,
                 None => match this.slots.wait_evicted().await {
                     Some(slot) => slot,
-                    None => return this.turn_away(stream, remote),
+                    None => return this.turn_away(stream, remote).await,
                 },
             };
             let Acceptor { slots, router, config, shared, .. } = this;
@@ -352,10 +356,12 @@ impl Acceptor {
     }
 
     /// Answers 503, or serves a health probe beyond the limit.
-    fn turn_away(&self, stream: TcpStream, remote: SocketAddr) {
+    async fn turn_away(&self, stream: TcpStream, remote: SocketAddr) {
         let this = self.clone();
-        self.slots.shed(stream, move |stream, slot| {
-            this.serve(stream, remote, Some(slot));
-        });
+        self.slots
+            .shed(stream, move |stream, slot| {
+                this.serve(stream, remote, Some(slot));
+            })
+            .await;
     }
 }

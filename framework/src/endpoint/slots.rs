@@ -31,9 +31,15 @@ content-length: 51\r\n\
 \r\n\
 {\"errors\":{\"detail\":\"too many connections, retry\"}}";
 
-/// At most this many turned-away connections are answered at once; past it they are closed
-/// without an answer, so a flood costs a bounded number of file descriptors and tasks.
+/// At most this many turned-away connections are answered at once, so a flood costs a bounded
+/// number of file descriptors and tasks; past it the endpoint accepts no more until one ends
+/// (the kernel's listen backlog holds them meanwhile), and drops a connection only after
+/// waiting [`SHED_WAIT`] for room.
 const MAX_SHEDDING: usize = 1024;
+
+/// The longest the acceptor waits for room to turn a connection away: each turned-away
+/// connection ends within two [`SHED_LINGER`]s.
+const SHED_WAIT: Duration = Duration::from_secs(2);
 
 /// How long a turned-away connection is given to send its request head, and then to take its
 /// answer.
@@ -140,14 +146,24 @@ impl Slots {
     /// their request for a broken connection; the head is looked at without being read, so a
     /// probe reaches hyper whole. The connection is kept until the client closes or the linger
     /// ends: closing with unread bytes would reset it, and the client could lose the answer.
-    pub(super) fn shed(
+    pub(super) async fn shed(
         self: &Arc<Self>,
         mut stream: TcpStream,
         probe: impl FnOnce(TcpStream, Slot) + Send + 'static,
     ) {
-        let Ok(shedding) = self.shedding.clone().try_acquire_owned() else {
-            crate::telemetry::connection_turned_away("full");
-            return;
+        let shedding = match self.shedding.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let waited =
+                    tokio::time::timeout(SHED_WAIT, self.shedding.clone().acquire_owned()).await;
+                match waited {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        crate::telemetry::connection_turned_away("full");
+                        return;
+                    }
+                }
+            }
         };
         let slots = self.clone();
         tokio::spawn(async move {
