@@ -234,6 +234,30 @@ async fn pings_between_the_fragments_of_an_unfinished_message_do_not_keep_a_sock
     stop(server).await;
 }
 
+/// Unfinished messages are held against the transport's budget: past it, the socket whose
+/// read goes over is closed, and the others finish theirs.
+#[tokio::test]
+async fn unfinished_messages_hold_no_more_than_the_incoming_budget() {
+    let server = serve(transport(RoomSocket).max_incoming_bytes(64 * 1024)).await;
+    let message =
+        json!(["1", "1", "phoenix", "heartbeat", {"pad": "x".repeat(40_000)}]).to_string();
+    let (start, end) = message.split_at(message.len() - 2);
+    let first = || Frame::message(start.as_bytes().to_vec(), OpCode::Data(Data::Text), false);
+    let mut holding = connect_v2(server.local_addr()).await;
+    holding.send(Message::Frame(first())).await.unwrap();
+    // Give the server time to read it before the second one comes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut over = connect_v2(server.local_addr()).await;
+    over.send(Message::Frame(first())).await.unwrap();
+    let ending = closing_within(&mut over, DEADLINE).await;
+    assert!(matches!(ending, Incoming::Close(_) | Incoming::Ended(_)), "{ending:?}");
+    // The first socket finishes its message and is answered.
+    let last = Frame::message(end.as_bytes().to_vec(), OpCode::Data(Data::Continue), true);
+    holding.send(Message::Frame(last)).await.unwrap();
+    assert_eq!(recv(&mut holding).await, reply(Some("1"), "1", "phoenix", "ok", json!({})));
+    stop(server).await;
+}
+
 /// RFC 6455 §7.4.1: 1002 is for "a protocol error".
 #[tokio::test]
 async fn a_frame_that_breaks_the_protocol_closes_the_socket_with_1002() {

@@ -43,6 +43,7 @@ pub(crate) struct Inner<S> {
     pub(crate) config: Config,
     pub(crate) longpoll: super::longpoll::LongPoll,
     pub(crate) budget: Arc<super::session::ChannelBudget>,
+    pub(crate) incoming: Arc<super::websocket::Incoming>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +99,7 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
             },
             longpoll: super::longpoll::LongPoll::default(),
             budget: super::session::ChannelBudget::new(DEFAULT_MAX_CHANNELS_TOTAL),
+            incoming: super::websocket::Incoming::new(64 * 1024 * 1024),
         }),
     }
 }
@@ -147,6 +149,19 @@ impl<S: Socket> Transport<S> {
     pub fn max_channels_total(mut self, max: usize) -> Self {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.budget = super::session::ChannelBudget::new(max),
+            None => unreachable!("transports are configured before they are cloned"),
+        }
+        self
+    }
+
+    /// How many bytes of messages still coming all the WebSockets of this transport may hold
+    /// (default 64 MiB): the fragments of a message are kept until its last one arrives, up to
+    /// [`Transport::max_frame_size`] a socket. Past it, a socket holding more than 16 KiB of an
+    /// unfinished message is closed when it reads more.
+    #[must_use]
+    pub fn max_incoming_bytes(mut self, bytes: usize) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.incoming = super::websocket::Incoming::new(bytes),
             None => unreachable!("transports are configured before they are cloned"),
         }
         self

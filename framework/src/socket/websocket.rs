@@ -135,7 +135,110 @@ pub(crate) async fn upgrade<S: Socket>(
     resp
 }
 
-type Ws = WebSocketStream<TokioIo<Upgraded>>;
+type Ws = WebSocketStream<Metered<TokioIo<Upgraded>>>;
+
+/// The bytes WebSockets of a transport have read that are not yet part of a whole message:
+/// the fragments of a message still coming, held by tungstenite until the last one. A client
+/// that starts messages and never finishes them would hold `max_frame_size` per socket.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    held: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl Incoming {
+    pub(crate) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self { held: std::sync::atomic::AtomicUsize::new(0), max })
+    }
+}
+
+/// What a socket may hold of unfinished messages whatever the budget: small messages in
+/// flight are never the reason a socket is closed.
+const INCOMING_FREE: usize = 16 * 1024;
+
+/// A socket's connection, counting what it reads against its transport's [`Incoming`] until
+/// a whole message comes out ([`Metered::message_done`]).
+struct Metered<T> {
+    io: T,
+    budget: Arc<Incoming>,
+    pending: usize,
+}
+
+impl<T> Metered<T> {
+    /// A whole message came out of what was read: it no longer counts.
+    fn message_done(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.budget.held.fetch_sub(self.pending, Ordering::AcqRel);
+        self.pending = 0;
+    }
+}
+
+impl<T> Drop for Metered<T> {
+    fn drop(&mut self) {
+        self.message_done();
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Metered<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        use std::sync::atomic::Ordering;
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.pending += read;
+            let held = self.budget.held.fetch_add(read, Ordering::AcqRel) + read;
+            if held > self.budget.max && self.pending > INCOMING_FREE {
+                tracing::warn!(
+                    pending = self.pending,
+                    "closing a socket: the transport holds as many unfinished messages as it may"
+                );
+                return Poll::Ready(Err(std::io::Error::other("incoming budget exceeded")));
+            }
+        }
+        polled
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Metered<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// What woke a socket task up.
 enum Event {
@@ -168,8 +271,9 @@ async fn run<S: Socket>(
         .max_frame_size(Some(config.max_frame_size));
     // Wrapping the stream completes at once; not awaiting it keeps the wrapping future out of
     // the task's state, where it would take room beside everything the loop below keeps.
-    let wrap =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config));
+    let metered =
+        Metered { io: TokioIo::new(upgraded), budget: inner.incoming.clone(), pending: 0 };
+    let wrap = WebSocketStream::from_raw_socket(metered, Role::Server, Some(ws_config));
     let Some(mut ws): Option<Ws> = futures_util::FutureExt::now_or_never(wrap) else {
         session.close();
         return tracing::debug!("websocket stream setup did not complete");
@@ -237,10 +341,12 @@ async fn run<S: Socket>(
                         None => break None,
                         Some(Ok(WsMessage::Text(text))) => {
                             last_seen = Instant::now();
+                            ws.get_mut().message_done();
                             Some(serializer::decode_text(link.vsn, &text))
                         }
                         Some(Ok(WsMessage::Binary(bytes))) => {
                             last_seen = Instant::now();
+                            ws.get_mut().message_done();
                             Some(serializer::decode_binary(link.vsn, &bytes))
                         }
                         // Pongs and close replies are queued by tungstenite: an empty batch below
