@@ -663,6 +663,40 @@ async fn longpoll_posts_are_bounded_like_frames_and_sessions_are_capped() {
     stop(server).await;
 }
 
+/// A LongPoll client's requests to a server's `/socket/longpoll`, answers as JSON.
+struct LongPoll {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl LongPoll {
+    fn at(server: &RunningEndpoint) -> Self {
+        let base = format!("{}/socket/longpoll?vsn=2.0.0", server.url());
+        Self { http: tests::http1_client(), base }
+    }
+
+    /// Polls the session of `token`, or opens one.
+    async fn get(&self, token: Option<&str>) -> Value {
+        let url = match token {
+            Some(token) => format!("{}&token={token}", self.base),
+            None => self.base.clone(),
+        };
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Opens a session and joins `topic` on it; returns its token.
+    async fn join(&self, topic: &str) -> String {
+        let opened = self.get(None).await;
+        let token = opened["token"].as_str().unwrap().to_owned();
+        let join = json!(["1", "1", topic, "phx_join", {}]).to_string();
+        let url = format!("{}&token={token}", self.base);
+        let posted: Value =
+            self.http.post(url).body(join).send().await.unwrap().json().await.unwrap();
+        assert_eq!(posted["status"], 200);
+        token
+    }
+}
+
 /// Sessions nobody polls hold what is sent to them: together they may hold the buffer limit,
 /// each frame counted once however many hold it, and past it the sessions a new frame cannot
 /// go to are closed.
@@ -670,24 +704,10 @@ async fn longpoll_posts_are_bounded_like_frames_and_sessions_are_capped() {
 async fn longpoll_sessions_that_are_not_polled_hold_no_more_than_the_buffer_limit() {
     const PAD: usize = 90_000;
     let server = serve(transport(RoomSocket).longpoll_buffer_limit(2 * PAD + PAD / 2)).await;
-    let http = tests::http1_client();
-    let base = format!("{}/socket/longpoll?vsn=2.0.0", server.url());
+    let lp = LongPoll::at(&server);
     let mut tokens = Vec::new();
     for _ in 0..3 {
-        let opened: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
-        let token = opened["token"].as_str().unwrap().to_owned();
-        let join = json!(["1", "1", "room:lp", "phx_join", {}]).to_string();
-        let posted: Value = http
-            .post(format!("{base}&token={token}"))
-            .body(join)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(posted["status"], 200);
-        tokens.push(token);
+        tokens.push(lp.join("room:lp").await);
     }
     eventually(DEADLINE, "three sessions in the room", || {
         server.pubsub().subscriber_count("room:lp") == 3
@@ -706,23 +726,16 @@ async fn longpoll_sessions_that_are_not_polled_hold_no_more_than_the_buffer_limi
     for token in &tokens {
         // Closed sessions are gone, with what they held: the official client reconnects and
         // joins again.
-        let gone: Value =
-            http.get(format!("{base}&token={token}")).send().await.unwrap().json().await.unwrap();
-        assert_eq!(gone["status"], 410);
+        assert_eq!(lp.get(Some(token)).await["status"], 410);
     }
     // The budget is free again: a new session gets what is sent.
-    let opened: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
-    let token = opened["token"].as_str().unwrap().to_owned();
-    let join = json!(["1", "1", "room:lp", "phx_join", {}]).to_string();
-    http.post(format!("{base}&token={token}")).body(join).send().await.unwrap();
+    let token = lp.join("room:lp").await;
     eventually(DEADLINE, "the new session in the room", || {
         server.pubsub().subscriber_count("room:lp") == 1
     })
     .await;
     server.pubsub().broadcast("room:lp", "data", json!({"n": 9, "pad": pad}));
-    let polled: Value =
-        http.get(format!("{base}&token={token}")).send().await.unwrap().json().await.unwrap();
-    let texts = polled["messages"].to_string();
+    let texts = lp.get(Some(&token)).await["messages"].to_string();
     assert!(texts.contains(r#"\"n\":9"#), "{}", &texts[..200.min(texts.len())]);
     stop(server).await;
 }
