@@ -364,17 +364,9 @@ async fn a_client_that_does_not_read_is_closed_while_a_reader_gets_everything() 
         assert_eq!(got, json!([null, null, "room:firehose", "data", {"n": n, "pad": pad}]));
     }
 
-    // The stalled socket goes (its channel with it), without the test reading a byte of it.
-    eventually(DEADLINE * 2, "the stalled socket to be closed", || {
-        server.pubsub().subscriber_count("room:firehose") == 1
-    })
-    .await;
-    // What reached it before is still readable, then the connection ends.
-    let ending = closing_within(&mut stalled, DEADLINE * 2).await;
-    assert!(
-        matches!(ending, Incoming::Close(Some(1008)) | Incoming::Ended(_)),
-        "the stalled client ended with {ending:?}"
-    );
+    // The stalled socket goes (its channel with it), without the test reading a byte of it;
+    // what reached it before is still readable, then the connection ends.
+    assert_closed_for_not_reading(&server, &mut stalled, "room:firehose", 1, DEADLINE * 2).await;
 
     // The reader carries on.
     heartbeat(&mut reader, "2").await;
@@ -384,6 +376,26 @@ async fn a_client_that_does_not_read_is_closed_while_a_reader_gets_everything() 
     let started = tokio::time::Instant::now();
     stop(server).await;
     assert!(started.elapsed() < Duration::from_secs(5), "stopping took {:?}", started.elapsed());
+}
+
+/// Waits up to `within` for the stalled client's socket to leave `topic` (`left` subscribers
+/// staying), then checks that its connection ends as a slow consumer's does.
+async fn assert_closed_for_not_reading(
+    server: &RunningEndpoint,
+    stalled: &mut Ws,
+    topic: &str,
+    left: usize,
+    within: Duration,
+) {
+    eventually(within, "the stalled socket to be closed", || {
+        server.pubsub().subscriber_count(topic) == left
+    })
+    .await;
+    let ending = closing_within(stalled, DEADLINE * 2).await;
+    assert!(
+        matches!(ending, Incoming::Close(Some(1008)) | Incoming::Ended(_)),
+        "the stalled client ended with {ending:?}"
+    );
 }
 
 /// Few frames but large ones: the byte limit closes a client the frame limit would keep.
@@ -407,15 +419,8 @@ async fn a_client_that_does_not_read_is_closed_at_the_byte_limit_too() {
     }
     // Closed for what it holds, well before the write timeout (10 s) would close it for
     // not reading.
-    eventually(Duration::from_secs(3), "the stalled socket to be closed", || {
-        server.pubsub().subscriber_count("room:big") == 1
-    })
-    .await;
-    let ending = closing_within(&mut stalled, DEADLINE * 2).await;
-    assert!(
-        matches!(ending, Incoming::Close(Some(1008)) | Incoming::Ended(_)),
-        "the stalled client ended with {ending:?}"
-    );
+    let within = Duration::from_secs(3);
+    assert_closed_for_not_reading(&server, &mut stalled, "room:big", 1, within).await;
     heartbeat(&mut reader, "2").await;
     stop(server).await;
 }
