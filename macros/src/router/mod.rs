@@ -130,6 +130,19 @@ impl Context {
                     });
                 }
                 Item::Forward(def) | Item::Socket(def) => {
+                    if matches!(item, Item::Socket(_)) && !pipes.is_empty() {
+                        let names: Vec<String> = pipes.iter().map(|p| format!("`{p}`")).collect();
+                        return Err(syn::Error::new_spanned(
+                            &def.path,
+                            format!(
+                                "a socket runs outside pipelines (as in Phoenix, where sockets \
+                                 belong to the endpoint), so the plugs of {} would not run for \
+                                 it: declare the socket outside the scope that pipes through \
+                                 them, and check what they check in the socket's `connect`",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
                     let full = route_path(prefix, &def.path)?;
                     if !full.params.is_empty() {
                         return Err(syn::Error::new_spanned(
@@ -145,13 +158,9 @@ impl Context {
                             Item::Socket(_) => Target::Socket(def.service.clone()),
                             _ => Target::Forward(def.service.clone()),
                         },
-                        // A socket runs outside the scope's pipelines, as in Phoenix where
-                        // sockets live in the endpoint.
-                        pipes: if matches!(item, Item::Socket(_)) {
-                            Vec::new()
-                        } else {
-                            pipes.clone()
-                        },
+                        // A socket runs outside pipelines (refused above inside one), as in
+                        // Phoenix where sockets live in the endpoint.
+                        pipes: pipes.clone(),
                         helper: None,
                     });
                 }
