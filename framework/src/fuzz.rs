@@ -696,8 +696,7 @@ fn shared() -> crate::endpoint::SharedRef {
             let supervisor = crate::Supervisor::builder().start();
             Arc::new(crate::endpoint::Shared {
                 ready: std::sync::atomic::AtomicBool::new(true),
-                buffered_bodies: std::sync::atomic::AtomicUsize::new(0),
-                max_buffered_bodies: 64 * 1024 * 1024,
+                buffered_bodies: crate::budget::Budget::new(64 * 1024 * 1024),
                 supervisor,
                 pubsub: crate::PubSub::new("fuzz"),
                 secret_key_base: None,

@@ -41,6 +41,7 @@ pub mod security_guide {}
 #[cfg(feature = "redis")]
 #[doc = include_str!("../../docs/scaling.md")]
 pub mod scaling_guide {}
+mod budget;
 mod error;
 // Entry points for the fuzz targets in `fuzz/`: hidden, and absent unless asked for.
 #[cfg(feature = "fuzzing")]

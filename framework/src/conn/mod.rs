@@ -327,11 +327,17 @@ impl Conn {
     /// assert_eq!((err.field().as_str(), err.message(), err.status().as_u16()), ("page", "is invalid", 422));
     /// ```
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, ParamsError> {
-        if let Err(err) = self.decoded_query() {
-            return Err(ParamsError::malformed("query", err.to_string()));
-        }
+        self.check_query()?;
         de::from_map(self.param_map(), self.blank_is_none())
             .map_err(|err| err.on_path_param(|field| self.path_param(field).is_some()))
+    }
+
+    /// A query string past the [`ParamsLimits`] is a 400 for every typed read of the params.
+    fn check_query(&self) -> Result<(), ParamsError> {
+        match self.decoded_query() {
+            Ok(_) => Ok(()),
+            Err(err) => Err(ParamsError::malformed("query", err.to_string())),
+        }
     }
 
     /// Whether an empty string reads as `None` for an `Option` field: yes for params from
@@ -365,9 +371,7 @@ impl Conn {
     /// assert_eq!((todo.title.as_str(), todo.done), ("milk", false));
     /// ```
     pub fn params_in<T: DeserializeOwned>(&self, key: &str) -> Result<T, ParamsError> {
-        if let Err(err) = self.decoded_query() {
-            return Err(ParamsError::malformed("query", err.to_string()));
-        }
+        self.check_query()?;
         match self.param_map().get(key) {
             Some(Value::Object(map)) => de::from_map(map, self.blank_is_none()),
             _ => Err(ParamsError::malformed(
@@ -456,9 +460,7 @@ impl Conn {
         if let Some(raw) = self.path_param(name) {
             return de::from_str(raw).map_err(|err| ParamsError::not_found(name, err.to_string()));
         }
-        if let Err(err) = self.decoded_query() {
-            return Err(ParamsError::malformed("query", err.to_string()));
-        }
+        self.check_query()?;
         let found = self.body_params().get(name).or_else(|| self.query_params().get(name));
         match found {
             Some(value) => de::from_value(value, self.blank_is_none())

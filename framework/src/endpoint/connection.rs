@@ -474,18 +474,11 @@ impl crate::conn::ReadWatch for Activity {
     }
 
     fn buffer(&self, bytes: usize) -> bool {
-        let shared = &self.shared;
-        shared
-            .buffered_bodies
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                let more = held.saturating_add(bytes);
-                (more <= shared.max_buffered_bodies).then_some(more)
-            })
-            .is_ok()
+        self.shared.buffered_bodies.try_take(bytes)
     }
 
     fn unbuffer(&self, bytes: usize) {
-        self.shared.buffered_bodies.fetch_sub(bytes, Ordering::AcqRel);
+        self.shared.buffered_bodies.give_back(bytes);
     }
 
     fn waiting(&self, waiting: bool) {

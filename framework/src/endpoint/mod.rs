@@ -345,9 +345,8 @@ pub fn default_node_name() -> String {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) ready: AtomicBool,
-    /// Bytes of request bodies held until whole, and how many may be.
-    pub(crate) buffered_bodies: std::sync::atomic::AtomicUsize,
-    pub(crate) max_buffered_bodies: usize,
+    /// Bytes of request bodies held until whole, against their limit.
+    pub(crate) buffered_bodies: crate::budget::Budget,
     pub(crate) supervisor: Supervisor,
     pub(crate) pubsub: crate::PubSub,
     pub(crate) secret_key_base: Option<crate::security::SecretKeyBase>,

@@ -147,8 +147,7 @@ impl ConnInfo {
     pub(crate) fn for_test(supervisor: Supervisor, pubsub: crate::PubSub) -> Self {
         let shared = Arc::new(Shared {
             ready: AtomicBool::new(true),
-            buffered_bodies: std::sync::atomic::AtomicUsize::new(0),
-            max_buffered_bodies: usize::MAX,
+            buffered_bodies: crate::budget::Budget::new(usize::MAX),
             supervisor,
             pubsub,
             secret_key_base: None,
@@ -200,8 +199,7 @@ pub(crate) async fn start(
     let supervisor = builder.start();
     let shared = Arc::new(Shared {
         ready: AtomicBool::new(true),
-        buffered_bodies: std::sync::atomic::AtomicUsize::new(0),
-        max_buffered_bodies: config.max_buffered_body_bytes,
+        buffered_bodies: crate::budget::Budget::new(config.max_buffered_body_bytes),
         supervisor,
         pubsub,
         secret_key_base: config.secret_key_base.clone(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{Channels, Link, Out};
+use crate::budget::Budget;
 use crate::channel::{self, ChannelMsg, StopReason};
 use crate::mailbox::{Mailbox, PushError};
 use crate::pubsub::{Broadcast, Deliver, PubSub, SubscriberId};
@@ -74,23 +75,16 @@ pub(crate) struct Session {
 /// its state, a few KiB, so the sockets a replica accepts times the topics each may join is
 /// more memory than it has.
 #[derive(Debug)]
-pub(crate) struct ChannelBudget {
-    running: std::sync::atomic::AtomicUsize,
-    max: usize,
-}
+pub(crate) struct ChannelBudget(Budget);
 
 impl ChannelBudget {
     pub(crate) fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self { running: std::sync::atomic::AtomicUsize::new(0), max })
+        Arc::new(Self(Budget::new(max)))
     }
 
     /// A place for one more channel, given back when the guard drops; `None` at the limit.
     fn take(self: &Arc<Self>) -> Option<ChannelSlot> {
-        use std::sync::atomic::Ordering;
-        let taken = self
-            .running
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1));
-        taken.is_ok().then(|| ChannelSlot(self.clone()))
+        self.0.try_take(1).then(|| ChannelSlot(self.clone()))
     }
 }
 
@@ -99,7 +93,7 @@ struct ChannelSlot(Arc<ChannelBudget>);
 
 impl Drop for ChannelSlot {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0 .0.give_back(1);
     }
 }
 
