@@ -27,6 +27,7 @@ enum Kind {
     Resolve(String),
     Io,
     Supervisor,
+    Config(&'static str),
 }
 
 impl Error {
@@ -38,6 +39,11 @@ impl Error {
     /// An address to bind that did not resolve.
     pub(crate) fn resolve(addr: String, source: std::io::Error) -> Self {
         Self { kind: Kind::Resolve(addr), source: Some(source.into()) }
+    }
+
+    /// A configuration that cannot be served, found before the listener opens.
+    pub(crate) fn config(reason: &'static str) -> Self {
+        Self { kind: Kind::Config(reason), source: None }
     }
 
     pub(crate) fn io(source: std::io::Error) -> Self {
@@ -56,6 +62,11 @@ impl Error {
     /// Whether an I/O operation failed while serving.
     pub fn is_io(&self) -> bool {
         matches!(self.kind, Kind::Io)
+    }
+
+    /// Whether the endpoint's configuration cannot be served (found before it listens).
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind, Kind::Config(_))
     }
 
     /// Whether the endpoint's supervisor failed (restart intensity exceeded).
@@ -77,6 +88,7 @@ impl fmt::Display for Error {
             Kind::Resolve(addr) => write!(f, "cannot resolve the address {addr:?}")?,
             Kind::Io => f.write_str("i/o error")?,
             Kind::Supervisor => f.write_str("supervisor failed")?,
+            Kind::Config(reason) => write!(f, "invalid endpoint configuration: {reason}")?,
         }
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;

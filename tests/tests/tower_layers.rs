@@ -1,6 +1,9 @@
-//! The router in the tower ecosystem: tower-http layers as pipeline plugs over real TCP, the
-//! router as a plain `tower::Service` under bare hyper and inside another tower stack, and
-//! `ConnTest` answering in process exactly as the endpoint answers over TCP.
+//! The router in the tower ecosystem: tower-http layers as pipeline plugs over real TCP,
+//! layers around a whole endpoint, the router as a plain `tower::Service` under bare hyper and
+//! inside another tower stack, the endpoint serving any tower service, and `ConnTest`
+//! answering in process exactly as the endpoint answers over TCP.
+
+mod channel_support;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,7 +16,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use tests::{http1_client, start, within, DEADLINE};
+use tests::{http1_client, start, within, RawConn, DEADLINE};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::CorsLayer;
@@ -30,8 +33,8 @@ async fn big(conn: Conn) -> Conn {
 }
 
 /// The router answers 405 to a method a path has no route for before any pipeline runs, so a
-/// preflight reaches the CORS layer only through an OPTIONS route; the layer then answers it
-/// and this never runs.
+/// preflight reaches a CORS layer in a pipeline only through an OPTIONS route; the layer then
+/// answers it and this never runs. A layer around the endpoint needs no such route.
 async fn options_fallback(conn: Conn) -> Conn {
     conn.put_resp_header("x-action", "called").text("not a preflight")
 }
@@ -330,5 +333,219 @@ async fn conn_test_in_process_answers_exactly_as_the_endpoint_over_tcp() {
         let (status, headers) = (remote.status().as_u16(), remote.headers().clone());
         let remote = answer(status, &headers, remote.bytes().await.unwrap());
         assert_eq!(local, remote, "{} {}", case.method, case.path);
+    }
+}
+
+#[tokio::test]
+async fn layers_around_the_endpoint_see_every_request() {
+    // A router alone answers a preflight for a path without an OPTIONS route with 405.
+    let bare = start(Endpoint::new(Layered::new())).await;
+    let preflight = |base: String| {
+        http1_client()
+            .request(Method::OPTIONS, format!("{base}/plain"))
+            .header("origin", ORIGIN)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    assert_eq!(preflight(bare.url()).await.unwrap().status(), 405);
+
+    let server =
+        start(Endpoint::new(Layered::new()).layer(cors()).layer(CompressionLayer::new())).await;
+    let resp = preflight(server.url()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN);
+    assert_eq!(resp.headers()["access-control-allow-methods"], "GET,POST");
+
+    // Routes, 404s included, are answered through both layers.
+    let client = http1_client();
+    for (path, status) in [("/plain", 200), ("/nope", 404)] {
+        let resp = client
+            .get(format!("{}{path}", server.url()))
+            .header("origin", ORIGIN)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        assert_eq!(resp.headers()["access-control-allow-origin"], ORIGIN, "{path}");
+    }
+    let resp = client
+        .get(format!("{}/api/big", server.url()))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    assert_eq!(gunzip(resp.bytes().await.unwrap()).await, big_text());
+}
+
+fawkes::router! {
+    /// Readiness, which reads the endpoint's connection info, and a body to decode.
+    pub Probes;
+    get "/readyz" => fawkes::telemetry::readyz;
+    post "/echo" => echo;
+}
+
+#[tokio::test]
+async fn the_endpoint_body_limit_holds_behind_layers_whatever_the_order() {
+    // Accepting for a while after shutdown begins, so readiness can be seen to turn.
+    let endpoint = Endpoint::new(Probes::new()).layer(cors()).max_body(16).drain_delay(DEADLINE);
+    let server = start(endpoint).await;
+    let client = http1_client();
+    let url = format!("{}/echo", server.url());
+    let resp = client.post(&url).json(&json!({ "word": "a".repeat(64) })).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let resp = client.post(&url).json(&json!({ "word": "ok" })).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // The router behind the layers still reads the endpoint's connection: readiness reports
+    // the endpoint's pubsub, and turns to draining with the endpoint.
+    let resp = client.get(format!("{}/readyz", server.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let ready: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(ready["pubsub"]["adapter"], "local", "{ready}");
+    server.shutdown();
+    let resp = client.get(format!("{}/readyz", server.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+}
+
+/// Answers with the peer's address, fails on `/error` and panics on `/panic`.
+async fn own_service(req: http::Request<Body>) -> Result<http::Response<Body>, std::io::Error> {
+    match req.uri().path() {
+        "/error" => Err(std::io::Error::other("the database is down")),
+        "/panic" => panic!("asked to panic"),
+        _ => {
+            let info = req.extensions().get::<fawkes::endpoint::ConnInfo>().expect("conn info");
+            Ok(http::Response::new(Body::from(info.remote_addr().ip().to_string())))
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_endpoint_serves_any_tower_service() {
+    let server = start(Endpoint::service(tower::service_fn(own_service))).await;
+    let mut raw = RawConn::connect(server.local_addr()).await.unwrap();
+    let resp = raw.get("/").await.unwrap();
+    assert_eq!((resp.status, resp.text()), (200, "127.0.0.1".to_owned()));
+    // An error and a panic answer 500, and the connection goes on serving.
+    for path in ["/error", "/panic"] {
+        let resp = raw.get(path).await.unwrap();
+        assert_eq!(resp.status, 500, "{path}");
+        assert_eq!(resp.json(), json!({ "errors": { "detail": "Internal Server Error" } }));
+    }
+    assert_eq!(raw.get("/").await.unwrap().status, 200);
+
+    // A router inside the application's own stack: the endpoint's layers of its own too.
+    let stack = ServiceBuilder::new()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(200),
+        ))
+        .service(Router::from(Layered::new()));
+    let server = start(Endpoint::service(stack).layer(CorsLayer::permissive())).await;
+    let client = http1_client();
+    let resp = client
+        .get(format!("{}/plain", server.url()))
+        .header("origin", ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert_eq!(resp.text().await.unwrap(), "plain");
+    let resp = client.get(format!("{}/slow", server.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 408);
+}
+
+#[tokio::test]
+async fn a_body_limit_the_endpoint_cannot_apply_stops_it_before_it_listens() {
+    let endpoint = Endpoint::service(tower::service_fn(own_service)).max_body(1024);
+    let err = endpoint.bind(tests::loopback()).start().await.unwrap_err();
+    assert!(err.is_config(), "{err}");
+    assert!(err.to_string().contains("Router::max_body"), "{err}");
+}
+
+#[tokio::test]
+async fn websockets_upgrade_and_join_channels_through_endpoint_layers() {
+    use fawkes::channel::{Channel, ChannelSocket, Reply};
+    use fawkes::serializer::Payload;
+    use fawkes::socket::{transport, Channels, ConnectInfo, Refused, Socket};
+    use serde_json::{Map, Value};
+
+    struct Room;
+    impl Channel for Room {
+        async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> {
+            Ok((Room, json!({ "joined": true })))
+        }
+
+        async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelSocket) -> Reply {
+            Reply::ok(json!({}))
+        }
+    }
+    struct RoomSocket;
+    impl Socket for RoomSocket {
+        async fn connect(
+            &self,
+            _: &Map<String, Value>,
+            _: &ConnectInfo,
+        ) -> Result<http::Extensions, Refused> {
+            Ok(http::Extensions::new())
+        }
+        fn channels(&self) -> Channels {
+            Channels::new().channel::<Room>("room:*")
+        }
+    }
+
+    let transport = transport(RoomSocket);
+    let router =
+        fawkes::router::Builder::new().forward("/socket", "/socket", Vec::new(), transport).build();
+    let server = start(Endpoint::new(router).layer(cors()).layer(CompressionLayer::new())).await;
+    let mut ws = channel_support::connect_v2(server.local_addr()).await;
+    let joined = channel_support::join(&mut ws, "1", "room:lobby", json!({})).await;
+    assert_eq!(
+        joined,
+        channel_support::reply(Some("1"), "1", "room:lobby", "ok", json!({ "joined": true }))
+    );
+    // A broadcast from the endpoint's pubsub reaches the channel behind the layers.
+    server.pubsub().broadcast("room:lobby", "news", json!({ "n": 1 }));
+    let pushed = channel_support::recv(&mut ws).await;
+    assert_eq!(pushed, json!([null, null, "room:lobby", "news", { "n": 1 }]));
+}
+
+#[tokio::test]
+async fn a_layer_that_is_not_ready_holds_requests_until_it_is() {
+    // One request at a time, endpoint-wide: the second waits for the first to finish.
+    let (started, release) = (
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    let (start_signal, held) = (started.clone(), release.clone());
+    let service = tower::service_fn(move |req: http::Request<Body>| {
+        let (start_signal, held) = (start_signal.clone(), held.clone());
+        async move {
+            if req.uri().path() == "/hold" {
+                start_signal.notify_one();
+                held.notified().await;
+            }
+            Ok::<_, Infallible>(http::Response::new(Body::from(req.uri().path().to_owned())))
+        }
+    });
+    let server =
+        start(Endpoint::service(service).layer(tower::limit::ConcurrencyLimitLayer::new(1))).await;
+    let client = http1_client();
+    let first = tokio::spawn(client.get(format!("{}/hold", server.url())).send());
+    // The first request holds the only permit once it is being served.
+    within(DEADLINE, "the first request to be served", started.notified()).await;
+    let second = tokio::spawn(http1_client().get(format!("{}/next", server.url())).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second request waits for the permit");
+    release.notify_one();
+    let first = within(DEADLINE, "the held request", first).await.unwrap().unwrap();
+    assert_eq!(first.text().await.unwrap(), "/hold");
+    let second = within(DEADLINE, "the waiting request", second).await.unwrap().unwrap();
+    assert_eq!(second.text().await.unwrap(), "/next");
+    // Both connections go on being served, one request at a time.
+    for _ in 0..3 {
+        let resp = client.get(format!("{}/again", server.url())).send().await.unwrap();
+        assert_eq!(resp.text().await.unwrap(), "/again");
     }
 }

@@ -19,16 +19,19 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::app::ConnApp;
 use super::slots::{Slot, Slots};
-use super::{Config, ConnInfo, SharedRef};
+use super::{App, Config, ConnInfo, SharedRef};
 use crate::router::RouteFuture;
-use crate::{Body, Router};
+use crate::Body;
+#[cfg(feature = "fuzzing")]
+use crate::Router;
 
 /// Serves one connection until the client closes it, it idles out, or `token` asks it to drain.
 pub(crate) async fn serve(
     stream: TcpStream,
     remote_addr: SocketAddr,
-    router: Router,
+    app: App,
     config: Arc<Config>,
     shared: SharedRef,
     (slots, slot): (Arc<Slots>, Slot),
@@ -78,7 +81,7 @@ pub(crate) async fn serve(
         activity.set_allowance(config.idle_timeout);
     }
     let service = ConnService {
-        router,
+        app: app.connect(),
         info: ConnInfo { remote_addr, shared },
         watch: activity.clone(),
         activity: activity.clone(),
@@ -208,7 +211,7 @@ pub(crate) async fn serve_script(
     ));
     let remote_addr = SocketAddr::from(([127, 0, 0, 1], 1));
     let service = ConnService {
-        router,
+        app: ConnApp::Router(router),
         info: ConnInfo { remote_addr, shared },
         watch: activity.clone(),
         activity,
@@ -625,9 +628,8 @@ impl http_body::Body for Streaming {
     }
 }
 
-#[derive(Clone)]
 struct ConnService {
-    router: Router,
+    app: ConnApp,
     info: ConnInfo,
     /// The activity again, as the watch over request bodies.
     watch: Arc<dyn crate::conn::ReadWatch>,
@@ -670,8 +672,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                 http1,
             };
         }
-        let routed = self.router.route(req, Some(self.info.clone()));
-        let run = self.router.run(routed);
+        let run = self.app.call(req, &self.info);
         RequestFuture { run, span, start, method, in_flight, http1 }
     }
 }

@@ -10,8 +10,11 @@
 //! stops accepting, in-flight requests finish and idle connections close, and whatever is still
 //! running when the deadline passes is aborted.
 //!
-//! The endpoint knows nothing about routes: it hands every request to the router.
+//! The endpoint knows nothing about routes: it hands every request to the router, or to the
+//! tower service around it ([`Endpoint::layer`]), or to a service of the application's own
+//! ([`Endpoint::service`]).
 
+mod app;
 mod config;
 mod connection;
 #[cfg(feature = "fuzzing")]
@@ -23,6 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use app::App;
+pub use app::{Service, ServiceFuture};
 pub use config::Config;
 pub use running::{ConnInfo, RunningEndpoint};
 
@@ -56,7 +61,8 @@ use crate::{Error, Router};
 #[must_use]
 #[derive(Debug)]
 pub struct Endpoint {
-    router: Router,
+    app: App,
+    layers: app::Layers,
     config: Config,
     workers: Vec<ChildSpec>,
     pubsub: Option<crate::PubSub>,
@@ -67,8 +73,48 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint serving `router` with the default [`Config`].
     pub fn new(router: impl Into<Router>) -> Self {
+        Self::serving(App::Router(router.into()))
+    }
+
+    /// An endpoint serving any tower service, with the default [`Config`]: an application of
+    /// another framework, or a router inside a tower stack of the application's own.
+    ///
+    /// The service takes requests with a Fawkes [`Body`](crate::Body); the endpoint's
+    /// [`ConnInfo`] is in their extensions, where a router inside reads it. Its errors and
+    /// panics answer 500. The endpoint's own work is the same as for a router: connection
+    /// limits, timeouts, health of the connections, graceful shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::{Body, Endpoint};
+    ///
+    /// let hello = tower::service_fn(|req: http::Request<Body>| async move {
+    ///     let peer = req.extensions().get::<fawkes::endpoint::ConnInfo>().map(|i| i.remote_addr());
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(Body::from(format!("{peer:?}"))))
+    /// });
+    /// let endpoint = Endpoint::service(hello);
+    /// # let _ = endpoint;
+    /// ```
+    pub fn service<S, B>(service: S) -> Self
+    where
+        S: tower_service::Service<http::Request<crate::Body>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<crate::BoxError>,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        Self::serving(App::Service(Service::new(service)))
+    }
+
+    fn serving(app: App) -> Self {
         Self {
-            router: router.into(),
+            app,
+            layers: app::Layers::new(),
             config: Config::default(),
             workers: Vec::new(),
             pubsub: None,
@@ -116,9 +162,51 @@ impl Endpoint {
         self
     }
 
+    /// Wraps what the endpoint serves in a tower [`Layer`](tower_layer::Layer), for
+    /// middleware that must see every request: CORS preflights for any path, compression,
+    /// rate limits, request timeouts. Each layer wraps those given before it, as in
+    /// `tower::ServiceBuilder` read from the bottom up.
+    ///
+    /// A router alone is called directly; behind layers it is a boxed service like any other,
+    /// which costs the layers and about one allocation a request. Middleware for some routes
+    /// only belongs in a pipeline instead ([`plug::layer`](crate::plug::layer)). A layer that
+    /// replaces the request body hides it from the endpoint's body watch: such a body is no
+    /// longer held to [`Config::body_read_timeout`] or the endpoint's buffered-body budget.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # async fn hello(conn: fawkes::Conn) -> fawkes::Conn { conn.text("hello") }
+    /// fawkes::router! { pub App; get "/" => hello; }
+    ///
+    /// let endpoint = fawkes::Endpoint::new(App::new())
+    ///     .layer(tower_http::cors::CorsLayer::permissive())
+    ///     .layer(tower_http::compression::CompressionLayer::new());
+    /// # let _ = endpoint;
+    /// ```
+    pub fn layer<L, B>(mut self, layer: L) -> Self
+    where
+        L: tower_layer::Layer<Service> + Send + Sync + 'static,
+        L::Service: tower_service::Service<http::Request<crate::Body>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower_service::Service<http::Request<crate::Body>>>::Error:
+            Into<crate::BoxError>,
+        <L::Service as tower_service::Service<http::Request<crate::Body>>>::Future: Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        self.layers.push(layer);
+        self
+    }
+
     /// The largest request body the router decodes; larger ones answer 413. Overrides the
     /// router's own limit ([`Router::max_body`](crate::Router::max_body), 8 MiB by default),
-    /// which applies when this is not called.
+    /// which applies when this is not called. It sets the limit of the endpoint's router,
+    /// layers or not; an endpoint serving a [`service`](Endpoint::service) has none, and
+    /// [`start`](Endpoint::start) refuses it there rather than ignore it.
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.config.max_body = Some(bytes);
         self
@@ -265,6 +353,17 @@ impl Endpoint {
         if let Some(err) = self.bind_error {
             return Err(err);
         }
+        let app = match (self.app, self.config.max_body) {
+            (App::Router(router), Some(limit)) => App::Router(router.max_body(limit)),
+            (App::Service(_), Some(_)) => {
+                return Err(Error::config(
+                    "Endpoint::max_body sets the body limit of a router, and this endpoint \
+                     serves a service: set the limit inside it (Router::max_body for a router)",
+                ))
+            }
+            (app, None) => app,
+        };
+        let app = self.layers.apply(app);
         let pubsub = self.pubsub.unwrap_or_else(|| crate::PubSub::new(default_node_name()));
         // The adapter's worker starts first and stops last, so the presence farewell and the
         // application's last broadcasts still leave the node; presence replication only
@@ -275,7 +374,7 @@ impl Endpoint {
             workers.push(pubsub.presence().child_spec());
         }
         workers.extend(self.workers);
-        running::start(self.router, self.config, workers, pubsub).await
+        running::start(app, self.config, workers, pubsub).await
     }
 }
 

@@ -10,9 +10,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::slots::{Admission, Slot, Slots};
+use super::App;
 use super::{connection, Config, Shared, SharedRef};
 use crate::supervisor::{ChildSpec, Supervisor};
-use crate::{Error, Router};
+use crate::Error;
 
 /// A handle to a started endpoint; clones share it.
 ///
@@ -182,7 +183,7 @@ impl ConnInfo {
 }
 
 pub(crate) async fn start(
-    router: Router,
+    app: App,
     config: Config,
     workers: Vec<ChildSpec>,
     pubsub: crate::PubSub,
@@ -204,14 +205,10 @@ pub(crate) async fn start(
         pubsub,
         secret_key_base: config.secret_key_base.clone(),
     });
-    let router = match config.max_body {
-        Some(limit) => router.max_body(limit),
-        None => router,
-    };
     let stop = CancellationToken::new();
     let (done_tx, done) = watch::channel(None);
     tracing::info!(addr = %local_addr, "endpoint listening");
-    tokio::spawn(run(listener, router, Arc::new(config), shared.clone(), stop.clone(), done_tx));
+    tokio::spawn(run(listener, app, Arc::new(config), shared.clone(), stop.clone(), done_tx));
     Ok(RunningEndpoint { local_addr, shared, stop, done })
 }
 
@@ -237,7 +234,7 @@ fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn run(
     listener: TcpListener,
-    router: Router,
+    app: App,
     config: Arc<Config>,
     shared: SharedRef,
     stop: CancellationToken,
@@ -266,7 +263,7 @@ async fn run(
     };
     let acceptor = Acceptor {
         slots: Slots::new(config.max_connections, &config.probe_paths),
-        router,
+        app,
         config,
         shared,
         supervisor: supervisor.clone(),
@@ -313,7 +310,7 @@ async fn run(
 #[derive(Clone)]
 struct Acceptor {
     slots: Arc<Slots>,
-    router: Router,
+    app: App,
     config: Arc<Config>,
     shared: SharedRef,
     supervisor: Supervisor,
@@ -347,8 +344,8 @@ impl Acceptor {
                     None => return this.turn_away(stream, remote).await,
                 },
             };
-            let Acceptor { slots, router, config, shared, .. } = this;
-            connection::serve(stream, remote, router, config, shared, (slots, slot), token).await;
+            let Acceptor { slots, app, config, shared, .. } = this;
+            connection::serve(stream, remote, app, config, shared, (slots, slot), token).await;
         });
         spawned.is_ok()
     }

@@ -33,6 +33,8 @@ enum State {
     },
     /// A request whose body is decoded first: rare enough to box as a whole.
     Boxed(BoxFuture<'static, Response<Body>>),
+    /// The future of the tower service an endpoint serves instead of a router alone.
+    Service(BoxFuture<'static, Result<Response<Body>, crate::BoxError>>),
     /// Boxed, as it is rare (a 404, a 405) and would otherwise make every request's future,
     /// which hyper and the endpoint move around, several times larger.
     Ready(Option<Box<Response<Body>>>),
@@ -49,8 +51,15 @@ impl RouteFuture {
     }
 
     /// `run` strips a HEAD response itself.
-    pub(super) fn boxed(run: BoxFuture<'static, Response<Body>>) -> Self {
+    pub(crate) fn boxed(run: BoxFuture<'static, Response<Body>>) -> Self {
         Self { state: State::Boxed(run), is_head: false }
+    }
+
+    /// An endpoint's service's answer: an error or a panic in it answers a 500.
+    pub(crate) fn service(
+        run: BoxFuture<'static, Result<Response<Body>, crate::BoxError>>,
+    ) -> Self {
+        Self { state: State::Service(run), is_head: false }
     }
 
     pub(crate) fn ready(resp: Response<Body>, is_head: bool) -> Self {
@@ -84,9 +93,16 @@ impl Future for RouteFuture {
                         let reason = panic_message(&*panic);
                         tracing::error!(route = *pattern, reason = %reason, "action panicked");
                         crate::telemetry::router_dispatch_exception(pattern);
-                        let blank = Conn::from_request(Request::new(Body::empty()));
-                        ActionError::internal().render(blank).into_response()
+                        internal_error()
                     }
+                }
+            }
+            State::Service(run) => {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(Ok(resp))) => resp,
+                    Ok(Poll::Ready(Err(err))) => service_failed(&err),
+                    Err(panic) => service_panicked(&*panic),
                 }
             }
             State::Boxed(run) => match run.as_mut().poll(cx) {
@@ -102,6 +118,23 @@ impl Future for RouteFuture {
         }
         Poll::Ready(resp)
     }
+}
+
+/// The 500 for an error from the tower service an endpoint serves, logged.
+pub(crate) fn service_failed(err: &crate::BoxError) -> Response<Body> {
+    tracing::error!(error = %err, "the endpoint's service failed");
+    internal_error()
+}
+
+/// The 500 for a panic in the tower service an endpoint serves, logged.
+pub(crate) fn service_panicked(panic: &(dyn std::any::Any + Send)) -> Response<Body> {
+    tracing::error!(reason = %panic_message(panic), "the endpoint's service panicked");
+    internal_error()
+}
+
+fn internal_error() -> Response<Body> {
+    let blank = Conn::from_request(Request::new(Body::empty()));
+    ActionError::internal().render(blank).into_response()
 }
 
 /// HEAD answers like GET without the body, keeping the length the body would have had.

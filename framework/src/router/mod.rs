@@ -18,7 +18,7 @@ mod service;
 mod tests;
 
 pub use builder::{Builder, ForwardedFrom, MethodFilter};
-pub(crate) use future::RouteFuture;
+pub(crate) use future::{service_failed, service_panicked, RouteFuture};
 pub(crate) use service::panic_message;
 pub use service::{Router, RouterFuture};
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tower_service::Service;
@@ -80,8 +79,27 @@ impl fmt::Debug for Router {
     }
 }
 
-/// The future of [`Router::call`](tower_service::Service::call).
-pub type RouterFuture = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+/// The future of [`Router::call`](tower_service::Service::call): the route's pipeline and
+/// action, not boxed again (a request through the router costs the one box of its pipeline).
+#[must_use = "futures do nothing unless polled"]
+pub struct RouterFuture(RouteFuture);
+
+impl std::future::Future for RouterFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<Body>, Infallible>> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(Ok)
+    }
+}
+
+impl fmt::Debug for RouterFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RouterFuture")
+    }
+}
 
 /// A request matched to its route (or answered already, when `target` is `None`).
 pub(crate) struct Routed {
@@ -396,7 +414,6 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let run = self.run(self.route(req.map(Body::new), None));
-        Box::pin(async move { Ok(run.await) })
+        RouterFuture(self.run(self.route(req.map(Body::new), None)))
     }
 }

@@ -45,7 +45,7 @@ use anyhow::{bail, Context as _};
 const USAGE: &str = "\
 usage:
   bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin] [--ws-workers N]
-  bench server <fawkes|axum|hyper> [--routes N] [--port P]
+  bench server <fawkes|axum|hyper> [--routes N] [--port P] [--layer cors (fawkes, axum)]
   bench server <ws-fawkes|ws-tungstenite> [--port P] [--workers N] [--redis URL (ws-fawkes)]
   bench ws-client <fawkes|tungstenite> --port P --conns N --first-ip K --expect M --timeout S
   bench gen-routes N
@@ -88,16 +88,18 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             let kind = server::Kind::parse(args.get(1).context("server needs a kind")?)?;
             let mut routes = driver::MAIN_ROUTES;
             let mut port = 0;
+            let mut cors = false;
             let mut rest = args[2..].iter();
             while let Some(flag) = rest.next() {
                 let value = rest.next().with_context(|| format!("{flag} needs a value"))?;
                 match flag.as_str() {
                     "--routes" => routes = value.parse().context("--routes takes a number")?,
                     "--port" => port = value.parse().context("--port takes a port number")?,
+                    "--layer" if value == "cors" && kind != server::Kind::Hyper => cors = true,
                     _ => bail!("unknown server option `{flag}`\n{USAGE}"),
                 }
             }
-            server::main(kind, routes, port)
+            server::main(kind, routes, port, cors)
         }
         Some("gen-routes") => {
             let n: usize = args.get(1).context("gen-routes needs N")?.parse()?;

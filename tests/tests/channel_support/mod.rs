@@ -5,7 +5,7 @@
 //! sends is seen and compared whole.
 
 // Each test file uses its own subset of these.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

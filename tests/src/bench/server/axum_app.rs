@@ -15,7 +15,11 @@ use serde_json::{Map, Value};
 use crate::routes::{table, Action};
 use crate::scenario::{Ids, Keys, Message, BENCH_HEADER, BENCH_HEADER_VALUE, HELLO};
 
-pub(super) async fn start(addr: SocketAddr, routes: usize) -> anyhow::Result<SocketAddr> {
+pub(super) async fn start(
+    addr: SocketAddr,
+    routes: usize,
+    cors: bool,
+) -> anyhow::Result<SocketAddr> {
     let mut app = Router::new();
     for route in table(routes) {
         let path = route.matchit_path();
@@ -27,6 +31,9 @@ pub(super) async fn start(addr: SocketAddr, routes: usize) -> anyhow::Result<Soc
             (Action::Filler, true) => app.route(&path, post(filler)),
             (Action::Filler, false) => app.route(&path, get(filler)),
         };
+    }
+    if cors {
+        app = app.layer(tower_http::cors::CorsLayer::permissive());
     }
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -54,25 +54,32 @@ impl Kind {
     }
 }
 
-/// Starts a server of `kind` on the current runtime and returns its address.
-pub(crate) async fn start(kind: Kind, routes: usize, port: u16) -> anyhow::Result<SocketAddr> {
+/// Starts a server of `kind` on the current runtime and returns its address; with `cors`, the
+/// whole application sits behind tower-http's permissive CORS layer (what an endpoint-wide
+/// layer costs; fawkes and axum only).
+pub(crate) async fn start(
+    kind: Kind,
+    routes: usize,
+    port: u16,
+    cors: bool,
+) -> anyhow::Result<SocketAddr> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     match kind {
-        Kind::Fawkes => fawkes_app::start(addr, routes).await,
-        Kind::Axum => axum_app::start(addr, routes).await,
+        Kind::Fawkes => fawkes_app::start(addr, routes, cors).await,
+        Kind::Axum => axum_app::start(addr, routes, cors).await,
         Kind::Hyper => hyper_app::start(addr).await,
     }
 }
 
 /// The `bench server` subcommand: serves until stdin closes.
-pub(crate) fn main(kind: Kind, routes: usize, port: u16) -> anyhow::Result<()> {
+pub(crate) fn main(kind: Kind, routes: usize, port: u16, cors: bool) -> anyhow::Result<()> {
     init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("failed to build the tokio runtime")?;
-    let addr = runtime.block_on(start(kind, routes, port))?;
+    let addr = runtime.block_on(start(kind, routes, port, cors))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", addr.port()).context("failed to print the port")?;
     stdout.flush().context("failed to print the port")?;
@@ -107,7 +114,7 @@ mod tests {
             .unwrap();
         let addrs: Vec<(Kind, SocketAddr)> = Kind::ALL
             .into_iter()
-            .map(|kind| (kind, runtime.block_on(start(kind, 100, 0)).unwrap()))
+            .map(|kind| (kind, runtime.block_on(start(kind, 100, 0, false)).unwrap()))
             .collect();
         for scenario in Scenario::ALL {
             let answers: Vec<_> = addrs
@@ -132,10 +139,10 @@ mod tests {
             .build()
             .unwrap();
         for routes in crate::routes::SIZES {
-            let addr = runtime.block_on(start(Kind::Fawkes, routes, 0)).unwrap();
+            let addr = runtime.block_on(start(Kind::Fawkes, routes, 0, false)).unwrap();
             crate::client::check(addr, Scenario::DeepPath)
                 .unwrap_or_else(|e| panic!("{routes} routes: {e:#}"));
         }
-        assert!(runtime.block_on(start(Kind::Fawkes, 7, 0)).is_err());
+        assert!(runtime.block_on(start(Kind::Fawkes, 7, 0, false)).is_err());
     }
 }

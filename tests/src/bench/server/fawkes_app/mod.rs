@@ -14,9 +14,16 @@ use http::StatusCode;
 
 use crate::scenario::{Ids, Keys, Message, BENCH_HEADER, BENCH_HEADER_VALUE, DENY_HEADER, HELLO};
 
-pub(super) async fn start(addr: SocketAddr, routes: usize) -> anyhow::Result<SocketAddr> {
-    let router = router(routes)?;
-    let running = Endpoint::new(router)
+pub(super) async fn start(
+    addr: SocketAddr,
+    routes: usize,
+    cors: bool,
+) -> anyhow::Result<SocketAddr> {
+    let mut endpoint = Endpoint::new(router(routes)?);
+    if cors {
+        endpoint = endpoint.layer(tower_http::cors::CorsLayer::permissive());
+    }
+    let running = endpoint
         .bind(addr)
         .start()
         .await
