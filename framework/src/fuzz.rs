@@ -672,14 +672,14 @@ pub fn http(data: &[u8]) {
     let Some((&pick, input)) = data.split_first() else { return };
     let chunk = usize::from(pick % 64) + 1;
     let input = Bytes::copy_from_slice(input);
-    let panics = crate::telemetry::action_panics();
+    let panics = crate::instrument::action_panics();
     let shared = shared();
     let output = runtime().block_on(async {
         let serving = crate::endpoint::serve_script(fuzz_router().clone(), shared, input, chunk);
         tokio::time::timeout(Duration::from_secs(5), serving).await
     });
     let output = output.expect("the connection finishes once its client has closed");
-    assert_eq!(crate::telemetry::action_panics(), panics, "a panic while serving");
+    assert_eq!(crate::instrument::action_panics(), panics, "a panic while serving");
     assert!(
         output.is_empty() || output.starts_with(b"HTTP/1."),
         "not an HTTP answer: {:?}",

@@ -43,6 +43,8 @@ pub mod security_guide {}
 pub mod scaling_guide {}
 mod budget;
 mod error;
+mod instrument;
+mod secret;
 // Entry points for the fuzz targets in `fuzz/`: hidden, and absent unless asked for.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -12,6 +12,8 @@
 //!
 //! This module knows nothing about HTTP: it talks to its socket through a queue of frames.
 
+pub(crate) mod link;
+mod presence;
 mod server;
 mod socket;
 

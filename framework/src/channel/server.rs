@@ -8,11 +8,11 @@ use futures_util::FutureExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::link::{Link, Out};
 use super::{Channel, ChannelSocket, Reply, StopReason};
 use crate::mailbox::Mailbox;
 use crate::pubsub::{Broadcast, Deliver, PubSub};
 use crate::serializer::{self, Payload, Status};
-use crate::socket::{Link, Out};
 
 /// A message to a channel task.
 pub(crate) enum ChannelMsg {
@@ -69,7 +69,7 @@ impl ChannelSocket {
             status,
             payload,
         ) {
-            crate::telemetry::channel_push();
+            crate::instrument::channel_push();
             self.link.send(frame);
         }
     }
@@ -153,18 +153,18 @@ async fn run_joined<C: Channel>(
     };
     let mut channel = match joined {
         Ok(Ok((channel, reply))) => {
-            crate::telemetry::channel_joined(pattern, true);
+            crate::instrument::channel_joined(pattern, true);
             socket.reply(msg_ref, Status::Ok, &Payload::Json(reply));
             channel
         }
         Ok(Err(reply)) => {
-            crate::telemetry::channel_joined(pattern, false);
+            crate::instrument::channel_joined(pattern, false);
             socket.reply(msg_ref, Status::Error, &Payload::Json(reply));
             return false;
         }
         Err(panic) => {
             tracing::error!(topic = %socket.topic, reason = %panic_reason(&*panic), "channel join crashed");
-            crate::telemetry::record_panic();
+            crate::instrument::record_panic();
             socket.reply(msg_ref, Status::Error, &Payload::Json(json!({"reason": "join crashed"})));
             return true;
         }
@@ -176,7 +176,7 @@ async fn run_joined<C: Channel>(
     };
     let subscriber = socket.pubsub.subscribe_sink(&socket.topic, Arc::new(fastlane));
     socket.subscriber = Some(subscriber);
-    let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Channels);
+    let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Channels);
 
     loop {
         let msg = tokio::select! {
@@ -190,7 +190,7 @@ async fn run_joined<C: Channel>(
                 let result = AssertUnwindSafe(channel.handle_in(&event, payload, socket))
                     .catch_unwind()
                     .await;
-                crate::telemetry::channel_handled_in(pattern, start.elapsed());
+                crate::instrument::channel_handled_in(pattern, start.elapsed());
                 match result {
                     Ok(Reply::Ok(p)) => {
                         socket.reply(msg_ref.as_deref(), Status::Ok, &p);
@@ -230,7 +230,7 @@ async fn run_joined<C: Channel>(
             Step::Continue => {}
             Step::Crash(reason) => {
                 tracing::error!(topic = %socket.topic, reason = %reason, "channel crashed");
-                crate::telemetry::record_panic();
+                crate::instrument::record_panic();
                 socket.control("phx_error", &Payload::Json(json!({"reason": "channel_crash"})));
                 return true;
             }

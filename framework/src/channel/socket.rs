@@ -4,11 +4,11 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use super::link::Link;
 use super::ChannelMsg;
 use crate::mailbox::Mailbox;
 use crate::pubsub::{PubSub, SubscriberId};
 use crate::serializer::{self, Payload};
-use crate::socket::Link;
 
 /// What a channel can do with its socket: push to its client, broadcast to its topic, read
 /// and write assigns.
@@ -81,7 +81,7 @@ impl ChannelSocket {
             &payload,
         ) {
             Some(frame) => {
-                crate::telemetry::channel_push();
+                crate::instrument::channel_push();
                 self.link.send(frame)
             }
             None => {
@@ -98,7 +98,7 @@ impl ChannelSocket {
 
     /// Sends a frame encoded already (and maybe shared with other sockets).
     pub(crate) fn send_frame(&self, frame: serializer::Frame) -> bool {
-        crate::telemetry::channel_push();
+        crate::instrument::channel_push();
         self.link.send(frame)
     }
 

@@ -6,8 +6,6 @@ use http::StatusCode;
 use serde_path_to_error::Segment;
 
 use super::field_errors::{FieldErrors, PathSegment};
-use crate::controller::IntoResponse;
-use crate::Conn;
 
 /// The params did not decode into the requested type, or did not pass its validation rules.
 ///
@@ -145,16 +143,6 @@ impl From<FieldErrors> for ParamsError {
 impl From<validator::ValidationErrors> for ParamsError {
     fn from(errors: validator::ValidationErrors) -> Self {
         Self::invalid(errors)
-    }
-}
-
-impl IntoResponse for ParamsError {
-    fn render(self, conn: Conn) -> Conn {
-        tracing::debug!(status = self.status.as_u16(), error = %self, "params rejected");
-        if self.status == StatusCode::NOT_FOUND {
-            return crate::ActionError::not_found().render(conn);
-        }
-        conn.put_status(self.status).json(&serde_json::json!({ "errors": self.errors }))
     }
 }
 

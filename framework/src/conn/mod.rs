@@ -14,6 +14,7 @@ mod body;
 mod de;
 mod error;
 mod field_errors;
+mod info;
 pub(crate) mod params;
 pub(crate) mod path_params;
 pub mod validate;
@@ -27,14 +28,13 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::controller::IntoResponse as _;
-use crate::endpoint::ConnInfo;
-
 pub use assigns::Assigns;
 pub(crate) use body::ReadWatch;
 pub use body::{Body, BodyError};
 pub use error::{InvalidHeader, ParamsError};
 pub use field_errors::{FieldErrors, PathSegment};
+pub use info::ConnInfo;
+pub(crate) use info::{Shared, SharedRef};
 pub use params::ParamsLimits;
 
 type BeforeSend = Box<dyn FnOnce(Conn) -> Conn + Send>;
@@ -208,7 +208,7 @@ impl Conn {
 
     /// The secret key base of the endpoint serving this request
     /// ([`Endpoint::secret_key_base`](crate::Endpoint::secret_key_base)), if it has one.
-    pub fn secret_key_base(&self) -> Option<&crate::security::SecretKeyBase> {
+    pub fn secret_key_base(&self) -> Option<&crate::secret::SecretKeyBase> {
         self.conn_info().and_then(ConnInfo::secret_key_base)
     }
 
@@ -637,7 +637,7 @@ impl Conn {
             Ok(bytes) => self.put_content_type(APPLICATION_JSON).put_resp_body(bytes),
             Err(err) => {
                 tracing::error!(error = %err, "failed to serialise a JSON response");
-                crate::controller::ActionError::internal().render(self)
+                self.render_error_detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
         }
     }
@@ -665,8 +665,18 @@ impl Conn {
                 conn.0.resp_headers.insert(header::LOCATION, location);
                 conn
             }
-            Err(_) => crate::controller::ActionError::internal().render(self),
+            Err(_) => {
+                self.render_error_detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
         }
+    }
+
+    /// Renders Phoenix's error shape, `{"errors": {"detail": detail}}`, with `status`: the
+    /// one place that shape is written ([`ActionError`](crate::ActionError) renders through
+    /// it).
+    pub(crate) fn render_error_detail(self, status: StatusCode, detail: &str) -> Self {
+        let body = serde_json::json!({ "errors": { "detail": detail } }).to_string();
+        self.put_status(status).put_content_type(APPLICATION_JSON).put_resp_body(body)
     }
 
     /// Sets the content type, and tells browsers to keep to it: a JSON answer that echoes

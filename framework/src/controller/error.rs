@@ -130,11 +130,23 @@ impl std::error::Error for ActionError {}
 
 impl IntoResponse for ActionError {
     fn render(self, conn: Conn) -> Conn {
-        let body = match self.body {
-            ErrorBody::Detail(detail) => json!({ "errors": { "detail": detail } }),
-            ErrorBody::Fields(fields) => json!({ "errors": fields }),
-        };
-        conn.put_status(self.status).json(&body)
+        match self.body {
+            ErrorBody::Detail(detail) => conn.render_error_detail(self.status, &detail),
+            ErrorBody::Fields(fields) => {
+                conn.put_status(self.status).json(&json!({ "errors": fields }))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ParamsError {
+    fn render(self, conn: Conn) -> Conn {
+        let status = self.status();
+        tracing::debug!(status = status.as_u16(), error = %self, "params rejected");
+        if status == StatusCode::NOT_FOUND {
+            return ActionError::not_found().render(conn);
+        }
+        conn.put_status(status).json(&json!({ "errors": self.errors() }))
     }
 }
 

@@ -37,7 +37,7 @@ pub(crate) async fn serve(
     (slots, slot): (Arc<Slots>, Slot),
     token: CancellationToken,
 ) {
-    let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Connections);
+    let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Connections);
     let _ = stream.set_nodelay(true);
     // Until its first request begins, a connection has the shorter of the two allowances, and
     // hyper's header read timeout only starts once the protocol is known, which takes a first
@@ -650,7 +650,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let span = tracing::info_span!(
             "request",
             method = %method,
-            path = %crate::telemetry::clip(req.uri().path()),
+            path = %crate::instrument::clip(req.uri().path()),
             request_id = tracing::field::Empty,
         );
         // Routed here, outside the future, so the future holds the conn rather than the
@@ -747,7 +747,7 @@ impl Future for RequestFuture {
             resp.map(|body| Body::new(Streaming { body, _in_flight: in_flight }))
         };
         let elapsed = now.saturating_duration_since(this.start);
-        crate::telemetry::endpoint_stop(&this.method, resp.status(), elapsed);
+        crate::instrument::endpoint_stop(&this.method, resp.status(), elapsed);
         let _entered = this.span.enter();
         tracing::info!(
             status = resp.status().as_u16(),

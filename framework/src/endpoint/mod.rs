@@ -22,16 +22,16 @@ pub(crate) use connection::serve_script;
 mod running;
 mod slots;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::conn::ConnInfo;
+pub(crate) use crate::conn::{Shared, SharedRef};
 pub(crate) use app::App;
 pub use app::{Service, ServiceFuture};
 pub use config::Config;
-pub use running::{ConnInfo, RunningEndpoint};
+pub use running::RunningEndpoint;
 
-use crate::supervisor::{ChildSpec, Supervisor};
+use crate::supervisor::ChildSpec;
 use crate::{Error, Router};
 
 /// An HTTP endpoint: configuration, router and supervised workers.
@@ -439,22 +439,3 @@ pub fn default_node_name() -> String {
         _ => format!("node-{}", std::process::id()),
     }
 }
-
-/// State shared by the endpoint and every request it serves.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) ready: AtomicBool,
-    /// Bytes of request bodies held until whole, against their limit.
-    pub(crate) buffered_bodies: crate::budget::Budget,
-    pub(crate) supervisor: Supervisor,
-    pub(crate) pubsub: crate::PubSub,
-    pub(crate) secret_key_base: Option<crate::security::SecretKeyBase>,
-}
-
-impl Shared {
-    pub(crate) fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-}
-
-pub(crate) type SharedRef = Arc<Shared>;

@@ -123,65 +123,6 @@ impl RunningEndpoint {
     }
 }
 
-/// Information about the connection a request came on: [`Conn::conn_info`](crate::Conn::conn_info),
-/// and in the request's extensions (for tower layers and forwarded services too).
-///
-/// # Examples
-///
-/// ```
-/// async fn whoami(conn: fawkes::Conn) -> fawkes::Conn {
-///     let peer = conn.conn_info().map(|i| i.remote_addr());
-///     let same = conn.extensions().get::<fawkes::endpoint::ConnInfo>().map(|i| i.remote_addr());
-///     assert_eq!(peer, same);
-///     conn.text(format!("{peer:?}"))
-/// }
-/// ```
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub(crate) remote_addr: SocketAddr,
-    pub(crate) shared: SharedRef,
-}
-
-impl ConnInfo {
-    /// A conn info for in-process tests: a loopback peer, ready.
-    #[cfg(feature = "test")]
-    pub(crate) fn for_test(supervisor: Supervisor, pubsub: crate::PubSub) -> Self {
-        let shared = Arc::new(Shared {
-            ready: AtomicBool::new(true),
-            buffered_bodies: crate::budget::Budget::new(usize::MAX),
-            supervisor,
-            pubsub,
-            secret_key_base: None,
-        });
-        Self { remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)), shared }
-    }
-
-    /// The peer's address.
-    pub fn remote_addr(&self) -> SocketAddr {
-        self.remote_addr
-    }
-
-    /// Whether the endpoint reports ready.
-    pub fn is_ready(&self) -> bool {
-        self.shared.is_ready()
-    }
-
-    /// The endpoint's supervisor.
-    pub fn supervisor(&self) -> &Supervisor {
-        &self.shared.supervisor
-    }
-
-    /// The endpoint's pubsub.
-    pub fn pubsub(&self) -> &crate::PubSub {
-        &self.shared.pubsub
-    }
-
-    /// The endpoint's secret key base, when it was given one.
-    pub fn secret_key_base(&self) -> Option<&crate::security::SecretKeyBase> {
-        self.shared.secret_key_base.as_ref()
-    }
-}
-
 pub(crate) async fn start(
     app: App,
     config: Config,

@@ -125,7 +125,7 @@ impl Slots {
         match victim {
             Some((_, activity)) => {
                 activity.evict();
-                crate::telemetry::connection_turned_away("evicted");
+                crate::instrument::connection_turned_away("evicted");
                 true
             }
             None => false,
@@ -159,7 +159,7 @@ impl Slots {
                 match waited {
                     Ok(Ok(permit)) => permit,
                     _ => {
-                        crate::telemetry::connection_turned_away("full");
+                        crate::instrument::connection_turned_away("full");
                         return;
                     }
                 }
@@ -176,7 +176,7 @@ impl Slots {
                     return probe(stream, Slot { _permit: permit, probe: true });
                 }
             }
-            crate::telemetry::connection_turned_away("full");
+            crate::instrument::connection_turned_away("full");
             let answer = async {
                 // The head was only looked at: read it off, with whatever else is there.
                 let _ = stream.try_read(&mut buf);

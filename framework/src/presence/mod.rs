@@ -63,7 +63,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::channel::ChannelSocket;
 use crate::serializer::{self, Frame, Vsn};
 use crate::supervisor::ChildSpec;
 use crate::PubSub;
@@ -167,7 +166,8 @@ impl fmt::Display for PresenceError {
 impl std::error::Error for PresenceError {}
 
 /// A node's presence tracker, reached through [`PubSub::presence`] or
-/// [`ChannelSocket::presence`]. Cheap to create and clone.
+/// [`ChannelSocket::presence`](crate::channel::ChannelSocket::presence). Cheap to create and
+/// clone.
 #[derive(Clone)]
 pub struct Presence {
     pubsub: PubSub,
@@ -182,46 +182,6 @@ impl fmt::Debug for Presence {
 impl Presence {
     pub(crate) fn new(pubsub: PubSub) -> Self {
         Self { pubsub }
-    }
-
-    /// Tracks `key` on the channel's topic with `meta` (a JSON object), for as long as the
-    /// channel runs: a channel that stops or crashes is untracked. Returns the entry's
-    /// `phx_ref`.
-    ///
-    /// # Errors
-    ///
-    /// [`PresenceError::AlreadyTracked`] when this channel already tracks `key`;
-    /// [`PresenceError::InvalidMeta`] when `meta` is not an object; [`PresenceError::TooLarge`]
-    /// past [`PresenceConfig::max_entry_bytes`].
-    pub fn track(
-        &self,
-        socket: &ChannelSocket,
-        key: &str,
-        meta: Value,
-    ) -> Result<String, PresenceError> {
-        socket.tracking().track(socket.topic(), key, meta)
-    }
-
-    /// Replaces the metadata of `key` on the channel's topic: clients see a join with a new
-    /// `phx_ref` (and `phx_ref_prev`) and a leave of the old one.
-    ///
-    /// # Errors
-    ///
-    /// [`PresenceError::NotTracked`] when this channel does not track `key`;
-    /// [`PresenceError::InvalidMeta`] when `meta` is not an object; [`PresenceError::TooLarge`]
-    /// past [`PresenceConfig::max_entry_bytes`].
-    pub fn update(
-        &self,
-        socket: &ChannelSocket,
-        key: &str,
-        meta: Value,
-    ) -> Result<String, PresenceError> {
-        socket.tracking().update(socket.topic(), key, meta)
-    }
-
-    /// Stops tracking `key` on the channel's topic; untracking what is not tracked is a no-op.
-    pub fn untrack(&self, socket: &ChannelSocket, key: &str) {
-        socket.tracking().untrack(socket.topic(), key);
     }
 
     /// A group of presences owned by something other than a channel (a background worker):
@@ -252,18 +212,10 @@ impl Presence {
         self.tracker().lock().list(topic)
     }
 
-    /// Sends the channel topic's `presence_state` ([`Presence::list`]) to the channel's
-    /// client, as Phoenix's `push(socket, "presence_state", Presence.list(socket))` does.
-    ///
-    /// The frame is built once and shared by every client that asks for it before the topic's
-    /// next diff (which brings them what changed since), so a crowd joining a large room costs
-    /// one list, not one per joiner. Being shared, it names no join (its `join_ref` is null, as
-    /// a broadcast's): Phoenix clients take such a message for the topic's current join.
-    ///
-    /// Returns false when the socket is gone or its outbound queue is full.
-    pub fn push_state(&self, socket: &ChannelSocket) -> bool {
-        let frame = self.tracker().lock().snapshot(socket.topic(), socket.vsn());
-        socket.send_frame(frame)
+    /// The `presence_state` frame of `topic` for clients speaking `vsn`, shared until the
+    /// topic's next diff (see `Presence::push_state`).
+    pub(crate) fn state_frame(&self, topic: &str, vsn: crate::serializer::Vsn) -> Frame {
+        self.tracker().lock().snapshot(topic, vsn)
     }
 
     /// Sets the heartbeat interval and down period; takes effect for heartbeats from the next
@@ -295,7 +247,7 @@ impl Presence {
 }
 
 /// Presences that leave together when this value is dropped; a channel's own lives in its
-/// [`ChannelSocket`].
+/// [`ChannelSocket`](crate::channel::ChannelSocket).
 ///
 /// # Examples
 ///
@@ -503,6 +455,30 @@ impl TopicDiffs {
     }
 }
 
+impl crate::pubsub::NodeService for Tracker {
+    fn topic(&self) -> &'static str {
+        TOPIC
+    }
+
+    /// Queues a message from another node's tracker.
+    fn inbox(&self, msg: Arc<crate::pubsub::Broadcast>) {
+        if self.inbox.push_bounded(msg, INBOX_LIMIT).is_err() {
+            tracing::warn!("presence: inbox full, message dropped");
+        }
+    }
+}
+
+impl PubSub {
+    /// This node's presence tracker.
+    pub fn presence(&self) -> Presence {
+        Presence::new(self.clone())
+    }
+
+    pub(crate) fn tracker(&self) -> &Tracker {
+        self.node_service(Tracker::new)
+    }
+}
+
 impl Tracker {
     pub(crate) fn new(node: &str) -> Self {
         Self {
@@ -519,13 +495,6 @@ impl Tracker {
             }),
             next_owner: AtomicU64::new(1),
             inbox: crate::mailbox::Mailbox::new(),
-        }
-    }
-
-    /// Queues a message from another node's tracker.
-    pub(crate) fn inbox(&self, msg: Arc<crate::pubsub::Broadcast>) {
-        if self.inbox.push_bounded(msg, INBOX_LIMIT).is_err() {
-            tracing::warn!("presence: inbox full, message dropped");
         }
     }
 

@@ -57,7 +57,18 @@ struct Inner {
     instance: Arc<str>,
     registry: registry::Registry,
     adapter: Arc<dyn Adapter>,
-    presence: crate::presence::Tracker,
+    /// Presence's tracker, made on first use; the pubsub knows it only as a node service.
+    service: std::sync::OnceLock<Arc<dyn NodeService>>,
+}
+
+/// A node-wide service that rides on a pubsub (presence's tracker): made on its first use and
+/// kept with the pubsub, it alone receives the messages other nodes send on its topic, which
+/// never reach a subscriber.
+pub(crate) trait NodeService: std::any::Any + Send + Sync {
+    /// The topic of its messages between nodes.
+    fn topic(&self) -> &'static str;
+    /// A message from another node on that topic.
+    fn inbox(&self, msg: Arc<Broadcast>);
 }
 
 impl fmt::Debug for PubSub {
@@ -81,7 +92,7 @@ impl PubSub {
         let instance = Arc::from(format!("{node}#{:016x}", rand::random::<u64>()));
         Self {
             inner: Arc::new(Inner {
-                presence: crate::presence::Tracker::new(&node),
+                service: std::sync::OnceLock::new(),
                 node,
                 instance,
                 registry: registry::Registry::default(),
@@ -130,13 +141,15 @@ impl PubSub {
         &*self.inner.adapter
     }
 
-    /// This node's presence tracker.
-    pub fn presence(&self) -> crate::presence::Presence {
-        crate::presence::Presence::new(self.clone())
-    }
-
-    pub(crate) fn tracker(&self) -> &crate::presence::Tracker {
-        &self.inner.presence
+    /// The node service of type `T`, made by `init` (given the node's name) on first use.
+    ///
+    /// # Panics
+    ///
+    /// When a service of another type was made first: a pubsub carries one kind.
+    pub(crate) fn node_service<T: NodeService>(&self, init: impl FnOnce(&str) -> T) -> &T {
+        let service = self.inner.service.get_or_init(|| Arc::new(init(&self.inner.node)));
+        let service: &dyn std::any::Any = &**service;
+        service.downcast_ref().expect("a pubsub carries one kind of node service")
     }
 
     /// Subscribes to `topic`; dropping the subscription unsubscribes.
@@ -216,12 +229,11 @@ impl PubSub {
             return Ok(());
         }
         let msg = Arc::new(remote.into_broadcast());
-        if msg.topic() == crate::presence::TOPIC {
-            // Tracker traffic goes to the tracker alone, never to a channel whose route
+        match self.inner.service.get() {
+            // A node service's traffic goes to it alone, never to a channel whose route
             // happens to match the topic.
-            self.inner.presence.inbox(msg);
-        } else {
-            self.inner.registry.dispatch(&msg);
+            Some(service) if msg.topic() == service.topic() => service.inbox(msg),
+            _ => self.inner.registry.dispatch(&msg),
         }
         Ok(())
     }

@@ -200,7 +200,7 @@ impl Redis {
             Ok(()) => {}
             Err(PushError::Full(_) | PushError::Closed(_)) => {
                 let dropped = self.state.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                crate::telemetry::pubsub_adapter_dropped("redis", 1);
+                crate::instrument::pubsub_adapter_dropped("redis", 1);
                 // One line per thousand keeps an outage from flooding the logs.
                 if dropped % 1000 == 1 {
                     tracing::warn!(dropped, "redis pubsub: queue full, messages dropped");
@@ -211,7 +211,7 @@ impl Redis {
 
     fn set_connected(&self, connected: bool) {
         if self.state.connected.swap(connected, Ordering::AcqRel) != connected {
-            crate::telemetry::pubsub_adapter_connected("redis", connected);
+            crate::instrument::pubsub_adapter_connected("redis", connected);
         }
     }
 }
@@ -595,7 +595,7 @@ async fn publish(
         pending.drain(..n);
         if let Err(err) = result {
             redis.state.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            crate::telemetry::pubsub_adapter_dropped("redis", n as u64);
+            crate::instrument::pubsub_adapter_dropped("redis", n as u64);
             return Err(err.to_string());
         }
     }

@@ -75,7 +75,7 @@ impl Registry {
     pub(crate) fn dispatch(&self, msg: &Arc<Broadcast>) {
         let shard = self.shard(msg.topic()).read().unwrap_or_else(|e| e.into_inner());
         let Some(subs) = shard.get(msg.topic()) else {
-            crate::telemetry::pubsub_broadcast(0);
+            crate::instrument::pubsub_broadcast(0);
             return;
         };
         let mut delivered = 0;
@@ -85,7 +85,7 @@ impl Registry {
                 delivered += 1;
             }
         }
-        crate::telemetry::pubsub_broadcast(delivered);
+        crate::instrument::pubsub_broadcast(delivered);
     }
 }
 

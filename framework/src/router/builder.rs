@@ -263,7 +263,7 @@ where
     }
     req.extensions_mut().insert(ForwardedFrom(uri.clone()));
     if !conn.assigns().is_empty() {
-        req.extensions_mut().insert(crate::socket::ForwardedAssigns(conn.assigns().clone().into()));
+        req.extensions_mut().insert(ForwardedAssigns(conn.assigns().clone().into()));
     }
     let result = service.oneshot(req).await;
     let mut restored = Request::new(Body::empty());
@@ -279,6 +279,17 @@ where
             tracing::error!(error = %err, "forwarded service failed");
             crate::controller::ActionError::internal().render_halted(conn)
         }
+    }
+}
+
+/// The conn's assigns, carried past a forward so what it forwards to (a socket's `connect`)
+/// sees them.
+#[derive(Debug, Clone)]
+pub(crate) struct ForwardedAssigns(pub(crate) http::Extensions);
+
+impl ForwardedAssigns {
+    pub(crate) fn of(req: &http::Request<crate::Body>) -> http::Extensions {
+        req.extensions().get::<ForwardedAssigns>().map(|a| a.0.clone()).unwrap_or_default()
     }
 }
 

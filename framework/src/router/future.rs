@@ -80,7 +80,7 @@ impl Future for RouteFuture {
                     Ok(Poll::Ready(conn)) => {
                         let resp = conn.into_response();
                         if let Some((start, method)) = timing.take().map(|t| *t) {
-                            crate::telemetry::router_dispatch_stop(
+                            crate::instrument::router_dispatch_stop(
                                 pattern,
                                 &method,
                                 resp.status(),
@@ -92,7 +92,7 @@ impl Future for RouteFuture {
                     Err(panic) => {
                         let reason = panic_message(&*panic);
                         tracing::error!(route = *pattern, reason = %reason, "action panicked");
-                        crate::telemetry::router_dispatch_exception(pattern);
+                        crate::instrument::router_dispatch_exception(pattern);
                         internal_error()
                     }
                 }

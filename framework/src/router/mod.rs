@@ -17,6 +17,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use builder::ForwardedAssigns;
 pub use builder::{Builder, ForwardedFrom, MethodFilter};
 pub(crate) use future::{service_failed, service_panicked, RouteFuture};
 pub(crate) use service::panic_message;

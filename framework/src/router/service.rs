@@ -184,11 +184,7 @@ impl Router {
     /// Routing is synchronous and happens before [`Router::run`]'s future exists, so the
     /// pipeline's future, boxed for every request, holds the conn (one pointer) rather than
     /// the request and stays small enough for the allocator's fast path.
-    pub(crate) fn route(
-        &self,
-        req: Request<Body>,
-        info: Option<crate::endpoint::ConnInfo>,
-    ) -> Routed {
+    pub(crate) fn route(&self, req: Request<Body>, info: Option<crate::conn::ConnInfo>) -> Routed {
         let is_head = req.method() == Method::HEAD;
         let mut conn = Conn::from_request(req);
         if let Some(info) = info {
@@ -250,7 +246,7 @@ impl Router {
             conn.set_body_limit(self.max_body);
         }
         // Timed only for a metrics recorder: the endpoint times the whole request anyway.
-        let timing = crate::telemetry::metrics_on()
+        let timing = crate::instrument::metrics_on()
             .then(|| Box::new((std::time::Instant::now(), conn.method().clone())));
         RouteFuture::pipeline(target.pipeline.call(conn), target.pattern, timing, is_head)
     }

@@ -11,18 +11,17 @@
 
 pub(crate) mod csrf;
 mod headers;
-mod key;
 pub(crate) mod session;
 pub(crate) mod token;
 
+pub use crate::secret::{
+    DerivedKey, KeyError, SecretKeyBase, DEFAULT_ITERATIONS, DEFAULT_KEY_LEN, MIN_KEY_BASE_LEN,
+};
 pub use csrf::{
     csrf_input_tag, csrf_meta_tag, delete_csrf_token, get_csrf_token, protect_from_forgery,
     ProtectFromForgery, CSRF_TOKEN_HEADER, CSRF_TOKEN_KEY,
 };
 pub use headers::{put_secure_browser_headers, SecureBrowserHeaders};
-pub use key::{
-    DerivedKey, KeyError, SecretKeyBase, DEFAULT_ITERATIONS, DEFAULT_KEY_LEN, MIN_KEY_BASE_LEN,
-};
 pub use session::{
     fetch_session, FetchSession, SameSite, SecureCookie, SessionConfig, SessionExt, SessionOption,
     SessionStore, MAX_COOKIE_BYTES,

@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::key::{DerivedKey, SecretKeyBase};
 use super::token;
 use crate::controller::{ActionError, IntoResponse as _};
+use crate::secret::{DerivedKey, SecretKeyBase};
 use crate::{Conn, Plug};
 
 /// The most bytes a `Set-Cookie` value may have: browsers silently drop larger cookies, so

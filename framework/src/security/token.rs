@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::key::{DerivedKey, SecretKeyBase};
 use crate::controller::{ActionError, IntoResponse};
+use crate::secret::{DerivedKey, SecretKeyBase};
 use crate::Conn;
 
 /// The protected header of a signed message, as Plug.Crypto.MessageVerifier writes it.

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::session::{Control, Session, SessionConfig};
 use super::transport::Inner;
 use super::{ConnectInfo, Link, Out, Socket};
-use crate::endpoint::ConnInfo;
+use crate::conn::ConnInfo;
 use crate::security::{SecretKeyBase, Token};
 use crate::serializer::{self, Frame, Utf8Bytes, Vsn};
 use crate::Body;
@@ -319,7 +319,7 @@ async fn open<S: Socket>(
 
 /// Moves frames from the session's queue to its pending list until the session ends.
 async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
-    let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Sockets);
+    let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Sockets);
     let mut batch = Vec::new();
     let idle_limit = window + window / 2;
     loop {

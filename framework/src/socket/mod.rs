@@ -11,7 +11,6 @@
 //! buffered without end. This module knows nothing about routes; the router forwards to it.
 
 mod client;
-pub(crate) mod link;
 pub(crate) mod longpoll;
 mod origin;
 pub(crate) mod session;
@@ -25,9 +24,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
+pub(crate) use crate::channel::link::{Link, Out};
 use crate::channel::{self, Channel};
 pub use client::client_js;
-pub(crate) use link::{Link, Out};
 pub use origin::CheckOrigin;
 pub use transport::{transport, IntoTransport, Transport};
 
@@ -63,14 +62,14 @@ impl ConnectInfo {
     /// What a transport knows of the request that opens a socket.
     pub(crate) fn of(
         req: &http::Request<crate::Body>,
-        conn_info: &crate::endpoint::ConnInfo,
+        conn_info: &crate::conn::ConnInfo,
         auth_token: Option<String>,
     ) -> Self {
         Self {
             peer: Some(conn_info.remote_addr()),
             headers: req.headers().clone(),
             auth_token,
-            assigns: ForwardedAssigns::of(req),
+            assigns: crate::router::ForwardedAssigns::of(req),
             secret_key_base: conn_info.secret_key_base().cloned(),
         }
     }
@@ -85,18 +84,8 @@ pub(crate) async fn connect<S: Socket>(
     vsn: crate::serializer::Vsn,
 ) -> Result<http::Extensions, Refused> {
     let result = socket.connect(params, info).await;
-    crate::telemetry::socket_connected(transport, vsn.as_str(), result.is_ok());
+    crate::instrument::socket_connected(transport, vsn.as_str(), result.is_ok());
     result
-}
-
-/// The conn's assigns, carried past a forward so a socket's `connect` sees them.
-#[derive(Debug, Clone)]
-pub(crate) struct ForwardedAssigns(pub(crate) http::Extensions);
-
-impl ForwardedAssigns {
-    pub(crate) fn of(req: &http::Request<crate::Body>) -> http::Extensions {
-        req.extensions().get::<ForwardedAssigns>().map(|a| a.0.clone()).unwrap_or_default()
-    }
 }
 
 /// A refused connection: the upgrade is answered with 403.

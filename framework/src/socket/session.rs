@@ -237,7 +237,7 @@ impl Session {
         };
         let Some(slot) = self.budget.take() else {
             tracing::warn!(
-                topic = %crate::telemetry::clip(&msg.topic),
+                topic = %crate::instrument::clip(&msg.topic),
                 "refusing a join: the server runs its most channels"
             );
             let reason = json!({"reason": "too many channels on this server"});
@@ -278,7 +278,7 @@ impl Session {
             joined.is_some_and(|j| msg.join_ref.as_deref().is_none_or(|r| r == j.join_ref));
         if joined.is_some() && !current {
             // The client raced a server close: its leave is for a join that no longer exists.
-            tracing::debug!(topic = %crate::telemetry::clip(&msg.topic), "ignoring a leave for a previous join");
+            tracing::debug!(topic = %crate::instrument::clip(&msg.topic), "ignoring a leave for a previous join");
             return;
         }
         if current {
@@ -299,7 +299,7 @@ impl Session {
             return;
         };
         if msg.join_ref.as_deref().is_some_and(|r| r != joined.join_ref) {
-            tracing::debug!(topic = %crate::telemetry::clip(&msg.topic), "ignoring a message for a previous join");
+            tracing::debug!(topic = %crate::instrument::clip(&msg.topic), "ignoring a message for a previous join");
             return;
         }
         let Message { join_ref, msg_ref, topic, event, payload } = msg;

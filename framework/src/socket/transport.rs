@@ -105,8 +105,8 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
 }
 
 impl Config {
-    pub(crate) fn link_limits(&self) -> super::link::Limits {
-        super::link::Limits { frames: self.outbox_limit, bytes: self.outbox_bytes }
+    pub(crate) fn link_limits(&self) -> crate::channel::link::Limits {
+        crate::channel::link::Limits { frames: self.outbox_limit, bytes: self.outbox_bytes }
     }
 }
 

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::session::{Control, Session, SessionConfig};
 use super::transport::{error, Inner};
 use super::{ConnectInfo, Link, Out, Socket};
-use crate::endpoint::ConnInfo;
+use crate::conn::ConnInfo;
 use crate::serializer::{self, Frame, Vsn};
 use crate::Body;
 
@@ -262,7 +262,7 @@ async fn run<S: Socket>(
         Err(err) => return tracing::debug!(error = %err, "websocket upgrade failed"),
     };
     let mut session = Session::start(config);
-    let _gauge = crate::telemetry::Gauge::open(crate::telemetry::GaugeKind::Sockets);
+    let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Sockets);
     let config = &inner.config;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(4096)

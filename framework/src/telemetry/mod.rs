@@ -20,48 +20,18 @@
 //! [`prometheus`] serves its text format. [`snapshot`] reads the same numbers from process-wide
 //! counters, for a live dashboard. [`healthz`] and [`readyz`] are the probes.
 //!
-//! This module knows nothing about routes; it reads the endpoint's state from the request.
+//! The recording itself lives in a crate-private module below everything else, so every layer
+//! records without depending on this one; this module, at the top, holds what an application
+//! mounts and reads: the probes, the exporter, the counters. It knows nothing about routes; it
+//! reads the endpoint's state from the request.
 
-mod events;
 mod health;
 mod prometheus;
-mod stats;
 
-pub use events::enable_metrics;
-pub(crate) use events::*;
+pub use crate::instrument::stats::{rss_bytes, snapshot, Latency, Snapshot};
+pub use crate::instrument::{action_panics, clip, enable_metrics, LOG_TEXT_LIMIT};
 pub use health::{healthz, readyz};
 pub use prometheus::{install_prometheus, prometheus};
-pub use stats::{rss_bytes, snapshot, Latency, Snapshot};
-
-/// Panics caught in plugs, actions and channels since the process started.
-pub fn action_panics() -> u64 {
-    stats::PANICS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// The longest client-chosen text (a path, a topic) a log line carries, in bytes.
-pub const LOG_TEXT_LIMIT: usize = 256;
-
-/// `text` cut to [`LOG_TEXT_LIMIT`] bytes (at a character boundary, with `…` when cut), for
-/// log lines: a client that sends 60 KB paths must not write 60 KB a request to the logs.
-///
-/// # Examples
-///
-/// ```
-/// let long = "a".repeat(1000);
-/// let clipped = fawkes::telemetry::clip(&long);
-/// assert!(clipped.len() <= fawkes::telemetry::LOG_TEXT_LIMIT + 3);
-/// assert_eq!(fawkes::telemetry::clip("/api/rooms"), "/api/rooms");
-/// ```
-pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.len() <= LOG_TEXT_LIMIT {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut end = LOG_TEXT_LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
-}
 
 #[cfg(test)]
 mod tests {

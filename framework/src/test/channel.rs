@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::channel::link::{Link, Out};
 use crate::pubsub::PubSub;
 use crate::serializer::{self, Frame, Vsn};
 use crate::socket::session::{Session, SessionConfig};
-use crate::socket::{ConnectInfo, Link, Out, Refused, Socket};
+use crate::socket::{ConnectInfo, Refused, Socket};
 use crate::supervisor::Supervisor;
 
 /// How long assertions wait for a frame unless told otherwise.
@@ -104,7 +105,7 @@ impl ChannelTest {
         let info = ConnectInfo::default();
         let assigns = socket.connect(&params, &info).await?;
         let supervisor = Supervisor::builder().name("channel test").start();
-        let link = Link::new(Vsn::V2, crate::socket::link::Limits::UNBOUNDED);
+        let link = Link::new(Vsn::V2, crate::channel::link::Limits::UNBOUNDED);
         let session = Session::start(SessionConfig {
             link: link.clone(),
             pubsub: pubsub.clone(),

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::channel::ChannelMsg;
+use super::ChannelMsg;
 use crate::mailbox::{Mailbox, PushError};
 use crate::serializer::{Frame, Vsn};
 

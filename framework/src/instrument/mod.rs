@@ -1,0 +1,43 @@
+//! Recording what happens: the metrics named after Phoenix's telemetry events (through the
+//! `metrics` facade) and the process-wide counters behind [`telemetry::snapshot`]. Every layer
+//! of the crate records here, so it depends on nothing else in the crate; what applications
+//! mount and read is in [`telemetry`].
+//!
+//! [`telemetry`]: crate::telemetry
+//! [`telemetry::snapshot`]: crate::telemetry::snapshot
+
+mod events;
+pub(crate) mod stats;
+
+pub use events::enable_metrics;
+pub(crate) use events::*;
+
+/// Panics caught in plugs, actions and channels since the process started.
+pub fn action_panics() -> u64 {
+    stats::PANICS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The longest client-chosen text (a path, a topic) a log line carries, in bytes.
+pub const LOG_TEXT_LIMIT: usize = 256;
+
+/// `text` cut to [`LOG_TEXT_LIMIT`] bytes (at a character boundary, with `…` when cut), for
+/// log lines: a client that sends 60 KB paths must not write 60 KB a request to the logs.
+///
+/// # Examples
+///
+/// ```
+/// let long = "a".repeat(1000);
+/// let clipped = fawkes::telemetry::clip(&long);
+/// assert!(clipped.len() <= fawkes::telemetry::LOG_TEXT_LIMIT + 3);
+/// assert_eq!(fawkes::telemetry::clip("/api/rooms"), "/api/rooms");
+/// ```
+pub fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= LOG_TEXT_LIMIT {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = LOG_TEXT_LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
