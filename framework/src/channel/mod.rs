@@ -10,7 +10,8 @@
 //! A panic in a callback stops that channel only: the client gets `phx_error` for its topic and
 //! rejoins, the socket and its other channels carry on.
 //!
-//! This module knows nothing about HTTP: it talks to its socket through a queue of frames.
+//! This module knows nothing about HTTP: it talks to its socket through a queue of frames, the
+//! `Link` it owns and sockets drain.
 
 pub(crate) mod link;
 mod presence;

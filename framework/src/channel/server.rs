@@ -56,7 +56,7 @@ impl Deliver for Fastlane {
 }
 
 fn panic_reason(panic: &(dyn Any + Send)) -> String {
-    crate::router::panic_message(panic)
+    crate::supervisor::panic_message(panic)
 }
 
 impl ChannelSocket {

@@ -2,7 +2,7 @@
 //!
 //! [`Endpoint`] binds a TCP listener and serves HTTP/1.1 and HTTP/2 (hyper-util's `auto`
 //! connection) through a [`Router`]. Every connection is a temporary child of the endpoint's
-//! [`Supervisor`]: a panic in one is caught and counted, and shutdown drains them all. The
+//! [`Supervisor`](crate::Supervisor): a panic in one is caught and counted, and shutdown drains them all. The
 //! application's own long-running workers can join the same supervisor as permanent children.
 //!
 //! Shutdown, on SIGTERM or ctrl-c (or a future of the caller's), follows what a rolling deploy

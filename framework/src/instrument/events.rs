@@ -14,7 +14,7 @@ use super::stats::{
 static METRICS: AtomicBool = AtomicBool::new(false);
 
 /// Turns on reporting through the `metrics` facade, for an application that installs its own
-/// recorder; [`install_prometheus`](super::install_prometheus) does it for its own.
+/// recorder; [`install_prometheus`](crate::telemetry::install_prometheus) does it for its own.
 pub fn enable_metrics() {
     METRICS.store(true, Ordering::Relaxed);
 }

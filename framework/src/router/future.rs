@@ -11,8 +11,8 @@ use futures_util::future::BoxFuture;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
 
-use super::service::panic_message;
 use crate::controller::{ActionError, IntoResponse as _};
+use crate::supervisor::panic_message;
 use crate::{Body, Conn};
 
 /// Runs a routed request: its route's pipeline and action, with a panic in them answered as a

@@ -167,11 +167,6 @@ impl Router {
         self
     }
 
-    /// The body limit in force.
-    pub fn max_body_limit(&self) -> usize {
-        self.max_body
-    }
-
     /// Runs a request through the router.
     pub async fn dispatch(&self, req: Request<Body>) -> Response<Body> {
         let routed = self.route(req, None);
@@ -384,16 +379,6 @@ fn too_large(conn: Conn, limit: usize) -> Conn {
     ActionError::status(StatusCode::PAYLOAD_TOO_LARGE)
         .with_detail(format!("request body exceeds {limit} bytes"))
         .render(conn)
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
 }
 
 impl<B> Service<Request<B>> for Router

@@ -8,7 +8,8 @@
 //!
 //! Every socket runs as a task under the endpoint's supervisor, each joined topic as another.
 //! Outbound frames go through a bounded queue: a client that does not read is closed, never
-//! buffered without end. This module knows nothing about routes; the router forwards to it.
+//! buffered without end. This module knows nothing about routes: the router forwards to it,
+//! handing over the conn's assigns with the request.
 
 mod client;
 pub(crate) mod longpoll;

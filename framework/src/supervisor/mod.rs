@@ -54,6 +54,7 @@ mod tests;
 
 pub use dynamic::ChildId;
 pub use error::Error;
+pub(crate) use exit::panic_message;
 pub use exit::ExitReason;
 pub use spec::{ChildSpec, Restart};
 #[doc(no_inline)]
