@@ -82,11 +82,13 @@ pub use fawkes_macros::router;
 
 /// What applications use every day.
 pub mod prelude {
+    pub use crate::channel::{Channel, ChannelSocket, Payload, Reply};
     pub use crate::conn::Conn;
-    pub use crate::controller::{ActionError, IntoResponse};
+    pub use crate::controller::{ActionError, IntoResponse, State};
     pub use crate::endpoint::Endpoint;
     pub use crate::plug::Plug;
     pub use crate::router::Router;
+    pub use crate::socket::Socket;
     pub use http::{Method, StatusCode};
 }
 

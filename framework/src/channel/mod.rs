@@ -14,6 +14,7 @@
 //! `Link` it owns and sockets drain.
 
 pub(crate) mod link;
+mod payload;
 mod presence;
 mod server;
 mod socket;
@@ -22,10 +23,14 @@ use std::future::Future;
 
 use serde_json::Value;
 
+/// What clients push and channels send: JSON, or bytes on the V2 binary frame (also
+/// `fawkes::serializer::Payload`).
+pub use crate::serializer::Payload;
+pub use payload::PayloadError;
 pub(crate) use server::{run, ChannelMsg, Start};
 pub use socket::{ChannelHandle, ChannelSocket};
 
-use crate::serializer::{Payload, Status};
+use crate::serializer::Status;
 
 /// What a channel answers to a client's event.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,7 @@
 
 mod assigns;
 mod body;
-mod de;
+pub(crate) mod de;
 mod error;
 mod field_errors;
 mod info;

@@ -1,0 +1,130 @@
+//! Typed payloads over a real WebSocket: a channel decodes what a client pushes with
+//! `Payload::decode` / `Payload::cast`, and a payload that does not decode or breaks a rule is
+//! answered with an error reply naming the fields, in the shape controllers answer 422 with.
+
+mod channel_support;
+
+use channel_support::{client_push, connect_v2, join, recv, reply, send, send_binary, serve, stop};
+use fawkes::prelude::*;
+use fawkes::socket::{transport, Channels, ConnectInfo, Refused};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use validator::Validate;
+
+#[derive(Deserialize, Validate)]
+struct NewMsg {
+    #[validate(length(min = 1, max = 20))]
+    body: String,
+    room_id: u64,
+    #[serde(default)]
+    author: Option<Author>,
+}
+
+#[derive(Deserialize, Validate)]
+struct Author {
+    name: String,
+}
+
+struct Room;
+
+impl Room {
+    /// The typed handler: `?` turns a payload error into the error reply.
+    fn new_msg(&self, payload: &Payload) -> Result<Reply, Reply> {
+        let msg: NewMsg = payload.cast()?;
+        let author = msg.author.map(|a| a.name);
+        Ok(Reply::ok(json!({ "room_id": msg.room_id, "body": msg.body, "author": author })))
+    }
+}
+
+impl Channel for Room {
+    async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> {
+        Ok((Room, json!({})))
+    }
+
+    async fn handle_in(&mut self, event: &str, payload: Payload, _: &mut ChannelSocket) -> Reply {
+        match event {
+            "new_msg" => self.new_msg(&payload).unwrap_or_else(|refused| refused),
+            "count" => match payload.decode::<Vec<u32>>() {
+                Ok(numbers) => Reply::ok(json!({ "sum": numbers.iter().sum::<u32>() })),
+                Err(err) => err.into(),
+            },
+            _ => Reply::error(json!({ "reason": "unknown event" })),
+        }
+    }
+}
+
+struct RoomSocket;
+
+impl Socket for RoomSocket {
+    async fn connect(
+        &self,
+        _: &Map<String, Value>,
+        _: &ConnectInfo,
+    ) -> Result<http::Extensions, Refused> {
+        Ok(http::Extensions::new())
+    }
+
+    fn channels(&self) -> Channels {
+        Channels::new().channel::<Room>("room:*")
+    }
+}
+
+#[tokio::test]
+async fn payloads_decode_into_types_and_bad_ones_get_the_fields_named() {
+    let server = serve(transport(RoomSocket)).await;
+    let mut ws = connect_v2(server.local_addr()).await;
+    assert_eq!(
+        join(&mut ws, "1", "room:1", json!({})).await,
+        reply(Some("1"), "1", "room:1", "ok", json!({}))
+    );
+    let cases = [
+        // Decoded, a number sent as a string included.
+        (
+            json!({ "body": "hi", "room_id": "7", "author": { "name": "ann" } }),
+            "ok",
+            json!({ "room_id": 7, "body": "hi", "author": "ann" }),
+        ),
+        // A rule broken: the rule's message, the field's name.
+        (
+            json!({ "body": "", "room_id": 7 }),
+            "error",
+            json!({ "errors": { "body": ["should be at least 1 character(s)"] } }),
+        ),
+        // A field of the wrong type, and a missing one: named, nested ones by their path.
+        (
+            json!({ "body": "hi", "room_id": "seven" }),
+            "error",
+            json!({ "errors": { "room_id": ["is invalid"] } }),
+        ),
+        (
+            json!({ "body": "hi", "room_id": 1, "author": {} }),
+            "error",
+            json!({ "errors": { "author": { "name": ["can't be blank"] } } }),
+        ),
+        // Not an object at all.
+        (json!("hello"), "error", json!({ "errors": { "payload": ["is invalid"] } })),
+    ];
+    for (n, (payload, status, response)) in cases.into_iter().enumerate() {
+        let msg_ref = (n + 2).to_string();
+        send(&mut ws, json!(["1", msg_ref, "room:1", "new_msg", payload])).await;
+        assert_eq!(recv(&mut ws).await, reply(Some("1"), &msg_ref, "room:1", status, response));
+    }
+
+    // A payload that is not an object decodes into what reads it.
+    send(&mut ws, json!(["1", "20", "room:1", "count", [1, 2, 3]])).await;
+    assert_eq!(recv(&mut ws).await, reply(Some("1"), "20", "room:1", "ok", json!({ "sum": 6 })));
+
+    // A binary payload is not JSON.
+    send_binary(&mut ws, client_push("1", "21", "room:1", "count", b"\x01\x02")).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        reply(
+            Some("1"),
+            "21",
+            "room:1",
+            "error",
+            json!({ "errors": { "payload": ["must be JSON"] } })
+        )
+    );
+    stop(server).await;
+}
