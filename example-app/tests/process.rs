@@ -107,19 +107,6 @@ async fn try_send(
     Some(resp.expect("response within 10 s"))
 }
 
-/// Polls `check` every 20 ms until it holds or `deadline` passes.
-async fn eventually<F, Fut>(deadline: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn serves_the_api_and_drains_on_sigterm() {
     let mut app = App::start("drain", DRAIN_DELAY_SECS);
@@ -162,15 +149,21 @@ async fn serves_the_api_and_drains_on_sigterm() {
     app.terminate();
 
     // Draining: readiness fails while the listener still accepts, for the drain delay.
-    eventually(Duration::from_secs(DRAIN_DELAY_SECS), "/readyz to answer 503", || async {
-        let resp = try_send(addr, "GET", "/readyz", None).await;
-        resp.is_some_and(|r| r.status == 503 && r.json()["status"] == "draining")
-    })
+    tests::eventually_async(
+        Duration::from_secs(DRAIN_DELAY_SECS),
+        "/readyz to answer 503",
+        || async {
+            let resp = try_send(addr, "GET", "/readyz", None).await;
+            resp.is_some_and(|r| r.status == 503 && r.json()["status"] == "draining")
+        },
+    )
     .await;
     // Then the listener closes.
-    eventually(Duration::from_secs(DRAIN_DELAY_SECS + 5), "the listener to close", || async {
-        TcpStream::connect(addr).await.is_err()
-    })
+    tests::eventually_async(
+        Duration::from_secs(DRAIN_DELAY_SECS + 5),
+        "the listener to close",
+        || async { TcpStream::connect(addr).await.is_err() },
+    )
     .await;
     assert!(
         signalled.elapsed() >= Duration::from_secs(DRAIN_DELAY_SECS) - Duration::from_millis(100),
@@ -660,12 +653,12 @@ async fn metrics_count_requests_by_route_and_channel_joins() {
 
     // The socket gauge counts the open socket; it is raised by the socket task, which may
     // start just after the upgrade was answered.
-    eventually(Duration::from_secs(5), "fawkes_sockets to be 1", || async {
+    tests::eventually_async(Duration::from_secs(5), "fawkes_sockets to be 1", || async {
         metric(&scrape(addr).await, "fawkes_sockets", &[]) == 1.0
     })
     .await;
     drop(socket);
-    eventually(Duration::from_secs(5), "fawkes_sockets to drop to 0", || async {
+    tests::eventually_async(Duration::from_secs(5), "fawkes_sockets to drop to 0", || async {
         metric(&scrape(addr).await, "fawkes_sockets", &[]) == 0.0
     })
     .await;

@@ -62,6 +62,8 @@ pub mod supervisor;
 pub mod telemetry;
 #[cfg(feature = "test")]
 pub mod test;
+#[cfg(test)]
+mod testing;
 
 pub use conn::{Body, Conn, FieldErrors};
 pub use controller::{ActionError, IntoResponse, State};

@@ -38,6 +38,7 @@ const LAYERS: &[&str] = &[
     // Test support and fuzzing entry points use everything.
     "test",
     "fuzz",
+    "testing",
 ];
 
 fn src_dir() -> PathBuf {

@@ -106,3 +106,11 @@ async fn conn_info_shows_in_the_extensions_without_being_inserted_up_front() {
     let (req, _rest) = conn.into_request();
     assert!(req.extensions().get::<ConnInfo>().is_some());
 }
+
+/// Plugs and actions hand the conn over by value at every step: it is one pointer, its state
+/// boxed (ARCHITECTURE.md, "A `Conn` is one pointer").
+#[test]
+fn a_conn_is_one_pointer() {
+    assert_eq!(std::mem::size_of::<Conn>(), std::mem::size_of::<usize>());
+    assert_eq!(std::mem::size_of::<Option<Conn>>(), std::mem::size_of::<usize>());
+}

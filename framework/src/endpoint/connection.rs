@@ -762,6 +762,13 @@ impl Future for RequestFuture {
 mod tests {
     use std::time::Duration;
 
+    /// hyper keeps a connection's request future in one allocation it reuses; it stays under
+    /// the allocator's small size classes (ARCHITECTURE.md, "A `Conn` is one pointer").
+    #[test]
+    fn a_request_future_stays_small() {
+        assert!(std::mem::size_of::<super::RequestFuture>() <= 160);
+    }
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::time::Instant;
 

@@ -349,12 +349,8 @@ fn fast() -> PresenceConfig {
     }
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually(what: &str, check: impl FnMut() -> bool) {
+    crate::testing::eventually(Duration::from_secs(10), what, check).await;
 }
 
 #[tokio::test]

@@ -145,3 +145,13 @@ fn strip_head(resp: &mut Response<Body>) {
     }
     *resp.body_mut() = Body::empty();
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every request's future holds this one inline and hyper moves it around: the rare states
+    /// are boxed to keep it at a few words (ARCHITECTURE.md, "A `Conn` is one pointer").
+    #[test]
+    fn a_route_future_is_a_few_words() {
+        assert!(std::mem::size_of::<super::RouteFuture>() <= 56);
+    }
+}

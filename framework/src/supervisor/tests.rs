@@ -6,12 +6,8 @@ use super::*;
 use crate::BoxError;
 
 /// Polls `cond` until it holds, failing the test after five seconds of real time.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+async fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    crate::testing::eventually(Duration::from_secs(5), what, cond).await;
 }
 
 /// Gives restarts that should not happen a chance to happen.
