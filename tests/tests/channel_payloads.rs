@@ -41,9 +41,19 @@ impl Channel for Room {
         Ok((Room, json!({})))
     }
 
-    async fn handle_in(&mut self, event: &str, payload: Payload, _: &mut ChannelSocket) -> Reply {
+    async fn handle_in(
+        &mut self,
+        event: &str,
+        payload: Payload,
+        socket: &mut ChannelSocket,
+    ) -> Reply {
         match event {
             "new_msg" => self.new_msg(&payload).unwrap_or_else(|refused| refused),
+            "echo_binary" => {
+                // Pushed to the client and replied in binary, for ChannelTest below.
+                socket.push("binary_echo", payload.clone());
+                Reply::Ok(payload)
+            }
             "count" => match payload.decode::<Vec<u32>>() {
                 Ok(numbers) => Reply::ok(json!({ "sum": numbers.iter().sum::<u32>() })),
                 Err(err) => err.into(),
@@ -127,4 +137,29 @@ async fn payloads_decode_into_types_and_bad_ones_get_the_fields_named() {
         )
     );
     stop(server).await;
+}
+
+/// `ChannelTest` sees binary frames with their topic and event, so a refutation of an event
+/// that did arrive in binary fails instead of passing unseen.
+#[tokio::test]
+async fn channel_test_sees_binary_frames_by_topic_and_event() {
+    use fawkes::test::ChannelTest;
+    use std::time::Duration;
+
+    let mut socket = ChannelTest::connect(RoomSocket, json!({})).await.unwrap();
+    socket.join("room:1", json!({})).await.unwrap();
+    socket.pubsub().broadcast("room:1", "blob", bytes::Bytes::from_static(b"\x00\x01"));
+    socket.assert_broadcast("room:1", "blob", json!({ "binary": [0, 1] })).await;
+
+    // A binary push from the channel: found by its event, and its reply by its ref.
+    let msg_ref = socket.push_binary("room:1", "echo_binary", bytes::Bytes::from_static(b"hi"));
+    socket.assert_push("room:1", "binary_echo", json!({ "binary": [104, 105] })).await;
+    socket.assert_reply(&msg_ref, "ok", json!({ "binary": [104, 105] })).await;
+
+    socket.push_binary("room:1", "echo_binary", bytes::Bytes::from_static(b"!"));
+    let refuted = tokio::spawn(async move {
+        socket.refute_event("room:1", "binary_echo", Duration::from_millis(300)).await;
+    });
+    let err = refuted.await.expect_err("a binary push of the refuted event fails the test");
+    assert!(err.is_panic());
 }

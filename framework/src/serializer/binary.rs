@@ -32,6 +32,39 @@ pub(super) fn decode_push(bytes: &Bytes) -> Result<Message, &'static str> {
     })
 }
 
+/// A frame the server sent, read back (for `ChannelTest`): its kind and its fields.
+#[cfg(feature = "test")]
+pub(crate) enum ServerFrame {
+    /// `[join_ref, topic, event]`.
+    Push([String; 3], Bytes),
+    /// `[join_ref, ref, topic, status]`.
+    Reply([String; 4], Bytes),
+    /// `[topic, event]`.
+    Broadcast([String; 2], Bytes),
+}
+
+/// Reads a binary frame the server encoded: the inverse of the `encode_*` functions here.
+#[cfg(feature = "test")]
+pub(crate) fn decode_server(bytes: &Bytes) -> Result<ServerFrame, &'static str> {
+    fn fields<const N: usize>(bytes: &Bytes) -> Result<([String; N], Bytes), &'static str> {
+        let lens = bytes.get(1..=N).ok_or("binary frame too short")?;
+        let mut at = 1 + N;
+        let mut out: [String; N] = std::array::from_fn(|_| String::new());
+        for (field, len) in out.iter_mut().zip(lens.iter().map(|l| usize::from(*l))) {
+            let raw = bytes.get(at..at + len).ok_or("binary frame truncated")?;
+            *field = std::str::from_utf8(raw).map_err(|_| "field is not UTF-8")?.to_owned();
+            at += len;
+        }
+        Ok((out, bytes.slice(at..)))
+    }
+    match bytes.first() {
+        Some(&PUSH) => fields::<3>(bytes).map(|(f, p)| ServerFrame::Push(f, p)),
+        Some(&REPLY) => fields::<4>(bytes).map(|(f, p)| ServerFrame::Reply(f, p)),
+        Some(&BROADCAST) => fields::<2>(bytes).map(|(f, p)| ServerFrame::Broadcast(f, p)),
+        _ => Err("unknown binary frame kind"),
+    }
+}
+
 fn len(field: &str) -> Option<u8> {
     u8::try_from(field.len()).ok()
 }

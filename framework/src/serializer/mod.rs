@@ -4,7 +4,7 @@
 //! broadcast into the bytes of one frame. A broadcast is encoded once per version and the same
 //! bytes go to every subscriber. This module knows nothing about sockets or channels.
 
-mod binary;
+pub(crate) mod binary;
 #[cfg(test)]
 mod tests;
 

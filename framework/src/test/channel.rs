@@ -188,6 +188,20 @@ impl ChannelTest {
         msg_ref
     }
 
+    /// Pushes an event with a binary payload (a V2 binary frame) to a joined topic; returns
+    /// its ref for [`ChannelTest::assert_reply`].
+    pub fn push_binary(&mut self, topic: &str, event: &str, payload: bytes::Bytes) -> String {
+        let msg_ref = self.next_ref();
+        self.session.handle(crate::serializer::Message {
+            join_ref: self.joins.get(topic).cloned(),
+            msg_ref: Some(msg_ref.clone()),
+            topic: topic.to_owned(),
+            event: event.to_owned(),
+            payload: crate::serializer::Payload::Binary(payload),
+        });
+        msg_ref
+    }
+
     /// Leaves a topic; returns the reply's response after the channel closed.
     ///
     /// # Panics
@@ -293,14 +307,7 @@ impl ChannelTest {
             }
             for out in batch {
                 match out {
-                    Out::Frame(Frame::Text(text)) => {
-                        if let Ok(value) = serde_json::from_str(text.as_str()) {
-                            self.received.push_back(value);
-                        }
-                    }
-                    Out::Frame(Frame::Binary(bytes)) => {
-                        self.received.push_back(json!({ "binary": bytes.to_vec() }));
-                    }
+                    Out::Frame(frame) => self.received.push_back(frame_as_value(&frame)),
                     control => {
                         self.session.control(control);
                     }
@@ -313,6 +320,37 @@ impl ChannelTest {
     pub async fn close(mut self) {
         self.session.close();
         let _ = self.supervisor.shutdown().await;
+    }
+}
+
+/// A frame the client would receive, as the V2 JSON array `[join_ref, ref, topic, event,
+/// payload]`: a binary frame's fields the same way, its bytes as `{"binary": [..]}` where the
+/// payload goes, so every assertion and refutation sees it. A frame that is neither is a
+/// server bug, and fails the test.
+fn frame_as_value(frame: &Frame) -> Value {
+    use crate::serializer::binary::{decode_server, ServerFrame};
+    let text_or_null = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+    match frame {
+        Frame::Text(text) => match serde_json::from_str(text.as_str()) {
+            Ok(value) => value,
+            Err(err) => panic!("the server sent a text frame that is not JSON ({err}): {text:?}"),
+        },
+        Frame::Binary(bytes) => match decode_server(bytes) {
+            Ok(ServerFrame::Push([join_ref, topic, event], payload)) => {
+                json!([text_or_null(&join_ref), null, topic, event, { "binary": payload.to_vec() }])
+            }
+            Ok(ServerFrame::Reply([join_ref, msg_ref, topic, status], payload)) => json!([
+                text_or_null(&join_ref),
+                text_or_null(&msg_ref),
+                topic,
+                "phx_reply",
+                { "status": status, "response": { "binary": payload.to_vec() } }
+            ]),
+            Ok(ServerFrame::Broadcast([topic, event], payload)) => {
+                json!([null, null, topic, event, { "binary": payload.to_vec() }])
+            }
+            Err(err) => panic!("the server sent a binary frame that does not decode: {err}"),
+        },
     }
 }
 
