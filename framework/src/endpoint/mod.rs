@@ -14,11 +14,13 @@
 //! tower service around it ([`Endpoint::layer`]), or to a service of the application's own
 //! ([`Endpoint::service`]).
 
+mod activity;
 mod app;
 mod config;
 mod connection;
 #[cfg(feature = "fuzzing")]
 pub(crate) use connection::serve_script;
+mod request;
 mod running;
 mod slots;
 

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::connection::Activity;
+use super::activity::Activity;
 
 /// What a connection turned away at the limit reads.
 const SHED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\

@@ -1,0 +1,188 @@
+//! One request on a connection: the service hyper calls (the host check, the body watch, the
+//! handoff to the router or the endpoint's service), the request's future with its span and
+//! latency record, and a streamed answer that keeps its request in flight.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::activity::{Activity, InFlight};
+use super::app::ConnApp;
+use super::ConnInfo;
+use crate::router::RouteFuture;
+use crate::Body;
+
+pub(super) const CLOSE: http::HeaderValue = http::HeaderValue::from_static("close");
+
+/// A streamed response body, which keeps its request in flight until hyper has sent it: the
+/// connection is not idle while it streams.
+pub(super) struct Streaming {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Streaming {
+    type Data = bytes::Bytes;
+    type Error = crate::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+pub(super) struct ConnService {
+    pub(super) app: ConnApp,
+    pub(super) info: ConnInfo,
+    /// The activity again, as the watch over request bodies.
+    pub(super) watch: Arc<dyn crate::conn::ReadWatch>,
+    pub(super) activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = RequestFuture;
+
+    fn call(&self, req: Request<Incoming>) -> RequestFuture {
+        let start = Instant::now();
+        let in_flight = InFlight::begin(&self.activity);
+        let method = req.method().clone();
+        // Plugs record into this span (the request id plug fills `request_id`), so every log
+        // line of a request carries its method, path and id. With the level off it is a no-op.
+        let span = tracing::info_span!(
+            "request",
+            method = %method,
+            path = %crate::instrument::clip(req.uri().path()),
+            request_id = tracing::field::Empty,
+        );
+        // Routed here, outside the future, so the future holds the conn rather than the
+        // request. The conn carries the connection info without inserting it into the
+        // request's extensions (see `Conn::extensions`).
+        let req = req.map(|incoming| {
+            let mut body = Body::new(incoming);
+            body.watch_reads(&self.watch);
+            body
+        });
+        let http1 = req.version() < http::Version::HTTP_2;
+        if let Some(problem) = host_problem(&req) {
+            return RequestFuture {
+                run: refuse(req, problem),
+                span,
+                start,
+                method,
+                in_flight,
+                http1,
+            };
+        }
+        let run = self.app.call(req, &self.info);
+        RequestFuture { run, span, start, method, in_flight, http1 }
+    }
+}
+
+/// What is wrong with a request's `Host`, as RFC 9112 (3.2) has servers refuse: none on an
+/// HTTP/1.1 request, more than one, or one that is not a host and port. Requests are routed by
+/// path alone, but whatever reads the host (origin checks, redirects, logs) must see one.
+fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
+    let mut hosts = req.headers().get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Some("more than one host header"),
+        (None, _) if req.version() == http::Version::HTTP_11 => Some("missing host header"),
+        (Some(host), _) => {
+            let valid = http::uri::Authority::try_from(host.as_bytes())
+                .is_ok_and(|a| !a.as_str().contains('@'));
+            (!valid).then_some("invalid host header")
+        }
+        (None, _) => None,
+    }
+}
+
+/// Answers a request the endpoint will not route with a 400, closing an HTTP/1 connection.
+fn refuse(req: Request<Body>, problem: &'static str) -> RouteFuture {
+    use crate::IntoResponse as _;
+    let is_head = req.method() == http::Method::HEAD;
+    let http1 = req.version() < http::Version::HTTP_2;
+    let conn = crate::Conn::from_request(req);
+    let mut conn = crate::ActionError::bad_request().with_detail(problem).render(conn);
+    if http1 {
+        conn.resp_headers_mut().insert(http::header::CONNECTION, CLOSE);
+    }
+    RouteFuture::ready(conn.into_response(), is_head)
+}
+
+/// One request on a connection: the router's future inside the request's span, then the
+/// endpoint's latency record. A plain struct rather than a boxed `async` block: hyper keeps a
+/// connection's request future in one allocation that it reuses, so this costs none.
+#[must_use = "futures do nothing unless polled"]
+pub(crate) struct RequestFuture {
+    run: RouteFuture,
+    span: tracing::Span,
+    start: Instant,
+    method: http::Method,
+    in_flight: InFlight,
+    http1: bool,
+}
+
+impl Future for RequestFuture {
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let resp = {
+            let _entered = this.span.enter();
+            match Pin::new(&mut this.run).poll(cx) {
+                Poll::Ready(resp) => resp,
+                Poll::Pending => return Poll::Pending,
+            }
+        };
+        let now = Instant::now();
+        let mut resp = resp;
+        if this.http1 && this.in_flight.0.as_ref().is_some_and(|a| a.draining()) {
+            // Clients learn that the connection ends after this answer, rather than finding it
+            // closed under their next request.
+            resp.headers_mut().insert(http::header::CONNECTION, CLOSE);
+        }
+        let resp = if resp.body().as_bytes().is_some() {
+            this.in_flight.end(now);
+            resp
+        } else {
+            let in_flight = InFlight(this.in_flight.0.take());
+            resp.map(|body| Body::new(Streaming { body, _in_flight: in_flight }))
+        };
+        let elapsed = now.saturating_duration_since(this.start);
+        crate::instrument::endpoint_stop(&this.method, resp.status(), elapsed);
+        let _entered = this.span.enter();
+        tracing::info!(
+            status = resp.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "sent"
+        );
+        Poll::Ready(Ok(resp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// hyper keeps a connection's request future in one allocation it reuses; it stays under
+    /// the allocator's small size classes (ARCHITECTURE.md, "A `Conn` is one pointer").
+    #[test]
+    fn a_request_future_stays_small() {
+        assert!(std::mem::size_of::<super::RequestFuture>() <= 160);
+    }
+}
