@@ -19,7 +19,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::crdt::{Delta, Replica};
-use super::{to_json, Peer, TrackerState, TOPIC};
+use super::tracker::{to_json, Peer, TrackerState};
+use super::TOPIC;
 use crate::pubsub::Broadcast;
 use crate::PubSub;
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use rand::seq::SliceRandom as _;
 use rand::{Rng as _, SeedableRng as _};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::crdt::{Delta, Entry, Replica, State};
