@@ -84,8 +84,8 @@ impl Socket for TodoSocket {
         &self,
         _: &Map<String, Value>,
         _: &ConnectInfo,
-    ) -> Result<http::Extensions, Refused> {
-        Ok(http::Extensions::new())
+    ) -> Result<fawkes::Assigns, Refused> {
+        Ok(fawkes::Assigns::new())
     }
 
     fn channels(&self) -> Channels {

@@ -65,7 +65,7 @@ pub mod test;
 #[cfg(test)]
 mod testing;
 
-pub use conn::{Body, Conn, FieldErrors};
+pub use conn::{Assigns, Body, Conn, FieldErrors};
 pub use controller::{ActionError, IntoResponse, State};
 pub use endpoint::Endpoint;
 pub use error::{BoxError, Error};

@@ -104,11 +104,11 @@ impl Socket for LifeSocket {
         &self,
         params: &Map<String, Value>,
         info: &ConnectInfo,
-    ) -> Result<http::Extensions, Refused> {
+    ) -> Result<fawkes::Assigns, Refused> {
         if info.auth_token.as_deref().is_some_and(|t| t != TOKEN) {
             return Err(Refused);
         }
-        let mut assigns = http::Extensions::new();
+        let mut assigns = fawkes::Assigns::new();
         assigns.insert(self.handles.clone());
         assigns.insert(AuthToken(info.auth_token.clone()));
         if let Some(user) = params.get("user").and_then(Value::as_str) {
@@ -117,7 +117,7 @@ impl Socket for LifeSocket {
         Ok(assigns)
     }
 
-    fn id(&self, assigns: &http::Extensions) -> Option<String> {
+    fn id(&self, assigns: &fawkes::Assigns) -> Option<String> {
         assigns.get::<String>().map(|user| format!("users_socket:{user}"))
     }
 

@@ -70,8 +70,8 @@ impl Socket for RoomSocket {
         &self,
         _: &Map<String, Value>,
         _: &ConnectInfo,
-    ) -> Result<http::Extensions, Refused> {
-        Ok(http::Extensions::new())
+    ) -> Result<fawkes::Assigns, Refused> {
+        Ok(fawkes::Assigns::new())
     }
 
     fn channels(&self) -> Channels {

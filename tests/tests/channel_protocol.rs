@@ -95,8 +95,8 @@ impl Socket for ProtoSocket {
         &self,
         _params: &Map<String, Value>,
         _info: &ConnectInfo,
-    ) -> Result<http::Extensions, Refused> {
-        let mut assigns = http::Extensions::new();
+    ) -> Result<fawkes::Assigns, Refused> {
+        let mut assigns = fawkes::Assigns::new();
         assigns.insert(self.probe.clone());
         Ok(assigns)
     }

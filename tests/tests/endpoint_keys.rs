@@ -28,12 +28,12 @@ impl Socket for TokenSocket {
         &self,
         params: &Map<String, Value>,
         info: &ConnectInfo,
-    ) -> Result<http::Extensions, Refused> {
+    ) -> Result<fawkes::Assigns, Refused> {
         let key = info.secret_key_base.as_ref().ok_or(Refused)?;
         let token = params.get("token").and_then(Value::as_str).ok_or(Refused)?;
         let _user: String = Token::verify(key, "user socket", token, Duration::from_secs(60))
             .map_err(|_| Refused)?;
-        Ok(http::Extensions::new())
+        Ok(fawkes::Assigns::new())
     }
 
     fn channels(&self) -> Channels {

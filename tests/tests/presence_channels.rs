@@ -63,8 +63,8 @@ impl Socket for PresenceSocket {
         &self,
         _params: &Map<String, Value>,
         _info: &ConnectInfo,
-    ) -> Result<http::Extensions, Refused> {
-        Ok(http::Extensions::new())
+    ) -> Result<fawkes::Assigns, Refused> {
+        Ok(fawkes::Assigns::new())
     }
 
     fn channels(&self) -> Channels {

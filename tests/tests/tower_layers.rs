@@ -487,8 +487,8 @@ async fn websockets_upgrade_and_join_channels_through_endpoint_layers() {
             &self,
             _: &Map<String, Value>,
             _: &ConnectInfo,
-        ) -> Result<http::Extensions, Refused> {
-            Ok(http::Extensions::new())
+        ) -> Result<fawkes::Assigns, Refused> {
+            Ok(fawkes::Assigns::new())
         }
         fn channels(&self) -> Channels {
             Channels::new().channel::<Room>("room:*")

@@ -148,7 +148,7 @@ impl Socket for UserSocket {
         &self,
         params: &Map<String, Value>,
         info: &ConnectInfo,
-    ) -> Result<http::Extensions, Refused> {
+    ) -> Result<fawkes::Assigns, Refused> {
         let claimed = match params.get("user") {
             None => None,
             Some(Value::String(name)) if name.trim().is_empty() => None,
@@ -168,7 +168,7 @@ impl Socket for UserSocket {
                 verified: false,
             },
         };
-        let mut assigns = http::Extensions::new();
+        let mut assigns = fawkes::Assigns::new();
         assigns.insert(user);
         if let Some(token) = &info.auth_token {
             assigns.insert(AuthToken(token.clone()));
@@ -179,7 +179,7 @@ impl Socket for UserSocket {
 
     /// `users_socket:<user>` for a named user, so a `disconnect` broadcast there closes all of
     /// that user's sockets.
-    fn id(&self, assigns: &http::Extensions) -> Option<String> {
+    fn id(&self, assigns: &fawkes::Assigns) -> Option<String> {
         assigns
             .get::<User>()
             .filter(|user| !user.anonymous)

@@ -31,7 +31,7 @@ pub(crate) struct Start {
     pub(crate) payload: Payload,
     pub(crate) link: Arc<Link>,
     pub(crate) pubsub: PubSub,
-    pub(crate) assigns: http::Extensions,
+    pub(crate) assigns: crate::conn::Assigns,
     pub(crate) socket_id: Option<Arc<str>>,
     pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
     /// The route pattern that matched, for telemetry labels.

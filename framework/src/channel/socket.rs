@@ -18,7 +18,7 @@ pub struct ChannelSocket {
     pub(crate) link: Arc<Link>,
     pub(crate) pubsub: PubSub,
     pub(crate) subscriber: Option<SubscriberId>,
-    pub(crate) assigns: http::Extensions,
+    pub(crate) assigns: crate::conn::Assigns,
     pub(crate) socket_id: Option<Arc<str>>,
     pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
     /// The presences this channel tracks, created on first use; dropping the socket (when
@@ -48,12 +48,12 @@ impl ChannelSocket {
     }
 
     /// Assigns: the socket's (from `connect`) plus what this channel added.
-    pub fn assigns(&self) -> &http::Extensions {
+    pub fn assigns(&self) -> &crate::conn::Assigns {
         &self.assigns
     }
 
     /// Mutable assigns.
-    pub fn assigns_mut(&mut self) -> &mut http::Extensions {
+    pub fn assigns_mut(&mut self) -> &mut crate::conn::Assigns {
         &mut self.assigns
     }
 

@@ -263,7 +263,7 @@ where
     }
     req.extensions_mut().insert(ForwardedFrom(uri.clone()));
     if !conn.assigns().is_empty() {
-        req.extensions_mut().insert(ForwardedAssigns(conn.assigns().clone().into()));
+        req.extensions_mut().insert(ForwardedAssigns(conn.assigns().clone()));
     }
     let result = service.oneshot(req).await;
     let mut restored = Request::new(Body::empty());
@@ -285,10 +285,10 @@ where
 /// The conn's assigns, carried past a forward so what it forwards to (a socket's `connect`)
 /// sees them.
 #[derive(Debug, Clone)]
-pub(crate) struct ForwardedAssigns(pub(crate) http::Extensions);
+pub(crate) struct ForwardedAssigns(pub(crate) crate::conn::Assigns);
 
 impl ForwardedAssigns {
-    pub(crate) fn of(req: &http::Request<crate::Body>) -> http::Extensions {
+    pub(crate) fn of(req: &http::Request<crate::Body>) -> crate::conn::Assigns {
         req.extensions().get::<ForwardedAssigns>().map(|a| a.0.clone()).unwrap_or_default()
     }
 }

@@ -53,7 +53,7 @@ pub struct ConnectInfo {
     pub auth_token: Option<String>,
     /// The assigns of the request at the socket's mount: the router's assigns
     /// ([`Router::assign`](crate::Router::assign)) and what the scope's plugs added.
-    pub assigns: http::Extensions,
+    pub assigns: crate::conn::Assigns,
     /// The endpoint's secret key base ([`Endpoint::secret_key_base`](crate::Endpoint::secret_key_base)),
     /// to verify the tokens clients connect with.
     pub secret_key_base: Option<crate::security::SecretKeyBase>,
@@ -83,7 +83,7 @@ pub(crate) async fn connect<S: Socket>(
     info: &ConnectInfo,
     params: &Map<String, Value>,
     vsn: crate::serializer::Vsn,
-) -> Result<http::Extensions, Refused> {
+) -> Result<crate::conn::Assigns, Refused> {
     let result = socket.connect(params, info).await;
     crate::instrument::socket_connected(transport, vsn.as_str(), result.is_ok());
     result
@@ -114,14 +114,14 @@ pub struct Refused;
 /// struct UserSocket;
 ///
 /// impl Socket for UserSocket {
-///     async fn connect(&self, params: &Map<String, Value>, _info: &ConnectInfo) -> Result<http::Extensions, Refused> {
-///         let mut assigns = http::Extensions::new();
+///     async fn connect(&self, params: &Map<String, Value>, _info: &ConnectInfo) -> Result<fawkes::Assigns, Refused> {
+///         let mut assigns = fawkes::Assigns::new();
 ///         let user = params.get("user").and_then(Value::as_str).unwrap_or("anonymous");
 ///         assigns.insert(User(user.to_owned()));
 ///         Ok(assigns)
 ///     }
 ///
-///     fn id(&self, assigns: &http::Extensions) -> Option<String> {
+///     fn id(&self, assigns: &fawkes::Assigns) -> Option<String> {
 ///         assigns.get::<User>().map(|u| format!("users_socket:{}", u.0))
 ///     }
 ///
@@ -136,10 +136,10 @@ pub trait Socket: Send + Sync + 'static {
         &self,
         params: &Map<String, Value>,
         info: &ConnectInfo,
-    ) -> impl Future<Output = Result<http::Extensions, Refused>> + Send;
+    ) -> impl Future<Output = Result<crate::conn::Assigns, Refused>> + Send;
 
     /// Names the socket; a `disconnect` broadcast on that topic closes it.
-    fn id(&self, _assigns: &http::Extensions) -> Option<String> {
+    fn id(&self, _assigns: &crate::conn::Assigns) -> Option<String> {
         None
     }
 

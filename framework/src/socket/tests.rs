@@ -49,11 +49,11 @@ impl Socket for TestSocket {
         &self,
         params: &Map<String, Value>,
         _info: &ConnectInfo,
-    ) -> Result<http::Extensions, Refused> {
+    ) -> Result<crate::conn::Assigns, Refused> {
         if params.contains_key("deny") {
             return Err(Refused);
         }
-        Ok(http::Extensions::new())
+        Ok(crate::conn::Assigns::new())
     }
 
     fn channels(&self) -> Channels {

@@ -21,7 +21,7 @@ use crate::{Body, Conn, IntoResponse};
 /// # use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
 /// # struct UserSocket;
 /// # impl Socket for UserSocket {
-/// #     async fn connect(&self, _: &serde_json::Map<String, serde_json::Value>, _: &ConnectInfo) -> Result<http::Extensions, Refused> { Ok(Default::default()) }
+/// #     async fn connect(&self, _: &serde_json::Map<String, serde_json::Value>, _: &ConnectInfo) -> Result<fawkes::Assigns, Refused> { Ok(Default::default()) }
 /// #     fn channels(&self) -> Channels { Channels::new() }
 /// # }
 /// use fawkes::socket::{transport, CheckOrigin};

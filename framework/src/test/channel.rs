@@ -41,8 +41,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(2);
 ///
 /// struct UserSocket;
 /// impl Socket for UserSocket {
-///     async fn connect(&self, _: &Map<String, Value>, _: &ConnectInfo) -> Result<http::Extensions, Refused> {
-///         Ok(http::Extensions::new())
+///     async fn connect(&self, _: &Map<String, Value>, _: &ConnectInfo) -> Result<fawkes::Assigns, Refused> {
+///         Ok(fawkes::Assigns::new())
 ///     }
 ///     fn channels(&self) -> Channels {
 ///         Channels::new().channel::<Echo>("echo:*")

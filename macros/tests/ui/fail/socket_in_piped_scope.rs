@@ -5,8 +5,8 @@ impl fawkes::socket::Socket for UserSocket {
         &self,
         _params: &serde_json::Map<String, serde_json::Value>,
         _info: &fawkes::socket::ConnectInfo,
-    ) -> Result<http::Extensions, fawkes::socket::Refused> {
-        Ok(http::Extensions::new())
+    ) -> Result<fawkes::Assigns, fawkes::socket::Refused> {
+        Ok(fawkes::Assigns::new())
     }
 
     fn channels(&self) -> fawkes::socket::Channels {
