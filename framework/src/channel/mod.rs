@@ -11,9 +11,9 @@
 //! rejoins, the socket and its other channels carry on.
 //!
 //! This module knows nothing about HTTP: it talks to its socket through a queue of frames, the
-//! `Link` it owns and sockets drain.
+//! `Outbound` queue it owns and sockets drain.
 
-pub(crate) mod link;
+pub(crate) mod outbound;
 mod payload;
 mod presence;
 mod server;

@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::link::{Link, Out};
+use super::outbound::{Outbound, Outgoing};
 use super::{Channel, ChannelSocket, Reply, StopReason};
 use crate::mailbox::Mailbox;
 use crate::pubsub::{Broadcast, Deliver, PubSub};
@@ -29,7 +29,7 @@ pub(crate) struct Start {
     pub(crate) join_ref: String,
     pub(crate) msg_ref: Option<String>,
     pub(crate) payload: Payload,
-    pub(crate) link: Arc<Link>,
+    pub(crate) outbound: Arc<Outbound>,
     pub(crate) pubsub: PubSub,
     pub(crate) assigns: crate::conn::Assigns,
     pub(crate) socket_id: Option<Arc<str>>,
@@ -40,7 +40,7 @@ pub(crate) struct Start {
 
 /// Broadcasts to a channel's topic: straight to the socket unless intercepted.
 struct Fastlane {
-    link: Arc<Link>,
+    outbound: Arc<Outbound>,
     intercepts: &'static [&'static str],
     mailbox: Arc<Mailbox<ChannelMsg>>,
 }
@@ -49,8 +49,8 @@ impl Deliver for Fastlane {
     fn deliver(&self, msg: &Arc<Broadcast>) {
         if self.intercepts.contains(&msg.event()) {
             let _ = self.mailbox.push(ChannelMsg::Out(msg.clone()));
-        } else if let Some(frame) = msg.frame(self.link.vsn) {
-            self.link.send(frame.clone());
+        } else if let Some(frame) = msg.frame(self.outbound.vsn) {
+            self.outbound.send(frame.clone());
         }
     }
 }
@@ -62,7 +62,7 @@ fn panic_reason(panic: &(dyn Any + Send)) -> String {
 impl ChannelSocket {
     fn reply(&self, msg_ref: Option<&str>, status: Status, payload: &Payload) {
         if let Some(frame) = serializer::encode_reply(
-            self.link.vsn,
+            self.outbound.vsn,
             Some(&self.join_ref),
             msg_ref,
             &self.topic,
@@ -70,7 +70,7 @@ impl ChannelSocket {
             payload,
         ) {
             crate::instrument::channel_push();
-            self.link.send(frame);
+            self.outbound.send(frame);
         }
     }
 
@@ -78,14 +78,14 @@ impl ChannelSocket {
     fn control(&self, event: &str, payload: &Payload) {
         let join_ref = Some(self.join_ref.as_str());
         if let Some(frame) = serializer::encode_message(
-            self.link.vsn,
+            self.outbound.vsn,
             join_ref,
             join_ref,
             &self.topic,
             event,
             payload,
         ) {
-            self.link.send(frame);
+            self.outbound.send(frame);
         }
     }
 }
@@ -103,7 +103,7 @@ pub(crate) fn run<C: Channel>(
         join_ref,
         msg_ref,
         payload,
-        link,
+        outbound,
         pubsub,
         assigns,
         socket_id,
@@ -113,7 +113,7 @@ pub(crate) fn run<C: Channel>(
     let mut socket = ChannelSocket {
         topic,
         join_ref,
-        link,
+        outbound,
         pubsub,
         subscriber: None,
         assigns,
@@ -132,8 +132,8 @@ pub(crate) fn run<C: Channel>(
         // Its presences leave before the client can rejoin the topic.
         drop(socket.tracking.take());
         mailbox.close();
-        let ChannelSocket { topic, link, .. } = socket;
-        link.control(Out::ChannelExit { topic, mailbox, crashed: exit });
+        let ChannelSocket { topic, outbound, .. } = socket;
+        outbound.control(Outgoing::ChannelExit { topic, mailbox, crashed: exit });
     }
 }
 
@@ -170,7 +170,7 @@ async fn run_joined<C: Channel>(
         }
     };
     let fastlane = Fastlane {
-        link: socket.link.clone(),
+        outbound: socket.outbound.clone(),
         intercepts: C::intercepts(),
         mailbox: mailbox.clone(),
     };

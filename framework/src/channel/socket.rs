@@ -4,7 +4,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use super::link::Link;
+use super::outbound::Outbound;
 use super::ChannelMsg;
 use crate::mailbox::Mailbox;
 use crate::pubsub::{PubSub, SubscriberId};
@@ -15,7 +15,7 @@ use crate::serializer::{self, Payload};
 pub struct ChannelSocket {
     pub(crate) topic: String,
     pub(crate) join_ref: String,
-    pub(crate) link: Arc<Link>,
+    pub(crate) outbound: Arc<Outbound>,
     pub(crate) pubsub: PubSub,
     pub(crate) subscriber: Option<SubscriberId>,
     pub(crate) assigns: crate::conn::Assigns,
@@ -74,7 +74,7 @@ impl ChannelSocket {
     pub fn push(&self, event: &str, payload: impl Into<Payload>) -> bool {
         let payload = payload.into();
         match serializer::encode_push(
-            self.link.vsn,
+            self.outbound.vsn,
             Some(&self.join_ref),
             &self.topic,
             event,
@@ -82,7 +82,7 @@ impl ChannelSocket {
         ) {
             Some(frame) => {
                 crate::instrument::channel_push();
-                self.link.send(frame)
+                self.outbound.send(frame)
             }
             None => {
                 tracing::warn!(topic = %self.topic, event, "binary payloads need serializer 2.0.0");
@@ -93,13 +93,13 @@ impl ChannelSocket {
 
     /// The serializer version the client speaks.
     pub(crate) fn vsn(&self) -> serializer::Vsn {
-        self.link.vsn
+        self.outbound.vsn
     }
 
     /// Sends a frame encoded already (and maybe shared with other sockets).
     pub(crate) fn send_frame(&self, frame: serializer::Frame) -> bool {
         crate::instrument::channel_push();
-        self.link.send(frame)
+        self.outbound.send(frame)
     }
 
     /// Broadcasts an event to every subscriber of this topic, this client included.

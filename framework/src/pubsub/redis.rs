@@ -298,7 +298,7 @@ async fn run(redis: Redis, pubsub: PubSub, token: CancellationToken) -> Result<(
     }
 }
 
-struct Session {
+struct Connection {
     publisher: redis::aio::MultiplexedConnection,
     sink: redis::aio::PubSubSink,
     stream: redis::aio::PubSubStream,
@@ -310,7 +310,7 @@ struct Session {
 /// subscription lapses meanwhile) than a slow notice of a dead connection.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-async fn connect(redis: &Redis) -> Result<Session, String> {
+async fn connect(redis: &Redis) -> Result<Connection, String> {
     const TIMEOUT: Duration = Duration::from_secs(5);
     let attempt = async {
         let config = redis::AsyncConnectionConfig::new()
@@ -320,7 +320,7 @@ async fn connect(redis: &Redis) -> Result<Session, String> {
         subscriber.subscribe(&[&redis.channel, &redis.nodes_channel]).await?;
         let (sink, stream) = subscriber.split();
         let publisher = redis.client.get_multiplexed_async_connection_with_config(&config).await?;
-        Ok::<_, redis::RedisError>(Session { publisher, sink, stream })
+        Ok::<_, redis::RedisError>(Connection { publisher, sink, stream })
     };
     match tokio::time::timeout(TIMEOUT, attempt).await {
         Ok(Ok(session)) => Ok(session),
@@ -333,7 +333,7 @@ async fn serve(
     redis: &Redis,
     pubsub: &PubSub,
     token: &CancellationToken,
-    mut session: Session,
+    mut session: Connection,
     pending: &mut Vec<Bytes>,
 ) -> End {
     // Subscribed: from here on whatever others publish reaches this node, so say so. Until

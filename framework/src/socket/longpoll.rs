@@ -19,9 +19,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Control, Session, SessionConfig};
+use super::protocol::{Control, Protocol, ProtocolConfig};
 use super::transport::Inner;
-use super::{ConnectInfo, Link, Out, Socket};
+use super::{ConnectInfo, Outbound, Outgoing, Socket};
 use crate::conn::ConnInfo;
 use crate::security::{SecretKeyBase, Token};
 use crate::serializer::{self, Frame, Utf8Bytes, Vsn};
@@ -135,8 +135,8 @@ impl LongPoll {
 }
 
 struct LpSession {
-    session: Mutex<Session>,
-    link: Arc<Link>,
+    protocol: Mutex<Protocol>,
+    outbound: Arc<Outbound>,
     /// Frames waiting for the next poll: still counted in the link's queue, and shared with
     /// the other sockets a broadcast went to.
     pending: Mutex<Vec<Utf8Bytes>>,
@@ -150,8 +150,8 @@ struct LpSession {
 }
 
 impl LpSession {
-    fn lock_session(&self) -> std::sync::MutexGuard<'_, Session> {
-        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_protocol(&self) -> std::sync::MutexGuard<'_, Protocol> {
+        self.protocol.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn touch(&self) {
@@ -160,7 +160,7 @@ impl LpSession {
 
     fn take_pending(&self) -> Vec<Utf8Bytes> {
         let taken = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        self.link.taken(taken.iter().map(|text| text.len()).sum());
+        self.outbound.taken(taken.iter().map(|text| text.len()).sum());
         self.held.release(&taken);
         taken
     }
@@ -269,9 +269,9 @@ async fn open<S: Socket>(
     let Ok(assigns) = connected else {
         return status_only(StatusCode::FORBIDDEN);
     };
-    let link = Link::new(vsn, inner.config.link_limits());
-    let session = Session::start(SessionConfig {
-        link: link.clone(),
+    let outbound = Outbound::new(vsn, inner.config.link_limits());
+    let protocol = Protocol::start(ProtocolConfig {
+        outbound: outbound.clone(),
         pubsub: conn_info.pubsub().clone(),
         supervisor: conn_info.supervisor().clone(),
         socket_id: inner.socket.id(&assigns).map(Into::into),
@@ -281,13 +281,13 @@ async fn open<S: Socket>(
         budget: inner.budget.clone(),
     });
     let lp = Arc::new(LpSession {
-        session: Mutex::new(session),
-        link,
+        protocol: Mutex::new(protocol),
+        outbound,
         pending: Mutex::new(Vec::new()),
         notify: Notify::new(),
         last_poll: Mutex::new(Instant::now()),
         closed: AtomicBool::new(false),
-        limit: inner.config.outbox_limit,
+        limit: inner.config.outbound_limit,
         held: inner.longpoll.held.clone(),
         held_limit: inner.config.longpoll_buffer,
     });
@@ -297,7 +297,7 @@ async fn open<S: Socket>(
         let mut sessions = inner.longpoll.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if sessions.len() >= max_sessions {
             drop(sessions);
-            lp.lock_session().close();
+            lp.lock_protocol().close();
             return full();
         }
         sessions.insert(id.clone(), lp.clone());
@@ -333,12 +333,12 @@ async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
                     break;
                 }
             }
-            _ = lp.link.outbox.recv_all(&mut batch) => {
+            _ = lp.outbound.queue.recv_all(&mut batch) => {
                 let mut end = false;
                 let mut pending = lp.pending.lock().unwrap_or_else(|e| e.into_inner());
                 for out in batch.drain(..) {
                     match out {
-                        Out::Frame(Frame::Text(text)) => {
+                        Outgoing::Frame(Frame::Text(text)) => {
                             if lp.held.hold(&text, lp.held_limit) {
                                 pending.push(text);
                             } else if !end {
@@ -348,12 +348,12 @@ async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
                                 end = true;
                             }
                         }
-                        Out::Frame(Frame::Binary(bytes)) => {
-                            lp.link.taken(bytes.len());
+                        Outgoing::Frame(Frame::Binary(bytes)) => {
+                            lp.outbound.taken(bytes.len());
                             tracing::debug!("binary frames cannot travel over longpoll");
                         }
                         control => {
-                            if lp.lock_session().control(control) != Control::Continue {
+                            if lp.lock_protocol().control(control) != Control::Continue {
                                 end = true;
                             }
                         }
@@ -372,7 +372,7 @@ async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
         }
     }
     lp.closed.store(true, Ordering::Release);
-    lp.lock_session().close();
+    lp.lock_protocol().close();
     lp.notify.notify_waiters();
 }
 
@@ -425,13 +425,13 @@ async fn publish<S: Socket>(
         Err(crate::conn::BodyError::TooLarge) => return status_only(StatusCode::PAYLOAD_TOO_LARGE),
         Err(_) => return status_only(StatusCode::BAD_REQUEST),
     };
-    let Some(messages) = parse_batch(lp.link.vsn, &body) else {
+    let Some(messages) = parse_batch(lp.outbound.vsn, &body) else {
         return status_only(StatusCode::BAD_REQUEST);
     };
     if lp.closed.load(Ordering::Acquire) {
         return status_only(StatusCode::GONE);
     }
-    let mut session = lp.lock_session();
+    let mut session = lp.lock_protocol();
     for msg in messages {
         session.handle(msg);
     }

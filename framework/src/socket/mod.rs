@@ -14,7 +14,7 @@
 mod client;
 pub(crate) mod longpoll;
 mod origin;
-pub(crate) mod session;
+pub(crate) mod protocol;
 mod transport;
 mod websocket;
 
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
-pub(crate) use crate::channel::link::{Link, Out};
+pub(crate) use crate::channel::outbound::{Outbound, Outgoing};
 use crate::channel::{self, Channel};
 pub use client::client_js;
 pub use origin::CheckOrigin;

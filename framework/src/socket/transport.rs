@@ -42,7 +42,7 @@ pub(crate) struct Inner<S> {
     pub(crate) channels: Arc<Channels>,
     pub(crate) config: Config,
     pub(crate) longpoll: super::longpoll::LongPoll,
-    pub(crate) budget: Arc<super::session::ChannelBudget>,
+    pub(crate) budget: Arc<super::protocol::ChannelBudget>,
     pub(crate) incoming: Arc<super::websocket::Incoming>,
 }
 
@@ -52,8 +52,8 @@ pub(crate) struct Config {
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) max_frame_size: usize,
     pub(crate) max_channels: usize,
-    pub(crate) outbox_limit: usize,
-    pub(crate) outbox_bytes: usize,
+    pub(crate) outbound_limit: usize,
+    pub(crate) outbound_bytes: usize,
     pub(crate) write_timeout: Duration,
     pub(crate) longpoll_window: Duration,
     pub(crate) max_longpoll_sessions: usize,
@@ -90,23 +90,23 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
                 heartbeat_timeout: Duration::from_secs(60),
                 max_frame_size: 1024 * 1024,
                 max_channels: 100,
-                outbox_limit: 1024,
-                outbox_bytes: 4 * 1024 * 1024,
+                outbound_limit: 1024,
+                outbound_bytes: 4 * 1024 * 1024,
                 write_timeout: Duration::from_secs(10),
                 longpoll_window: Duration::from_secs(10),
                 max_longpoll_sessions: 10_000,
                 longpoll_buffer: 64 * 1024 * 1024,
             },
             longpoll: super::longpoll::LongPoll::default(),
-            budget: super::session::ChannelBudget::new(DEFAULT_MAX_CHANNELS_TOTAL),
+            budget: super::protocol::ChannelBudget::new(DEFAULT_MAX_CHANNELS_TOTAL),
             incoming: super::websocket::Incoming::new(64 * 1024 * 1024),
         }),
     }
 }
 
 impl Config {
-    pub(crate) fn link_limits(&self) -> crate::channel::link::Limits {
-        crate::channel::link::Limits { frames: self.outbox_limit, bytes: self.outbox_bytes }
+    pub(crate) fn link_limits(&self) -> crate::channel::outbound::Limits {
+        crate::channel::outbound::Limits { frames: self.outbound_limit, bytes: self.outbound_bytes }
     }
 }
 
@@ -148,7 +148,7 @@ impl<S: Socket> Transport<S> {
     #[must_use]
     pub fn max_channels_total(mut self, max: usize) -> Self {
         match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.budget = super::session::ChannelBudget::new(max),
+            Some(inner) => inner.budget = super::protocol::ChannelBudget::new(max),
             None => unreachable!("transports are configured before they are cloned"),
         }
         self
@@ -202,7 +202,7 @@ impl<S: Socket> Transport<S> {
     /// How many frames may wait for a slow client (default 1,024); past it the socket is closed.
     #[must_use]
     pub fn outbound_limit(self, frames: usize) -> Self {
-        self.config(|c| c.outbox_limit = frames.max(1))
+        self.config(|c| c.outbound_limit = frames.max(1))
     }
 
     /// How many bytes of frames may wait for a slow client (default 4 MiB); past it the socket
@@ -211,7 +211,7 @@ impl<S: Socket> Transport<S> {
     /// so the memory a broadcast holds is less than this count suggests, never more.
     #[must_use]
     pub fn outbound_bytes_limit(self, bytes: usize) -> Self {
-        self.config(|c| c.outbox_bytes = bytes.max(1))
+        self.config(|c| c.outbound_bytes = bytes.max(1))
     }
 }
 

@@ -18,9 +18,9 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Control, Session, SessionConfig};
+use super::protocol::{Control, Protocol, ProtocolConfig};
 use super::transport::{error, Inner};
-use super::{ConnectInfo, Link, Out, Socket};
+use super::{ConnectInfo, Outbound, Outgoing, Socket};
 use crate::conn::ConnInfo;
 use crate::serializer::{self, Frame, Vsn};
 use crate::Body;
@@ -105,8 +105,8 @@ pub(crate) async fn upgrade<S: Socket>(
     let socket_id: Option<Arc<str>> = inner.socket.id(&assigns).map(Into::into);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let supervisor = conn_info.supervisor().clone();
-    let config = SessionConfig {
-        link: Link::new(vsn, inner.config.link_limits()),
+    let config = ProtocolConfig {
+        outbound: Outbound::new(vsn, inner.config.link_limits()),
         pubsub: conn_info.pubsub().clone(),
         supervisor: supervisor.clone(),
         assigns,
@@ -253,7 +253,7 @@ enum Event {
 /// socket's whole life.
 async fn run<S: Socket>(
     inner: Arc<Inner<S>>,
-    config: SessionConfig,
+    config: ProtocolConfig,
     on_upgrade: hyper::upgrade::OnUpgrade,
     token: CancellationToken,
 ) {
@@ -261,7 +261,7 @@ async fn run<S: Socket>(
         Ok(upgraded) => upgraded,
         Err(err) => return tracing::debug!(error = %err, "websocket upgrade failed"),
     };
-    let mut session = Session::start(config);
+    let mut protocol = Protocol::start(config);
     let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Sockets);
     let config = &inner.config;
     let ws_config = WebSocketConfig::default()
@@ -275,10 +275,10 @@ async fn run<S: Socket>(
         Metered { io: TokioIo::new(upgraded), budget: inner.incoming.clone(), pending: 0 };
     let wrap = WebSocketStream::from_raw_socket(metered, Role::Server, Some(ws_config));
     let Some(mut ws): Option<Ws> = futures_util::FutureExt::now_or_never(wrap) else {
-        session.close();
+        protocol.close();
         return tracing::debug!("websocket stream setup did not complete");
     };
-    let link = session.link.clone();
+    let outbound = protocol.outbound.clone();
     let mut batch = Vec::new();
     // The heartbeat timer is armed once for the socket's life: made anew in every `select!`,
     // it would enter and leave the runtime's timer wheel on every broadcast the socket writes.
@@ -293,7 +293,7 @@ async fn run<S: Socket>(
             // writing ones in the same bytes rather than side by side.
             let event = tokio::select! {
                 () = token.cancelled() => Event::Shutdown,
-                _ = link.outbox.recv_all(&mut batch) => Event::Outbound,
+                _ = outbound.queue.recv_all(&mut batch) => Event::Outbound,
                 msg = ws.next() => Event::Inbound(msg),
                 () = &mut heartbeat => Event::HeartbeatTimeout,
             };
@@ -304,18 +304,18 @@ async fn run<S: Socket>(
                 Event::Outbound => {
                     // By value: an idle socket keeps no buffer.
                     let outs = std::mem::take(&mut batch);
-                    link.taken(outs.iter().map(Out::frame_len).sum());
+                    outbound.taken(outs.iter().map(Outgoing::frame_len).sum());
                     // Control messages first: a client that does not keep up is closed now, not
                     // after the frames it cannot take.
-                    if outs.iter().all(|out| matches!(out, Out::Frame(_))) {
+                    if outs.iter().all(|out| matches!(out, Outgoing::Frame(_))) {
                         outs
                     } else {
                         let mut close = None;
                         let mut frames = Vec::with_capacity(outs.len());
                         for out in outs {
                             match out {
-                                Out::Frame(_) => frames.push(out),
-                                control => match session.control(control) {
+                                Outgoing::Frame(_) => frames.push(out),
+                                control => match protocol.control(control) {
                                     Control::Continue => {}
                                     Control::Disconnect => {
                                         close = close.or(Some((CloseCode::Away, "disconnected")));
@@ -342,12 +342,12 @@ async fn run<S: Socket>(
                         Some(Ok(WsMessage::Text(text))) => {
                             last_seen = Instant::now();
                             ws.get_mut().message_done();
-                            Some(serializer::decode_text(link.vsn, &text))
+                            Some(serializer::decode_text(outbound.vsn, &text))
                         }
                         Some(Ok(WsMessage::Binary(bytes))) => {
                             last_seen = Instant::now();
                             ws.get_mut().message_done();
-                            Some(serializer::decode_binary(link.vsn, &bytes))
+                            Some(serializer::decode_binary(outbound.vsn, &bytes))
                         }
                         // Pongs and close replies are queued by tungstenite: an empty batch below
                         // flushes them.
@@ -380,7 +380,7 @@ async fn run<S: Socket>(
                     match decoded {
                         None => Vec::new(),
                         Some(Ok(msg)) => {
-                            session.handle(msg);
+                            protocol.handle(msg);
                             continue;
                         }
                         Some(Err(err)) => {
@@ -416,7 +416,7 @@ async fn run<S: Socket>(
                         () = token.cancelled() => {
                             break Some((CloseCode::Restart, "server restart"))
                         }
-                        () = link.overflowed() => {
+                        () = outbound.overflowed() => {
                             tracing::debug!("closing a socket whose client does not keep up");
                             break None;
                         }
@@ -431,7 +431,7 @@ async fn run<S: Socket>(
             }
         }
     };
-    session.close();
+    protocol.close();
     if let Some((code, reason)) = close {
         let frame = CloseFrame { code, reason: reason.into() };
         let _ = timeout(config.write_timeout, ws.close(Some(frame))).await;
@@ -443,7 +443,7 @@ async fn run<S: Socket>(
 /// frame goes out in fragments, one at a time, between which the batch does not move on.
 fn poll_write(
     ws: &mut Ws,
-    frames: &mut std::vec::IntoIter<Out>,
+    frames: &mut std::vec::IntoIter<Outgoing>,
     fragments: &mut Option<Fragments>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), WsError>> {
@@ -455,7 +455,7 @@ fn poll_write(
         }
         *fragments = None;
         match frames.next() {
-            Some(Out::Frame(frame)) => match Fragments::of(frame) {
+            Some(Outgoing::Frame(frame)) => match Fragments::of(frame) {
                 Ok(message) => ws.start_send_unpin(message)?,
                 Err(large) => *fragments = Some(large),
             },

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::channel::link::{Link, Out};
+use crate::channel::outbound::{Outbound, Outgoing};
 use crate::pubsub::PubSub;
 use crate::serializer::{self, Frame, Vsn};
-use crate::socket::session::{Session, SessionConfig};
+use crate::socket::protocol::{Protocol, ProtocolConfig};
 use crate::socket::{ConnectInfo, Refused, Socket};
 use crate::supervisor::Supervisor;
 
@@ -58,8 +58,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(2);
 /// # });
 /// ```
 pub struct ChannelTest {
-    session: Session,
-    link: Arc<Link>,
+    protocol: Protocol,
+    outbound: Arc<Outbound>,
     pubsub: PubSub,
     supervisor: Supervisor,
     next_ref: u64,
@@ -105,20 +105,20 @@ impl ChannelTest {
         let info = ConnectInfo::default();
         let assigns = socket.connect(&params, &info).await?;
         let supervisor = Supervisor::builder().name("channel test").start();
-        let link = Link::new(Vsn::V2, crate::channel::link::Limits::UNBOUNDED);
-        let session = Session::start(SessionConfig {
-            link: link.clone(),
+        let outbound = Outbound::new(Vsn::V2, crate::channel::outbound::Limits::UNBOUNDED);
+        let protocol = Protocol::start(ProtocolConfig {
+            outbound: outbound.clone(),
             pubsub: pubsub.clone(),
             supervisor: supervisor.clone(),
             socket_id: socket.id(&assigns).map(Into::into),
             assigns,
             channels: Arc::new(socket.channels()),
             max_channels: 100,
-            budget: crate::socket::session::ChannelBudget::new(usize::MAX),
+            budget: crate::socket::protocol::ChannelBudget::new(usize::MAX),
         });
         Ok(Self {
-            session,
-            link,
+            protocol,
+            outbound,
             pubsub,
             supervisor,
             next_ref: 0,
@@ -155,7 +155,7 @@ impl ChannelTest {
     ) {
         let text = json!([join_ref, msg_ref, topic, event, payload]).to_string();
         match serializer::decode_text(Vsn::V2, &text) {
-            Ok(msg) => self.session.handle(msg),
+            Ok(msg) => self.protocol.handle(msg),
             Err(err) => panic!("test frame does not encode: {err}"),
         }
     }
@@ -192,7 +192,7 @@ impl ChannelTest {
     /// its ref for [`ChannelTest::assert_reply`].
     pub fn push_binary(&mut self, topic: &str, event: &str, payload: bytes::Bytes) -> String {
         let msg_ref = self.next_ref();
-        self.session.handle(crate::serializer::Message {
+        self.protocol.handle(crate::serializer::Message {
             join_ref: self.joins.get(topic).cloned(),
             msg_ref: Some(msg_ref.clone()),
             topic: topic.to_owned(),
@@ -301,15 +301,15 @@ impl ChannelTest {
             }
             let mut batch = Vec::new();
             let got =
-                tokio::time::timeout_at(deadline, self.link.outbox.recv_all(&mut batch)).await;
+                tokio::time::timeout_at(deadline, self.outbound.queue.recv_all(&mut batch)).await;
             if !matches!(got, Ok(true)) {
                 return None;
             }
             for out in batch {
                 match out {
-                    Out::Frame(frame) => self.received.push_back(frame_as_value(&frame)),
+                    Outgoing::Frame(frame) => self.received.push_back(frame_as_value(&frame)),
                     control => {
-                        self.session.control(control);
+                        self.protocol.control(control);
                     }
                 }
             }
@@ -318,7 +318,7 @@ impl ChannelTest {
 
     /// Closes the socket: its channels stop.
     pub async fn close(mut self) {
-        self.session.close();
+        self.protocol.close();
         let _ = self.supervisor.shutdown().await;
     }
 }
@@ -356,6 +356,6 @@ fn frame_as_value(frame: &Frame) -> Value {
 
 impl Drop for ChannelTest {
     fn drop(&mut self) {
-        self.session.close();
+        self.protocol.close();
     }
 }

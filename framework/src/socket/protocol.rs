@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{Channels, Link, Out};
+use super::{Channels, Outbound, Outgoing};
 use crate::budget::Budget;
 use crate::channel::{self, ChannelMsg, StopReason};
 use crate::mailbox::{Mailbox, PushError};
@@ -58,8 +58,8 @@ pub(crate) enum Control {
 }
 
 /// One connected client: its joined channels and how to reach them.
-pub(crate) struct Session {
-    pub(crate) link: Arc<Link>,
+pub(crate) struct Protocol {
+    pub(crate) outbound: Arc<Outbound>,
     pubsub: PubSub,
     supervisor: Supervisor,
     assigns: crate::conn::Assigns,
@@ -98,18 +98,18 @@ impl Drop for ChannelSlot {
 }
 
 /// Closes the socket on a `disconnect` broadcast to its id.
-struct Disconnect(Arc<Link>);
+struct Disconnect(Arc<Outbound>);
 
 impl Deliver for Disconnect {
     fn deliver(&self, msg: &Arc<Broadcast>) {
         if msg.event() == "disconnect" {
-            self.0.control(Out::Disconnect);
+            self.0.control(Outgoing::Disconnect);
         }
     }
 }
 
-pub(crate) struct SessionConfig {
-    pub(crate) link: Arc<Link>,
+pub(crate) struct ProtocolConfig {
+    pub(crate) outbound: Arc<Outbound>,
     pub(crate) pubsub: PubSub,
     pub(crate) supervisor: Supervisor,
     pub(crate) assigns: crate::conn::Assigns,
@@ -119,10 +119,10 @@ pub(crate) struct SessionConfig {
     pub(crate) budget: Arc<ChannelBudget>,
 }
 
-impl Session {
-    pub(crate) fn start(config: SessionConfig) -> Self {
-        let SessionConfig {
-            link,
+impl Protocol {
+    pub(crate) fn start(config: ProtocolConfig) -> Self {
+        let ProtocolConfig {
+            outbound,
             pubsub,
             supervisor,
             assigns,
@@ -133,9 +133,9 @@ impl Session {
         } = config;
         let disconnect = socket_id
             .as_ref()
-            .map(|id| pubsub.subscribe_sink(id, Arc::new(Disconnect(link.clone()))));
+            .map(|id| pubsub.subscribe_sink(id, Arc::new(Disconnect(outbound.clone()))));
         Self {
-            link,
+            outbound,
             pubsub,
             supervisor,
             assigns,
@@ -148,9 +148,9 @@ impl Session {
         }
     }
 
-    /// Ends the session: channels stop (without `phx_close`: nobody would read it).
+    /// Ends the socket: channels stop (without `phx_close`: nobody would read it).
     pub(crate) fn close(&mut self) {
-        self.link.outbox.close();
+        self.outbound.queue.close();
         for (_, joined) in self.joined.0.drain(..) {
             joined.mailbox.close();
         }
@@ -160,10 +160,10 @@ impl Session {
     }
 
     /// Applies a control message from the outbound queue.
-    pub(crate) fn control(&mut self, out: Out) -> Control {
+    pub(crate) fn control(&mut self, out: Outgoing) -> Control {
         match out {
-            Out::Frame(_) => Control::Continue,
-            Out::ChannelExit { topic, mailbox, crashed } => {
+            Outgoing::Frame(_) => Control::Continue,
+            Outgoing::ChannelExit { topic, mailbox, crashed } => {
                 // Only the exit of the join on record removes it: a client may reuse a join
                 // ref, and the exit of the join it replaced would otherwise drop the new one
                 // from the record, leaving its task running after the socket closes.
@@ -173,8 +173,8 @@ impl Session {
                 tracing::debug!(topic, crashed, "channel exited");
                 Control::Continue
             }
-            Out::Disconnect => Control::Disconnect,
-            Out::Overflow => {
+            Outgoing::Disconnect => Control::Disconnect,
+            Outgoing::Overflow => {
                 tracing::warn!("closing a socket whose client does not keep up");
                 Control::Overflow
             }
@@ -194,7 +194,7 @@ impl Session {
         payload: Value,
     ) {
         let frame = serializer::encode_reply(
-            self.link.vsn,
+            self.outbound.vsn,
             join_ref,
             msg_ref,
             topic,
@@ -202,7 +202,7 @@ impl Session {
             &Payload::Json(payload),
         );
         if let Some(frame) = frame {
-            self.link.send(frame);
+            self.outbound.send(frame);
         }
     }
 
@@ -250,7 +250,7 @@ impl Session {
             join_ref: join_ref.clone(),
             msg_ref: msg.msg_ref.clone(),
             payload: msg.payload.clone(),
-            link: self.link.clone(),
+            outbound: self.outbound.clone(),
             pubsub: self.pubsub.clone(),
             assigns: self.assigns.clone(),
             socket_id: self.socket_id.clone(),

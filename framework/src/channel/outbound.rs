@@ -8,7 +8,7 @@ use crate::mailbox::{Mailbox, PushError};
 use crate::serializer::{Frame, Vsn};
 
 /// What a socket task is asked to do.
-pub(crate) enum Out {
+pub(crate) enum Outgoing {
     /// Write a frame to the client.
     Frame(Frame),
     /// A channel task ended. Its mailbox names the join: unlike the client's join ref, it is
@@ -33,7 +33,7 @@ impl Limits {
     pub(crate) const UNBOUNDED: Self = Self { frames: usize::MAX / 2, bytes: usize::MAX / 2 };
 }
 
-impl Out {
+impl Outgoing {
     /// The bytes of a frame; nothing for a control message.
     pub(crate) fn frame_len(&self) -> usize {
         match self {
@@ -44,22 +44,22 @@ impl Out {
 }
 
 /// A socket's outbound queue and serializer, shared with its channels and pubsub.
-pub(crate) struct Link {
+pub(crate) struct Outbound {
     pub(crate) vsn: Vsn,
-    pub(crate) outbox: Arc<Mailbox<Out>>,
+    pub(crate) queue: Arc<Mailbox<Outgoing>>,
     limits: Limits,
-    /// Bytes of the frames queued and not yet handed to the client (see [`Link::taken`]).
+    /// Bytes of the frames queued and not yet handed to the client (see [`Outbound::taken`]).
     queued: AtomicUsize,
     overflowed: AtomicBool,
     /// Told once the queue overflows, for a socket task stuck writing to its client.
     overflow_notify: tokio::sync::Notify,
 }
 
-impl Link {
+impl Outbound {
     pub(crate) fn new(vsn: Vsn, limits: Limits) -> Arc<Self> {
         Arc::new(Self {
             vsn,
-            outbox: Mailbox::new(),
+            queue: Mailbox::new(),
             limits,
             queued: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
@@ -78,7 +78,7 @@ impl Link {
             self.overflow();
             return false;
         }
-        match self.outbox.push_bounded(Out::Frame(frame), self.limits.frames) {
+        match self.queue.push_bounded(Outgoing::Frame(frame), self.limits.frames) {
             Ok(()) => true,
             Err(PushError::Closed(_)) => {
                 self.queued.fetch_sub(len, Ordering::AcqRel);
@@ -95,7 +95,7 @@ impl Link {
     /// A client that does not read is closed rather than buffered without end.
     fn overflow(&self) {
         if !self.overflowed.swap(true, Ordering::AcqRel) {
-            let _ = self.outbox.push(Out::Overflow);
+            let _ = self.queue.push(Outgoing::Overflow);
             self.overflow_notify.notify_one();
         }
     }
@@ -116,7 +116,7 @@ impl Link {
     }
 
     /// Queues a control message; these are never dropped while the socket lives.
-    pub(crate) fn control(&self, out: Out) {
-        let _ = self.outbox.push(out);
+    pub(crate) fn control(&self, out: Outgoing) {
+        let _ = self.queue.push(out);
     }
 }
