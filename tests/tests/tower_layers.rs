@@ -549,3 +549,108 @@ async fn a_layer_that_is_not_ready_holds_requests_until_it_is() {
         assert_eq!(resp.text().await.unwrap(), "/again");
     }
 }
+
+/// Answers `/fast` at once and `/slow` after 300 ms.
+async fn timed(req: http::Request<Body>) -> Result<http::Response<Body>, Infallible> {
+    if req.uri().path() == "/slow" {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(http::Response::new(Body::from(req.uri().path().to_owned())))
+}
+
+#[tokio::test]
+async fn a_request_that_fails_in_a_layer_gives_back_what_it_held() {
+    // Under a limit of one, a layer panics on requests marked `x-bad` before calling inward:
+    // the permit the limit gave that request must not stay with its idle connection.
+    let panics = tower::util::MapRequestLayer::new(|req: http::Request<Body>| {
+        assert!(!req.headers().contains_key("x-bad"), "asked to panic");
+        req
+    });
+    let endpoint = Endpoint::service(tower::service_fn(timed))
+        .layer(panics)
+        .layer(tower::limit::ConcurrencyLimitLayer::new(1));
+    let server = start(endpoint).await;
+    let mut attacker = RawConn::connect(server.local_addr()).await.unwrap();
+    let resp = attacker
+        .send_reading_early(&tests::request_bytes("GET", "/fast", &[("x-bad", "1")], b""))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 500);
+    // The attacker keeps its connection open and sends nothing more; others are served.
+    for _ in 0..3 {
+        let resp = within(
+            Duration::from_secs(2),
+            "a request while a panicked connection idles",
+            http1_client().get(format!("{}/fast", server.url())).send(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    drop(attacker);
+}
+
+#[tokio::test]
+async fn load_shedding_over_a_limit_sheds_only_while_the_limit_is_full() {
+    let endpoint = Endpoint::service(tower::service_fn(timed))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(1))
+        .layer(tower::load_shed::LoadShedLayer::new());
+    let server = start(endpoint).await;
+    let busy = tokio::spawn(http1_client().get(format!("{}/slow", server.url())).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shed while the slow request holds the permit, on a connection that then idles.
+    let shed_client = http1_client();
+    let resp = shed_client.get(format!("{}/fast", server.url())).send().await.unwrap();
+    assert_eq!(resp.status(), 500, "shed: the overload error, logged");
+    assert_eq!(within(DEADLINE, "the slow request", busy).await.unwrap().unwrap().status(), 200);
+    // Nothing in flight now: fresh clients are served, the idle shed connection holds nothing.
+    for _ in 0..5 {
+        let resp = http1_client().get(format!("{}/fast", server.url())).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    drop(shed_client);
+}
+
+#[tokio::test]
+async fn a_body_limit_layer_around_the_endpoint_answers_413() {
+    let endpoint =
+        Endpoint::new(Probes::new()).layer(tower_http::limit::RequestBodyLimitLayer::new(32));
+    let server = start(endpoint).await;
+    let url = format!("{}/echo", server.url());
+    let client = http1_client();
+    let resp = client.post(&url).json(&json!({ "word": "ok" })).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // Declared too long: the layer answers. Chunked past the limit: the router reads it and
+    // answers the same 413.
+    let resp = client.post(&url).json(&json!({ "word": "a".repeat(64) })).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let body = format!(r#"{{"word":"{}"}}"#, "a".repeat(64));
+    let mut raw = RawConn::connect(server.local_addr()).await.unwrap();
+    let head = tests::request_bytes(
+        "POST",
+        "/echo",
+        &[("content-type", "application/json"), ("transfer-encoding", "chunked")],
+        b"",
+    );
+    let mut bytes = head;
+    bytes.extend(tests::chunked(body.as_bytes(), 16));
+    let resp = raw.send_reading_early(&bytes).await.unwrap();
+    assert_eq!(resp.status, 413);
+}
+
+#[tokio::test]
+async fn head_through_a_compression_layer_says_what_get_says() {
+    let server = start(Endpoint::new(Layered::new()).layer(CompressionLayer::new())).await;
+    let client = http1_client();
+    let url = format!("{}/plain", server.url());
+    let big_url = format!("{}/api/big", server.url());
+    for url in [url, big_url] {
+        let get = client.get(&url).header("accept-encoding", "gzip").send().await.unwrap();
+        let head = client.head(&url).header("accept-encoding", "gzip").send().await.unwrap();
+        assert_eq!(head.status(), get.status());
+        for name in ["content-encoding", "vary", "content-type"] {
+            assert_eq!(head.headers().get(name), get.headers().get(name), "{name} of {url}");
+        }
+        assert!(head.bytes().await.unwrap().is_empty());
+    }
+}

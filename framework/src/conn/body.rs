@@ -220,6 +220,11 @@ impl Body {
                     let frame = match frame {
                         Ok(frame) => frame,
                         Err(err) if err.is::<TimedOut>() => return Err(BodyError::TimedOut),
+                        // A body limit of a tower layer around the router (tower-http's
+                        // `RequestBodyLimitLayer`): the same 413 as the router's own limit.
+                        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+                            return Err(BodyError::TooLarge)
+                        }
                         Err(err) => return Err(BodyError::Read(err)),
                     };
                     let Ok(data) = frame.into_data() else { continue };

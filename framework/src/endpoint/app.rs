@@ -4,7 +4,8 @@
 //! service, one boxed future a request (see `RouteFuture`). Layers around it, or a service of
 //! the application's own, go through [`Service`]: each layer is one boxed tower service, the
 //! router inside them is not boxed, and the outermost service's future runs inside the
-//! request's `RouteFuture`, where its errors and panics are answered.
+//! request's `RouteFuture`, where its errors and panics are answered and a HEAD answer loses
+//! its body (after the layers, so they see the answer GET would get).
 
 use std::fmt;
 use std::future::Future;
@@ -15,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use tower::util::BoxCloneSyncService;
 use tower::ServiceExt as _;
 use tower_service::Service as _;
@@ -31,24 +32,6 @@ pub(crate) enum App {
 }
 
 impl App {
-    /// What one connection hands its requests to: the router, or its own instance of the
-    /// service, which it calls without cloning it for every request.
-    pub(crate) fn connect(&self) -> ConnApp {
-        match self {
-            Self::Router(router) => ConnApp::Router(router.clone()),
-            Self::Service(service) => ConnApp::Service(std::sync::Mutex::new(service.clone())),
-        }
-    }
-}
-
-/// What a connection hands its requests to.
-pub(crate) enum ConnApp {
-    Router(Router),
-    /// Locked only to start a request; hyper starts a connection's requests one at a time.
-    Service(std::sync::Mutex<Service>),
-}
-
-impl ConnApp {
     /// Runs one request. `info` goes into the request's extensions for a service, where
     /// [`Conn::conn_info`](crate::Conn::conn_info) finds it when the service wraps a router.
     pub(crate) fn call(&self, mut req: Request<Body>, info: &super::ConnInfo) -> RouteFuture {
@@ -56,14 +39,7 @@ impl ConnApp {
             Self::Router(router) => router.run(router.route(req, Some(info.clone()))),
             Self::Service(service) => {
                 req.extensions_mut().insert(info.clone());
-                match service.try_lock() {
-                    Ok(mut service) => service.start(req),
-                    // Not seen with hyper; a clone of the service serves the request then.
-                    Err(_) => {
-                        let mut service = service.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                        service.start(req)
-                    }
-                }
+                service.start(req)
             }
         }
     }
@@ -123,36 +99,38 @@ impl Service {
         Self(Inner::Router(router))
     }
 
-    /// Starts `req` as the endpoint's outermost service. A service ready at once (most are)
-    /// is called here and its future polled inside the request's; one that is not is waited
-    /// for in a future of its own. An error or a panic, now or later, answers a 500.
-    fn start(&mut self, req: Request<Body>) -> RouteFuture {
-        let service = match &mut self.0 {
+    /// Starts `req` as the endpoint's outermost service, on a clone of it, as tower servers
+    /// do: what a service's readiness holds (a concurrency limit's permit, a queue's slot)
+    /// belongs to that one request, and goes with it when the request ends or fails. A clone
+    /// ready at once (most are) is called here and its future polled inside the request's; one
+    /// that is not waits for this request in a future of its own. An error or a panic, now or
+    /// later, answers a 500.
+    fn start(&self, req: Request<Body>) -> RouteFuture {
+        let is_head = req.method() == Method::HEAD;
+        let service = match &self.0 {
             Inner::Router(router) => return router.run(router.route(req, None)),
             Inner::Boxed(service) => service,
         };
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut service = service.clone();
             match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(Ok(())) => Ok(RouteFuture::service(service.call(req))),
+                Poll::Ready(Ok(())) => Ok(RouteFuture::service(service.call(req), is_head)),
                 Poll::Ready(Err(err)) => Ok(RouteFuture::ready(service_failed(&err), false)),
-                // Boxed: rare, and the request is much larger than the future.
-                Poll::Pending => Err(Box::new(req)),
+                // Boxed: rare, and the request and service are much larger than the future.
+                Poll::Pending => Err(Box::new((service, req))),
             }
         }));
         match started {
             Ok(Ok(run)) => run,
-            Ok(Err(req)) => {
-                // The instance that was not ready waits for this request (it may hold a place
-                // in a queue, such as a concurrency limit's), and the connection goes on
-                // with a fresh clone.
-                let fresh = service.clone();
-                let service = std::mem::replace(service, fresh);
-                RouteFuture::service(Box::pin(async move {
-                    match AssertUnwindSafe(service.oneshot(*req)).catch_unwind().await {
+            Ok(Err(waiting)) => {
+                let (service, req) = *waiting;
+                let answer = async move {
+                    match AssertUnwindSafe(service.oneshot(req)).catch_unwind().await {
                         Ok(answered) => answered,
                         Err(panic) => Ok(service_panicked(&*panic)),
                     }
-                }))
+                };
+                RouteFuture::service(Box::pin(answer), is_head)
             }
             Err(panic) => RouteFuture::ready(service_panicked(&*panic), false),
         }
@@ -168,7 +146,13 @@ impl fmt::Debug for Service {
     }
 }
 
-impl tower_service::Service<Request<Body>> for Service {
+/// Any request body: a layer that wraps the body (a body limit, request decompression) hands
+/// the service its own body type.
+impl<B> tower_service::Service<Request<B>> for Service
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     type Response = Response<Body>;
     type Error = BoxError;
     type Future = ServiceFuture;
@@ -180,9 +164,10 @@ impl tower_service::Service<Request<Body>> for Service {
         }
     }
 
-    fn call(&mut self, req: Request<Body>) -> ServiceFuture {
+    fn call(&mut self, req: Request<B>) -> ServiceFuture {
+        let req = req.map(Body::new);
         ServiceFuture(match &mut self.0 {
-            Inner::Router(router) => Running::Router(router.run(router.route(req, None))),
+            Inner::Router(router) => Running::Router(router.run_in_stack(req)),
             Inner::Boxed(service) => Running::Boxed(service.call(req)),
         })
     }

@@ -19,7 +19,7 @@ use super::request::ConnService;
 use super::slots::{Slot, Slots};
 use super::{App, Config, ConnInfo, SharedRef};
 #[cfg(feature = "fuzzing")]
-use {super::app::ConnApp, crate::Router};
+use crate::Router;
 
 /// Serves one connection until the client closes it, it idles out, or `token` asks it to drain.
 pub(crate) async fn serve(
@@ -75,7 +75,7 @@ pub(crate) async fn serve(
         activity.set_allowance(config.idle_timeout);
     }
     let service = ConnService {
-        app: app.connect(),
+        app,
         info: ConnInfo { remote_addr, shared },
         watch: activity.clone(),
         activity: activity.clone(),
@@ -203,7 +203,7 @@ pub(crate) async fn serve_script(
     ));
     let remote_addr = SocketAddr::from(([127, 0, 0, 1], 1));
     let service = ConnService {
-        app: ConnApp::Router(router),
+        app: App::Router(router),
         info: ConnInfo { remote_addr, shared },
         watch: activity.clone(),
         activity,

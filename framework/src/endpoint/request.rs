@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::activity::{Activity, InFlight};
-use super::app::ConnApp;
+use super::App;
 use super::ConnInfo;
 use crate::router::RouteFuture;
 use crate::Body;
@@ -48,7 +48,7 @@ impl http_body::Body for Streaming {
 }
 
 pub(super) struct ConnService {
-    pub(super) app: ConnApp,
+    pub(super) app: App,
     pub(super) info: ConnInfo,
     /// The activity again, as the watch over request bodies.
     pub(super) watch: Arc<dyn crate::conn::ReadWatch>,

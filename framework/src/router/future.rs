@@ -55,11 +55,13 @@ impl RouteFuture {
         Self { state: State::Boxed(run), is_head: false }
     }
 
-    /// An endpoint's service's answer: an error or a panic in it answers a 500.
+    /// An endpoint's service's answer: an error or a panic in it answers a 500; with
+    /// `is_head`, the answer loses its body here, after every layer saw it whole.
     pub(crate) fn service(
         run: BoxFuture<'static, Result<Response<Body>, crate::BoxError>>,
+        is_head: bool,
     ) -> Self {
-        Self { state: State::Service(run), is_head: false }
+        Self { state: State::Service(run), is_head }
     }
 
     pub(crate) fn ready(resp: Response<Body>, is_head: bool) -> Self {

@@ -209,6 +209,15 @@ impl Router {
         Routed { conn, target, is_head }
     }
 
+    /// Routes and runs a request for a tower stack around the router (the endpoint's layers):
+    /// a HEAD answer keeps its body, for the stack's outermost service to drop once every
+    /// layer saw the answer GET gets (a compression layer says the same thing to both).
+    pub(crate) fn run_in_stack(&self, req: Request<Body>) -> RouteFuture {
+        let mut routed = self.route(req, None);
+        routed.is_head = false;
+        self.run(routed)
+    }
+
     /// Runs a routed request through its route's pipeline and action.
     ///
     /// The future is built here, synchronously, and owns what it needs: it holds the route's
