@@ -68,6 +68,8 @@ async fn delete(conn: Conn, todos: State<Todos>) -> Result<Conn, ActionError> {
 struct TodoChannel;
 
 impl Channel for TodoChannel {
+    type Info = ();
+
     async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> {
         Ok((TodoChannel, json!({})))
     }

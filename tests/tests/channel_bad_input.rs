@@ -24,6 +24,8 @@ use tokio_tungstenite::tungstenite::Message;
 struct Room;
 
 impl Channel for Room {
+    type Info = ();
+
     async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> {
         Ok((Room, json!({})))
     }

@@ -23,10 +23,10 @@ const TOKEN: &str = "user:42?>>";
 
 /// Handles of the joined channels, by `topic/join_ref`, for tasks outside the client.
 #[derive(Debug, Default)]
-struct Handles(Mutex<HashMap<String, ChannelHandle>>);
+struct Handles(Mutex<HashMap<String, ChannelHandle<String>>>);
 
 impl Handles {
-    fn get(&self, topic: &str, join_ref: &str) -> ChannelHandle {
+    fn get(&self, topic: &str, join_ref: &str) -> ChannelHandle<String> {
         let handles = self.0.lock().unwrap();
         handles.get(&format!("{topic}/{join_ref}")).cloned().expect("the channel joined")
     }
@@ -39,6 +39,8 @@ struct AuthToken(Option<String>);
 struct Room;
 
 impl Channel for Room {
+    type Info = String;
+
     async fn join(
         topic: &str,
         _: Payload,
@@ -70,17 +72,8 @@ impl Channel for Room {
         }
     }
 
-    async fn handle_info(
-        &mut self,
-        message: Box<dyn std::any::Any + Send>,
-        socket: &mut ChannelSocket,
-    ) {
-        match message.downcast::<String>() {
-            Ok(text) => {
-                socket.push("info", json!({"text": *text}));
-            }
-            Err(_) => panic!("a message of an unexpected type"),
-        }
+    async fn handle_info(&mut self, text: String, socket: &mut ChannelSocket) {
+        socket.push("info", json!({ "text": text }));
     }
 
     fn intercepts() -> &'static [&'static str] {

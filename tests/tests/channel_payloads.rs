@@ -37,6 +37,8 @@ impl Room {
 }
 
 impl Channel for Room {
+    type Info = ();
+
     async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> {
         Ok((Room, json!({})))
     }
@@ -49,6 +51,15 @@ impl Channel for Room {
     ) -> Reply {
         match event {
             "new_msg" => self.new_msg(&payload).unwrap_or_else(|refused| refused),
+            "wrong_handle" => {
+                // The channel's Info is (): a handle for other messages is a bug, caught here.
+                let _ = socket.handle::<u32>();
+                Reply::ok(json!({}))
+            }
+            "after" => {
+                let handle = socket.handle();
+                Reply::ok(json!({ "sent": handle.send(()).is_ok() }))
+            }
             "echo_binary" => {
                 // Pushed to the client and replied in binary, for ChannelTest below.
                 socket.push("binary_echo", payload.clone());
@@ -124,12 +135,28 @@ async fn payloads_decode_into_types_and_bad_ones_get_the_fields_named() {
     send(&mut ws, json!(["1", "20", "room:1", "count", [1, 2, 3]])).await;
     assert_eq!(recv(&mut ws).await, reply(Some("1"), "20", "room:1", "ok", json!({ "sum": 6 })));
 
+    // A handle of the channel's own Info type sends; one of another type is a crash.
+    send(&mut ws, json!(["1", "30", "room:1", "after", {}])).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        reply(Some("1"), "30", "room:1", "ok", json!({ "sent": true }))
+    );
+    send(&mut ws, json!(["1", "31", "room:1", "wrong_handle", {}])).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        json!(["1", "1", "room:1", "phx_error", { "reason": "channel_crash" }])
+    );
+    assert_eq!(
+        join(&mut ws, "2", "room:1", json!({})).await,
+        reply(Some("2"), "2", "room:1", "ok", json!({}))
+    );
+
     // A binary payload is not JSON.
-    send_binary(&mut ws, client_push("1", "21", "room:1", "count", b"\x01\x02")).await;
+    send_binary(&mut ws, client_push("2", "21", "room:1", "count", b"\x01\x02")).await;
     assert_eq!(
         recv(&mut ws).await,
         reply(
-            Some("1"),
+            Some("2"),
             "21",
             "room:1",
             "error",

@@ -37,6 +37,8 @@ struct Room {
 }
 
 impl Channel for Room {
+    type Info = ();
+
     async fn join(
         topic: &str,
         payload: Payload,

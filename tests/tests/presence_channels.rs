@@ -4,8 +4,6 @@
 
 mod channel_support;
 
-use std::any::Any;
-
 use channel_support::{connect_v2, eventually, join, recv, send, serve, stop, Ws, DEADLINE};
 use fawkes::channel::{Channel, ChannelSocket, Reply};
 use fawkes::pubsub::PubSub;
@@ -21,6 +19,8 @@ struct Room {
 }
 
 impl Channel for Room {
+    type Info = AfterJoin;
+
     async fn join(
         _topic: &str,
         payload: Payload,
@@ -31,12 +31,10 @@ impl Channel for Room {
         Ok((Self { user }, json!({})))
     }
 
-    async fn handle_info(&mut self, message: Box<dyn Any + Send>, socket: &mut ChannelSocket) {
-        if message.is::<AfterJoin>() {
-            let presence = socket.presence();
-            socket.push("presence_state", presence.list(socket.topic()));
-            presence.track(socket, &self.user, json!({"status": "here"})).unwrap();
-        }
+    async fn handle_info(&mut self, AfterJoin: AfterJoin, socket: &mut ChannelSocket) {
+        let presence = socket.presence();
+        socket.push("presence_state", presence.list(socket.topic()));
+        presence.track(socket, &self.user, json!({"status": "here"})).unwrap();
     }
 
     async fn handle_in(

@@ -473,6 +473,8 @@ async fn websockets_upgrade_and_join_channels_through_endpoint_layers() {
 
     struct Room;
     impl Channel for Room {
+        type Info = ();
+
         async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> {
             Ok((Room, json!({ "joined": true })))
         }

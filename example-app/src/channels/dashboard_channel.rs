@@ -16,6 +16,8 @@ use crate::dashboard;
 pub struct DashboardChannel;
 
 impl Channel for DashboardChannel {
+    type Info = ();
+
     async fn join(
         topic: &str,
         _payload: Payload,

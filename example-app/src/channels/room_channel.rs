@@ -1,7 +1,5 @@
 //! `room:*`: chat in the lobby or in a room of the database.
 
-use std::any::Any;
-
 use fawkes::channel::{Channel, ChannelSocket, Reply};
 use fawkes::serializer::Payload;
 use serde::Deserialize as _;
@@ -24,7 +22,8 @@ pub fn room_topic(id: i64) -> String {
 }
 
 /// Sent by a channel to itself from `join`, so the presence list is pushed after the join reply.
-struct AfterJoin;
+#[derive(Debug)]
+pub struct AfterJoin;
 
 /// Where a joined channel's messages go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +54,8 @@ pub struct RoomChannel {
 }
 
 impl Channel for RoomChannel {
+    type Info = AfterJoin;
+
     async fn join(
         topic: &str,
         _payload: Payload,
@@ -92,10 +93,8 @@ impl Channel for RoomChannel {
         Ok((Self { room, repo }, json!({})))
     }
 
-    async fn handle_info(&mut self, message: Box<dyn Any + Send>, socket: &mut ChannelSocket) {
-        if message.is::<AfterJoin>() {
-            track_presence(socket);
-        }
+    async fn handle_info(&mut self, AfterJoin: AfterJoin, socket: &mut ChannelSocket) {
+        track_presence(socket);
     }
 
     async fn handle_in(

@@ -21,6 +21,8 @@ use super::{AuthToken, User};
 pub struct TestChannel;
 
 impl Channel for TestChannel {
+    type Info = ();
+
     async fn join(
         _topic: &str,
         _payload: Payload,

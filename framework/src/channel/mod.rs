@@ -89,6 +89,8 @@ pub enum StopReason {
 /// struct RoomChannel;
 ///
 /// impl Channel for RoomChannel {
+///     type Info = ();
+///
 ///     async fn join(topic: &str, _payload: Payload, _socket: &mut ChannelSocket) -> Result<(Self, Value), Value> {
 ///         if topic == "room:lobby" {
 ///             Ok((RoomChannel, json!({})))
@@ -109,6 +111,10 @@ pub enum StopReason {
 /// }
 /// ```
 pub trait Channel: Sized + Send + 'static {
+    /// The messages other tasks send this channel through a [`ChannelHandle`], for
+    /// [`Channel::handle_info`]: `()` for a channel that gets none.
+    type Info: Send + 'static;
+
     /// Joins `topic`: `Ok((state, reply))` or `Err(reply)` refusing the join.
     fn join(
         topic: &str,
@@ -124,10 +130,10 @@ pub trait Channel: Sized + Send + 'static {
         socket: &mut ChannelSocket,
     ) -> impl Future<Output = Reply> + Send;
 
-    /// Handles a message sent through a [`ChannelHandle`].
+    /// Handles a message sent through a [`ChannelHandle`] (see [`ChannelSocket::handle`]).
     fn handle_info(
         &mut self,
-        _message: Box<dyn std::any::Any + Send>,
+        _message: Self::Info,
         _socket: &mut ChannelSocket,
     ) -> impl Future<Output = ()> + Send {
         async {}

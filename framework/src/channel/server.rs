@@ -119,6 +119,7 @@ pub(crate) fn run<C: Channel>(
         assigns,
         socket_id,
         mailbox,
+        info: (std::any::TypeId::of::<C::Info>(), std::any::type_name::<C::Info>()),
         tracking: std::sync::OnceLock::new(),
     };
     let mailbox = socket.mailbox.clone();
@@ -210,12 +211,17 @@ async fn run_joined<C: Channel>(
                     Err(panic) => Step::Crash(panic_reason(&*panic)),
                 }
             }
-            Some(ChannelMsg::Info(message)) => {
-                match AssertUnwindSafe(channel.handle_info(message, socket)).catch_unwind().await {
-                    Ok(()) => Step::Continue,
-                    Err(panic) => Step::Crash(panic_reason(&*panic)),
+            Some(ChannelMsg::Info(message)) => match message.downcast::<C::Info>() {
+                Ok(message) => {
+                    let fut = channel.handle_info(*message, socket);
+                    match AssertUnwindSafe(fut).catch_unwind().await {
+                        Ok(()) => Step::Continue,
+                        Err(panic) => Step::Crash(panic_reason(&*panic)),
+                    }
                 }
-            }
+                // `ChannelSocket::handle` makes handles of the channel's own `Info` type only.
+                Err(_) => Step::Continue,
+            },
             Some(ChannelMsg::Out(msg)) => {
                 let fut = channel.handle_out(msg.event(), msg.payload().clone(), socket);
                 match AssertUnwindSafe(fut).catch_unwind().await {

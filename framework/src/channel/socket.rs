@@ -1,6 +1,5 @@
 //! The channel's view of its socket.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -21,6 +20,8 @@ pub struct ChannelSocket {
     pub(crate) assigns: crate::conn::Assigns,
     pub(crate) socket_id: Option<Arc<str>>,
     pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
+    /// The channel's `Info` type, which its handles send.
+    pub(crate) info: (std::any::TypeId, &'static str),
     /// The presences this channel tracks, created on first use; dropping the socket (when
     /// the channel stops, crashes or is aborted) untracks them.
     pub(crate) tracking: std::sync::OnceLock<crate::presence::Tracking>,
@@ -125,9 +126,21 @@ impl ChannelSocket {
     }
 
     /// A handle other tasks use to send this channel messages for
-    /// [`Channel::handle_info`](super::Channel::handle_info).
-    pub fn handle(&self) -> ChannelHandle {
-        ChannelHandle { mailbox: self.mailbox.clone() }
+    /// [`Channel::handle_info`](super::Channel::handle_info): `M` is the channel's
+    /// [`Info`](super::Channel::Info) type, usually inferred from what is sent.
+    ///
+    /// # Panics
+    ///
+    /// When `M` is not the channel's `Info` type: a handle could only send messages the
+    /// channel would not read.
+    pub fn handle<M: Send + 'static>(&self) -> ChannelHandle<M> {
+        let (info, name) = self.info;
+        assert!(
+            std::any::TypeId::of::<M>() == info,
+            "a handle sending {} to a channel whose Info is {name}",
+            std::any::type_name::<M>()
+        );
+        ChannelHandle { mailbox: self.mailbox.clone(), message: std::marker::PhantomData }
     }
 }
 
@@ -140,36 +153,45 @@ impl fmt::Debug for ChannelSocket {
     }
 }
 
-/// Sends messages to a running channel.
-#[derive(Clone)]
-pub struct ChannelHandle {
+/// Sends messages of type `M` (the channel's [`Info`](super::Channel::Info)) to a running
+/// channel's [`handle_info`](super::Channel::handle_info); made by [`ChannelSocket::handle`].
+pub struct ChannelHandle<M> {
     mailbox: Arc<Mailbox<ChannelMsg>>,
+    message: std::marker::PhantomData<fn(M)>,
 }
 
-impl ChannelHandle {
+impl<M> Clone for ChannelHandle<M> {
+    fn clone(&self) -> Self {
+        Self { mailbox: self.mailbox.clone(), message: std::marker::PhantomData }
+    }
+}
+
+impl<M: Send + 'static> ChannelHandle<M> {
     /// Sends a message to the channel's `handle_info`.
     ///
     /// # Errors
     ///
     /// The message comes back when the channel has stopped.
-    pub fn send<T: Any + Send>(&self, message: T) -> Result<(), T> {
+    pub fn send(&self, message: M) -> Result<(), M> {
         match self.mailbox.push(ChannelMsg::Info(Box::new(message))) {
             Ok(()) => Ok(()),
             Err(
                 crate::mailbox::PushError::Full(ChannelMsg::Info(m))
                 | crate::mailbox::PushError::Closed(ChannelMsg::Info(m)),
-            ) => Err(*m.downcast::<T>().unwrap_or_else(|_| unreachable!("boxed as T above"))),
+            ) => Err(*m.downcast::<M>().unwrap_or_else(|_| unreachable!("boxed as M above"))),
             Err(_) => unreachable!("pushed an Info message"),
         }
     }
+}
 
+impl<M> ChannelHandle<M> {
     /// Whether the channel is still running.
     pub fn is_alive(&self) -> bool {
         !self.mailbox.is_closed()
     }
 }
 
-impl fmt::Debug for ChannelHandle {
+impl<M> fmt::Debug for ChannelHandle<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChannelHandle").field("alive", &self.is_alive()).finish()
     }

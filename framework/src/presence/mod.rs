@@ -29,18 +29,18 @@
 //! struct Room;
 //!
 //! impl Channel for Room {
+//!     type Info = AfterJoin;
+//!
 //!     async fn join(_topic: &str, _payload: Payload, socket: &mut ChannelSocket) -> Result<(Self, Value), Value> {
 //!         // Pushing from `join` would race the join reply: do it right after.
 //!         let _ = socket.handle().send(AfterJoin);
 //!         Ok((Room, json!({})))
 //!     }
 //!
-//!     async fn handle_info(&mut self, message: Box<dyn std::any::Any + Send>, socket: &mut ChannelSocket) {
-//!         if message.is::<AfterJoin>() {
-//!             let presence = socket.presence();
-//!             presence.push_state(socket);
-//!             presence.track(socket, "alice", json!({"online_at": 1})).unwrap();
-//!         }
+//!     async fn handle_info(&mut self, AfterJoin: AfterJoin, socket: &mut ChannelSocket) {
+//!         let presence = socket.presence();
+//!         presence.push_state(socket);
+//!         presence.track(socket, "alice", json!({"online_at": 1})).unwrap();
 //!     }
 //!
 //!     async fn handle_in(&mut self, _event: &str, _payload: Payload, _socket: &mut ChannelSocket) -> Reply {

@@ -104,6 +104,8 @@ pub struct Refused;
 /// # use fawkes::serializer::Payload;
 /// # struct RoomChannel;
 /// # impl Channel for RoomChannel {
+/// #     type Info = ();
+/// #
 /// #     async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> { Ok((RoomChannel, Value::Null)) }
 /// #     async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelSocket) -> Reply { Reply::NoReply }
 /// # }

@@ -14,6 +14,8 @@ use crate::Endpoint;
 struct Room;
 
 impl Channel for Room {
+    type Info = ();
+
     async fn join(
         topic: &str,
         payload: Payload,

@@ -30,6 +30,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(2);
 ///
 /// struct Echo;
 /// impl Channel for Echo {
+///     type Info = ();
+///
 ///     async fn join(_: &str, _: Payload, _: &mut ChannelSocket) -> Result<(Self, Value), Value> {
 ///         Ok((Echo, json!({})))
 ///     }

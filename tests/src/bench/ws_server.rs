@@ -186,6 +186,8 @@ async fn runtime_task<T: Send + 'static>(
 struct BenchChannel;
 
 impl Channel for BenchChannel {
+    type Info = ();
+
     async fn join(
         _topic: &str,
         _payload: Payload,
