@@ -1,14 +1,14 @@
 //! The JSON API in process: every route, status and body shape, through the real router and a
-//! fresh database per test (see `common` for SQLite or Postgres).
+//! fresh database per test (see `in_process` for SQLite or Postgres).
 
-mod common;
+mod in_process;
 
 use example_app::chat::{self, MessageAttrs};
 use example_app::{AppRouter, Repo};
 use fawkes::test::{ConnTest, TestResponse};
 use serde_json::json;
 
-use common::{assert_timestamp, test_db, TestDb};
+use in_process::{assert_timestamp, test_db, TestDb};
 
 /// The app on a fresh database: its client, its repo, and the database kept alive.
 async fn app() -> (ConnTest, Repo, TestDb) {

@@ -1,7 +1,7 @@
 //! The socket and its channels in process, with `ChannelTest`, on a fresh database per test;
 //! HTTP requests share the channels' repo and pubsub through `ConnTest`.
 
-mod common;
+mod in_process;
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use fawkes::security::SecretKeyBase;
 use fawkes::test::{ChannelTest, ConnTest};
 use serde_json::{json, Value};
 
-use common::{assert_timestamp, test_db, TestDb};
+use in_process::{assert_timestamp, test_db, TestDb};
 
 /// How long a refutation waits for a frame that must not come.
 const QUIET: Duration = Duration::from_millis(200);

@@ -3,14 +3,14 @@
 //! everywhere, a killed node's users leave after the down period, a stopped node's at once, and
 //! a Redis restart loses nothing published after the reconnect.
 
-mod support;
+mod app_process;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
-use support::App;
+use app_process::App;
 use tests::RedisServer;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

@@ -1,7 +1,7 @@
 //! The real binary over real TCP: start-up contract, the API, graceful shutdown on SIGTERM,
 //! and what operations read from it (Prometheus metrics, JSON logs).
 
-mod support;
+mod app_process;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{App, SHUTDOWN_TIMEOUT_SECS};
+use app_process::{App, SHUTDOWN_TIMEOUT_SECS};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 

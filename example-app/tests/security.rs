@@ -3,7 +3,7 @@
 //! token that opens the socket. The browser's part (keeping the cookie, reading the page's
 //! tokens) is played by hand, so every step is visible.
 
-mod common;
+mod in_process;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use common::{test_db, TestDb};
+use in_process::{test_db, TestDb};
 
 /// The longest any one request, handshake or frame may take.
 const DEADLINE: Duration = Duration::from_secs(10);
