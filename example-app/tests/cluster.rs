@@ -8,9 +8,9 @@ mod app_process;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use app_process::App;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
-use app_process::App;
 use tests::RedisServer;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

@@ -13,9 +13,9 @@ use channel_support::{
 use fawkes::channel::{Channel, ChannelSocket, Reply};
 use fawkes::endpoint::RunningEndpoint;
 use fawkes::serializer::Payload;
-use fawkes::socket::{transport, Channels, ConnectInfo, Refused, Socket};
+use fawkes::socket::transport;
 use futures_util::SinkExt;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
@@ -39,21 +39,8 @@ impl Channel for Room {
     }
 }
 
-struct RoomSocket;
-
-impl Socket for RoomSocket {
-    async fn connect(
-        &self,
-        _: &Map<String, Value>,
-        _: &ConnectInfo,
-    ) -> Result<fawkes::Assigns, Refused> {
-        Ok(fawkes::Assigns::new())
-    }
-
-    fn channels(&self) -> Channels {
-        Channels::new().channel::<Room>("room:*")
-    }
-}
+/// Everyone in, `room:*` to `Room`.
+type RoomSocket = channel_support::OpenSocket<Room>;
 
 const MAX_FRAME: usize = 1024;
 
@@ -105,7 +92,7 @@ fn binary(what: &'static str, frame: Vec<u8>) -> Case {
 }
 
 async fn check_cases(cases: Vec<Case>) {
-    let server = serve(transport(RoomSocket).max_frame_size(MAX_FRAME)).await;
+    let server = serve(transport(RoomSocket::new()).max_frame_size(MAX_FRAME)).await;
     let mut watcher = Watcher::join(&server).await;
     let mut failures = Vec::new();
     for case in cases {
@@ -216,7 +203,7 @@ async fn a_text_frame_that_is_not_utf8_closes_the_socket_with_1007() {
 #[tokio::test]
 async fn pings_between_the_fragments_of_an_unfinished_message_do_not_keep_a_socket_open() {
     let timeout = Duration::from_millis(600);
-    let server = serve(transport(RoomSocket).heartbeat_timeout(timeout)).await;
+    let server = serve(transport(RoomSocket::new()).heartbeat_timeout(timeout)).await;
     let mut ws = connect_v2(server.local_addr()).await;
     let first =
         Frame::message(b"[\"1\",\"1\",\"room:1\",".to_vec(), OpCode::Data(Data::Text), false);
@@ -240,7 +227,7 @@ async fn pings_between_the_fragments_of_an_unfinished_message_do_not_keep_a_sock
 /// read goes over is closed, and the others finish theirs.
 #[tokio::test]
 async fn unfinished_messages_hold_no_more_than_the_incoming_budget() {
-    let server = serve(transport(RoomSocket).max_incoming_bytes(64 * 1024)).await;
+    let server = serve(transport(RoomSocket::new()).max_incoming_bytes(64 * 1024)).await;
     let message =
         json!(["1", "1", "phoenix", "heartbeat", {"pad": "x".repeat(40_000)}]).to_string();
     let (start, end) = message.split_at(message.len() - 2);
@@ -295,7 +282,7 @@ async fn an_oversized_frame_closes_the_socket_with_1009() {
 
 #[tokio::test]
 async fn a_frame_just_under_the_limit_is_served() {
-    let server = serve(transport(RoomSocket).max_frame_size(MAX_FRAME)).await;
+    let server = serve(transport(RoomSocket::new()).max_frame_size(MAX_FRAME)).await;
     let mut ws = connect_v2(server.local_addr()).await;
     assert_eq!(
         join(&mut ws, "1", "room:1", json!({})).await,
@@ -312,7 +299,7 @@ async fn a_frame_just_under_the_limit_is_served() {
 
 #[tokio::test]
 async fn an_unknown_event_is_answered_by_the_channel() {
-    let server = serve(transport(RoomSocket)).await;
+    let server = serve(transport(RoomSocket::new())).await;
     let mut watcher = Watcher::join(&server).await;
     let mut ws = connect_v2(server.local_addr()).await;
     assert_eq!(
@@ -345,7 +332,7 @@ const FIREHOSE_BYTES: usize = 64 * 1024;
 
 #[tokio::test]
 async fn a_client_that_does_not_read_is_closed_while_a_reader_gets_everything() {
-    let server = serve(transport(RoomSocket).outbound_limit(16)).await;
+    let server = serve(transport(RoomSocket::new()).outbound_limit(16)).await;
     let addr = server.local_addr();
     let mut reader = connect_v2(addr).await;
     let mut stalled = connect_v2(addr).await;
@@ -403,7 +390,7 @@ async fn assert_closed_for_not_reading(
 /// Few frames but large ones: the byte limit closes a client the frame limit would keep.
 #[tokio::test]
 async fn a_client_that_does_not_read_is_closed_at_the_byte_limit_too() {
-    let server = serve(transport(RoomSocket).outbound_bytes_limit(1024 * 1024)).await;
+    let server = serve(transport(RoomSocket::new()).outbound_bytes_limit(1024 * 1024)).await;
     let addr = server.local_addr();
     let mut reader = connect_v2(addr).await;
     let mut stalled = connect_v2(addr).await;
@@ -431,7 +418,7 @@ async fn a_client_that_does_not_read_is_closed_at_the_byte_limit_too() {
 /// whose buffers are already full.
 #[tokio::test]
 async fn a_burst_past_the_outbound_limit_closes_a_client_that_does_not_read() {
-    let server = serve(transport(RoomSocket).outbound_limit(16)).await;
+    let server = serve(transport(RoomSocket::new()).outbound_limit(16)).await;
     let mut watcher = Watcher::join(&server).await;
     let mut stalled = connect_v2(server.local_addr()).await;
     assert_eq!(
@@ -460,7 +447,7 @@ async fn a_burst_past_the_outbound_limit_closes_a_client_that_does_not_read() {
 /// The next connection joins the same topic as if nothing had happened.
 #[tokio::test]
 async fn a_socket_closed_for_bad_input_leaves_nothing_behind() {
-    let server = serve(transport(RoomSocket)).await;
+    let server = serve(transport(RoomSocket::new())).await;
     let mut bad = connect_v2(server.local_addr()).await;
     assert_eq!(
         join(&mut bad, "1", "room:1", json!({})).await,
@@ -487,7 +474,7 @@ async fn a_socket_closed_for_bad_input_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn the_channels_of_all_sockets_together_are_bounded() {
-    let server = serve(transport(RoomSocket).max_channels_total(3)).await;
+    let server = serve(transport(RoomSocket::new()).max_channels_total(3)).await;
     let mut first = connect_v2(server.local_addr()).await;
     let mut second = connect_v2(server.local_addr()).await;
     for topic in ["room:1", "room:2"] {
@@ -528,7 +515,7 @@ async fn the_channels_of_all_sockets_together_are_bounded() {
 
 #[tokio::test]
 async fn a_deeply_nested_connect_query_is_refused_on_both_transports() {
-    let server = serve(transport(RoomSocket)).await;
+    let server = serve(transport(RoomSocket::new())).await;
     let mut watcher = Watcher::join(&server).await;
     let deep = format!("vsn=2.0.0&a{}=1", "[b]".repeat(20_000));
     let status =
@@ -548,7 +535,7 @@ async fn a_deeply_nested_connect_query_is_refused_on_both_transports() {
 
 #[tokio::test]
 async fn reused_join_refs_and_crash_rejoin_storms_leave_no_channel_behind() {
-    let server = serve(transport(RoomSocket)).await;
+    let server = serve(transport(RoomSocket::new())).await;
     let mut ws = connect_v2(server.local_addr()).await;
     let topic = "room:dup";
     assert_eq!(
@@ -591,7 +578,7 @@ async fn reused_join_refs_and_crash_rejoin_storms_leave_no_channel_behind() {
 #[tokio::test]
 async fn websockets_count_against_the_connection_limit() {
     let router = fawkes::router::Builder::new()
-        .forward("/socket", "/socket", Vec::new(), transport(RoomSocket))
+        .forward("/socket", "/socket", Vec::new(), transport(RoomSocket::new()))
         .build();
     let server = tests::start(fawkes::Endpoint::new(router).max_connections(2)).await;
     let mut sockets = Vec::new();
@@ -628,7 +615,7 @@ async fn websockets_count_against_the_connection_limit() {
 #[tokio::test]
 async fn longpoll_posts_are_bounded_like_frames_and_sessions_are_capped() {
     let server = serve(
-        transport(RoomSocket)
+        transport(RoomSocket::new())
             .max_frame_size(MAX_FRAME)
             .max_longpoll_sessions(2)
             .longpoll_window(Duration::from_millis(300)),
@@ -710,7 +697,7 @@ impl LongPoll {
 #[tokio::test]
 async fn longpoll_sessions_that_are_not_polled_hold_no_more_than_the_buffer_limit() {
     const PAD: usize = 90_000;
-    let server = serve(transport(RoomSocket).longpoll_buffer_limit(2 * PAD + PAD / 2)).await;
+    let server = serve(transport(RoomSocket::new()).longpoll_buffer_limit(2 * PAD + PAD / 2)).await;
     let lp = LongPoll::at(&server);
     let mut tokens = Vec::new();
     for _ in 0..3 {
@@ -749,7 +736,7 @@ async fn longpoll_sessions_that_are_not_polled_hold_no_more_than_the_buffer_limi
 
 #[tokio::test]
 async fn a_longpoll_preflight_names_only_allowed_origins_and_the_clients_headers() {
-    let server = serve(transport(RoomSocket)).await;
+    let server = serve(transport(RoomSocket::new())).await;
     let http = tests::http1_client();
     let url = format!("{}/socket/longpoll?vsn=2.0.0", server.url());
     let preflight = |origin: String| {

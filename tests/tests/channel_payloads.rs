@@ -6,9 +6,9 @@ mod channel_support;
 
 use channel_support::{client_push, connect_v2, join, recv, reply, send, send_binary, serve, stop};
 use fawkes::prelude::*;
-use fawkes::socket::{transport, Channels, ConnectInfo, Refused};
+use fawkes::socket::transport;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use validator::Validate;
 
 #[derive(Deserialize, Validate)]
@@ -74,25 +74,12 @@ impl Channel for Room {
     }
 }
 
-struct RoomSocket;
-
-impl Socket for RoomSocket {
-    async fn connect(
-        &self,
-        _: &Map<String, Value>,
-        _: &ConnectInfo,
-    ) -> Result<fawkes::Assigns, Refused> {
-        Ok(fawkes::Assigns::new())
-    }
-
-    fn channels(&self) -> Channels {
-        Channels::new().channel::<Room>("room:*")
-    }
-}
+/// Everyone in, `room:*` to `Room`.
+type RoomSocket = channel_support::OpenSocket<Room>;
 
 #[tokio::test]
 async fn payloads_decode_into_types_and_bad_ones_get_the_fields_named() {
-    let server = serve(transport(RoomSocket)).await;
+    let server = serve(transport(RoomSocket::new())).await;
     let mut ws = connect_v2(server.local_addr()).await;
     assert_eq!(
         join(&mut ws, "1", "room:1", json!({})).await,
@@ -173,7 +160,7 @@ async fn channel_test_sees_binary_frames_by_topic_and_event() {
     use fawkes::test::ChannelTest;
     use std::time::Duration;
 
-    let mut socket = ChannelTest::connect(RoomSocket, json!({})).await.unwrap();
+    let mut socket = ChannelTest::connect(RoomSocket::new(), json!({})).await.unwrap();
     socket.join("room:1", json!({})).await.unwrap();
     socket.pubsub().broadcast("room:1", "blob", bytes::Bytes::from_static(b"\x00\x01"));
     socket.assert_broadcast("room:1", "blob", json!({ "binary": [0, 1] })).await;

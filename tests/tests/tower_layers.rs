@@ -468,8 +468,8 @@ async fn a_body_limit_the_endpoint_cannot_apply_stops_it_before_it_listens() {
 async fn websockets_upgrade_and_join_channels_through_endpoint_layers() {
     use fawkes::channel::{Channel, ChannelSocket, Reply};
     use fawkes::serializer::Payload;
-    use fawkes::socket::{transport, Channels, ConnectInfo, Refused, Socket};
-    use serde_json::{Map, Value};
+    use fawkes::socket::transport;
+    use serde_json::Value;
 
     struct Room;
     impl Channel for Room {
@@ -483,21 +483,7 @@ async fn websockets_upgrade_and_join_channels_through_endpoint_layers() {
             Reply::ok(json!({}))
         }
     }
-    struct RoomSocket;
-    impl Socket for RoomSocket {
-        async fn connect(
-            &self,
-            _: &Map<String, Value>,
-            _: &ConnectInfo,
-        ) -> Result<fawkes::Assigns, Refused> {
-            Ok(fawkes::Assigns::new())
-        }
-        fn channels(&self) -> Channels {
-            Channels::new().channel::<Room>("room:*")
-        }
-    }
-
-    let transport = transport(RoomSocket);
+    let transport = transport(channel_support::OpenSocket::<Room>::new());
     let router =
         fawkes::router::Builder::new().forward("/socket", "/socket", Vec::new(), transport).build();
     let server = start(Endpoint::new(router).layer(cors()).layer(CompressionLayer::new())).await;

@@ -23,6 +23,29 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub(crate) use tests::{eventually, within, DEADLINE};
 
+/// A socket that lets every client in, with no assigns, and routes `room:*` to `C`.
+pub(crate) struct OpenSocket<C>(std::marker::PhantomData<fn() -> C>);
+
+impl<C> OpenSocket<C> {
+    pub(crate) fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<C: fawkes::channel::Channel> Socket for OpenSocket<C> {
+    async fn connect(
+        &self,
+        _: &serde_json::Map<String, Value>,
+        _: &fawkes::socket::ConnectInfo,
+    ) -> Result<fawkes::Assigns, fawkes::socket::Refused> {
+        Ok(fawkes::Assigns::new())
+    }
+
+    fn channels(&self) -> fawkes::socket::Channels {
+        fawkes::socket::Channels::new().channel::<C>("room:*")
+    }
+}
+
 /// A raw client connection.
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
