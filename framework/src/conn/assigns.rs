@@ -2,13 +2,15 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
+use std::sync::Arc;
 
 /// How many assigns a conn holds before it needs a second allocation for the list itself.
 /// Pipelines rarely assign more than a few values (a current user, a session, a request id).
 const INLINE: usize = 4;
 
 /// Values that plugs hand to later plugs and to the action, one per type (Phoenix's
-/// `conn.assigns`, keyed by type instead of by atom).
+/// `conn.assigns`, keyed by type instead of by atom). Clones share the values until one of
+/// them changes one, so a router's assigns start every request without being copied.
 ///
 /// Read them with [`Conn::get_assign`](crate::Conn::get_assign) or through
 /// [`Conn::assigns`](crate::Conn::assigns). A value costs one allocation; the first few need
@@ -39,9 +41,14 @@ pub struct Assigns {
     spilled: Vec<Entry>,
 }
 
+/// A value, shared by the clones of the assigns it is in until one of them changes it: a
+/// router's assigns start every request, and cloning them must not copy their values.
+///
+/// `Arc<dyn AnyAssign>` is itself `Clone`, so it implements `AnyAssign` too: the trait's
+/// methods are called on `*value`, the assign, never on the `Arc`.
 struct Entry {
     id: TypeId,
-    value: Box<dyn AnyAssign>,
+    value: Arc<dyn AnyAssign>,
 }
 
 impl Clone for Assigns {
@@ -56,23 +63,33 @@ impl Clone for Assigns {
 
 impl Clone for Entry {
     fn clone(&self) -> Self {
-        Self { id: self.id, value: self.value.clone_box() }
+        Self { id: self.id, value: self.value.clone() }
+    }
+}
+
+impl Entry {
+    /// The value, for changing: copied first when another clone of the assigns shares it.
+    fn value_mut(&mut self) -> &mut dyn AnyAssign {
+        if Arc::get_mut(&mut self.value).is_none() {
+            self.value = (*self.value).clone_arc();
+        }
+        Arc::get_mut(&mut self.value).expect("unique: copied above")
     }
 }
 
 /// What an assign can do once its type is erased.
 trait AnyAssign: Send + Sync + 'static {
-    fn clone_box(&self) -> Box<dyn AnyAssign>;
+    fn clone_arc(&self) -> Arc<dyn AnyAssign>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn type_name(&self) -> &'static str;
-    fn insert_into(self: Box<Self>, extensions: &mut http::Extensions);
+    fn insert_into(&self, extensions: &mut http::Extensions);
 }
 
 impl<T: Clone + Send + Sync + 'static> AnyAssign for T {
-    fn clone_box(&self) -> Box<dyn AnyAssign> {
-        Box::new(self.clone())
+    fn clone_arc(&self) -> Arc<dyn AnyAssign> {
+        Arc::new(self.clone())
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -83,7 +100,7 @@ impl<T: Clone + Send + Sync + 'static> AnyAssign for T {
         self
     }
 
-    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
 
@@ -91,8 +108,8 @@ impl<T: Clone + Send + Sync + 'static> AnyAssign for T {
         std::any::type_name::<T>()
     }
 
-    fn insert_into(self: Box<Self>, extensions: &mut http::Extensions) {
-        extensions.insert(*self);
+    fn insert_into(&self, extensions: &mut http::Extensions) {
+        extensions.insert(self.clone());
     }
 }
 
@@ -105,21 +122,30 @@ impl Assigns {
     /// Stores `value`, giving back the value of the same type it replaces.
     pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
         let id = TypeId::of::<T>();
-        if let Some(old) = self.find_mut(id).and_then(|e| e.value.as_any_mut().downcast_mut()) {
-            return Some(std::mem::replace(old, value));
+        let value: Arc<dyn AnyAssign> = Arc::new(value);
+        match self.find_mut(id) {
+            Some(entry) => {
+                let old = std::mem::replace(&mut entry.value, value);
+                Some(take::<T>(old))
+            }
+            None => {
+                self.place(Entry { id, value });
+                None
+            }
         }
-        self.place(Entry { id, value: Box::new(value) });
-        None
     }
 
     /// The value of type `T`, if one was stored.
     pub fn get<T: 'static>(&self) -> Option<&T> {
-        self.find(TypeId::of::<T>())?.value.as_any().downcast_ref()
+        self.find(TypeId::of::<T>())?.value.as_ref().as_any().downcast_ref()
     }
 
     /// Mutable access to the value of type `T`, if one was stored.
+    ///
+    /// A value shared with a clone of these assigns (the router's, which every request starts
+    /// with) is copied first, so the change stays in these.
     pub fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
-        self.find_mut(TypeId::of::<T>())?.value.as_any_mut().downcast_mut()
+        self.find_mut(TypeId::of::<T>())?.value_mut().as_any_mut().downcast_mut()
     }
 
     /// Whether a value of type `T` is stored.
@@ -128,7 +154,7 @@ impl Assigns {
     }
 
     /// Takes the value of type `T` out, if one was stored.
-    pub fn remove<T: 'static>(&mut self) -> Option<T> {
+    pub fn remove<T: Clone + Send + Sync + 'static>(&mut self) -> Option<T> {
         let id = TypeId::of::<T>();
         let entry =
             match self.inline.iter_mut().find(|slot| slot.as_ref().is_some_and(|e| e.id == id)) {
@@ -138,7 +164,7 @@ impl Assigns {
                     self.spilled.swap_remove(index)
                 }
             };
-        entry.value.into_any().downcast::<T>().ok().map(|value| *value)
+        Some(take::<T>(entry.value))
     }
 
     /// How many values are stored.
@@ -193,13 +219,18 @@ impl Assigns {
     }
 }
 
-/// The same values in an [`http::Extensions`], for code that takes a type map (a socket's
-/// connect info).
+/// The `T` in `value`: moved out when nothing else shares it, else copied.
+fn take<T: Clone + Send + Sync + 'static>(value: Arc<dyn AnyAssign>) -> T {
+    let value = value.into_any().downcast::<T>().unwrap_or_else(|_| unreachable!("keyed by T"));
+    Arc::try_unwrap(value).unwrap_or_else(|shared| (*shared).clone())
+}
+
+/// The same values in an [`http::Extensions`], for code that takes a type map.
 impl From<Assigns> for http::Extensions {
     fn from(assigns: Assigns) -> Self {
         let mut extensions = http::Extensions::new();
         for entry in assigns.into_entries() {
-            entry.value.insert_into(&mut extensions);
+            (*entry.value).insert_into(&mut extensions);
         }
         extensions
     }
@@ -207,7 +238,7 @@ impl From<Assigns> for http::Extensions {
 
 impl fmt::Debug for Assigns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.entries().map(|e| e.value.type_name())).finish()
+        f.debug_set().entries(self.entries().map(|e| (*e.value).type_name())).finish()
     }
 }
 
@@ -253,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn clones_are_deep_and_extend_replaces_by_type() {
+    fn clones_are_independent_and_extend_replaces_by_type() {
         let original = filled(1);
         let mut copy = original.clone();
         *copy.get_mut::<Slot<5>>().unwrap() = Slot(9);
@@ -281,5 +312,22 @@ mod tests {
         let mut assigns = Assigns::new();
         assigns.insert(7_u8);
         assert_eq!(format!("{assigns:?}"), r#"{"u8"}"#);
+    }
+
+    #[test]
+    fn clones_share_values_until_one_changes() {
+        let router = filled(1);
+        let mut request = router.clone();
+        // Shared, not copied: the same value behind both.
+        assert!(std::ptr::eq(router.get::<Slot<5>>().unwrap(), request.get::<Slot<5>>().unwrap()));
+        request.get_mut::<Slot<5>>().unwrap().0 = 2;
+        assert_eq!(request.get::<Slot<5>>(), Some(&Slot(2)));
+        assert_eq!(router.get::<Slot<5>>(), Some(&Slot(1)));
+        assert_eq!(request.insert(Slot::<0>(3)), Some(Slot(1)));
+        assert_eq!(request.remove::<Slot<1>>(), Some(Slot(1)));
+        assert_eq!(router.get::<Slot<0>>(), Some(&Slot(1)));
+        assert_eq!(router.get::<Slot<1>>(), Some(&Slot(1)));
+        assert_eq!(router.len(), 6);
+        assert_eq!(request.len(), 5);
     }
 }
