@@ -1,4 +1,4 @@
-//! The live dashboard's data: a worker samples the framework's counters every second and
+//! The live dashboard's data: a worker samples the endpoint's telemetry every second and
 //! broadcasts each sample on [`TOPIC`], where the `/dashboard` page listens through
 //! [`DashboardChannel`](crate::channels::DashboardChannel).
 //!
@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fawkes::supervisor::{ChildSpec, Stats, Supervisor};
-use fawkes::telemetry::{self, Snapshot};
+use fawkes::telemetry::{Snapshot, Telemetry};
 use fawkes::PubSub;
 use serde::Serialize;
 use serde_json::Value;
@@ -62,29 +62,24 @@ pub struct Sample {
     pub memory_mb: f64,
 }
 
-/// Turns successive counter snapshots into [`Sample`]s.
+/// Turns successive snapshots of an endpoint's telemetry into [`Sample`]s.
 #[derive(Debug)]
 pub struct Sampler {
+    telemetry: Telemetry,
     previous: Snapshot,
     at: Instant,
 }
 
-impl Default for Sampler {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Sampler {
-    /// Starts measuring rates from now.
-    pub fn new() -> Self {
-        Self { previous: telemetry::snapshot(), at: Instant::now() }
+    /// Starts measuring `telemetry`'s rates from now.
+    pub fn new(telemetry: Telemetry) -> Self {
+        Self { previous: telemetry.snapshot(), telemetry, at: Instant::now() }
     }
 
     /// The numbers since the previous call (or since [`new`](Self::new)); `supervisor` adds
     /// its restarts and panics.
     pub fn sample(&mut self, supervisor: Option<&Stats>) -> Sample {
-        let now = telemetry::snapshot();
+        let now = self.telemetry.snapshot();
         let at = Instant::now();
         let sample = between(&self.previous, &now, at.duration_since(self.at), supervisor);
         self.previous = now;
@@ -120,7 +115,7 @@ fn between(
         deliveries_per_sec: rate(now.deliveries, previous.deliveries),
         restarts: supervisor.map_or(0, |s| s.restarts),
         panics: now.panics + supervisor.map_or(0, |s| s.panics),
-        memory_mb: round(telemetry::rss_bytes() as f64 / (1024.0 * 1024.0), 1),
+        memory_mb: round(now.resident_memory_bytes as f64 / (1024.0 * 1024.0), 1),
     }
 }
 
@@ -143,18 +138,19 @@ pub fn history() -> Vec<Value> {
     SAMPLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
 }
 
-/// The latest sample, or, before the worker has taken one, a sample of the counters now (with
+/// The latest sample, or, before the worker has taken one, a sample of `telemetry` now (with
 /// zero rates: there is no interval yet).
-pub fn latest() -> Value {
+pub fn latest(telemetry: &Telemetry) -> Value {
     let kept = SAMPLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).back().cloned();
-    kept.unwrap_or_else(|| to_value(&Sampler::new().sample(None)))
+    kept.unwrap_or_else(|| to_value(&Sampler::new(telemetry.clone()).sample(None)))
 }
 
 fn to_value(sample: &Sample) -> Value {
     serde_json::to_value(sample).unwrap_or(Value::Null)
 }
 
-/// The worker, as a permanent child of `supervisor` (the endpoint's): samples every
+/// The worker, as a permanent child of `supervisor` (the endpoint's): samples the endpoint's
+/// `telemetry` every
 /// [`INTERVAL`], keeps the sample for late joiners and broadcasts it on [`TOPIC`] as `sample`.
 ///
 /// # Examples
@@ -163,16 +159,20 @@ fn to_value(sample: &Sample) -> Value {
 /// # async fn run(running: fawkes::endpoint::RunningEndpoint) -> anyhow::Result<()> {
 /// let supervisor = running.supervisor();
 /// supervisor
-///     .start_child(example_app::dashboard::worker(supervisor.clone(), running.pubsub().clone()))
+///     .start_child(example_app::dashboard::worker(
+///         supervisor.clone(),
+///         running.pubsub().clone(),
+///         running.telemetry().clone(),
+///     ))
 ///     .await?;
 /// # Ok(())
 /// # }
 /// ```
-pub fn worker(supervisor: Supervisor, pubsub: PubSub) -> ChildSpec {
+pub fn worker(supervisor: Supervisor, pubsub: PubSub, telemetry: Telemetry) -> ChildSpec {
     ChildSpec::new("dashboard", move |token| {
         let (supervisor, pubsub) = (supervisor.clone(), pubsub.clone());
+        let mut sampler = Sampler::new(telemetry.clone());
         async move {
-            let mut sampler = Sampler::new();
             let mut ticks =
                 tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
             // After a stall, one late sample covers the gap rather than a burst of catch-ups.
@@ -200,7 +200,11 @@ mod tests {
         let supervisor = Supervisor::builder().name("dashboard-test").start();
         let pubsub = PubSub::new("dashboard-test");
         let mut samples = pubsub.subscribe(TOPIC);
-        supervisor.start_child(worker(supervisor.clone(), pubsub.clone())).await.unwrap();
+        let telemetry = Telemetry::new();
+        supervisor
+            .start_child(worker(supervisor.clone(), pubsub.clone(), telemetry))
+            .await
+            .unwrap();
 
         let started = Instant::now();
         let mut seen = Vec::new();
@@ -225,7 +229,7 @@ mod tests {
 
     #[test]
     fn rates_are_per_second_over_the_interval() {
-        let mut before = telemetry::snapshot();
+        let mut before = Telemetry::new().snapshot();
         (before.requests, before.broadcasts, before.deliveries, before.panics) = (100, 7, 0, 1);
         let mut now = before.clone();
         (now.requests, now.broadcasts, now.deliveries) = (130, 7, 45);

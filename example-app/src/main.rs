@@ -157,7 +157,6 @@ async fn main() -> anyhow::Result<()> {
     } else {
         logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
-    fawkes::telemetry::install_prometheus().context("cannot install the metrics recorder")?;
 
     let config = Config::from_env()?;
     if config.keys.generated {
@@ -192,7 +191,11 @@ async fn main() -> anyhow::Result<()> {
 
     // The live dashboard's sampler, supervised with the connections it counts.
     let supervisor = running.supervisor();
-    let dashboard = example_app::dashboard::worker(supervisor.clone(), running.pubsub().clone());
+    let dashboard = example_app::dashboard::worker(
+        supervisor.clone(),
+        running.pubsub().clone(),
+        running.telemetry().clone(),
+    );
     supervisor.start_child(dashboard).await.context("cannot start the dashboard worker")?;
 
     // The signal handlers are installed by this call, before the URL is announced, so a

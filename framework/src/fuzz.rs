@@ -672,14 +672,15 @@ pub fn http(data: &[u8]) {
     let Some((&pick, input)) = data.split_first() else { return };
     let chunk = usize::from(pick % 64) + 1;
     let input = Bytes::copy_from_slice(input);
-    let panics = crate::instrument::action_panics();
     let shared = shared();
+    let panics = shared.telemetry.panics();
     let output = runtime().block_on(async {
-        let serving = crate::endpoint::serve_script(fuzz_router().clone(), shared, input, chunk);
+        let serving =
+            crate::endpoint::serve_script(fuzz_router().clone(), shared.clone(), input, chunk);
         tokio::time::timeout(Duration::from_secs(5), serving).await
     });
     let output = output.expect("the connection finishes once its client has closed");
-    assert_eq!(crate::instrument::action_panics(), panics, "a panic while serving");
+    assert_eq!(shared.telemetry.panics(), panics, "a panic while serving");
     assert!(
         output.is_empty() || output.starts_with(b"HTTP/1."),
         "not an HTTP answer: {:?}",
@@ -694,11 +695,13 @@ fn shared() -> crate::endpoint::SharedRef {
         .get_or_init(|| {
             let _runtime = runtime().enter();
             let supervisor = crate::Supervisor::builder().start();
+            let pubsub = crate::PubSub::new("fuzz");
             Arc::new(crate::endpoint::Shared {
                 ready: std::sync::atomic::AtomicBool::new(true),
                 buffered_bodies: crate::budget::Budget::new(64 * 1024 * 1024),
                 supervisor,
-                pubsub: crate::PubSub::new("fuzz"),
+                telemetry: crate::instrument::Telemetry::for_pubsub(&pubsub),
+                pubsub,
                 secret_key_base: None,
             })
         })

@@ -21,12 +21,12 @@ impl Channel for DashboardChannel {
     async fn join(
         topic: &str,
         _payload: Payload,
-        _socket: &mut ChannelSocket,
+        socket: &mut ChannelSocket,
     ) -> Result<(Self, Value), Value> {
         if topic != dashboard::TOPIC {
             return Err(json!({ "reason": "unknown dashboard" }));
         }
-        let mut reply = dashboard::latest();
+        let mut reply = dashboard::latest(socket.telemetry());
         if let Some(fields) = reply.as_object_mut() {
             fields.insert("history".to_owned(), Value::Array(dashboard::history()));
         }

@@ -53,10 +53,16 @@ pub(crate) struct Outbound {
     overflowed: AtomicBool,
     /// Told once the queue overflows, for a socket task stuck writing to its client.
     overflow_notify: tokio::sync::Notify,
+    /// The endpoint's: the socket's channels record their joins, messages and pushes there.
+    pub(crate) telemetry: crate::instrument::Telemetry,
 }
 
 impl Outbound {
-    pub(crate) fn new(vsn: Vsn, limits: Limits) -> Arc<Self> {
+    pub(crate) fn new(
+        vsn: Vsn,
+        limits: Limits,
+        telemetry: crate::instrument::Telemetry,
+    ) -> Arc<Self> {
         Arc::new(Self {
             vsn,
             queue: Mailbox::new(),
@@ -64,6 +70,7 @@ impl Outbound {
             queued: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
             overflow_notify: tokio::sync::Notify::new(),
+            telemetry,
         })
     }
 

@@ -69,7 +69,7 @@ impl ChannelSocket {
             status,
             payload,
         ) {
-            crate::instrument::channel_push();
+            self.outbound.telemetry.channel_push();
             self.outbound.send(frame);
         }
     }
@@ -154,18 +154,18 @@ async fn run_joined<C: Channel>(
     };
     let mut channel = match joined {
         Ok(Ok((channel, reply))) => {
-            crate::instrument::channel_joined(pattern, true);
+            socket.outbound.telemetry.channel_joined(pattern, true);
             socket.reply(msg_ref, Status::Ok, &Payload::Json(reply));
             channel
         }
         Ok(Err(reply)) => {
-            crate::instrument::channel_joined(pattern, false);
+            socket.outbound.telemetry.channel_joined(pattern, false);
             socket.reply(msg_ref, Status::Error, &Payload::Json(reply));
             return false;
         }
         Err(panic) => {
             tracing::error!(topic = %socket.topic, reason = %panic_reason(&*panic), "channel join crashed");
-            crate::instrument::record_panic();
+            socket.outbound.telemetry.panic();
             socket.reply(msg_ref, Status::Error, &Payload::Json(json!({"reason": "join crashed"})));
             return true;
         }
@@ -177,7 +177,8 @@ async fn run_joined<C: Channel>(
     };
     let subscriber = socket.pubsub.subscribe_sink(&socket.topic, Arc::new(fastlane));
     socket.subscriber = Some(subscriber);
-    let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Channels);
+    let _gauge = socket.outbound.telemetry.gauge(crate::instrument::GaugeKind::Channels);
+    let handled_in = socket.outbound.telemetry.channel_handled_in(pattern);
 
     loop {
         let msg = tokio::select! {
@@ -191,7 +192,7 @@ async fn run_joined<C: Channel>(
                 let result = AssertUnwindSafe(channel.handle_in(&event, payload, socket))
                     .catch_unwind()
                     .await;
-                crate::instrument::channel_handled_in(pattern, start.elapsed());
+                handled_in.record_duration(start.elapsed());
                 match result {
                     Ok(Reply::Ok(p)) => {
                         socket.reply(msg_ref.as_deref(), Status::Ok, &p);
@@ -236,7 +237,7 @@ async fn run_joined<C: Channel>(
             Step::Continue => {}
             Step::Crash(reason) => {
                 tracing::error!(topic = %socket.topic, reason = %reason, "channel crashed");
-                crate::instrument::record_panic();
+                socket.outbound.telemetry.panic();
                 socket.control("phx_error", &Payload::Json(json!({"reason": "channel_crash"})));
                 return true;
             }

@@ -48,6 +48,11 @@ impl ChannelSocket {
         &self.pubsub
     }
 
+    /// The telemetry of the endpoint serving this channel (a live dashboard reads it).
+    pub fn telemetry(&self) -> &crate::instrument::Telemetry {
+        &self.outbound.telemetry
+    }
+
     /// Assigns: the socket's (from `connect`) plus what this channel added.
     pub fn assigns(&self) -> &crate::conn::Assigns {
         &self.assigns
@@ -82,7 +87,7 @@ impl ChannelSocket {
             &payload,
         ) {
             Some(frame) => {
-                crate::instrument::channel_push();
+                self.outbound.telemetry.channel_push();
                 self.outbound.send(frame)
             }
             None => {
@@ -99,7 +104,7 @@ impl ChannelSocket {
 
     /// Sends a frame encoded already (and maybe shared with other sockets).
     pub(crate) fn send_frame(&self, frame: serializer::Frame) -> bool {
-        crate::instrument::channel_push();
+        self.outbound.telemetry.channel_push();
         self.outbound.send(frame)
     }
 

@@ -1,5 +1,6 @@
 //! What the endpoint tells a request about its connection, and the endpoint's own state that
-//! every request shares: readiness, the body budget, the supervisor, the pubsub, the secret.
+//! every request shares: readiness, the body budget, the supervisor, the pubsub, the telemetry,
+//! the secret.
 //! Defined here, below the endpoint, so the conn, the router and sockets read it without
 //! depending on the endpoint that fills it in.
 
@@ -36,6 +37,7 @@ impl ConnInfo {
             ready: AtomicBool::new(true),
             buffered_bodies: crate::budget::Budget::new(usize::MAX),
             supervisor,
+            telemetry: crate::instrument::Telemetry::for_pubsub(&pubsub),
             pubsub,
             secret_key_base: None,
         });
@@ -62,6 +64,11 @@ impl ConnInfo {
         &self.shared.pubsub
     }
 
+    /// The endpoint's telemetry.
+    pub fn telemetry(&self) -> &crate::instrument::Telemetry {
+        &self.shared.telemetry
+    }
+
     /// The endpoint's secret key base, when it was given one.
     pub fn secret_key_base(&self) -> Option<&crate::secret::SecretKeyBase> {
         self.shared.secret_key_base.as_ref()
@@ -76,6 +83,8 @@ pub(crate) struct Shared {
     pub(crate) buffered_bodies: crate::budget::Budget,
     pub(crate) supervisor: Supervisor,
     pub(crate) pubsub: crate::PubSub,
+    /// Includes the pubsub's.
+    pub(crate) telemetry: crate::instrument::Telemetry,
     pub(crate) secret_key_base: Option<crate::secret::SecretKeyBase>,
 }
 

@@ -224,6 +224,15 @@ impl Conn {
         }
     }
 
+    /// The telemetry of the endpoint serving this request; outside an endpoint, the process's
+    /// own ([`Telemetry::process`](crate::telemetry::Telemetry::process)).
+    pub fn telemetry(&self) -> &crate::instrument::Telemetry {
+        match self.conn_info() {
+            Some(info) => info.telemetry(),
+            None => crate::instrument::Telemetry::process(),
+        }
+    }
+
     /// The route pattern that matched, such as `/api/rooms/:id`.
     pub fn route(&self) -> Option<&'static str> {
         self.0.route

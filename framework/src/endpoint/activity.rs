@@ -69,8 +69,9 @@ pub(super) struct Activity {
     /// Chosen to be closed, to make room for a new connection.
     evicted: AtomicBool,
     pub(super) watchdog: Arc<Watchdog>,
-    /// The endpoint's state: once it drains, HTTP/1 answers carry `connection: close`.
-    shared: SharedRef,
+    /// The endpoint's state: once it drains, HTTP/1 answers carry `connection: close`; its
+    /// telemetry records each request.
+    pub(super) shared: SharedRef,
     /// Whether the connection serves one request only.
     pub(super) one_request: AtomicBool,
 }

@@ -31,7 +31,7 @@ pub(crate) async fn serve(
     (slots, slot): (Arc<Slots>, Slot),
     token: CancellationToken,
 ) {
-    let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Connections);
+    let _gauge = shared.telemetry.gauge(crate::instrument::GaugeKind::Connections);
     let _ = stream.set_nodelay(true);
     // Until its first request begins, a connection has the shorter of the two allowances, and
     // hyper's header read timeout only starts once the protocol is known, which takes a first

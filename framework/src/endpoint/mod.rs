@@ -68,6 +68,7 @@ pub struct Endpoint {
     config: Config,
     workers: Vec<ChildSpec>,
     pubsub: Option<crate::PubSub>,
+    telemetry: Option<crate::instrument::Telemetry>,
     /// An address given to [`Endpoint::bind`] that did not resolve, reported by `start`.
     bind_error: Option<Error>,
 }
@@ -120,6 +121,7 @@ impl Endpoint {
             config: Config::default(),
             workers: Vec::new(),
             pubsub: None,
+            telemetry: None,
             bind_error: None,
         }
     }
@@ -314,6 +316,29 @@ impl Endpoint {
         self
     }
 
+    /// The telemetry this endpoint records into (default: a new one). Give your own to read it
+    /// before the endpoint starts (a dashboard's sampler) or to
+    /// [`install`](crate::telemetry::Telemetry::install) it as the process's `metrics`
+    /// recorder; [`RunningEndpoint::telemetry`](crate::endpoint::RunningEndpoint::telemetry) reads it after.
+    /// The endpoint's pubsub's figures are included either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::telemetry::Telemetry;
+    ///
+    /// fawkes::router! { pub App; get "/metrics" => fawkes::telemetry::prometheus; }
+    ///
+    /// let telemetry = Telemetry::new();
+    /// let endpoint = fawkes::Endpoint::new(App::new()).telemetry(telemetry.clone());
+    /// # let _ = endpoint;
+    /// assert_eq!(telemetry.snapshot().requests, 0);
+    /// ```
+    pub fn telemetry(mut self, telemetry: crate::instrument::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
     /// Binds and serves until SIGTERM or ctrl-c, then drains.
     ///
     /// An application that set no `tracing` subscriber gets one here (see
@@ -376,7 +401,9 @@ impl Endpoint {
             workers.push(pubsub.presence().child_spec());
         }
         workers.extend(self.workers);
-        running::start(app, self.config, workers, pubsub).await
+        let telemetry = self.telemetry.unwrap_or_default();
+        telemetry.include(pubsub.telemetry());
+        running::start(app, self.config, workers, pubsub, telemetry).await
     }
 }
 

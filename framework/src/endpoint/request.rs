@@ -152,6 +152,10 @@ impl Future for RequestFuture {
             }
         };
         let now = Instant::now();
+        let elapsed = now.saturating_duration_since(this.start);
+        if let Some(activity) = &this.in_flight.0 {
+            activity.shared.telemetry.endpoint_stop(&this.method, resp.status(), elapsed);
+        }
         let mut resp = resp;
         if this.http1 && this.in_flight.0.as_ref().is_some_and(|a| a.draining()) {
             // Clients learn that the connection ends after this answer, rather than finding it
@@ -165,8 +169,6 @@ impl Future for RequestFuture {
             let in_flight = InFlight(this.in_flight.0.take());
             resp.map(|body| Body::new(Streaming { body, _in_flight: in_flight }))
         };
-        let elapsed = now.saturating_duration_since(this.start);
-        crate::instrument::endpoint_stop(&this.method, resp.status(), elapsed);
         let _entered = this.span.enter();
         tracing::info!(
             status = resp.status().as_u16(),
@@ -183,6 +185,7 @@ mod tests {
     /// the allocator's small size classes (ARCHITECTURE.md, "A `Conn` is one pointer").
     #[test]
     fn a_request_future_stays_small() {
-        assert!(std::mem::size_of::<super::RequestFuture>() <= 160);
+        let size = std::mem::size_of::<super::RequestFuture>();
+        assert!(size <= 160, "{size}");
     }
 }

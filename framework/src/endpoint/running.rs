@@ -68,6 +68,11 @@ impl RunningEndpoint {
         &self.shared.pubsub
     }
 
+    /// The endpoint's telemetry: what it served, what is open, its pubsub's figures.
+    pub fn telemetry(&self) -> &crate::instrument::Telemetry {
+        &self.shared.telemetry
+    }
+
     /// Begins a graceful shutdown; returns at once, readiness already false. Idempotent.
     pub fn shutdown(&self) {
         // Set here rather than only by the drain task, so a probe sent after this call
@@ -128,6 +133,7 @@ pub(crate) async fn start(
     config: Config,
     workers: Vec<ChildSpec>,
     pubsub: crate::PubSub,
+    telemetry: crate::instrument::Telemetry,
 ) -> Result<RunningEndpoint, Error> {
     let listener = listen(config.bind).map_err(|e| Error::bind(config.bind, e))?;
     let local_addr = listener.local_addr().map_err(Error::io)?;
@@ -144,6 +150,7 @@ pub(crate) async fn start(
         buffered_bodies: crate::budget::Budget::new(config.max_buffered_body_bytes),
         supervisor,
         pubsub,
+        telemetry,
         secret_key_base: config.secret_key_base.clone(),
     });
     let stop = CancellationToken::new();
@@ -203,7 +210,7 @@ async fn run(
         })
     };
     let acceptor = Acceptor {
-        slots: Slots::new(config.max_connections, &config.probe_paths),
+        slots: Slots::new(config.max_connections, &config.probe_paths, shared.telemetry.clone()),
         app,
         config,
         shared,

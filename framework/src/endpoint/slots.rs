@@ -63,6 +63,7 @@ pub(super) struct Slots {
     shedding: Arc<Semaphore>,
     probes: Arc<Semaphore>,
     probe_paths: Arc<[String]>,
+    telemetry: crate::instrument::Telemetry,
 }
 
 /// A connection's slot: held by the connection and, after an upgrade to a WebSocket, by the
@@ -84,13 +85,18 @@ pub(super) enum Admission {
 }
 
 impl Slots {
-    pub(super) fn new(max_connections: usize, probe_paths: &[String]) -> Arc<Self> {
+    pub(super) fn new(
+        max_connections: usize,
+        probe_paths: &[String],
+        telemetry: crate::instrument::Telemetry,
+    ) -> Arc<Self> {
         Arc::new(Self {
             permits: Arc::new(Semaphore::new(max_connections)),
             live: Mutex::new(Slab::new()),
             shedding: Arc::new(Semaphore::new(MAX_SHEDDING)),
             probes: Arc::new(Semaphore::new(PROBE_LANE)),
             probe_paths: probe_paths.into(),
+            telemetry,
         })
     }
 
@@ -125,7 +131,7 @@ impl Slots {
         match victim {
             Some((_, activity)) => {
                 activity.evict();
-                crate::instrument::connection_turned_away("evicted");
+                self.telemetry.connection_turned_away("evicted");
                 true
             }
             None => false,
@@ -159,7 +165,7 @@ impl Slots {
                 match waited {
                     Ok(Ok(permit)) => permit,
                     _ => {
-                        crate::instrument::connection_turned_away("full");
+                        self.telemetry.connection_turned_away("full");
                         return;
                     }
                 }
@@ -176,7 +182,7 @@ impl Slots {
                     return probe(stream, Slot { _permit: permit, probe: true });
                 }
             }
-            crate::instrument::connection_turned_away("full");
+            slots.telemetry.connection_turned_away("full");
             let answer = async {
                 // The head was only looked at: read it off, with whatever else is there.
                 let _ = stream.try_read(&mut buf);

@@ -1,21 +1,15 @@
-//! Recording what happens: the metrics named after Phoenix's telemetry events (through the
-//! `metrics` facade) and the process-wide counters behind [`telemetry::snapshot`]. Every layer
-//! of the crate records here, so it depends on nothing else in the crate; what applications
-//! mount and read is in [`telemetry`].
+//! Recording what happens: each endpoint's [`Telemetry`], the metrics named after Phoenix's
+//! telemetry events. Every layer of the crate records here, so it depends on nothing else in
+//! the crate; what applications mount and read is in [`telemetry`].
 //!
 //! [`telemetry`]: crate::telemetry
-//! [`telemetry::snapshot`]: crate::telemetry::snapshot
 
-mod events;
-pub(crate) mod stats;
+mod histogram;
+mod recorder;
 
-pub use events::enable_metrics;
-pub(crate) use events::*;
-
-/// Panics caught in plugs, actions and channels since the process started.
-pub fn action_panics() -> u64 {
-    stats::PANICS.load(std::sync::atomic::Ordering::Relaxed)
-}
+pub use histogram::Latency;
+pub(crate) use recorder::GaugeKind;
+pub use recorder::{Snapshot, Telemetry};
 
 /// The longest client-chosen text (a path, a topic) a log line carries, in bytes.
 pub const LOG_TEXT_LIMIT: usize = 256;

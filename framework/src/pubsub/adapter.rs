@@ -36,6 +36,10 @@ pub trait Adapter: Send + Sync + 'static {
     fn required_for_readiness(&self) -> bool {
         false
     }
+    /// The telemetry of the pubsub this adapter serves, given once when the pubsub is made:
+    /// where the adapter reports its figures (it is a `metrics` recorder, for
+    /// `metrics::with_local_recorder`). Endpoints serving the pubsub export them.
+    fn attach(&self, _telemetry: &crate::instrument::Telemetry) {}
     /// The long-running task that carries messages, if the adapter needs one: the endpoint
     /// runs it as a permanent child of its supervisor, started before the listener and
     /// stopped after the connections, with `pubsub` to deliver received messages into.

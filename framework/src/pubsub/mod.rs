@@ -27,6 +27,7 @@ pub use broadcast::Broadcast;
 pub use redis::Redis;
 pub use registry::{Deliver, SubscriberId, Subscription};
 
+use crate::instrument::Telemetry;
 use crate::serializer::Payload;
 
 /// A handle to a pubsub; clones share it.
@@ -57,6 +58,8 @@ struct Inner {
     instance: Arc<str>,
     registry: registry::Registry,
     adapter: Arc<dyn Adapter>,
+    /// Broadcasts and deliveries, and the adapter's figures; endpoints include it in theirs.
+    telemetry: Telemetry,
     /// Presence's tracker, made on first use; the pubsub knows it only as a node service.
     service: std::sync::OnceLock<Arc<dyn NodeService>>,
 }
@@ -90,6 +93,8 @@ impl PubSub {
     pub fn with_adapter(node: impl Into<Arc<str>>, adapter: Arc<dyn Adapter>) -> Self {
         let node = node.into();
         let instance = Arc::from(format!("{node}#{:016x}", rand::random::<u64>()));
+        let telemetry = Telemetry::part(None);
+        adapter.attach(&telemetry);
         Self {
             inner: Arc::new(Inner {
                 service: std::sync::OnceLock::new(),
@@ -97,6 +102,7 @@ impl PubSub {
                 instance,
                 registry: registry::Registry::default(),
                 adapter,
+                telemetry,
             }),
         }
     }
@@ -129,6 +135,18 @@ impl PubSub {
     pub fn process() -> &'static PubSub {
         static PROCESS: std::sync::OnceLock<PubSub> = std::sync::OnceLock::new();
         PROCESS.get_or_init(|| PubSub::new("local"))
+    }
+
+    /// This pubsub's figures (broadcasts, deliveries, its adapter's), which an endpoint
+    /// serving it includes in its own [`Telemetry`].
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
+    }
+
+    /// Delivers `msg` to this node's subscribers, counted.
+    fn dispatch(&self, msg: &Arc<Broadcast>) {
+        let delivered = self.inner.registry.dispatch(msg);
+        self.inner.telemetry.pubsub_broadcast(delivered);
     }
 
     /// This node's name.
@@ -176,7 +194,7 @@ impl PubSub {
     pub fn broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) {
         let msg = Arc::new(Broadcast::new(topic, event, payload.into(), None));
         self.publish_remote(&msg, None);
-        self.inner.registry.dispatch(&msg);
+        self.dispatch(&msg);
     }
 
     /// Broadcasts to every subscriber of `topic` on every node but `from`.
@@ -189,13 +207,13 @@ impl PubSub {
     ) {
         let msg = Arc::new(Broadcast::new(topic, event, payload.into(), Some(from)));
         self.publish_remote(&msg, None);
-        self.inner.registry.dispatch(&msg);
+        self.dispatch(&msg);
     }
 
     /// Broadcasts to the subscribers of `topic` on this node only.
     pub fn local_broadcast(&self, topic: &str, event: &str, payload: impl Into<Payload>) {
         let msg = Arc::new(Broadcast::new(topic, event, payload.into(), None));
-        self.inner.registry.dispatch(&msg);
+        self.dispatch(&msg);
     }
 
     /// Broadcasts to the subscribers of `topic` on the node named `node` only.
@@ -208,7 +226,7 @@ impl PubSub {
     ) {
         let msg = Arc::new(Broadcast::new(topic, event, payload.into(), None));
         if node == &*self.inner.node {
-            self.inner.registry.dispatch(&msg);
+            self.dispatch(&msg);
         } else {
             self.publish_remote(&msg, Some(node));
         }
@@ -233,7 +251,7 @@ impl PubSub {
             // A node service's traffic goes to it alone, never to a channel whose route
             // happens to match the topic.
             Some(service) if msg.topic() == service.topic() => service.inbox(msg),
-            _ => self.inner.registry.dispatch(&msg),
+            _ => self.dispatch(&msg),
         }
         Ok(())
     }
@@ -261,5 +279,23 @@ impl PubSub {
             Some(node) => self.inner.adapter.publish_direct(node, bytes),
             None => self.inner.adapter.publish(bytes),
         }
+    }
+}
+
+impl Telemetry {
+    /// An endpoint's telemetry with `pubsub`'s included.
+    pub(crate) fn for_pubsub(pubsub: &PubSub) -> Self {
+        let telemetry = Self::new();
+        telemetry.include(pubsub.telemetry());
+        telemetry
+    }
+
+    /// The telemetry of requests served outside an endpoint (a router called with
+    /// [`Router::dispatch`](crate::Router::dispatch)), with the process's pubsub's
+    /// ([`PubSub::process`]) included: what [`Conn::telemetry`](crate::Conn::telemetry) gives
+    /// there.
+    pub fn process() -> &'static Telemetry {
+        static PROCESS: std::sync::OnceLock<Telemetry> = std::sync::OnceLock::new();
+        PROCESS.get_or_init(|| Self::for_pubsub(PubSub::process()))
     }
 }

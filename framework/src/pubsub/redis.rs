@@ -74,6 +74,8 @@ struct State {
     /// messages, so that two processes given one node name are still two peers.
     id: String,
     peers: Mutex<Peers>,
+    /// The telemetry of the pubsub this adapter serves, once attached.
+    telemetry: std::sync::OnceLock<crate::instrument::Telemetry>,
 }
 
 /// A Redis URL that could not be parsed.
@@ -121,6 +123,7 @@ impl Redis {
                 dropped: AtomicU64::new(0),
                 id: format!("{:016x}", rand::random::<u64>()),
                 peers: Mutex::new(Peers::default()),
+                telemetry: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -200,7 +203,9 @@ impl Redis {
             Ok(()) => {}
             Err(PushError::Full(_) | PushError::Closed(_)) => {
                 let dropped = self.state.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                crate::instrument::pubsub_adapter_dropped("redis", 1);
+                if let Some(telemetry) = self.state.telemetry.get() {
+                    telemetry.pubsub_adapter_dropped("redis", 1);
+                }
                 // One line per thousand keeps an outage from flooding the logs.
                 if dropped % 1000 == 1 {
                     tracing::warn!(dropped, "redis pubsub: queue full, messages dropped");
@@ -211,7 +216,9 @@ impl Redis {
 
     fn set_connected(&self, connected: bool) {
         if self.state.connected.swap(connected, Ordering::AcqRel) != connected {
-            crate::instrument::pubsub_adapter_connected("redis", connected);
+            if let Some(telemetry) = self.state.telemetry.get() {
+                telemetry.pubsub_adapter_connected("redis", connected);
+            }
         }
     }
 }
@@ -236,6 +243,11 @@ impl Adapter for Redis {
 
     fn required_for_readiness(&self) -> bool {
         self.required_for_readiness
+    }
+
+    fn attach(&self, telemetry: &crate::instrument::Telemetry) {
+        telemetry.pubsub_adapter("redis");
+        let _ = self.state.telemetry.set(telemetry.clone());
     }
 
     fn worker(&self, pubsub: &PubSub) -> Option<ChildSpec> {
@@ -595,7 +607,9 @@ async fn publish(
         pending.drain(..n);
         if let Err(err) = result {
             redis.state.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            crate::instrument::pubsub_adapter_dropped("redis", n as u64);
+            if let Some(telemetry) = redis.state.telemetry.get() {
+                telemetry.pubsub_adapter_dropped("redis", n as u64);
+            }
             return Err(err.to_string());
         }
     }

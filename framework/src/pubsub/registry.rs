@@ -72,11 +72,11 @@ impl Registry {
         shard.get(topic).map_or(0, Vec::len)
     }
 
-    pub(crate) fn dispatch(&self, msg: &Arc<Broadcast>) {
+    /// Delivers `msg` to the topic's subscribers; how many it reached.
+    pub(crate) fn dispatch(&self, msg: &Arc<Broadcast>) -> u64 {
         let shard = self.shard(msg.topic()).read().unwrap_or_else(|e| e.into_inner());
         let Some(subs) = shard.get(msg.topic()) else {
-            crate::instrument::pubsub_broadcast(0);
-            return;
+            return 0;
         };
         let mut delivered = 0;
         for (id, sink) in subs {
@@ -85,7 +85,7 @@ impl Registry {
                 delivered += 1;
             }
         }
-        crate::instrument::pubsub_broadcast(delivered);
+        delivered
     }
 }
 

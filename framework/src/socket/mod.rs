@@ -79,13 +79,13 @@ impl ConnectInfo {
 /// Calls a socket's `connect` for a transport and reports the outcome to telemetry.
 pub(crate) async fn connect<S: Socket>(
     socket: &S,
-    transport: &'static str,
+    (transport, telemetry): (&'static str, &crate::instrument::Telemetry),
     info: &ConnectInfo,
     params: &Map<String, Value>,
     vsn: crate::serializer::Vsn,
 ) -> Result<crate::conn::Assigns, Refused> {
     let result = socket.connect(params, info).await;
-    crate::instrument::socket_connected(transport, vsn.as_str(), result.is_ok());
+    telemetry.socket_connected(transport, vsn.as_str(), result.is_ok());
     result
 }
 

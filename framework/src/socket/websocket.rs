@@ -98,7 +98,9 @@ pub(crate) async fn upgrade<S: Socket>(
         return error(StatusCode::INTERNAL_SERVER_ERROR, "sockets must be served by an endpoint");
     };
     let info = ConnectInfo::of(&req, &conn_info, auth_token);
-    let connected = super::connect(&inner.socket, "websocket", &info, &params, vsn).await;
+    let connected =
+        super::connect(&inner.socket, ("websocket", conn_info.telemetry()), &info, &params, vsn)
+            .await;
     let Ok(assigns) = connected else {
         return error(StatusCode::FORBIDDEN, "Forbidden");
     };
@@ -106,7 +108,7 @@ pub(crate) async fn upgrade<S: Socket>(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let supervisor = conn_info.supervisor().clone();
     let config = ProtocolConfig {
-        outbound: Outbound::new(vsn, inner.config.link_limits()),
+        outbound: Outbound::new(vsn, inner.config.link_limits(), conn_info.telemetry().clone()),
         pubsub: conn_info.pubsub().clone(),
         supervisor: supervisor.clone(),
         assigns,
@@ -262,7 +264,7 @@ async fn run<S: Socket>(
         Err(err) => return tracing::debug!(error = %err, "websocket upgrade failed"),
     };
     let mut protocol = Protocol::start(config);
-    let _gauge = crate::instrument::Gauge::open(crate::instrument::GaugeKind::Sockets);
+    let _gauge = protocol.outbound.telemetry.gauge(crate::instrument::GaugeKind::Sockets);
     let config = &inner.config;
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(4096)

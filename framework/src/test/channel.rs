@@ -107,7 +107,9 @@ impl ChannelTest {
         let info = ConnectInfo::default();
         let assigns = socket.connect(&params, &info).await?;
         let supervisor = Supervisor::builder().name("channel test").start();
-        let outbound = Outbound::new(Vsn::V2, crate::channel::outbound::Limits::UNBOUNDED);
+        let telemetry = crate::instrument::Telemetry::for_pubsub(&pubsub);
+        let outbound =
+            Outbound::new(Vsn::V2, crate::channel::outbound::Limits::UNBOUNDED, telemetry);
         let protocol = Protocol::start(ProtocolConfig {
             outbound: outbound.clone(),
             pubsub: pubsub.clone(),
@@ -140,6 +142,12 @@ impl ChannelTest {
     /// The pubsub the socket's channels use.
     pub fn pubsub(&self) -> &PubSub {
         &self.pubsub
+    }
+
+    /// The telemetry the test's channels record into, with the pubsub's included: joins,
+    /// pushes, panics and open channels, exactly.
+    pub fn telemetry(&self) -> &crate::instrument::Telemetry {
+        &self.outbound.telemetry
     }
 
     fn next_ref(&mut self) -> String {
