@@ -177,3 +177,48 @@ async fn channel_test_sees_binary_frames_by_topic_and_event() {
     let err = refuted.await.expect_err("a binary push of the refuted event fails the test");
     assert!(err.is_panic());
 }
+
+/// The endpoint's telemetry counts what this socket did, exactly: its figures are its own,
+/// whatever other tests in this binary do, and `/metrics` would show the same.
+#[tokio::test]
+async fn the_endpoint_counts_its_sockets_joins_and_pushes_exactly() {
+    let server = serve(transport(RoomSocket::new())).await;
+    let telemetry = server.telemetry().clone();
+    let before = telemetry.snapshot();
+    assert_eq!((before.sockets, before.channels, before.pushes), (0, 0, 0));
+
+    let mut ws = connect_v2(server.local_addr()).await;
+    join(&mut ws, "1", "room:1", json!({})).await;
+    send(&mut ws, json!(["1", "2", "room:1", "count", [1, 2]])).await;
+    assert_eq!(recv(&mut ws).await, reply(Some("1"), "2", "room:1", "ok", json!({ "sum": 3 })));
+    let now = telemetry.snapshot();
+    assert_eq!((now.sockets, now.channels), (1, 1));
+    assert_eq!(now.pushes, 2, "the join's reply and the push's");
+
+    let text = telemetry.render();
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+            .to_owned()
+    };
+    assert!(line(
+        r#"fawkes_socket_connected_total{transport="websocket",vsn="2.0.0",result="ok"}"#
+    )
+    .ends_with(" 1"));
+    assert!(line(r#"fawkes_channel_joined_total{channel="room:*",result="ok"}"#).ends_with(" 1"));
+    assert!(line(r#"fawkes_channel_handled_in_duration_seconds_count{channel="room:*"}"#)
+        .ends_with(" 1"));
+
+    drop(ws);
+    channel_support::eventually(
+        channel_support::DEADLINE,
+        "the socket and its channel to close",
+        || {
+            let after = telemetry.snapshot();
+            after.sockets == 0 && after.channels == 0
+        },
+    )
+    .await;
+    stop(server).await;
+}
