@@ -36,7 +36,9 @@ impl App {
     /// [`Conn::conn_info`](crate::Conn::conn_info) finds it when the service wraps a router.
     pub(crate) fn call(&self, mut req: Request<Body>, info: &super::ConnInfo) -> RouteFuture {
         match self {
-            Self::Router(router) => router.run(router.route(req, Some(info.clone()))),
+            Self::Router(router) => {
+                router.run(router.route(req, Some(info.clone())), crate::router::Dispatch::ByCaller)
+            }
             Self::Service(service) => {
                 req.extensions_mut().insert(info.clone());
                 service.start(req)
@@ -108,7 +110,9 @@ impl Service {
     fn start(&self, req: Request<Body>) -> RouteFuture {
         let is_head = req.method() == Method::HEAD;
         let service = match &self.0 {
-            Inner::Router(router) => return router.run(router.route(req, None)),
+            Inner::Router(router) => {
+                return router.run(router.route(req, None), crate::router::Dispatch::ByCaller)
+            }
             Inner::Boxed(service) => service,
         };
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {

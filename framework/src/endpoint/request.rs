@@ -154,7 +154,15 @@ impl Future for RequestFuture {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(this.start);
         if let Some(activity) = &this.in_flight.0 {
-            activity.shared.telemetry.endpoint_stop(&this.method, resp.status(), elapsed);
+            let telemetry = &activity.shared.telemetry;
+            // A router served directly leaves its dispatch to be recorded here: one record,
+            // with the same clock reading, stands for the endpoint's and the route's.
+            let dispatched = this.run.dispatched();
+            let route = dispatched.and_then(|(pattern, panicked)| (!panicked).then_some(pattern));
+            telemetry.endpoint_stop(&this.method, resp.status(), elapsed, route);
+            if let Some((pattern, true)) = dispatched {
+                telemetry.route_exception(pattern);
+            }
         }
         let mut resp = resp;
         if this.http1 && this.in_flight.0.as_ref().is_some_and(|a| a.draining()) {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -43,8 +43,9 @@ enum Kind {
     Histogram,
 }
 
-/// A route's pattern (its address and length), a method's and a status class's index.
-type RouteKey = (usize, usize, u8, u8);
+/// A route's pattern (its address and length), a method's and a status class's index, and
+/// whether the samples are the endpoint's too.
+type RouteKey = (usize, usize, u8, u8, bool);
 
 /// Hashes a [`RouteKey`] with a multiply per word: its parts are the program's own addresses
 /// and small indices, not client input, and SipHash cost more than the rest of the record.
@@ -152,10 +153,13 @@ pub struct Telemetry {
 struct Inner {
     registry: Registry<Key, Store>,
     descriptions: Mutex<HashMap<String, (Option<Unit>, SharedString)>>,
-    /// `ENDPOINT_STOP` by method and status class, registered on first use.
-    endpoint: [[OnceLock<Arc<LogHistogram>>; STATUSES]; METHODS],
-    /// `ROUTER_STOP` by route (the pattern's address and length), method and status class.
-    routes: RwLock<HashMap<RouteKey, Arc<LogHistogram>, RouteHasher>>,
+    /// `ENDPOINT_STOP` by method and status class: the requests no route's dispatch stands
+    /// for (see `routes`).
+    endpoint: Box<[[LogHistogram; STATUSES]; METHODS]>,
+    /// `ROUTER_STOP` by route (the pattern's address and length), method, status class and
+    /// whether the endpoint recorded it with its own duration: those samples stand for the
+    /// endpoint's too, which are their sums with `endpoint` (one record a routed request).
+    routes: RwLock<HashMap<RouteKey, (&'static str, LogHistogram), RouteHasher>>,
     gauges: [Arc<AtomicU64>; 3],
     pushes: Arc<AtomicU64>,
     panics: Arc<AtomicU64>,
@@ -284,7 +288,7 @@ impl Telemetry {
                     })
                     .collect(),
             ),
-            endpoint: Default::default(),
+            endpoint: Box::default(),
             routes: RwLock::default(),
             included: Mutex::default(),
             process,
@@ -339,20 +343,23 @@ impl Telemetry {
         self.inner.registry.get_or_create_histogram(&key, Arc::clone)
     }
 
-    /// A request answered by the endpoint.
-    pub(crate) fn endpoint_stop(&self, method: &Method, status: StatusCode, duration: Duration) {
+    /// A request answered by the endpoint, in `duration`; `route` when a route's pipeline
+    /// answered it and the endpoint records its dispatch too (one record stands for both).
+    pub(crate) fn endpoint_stop(
+        &self,
+        method: &Method,
+        status: StatusCode,
+        duration: Duration,
+        route: Option<&'static str>,
+    ) {
         let (m, s) = (method_index(method), status_index(status));
-        self.inner.endpoint[m][s]
-            .get_or_init(|| {
-                self.histogram(key(
-                    ENDPOINT_STOP,
-                    vec![label("method", METHOD_LABELS[m]), label("status", STATUS_LABELS[s])],
-                ))
-            })
-            .record_duration(duration);
+        match route {
+            None => self.inner.endpoint[m][s].record_duration(duration),
+            Some(route) => self.record_route(route, (m, s), true, duration),
+        }
     }
 
-    /// A request answered by a route's pipeline.
+    /// A request answered by a route's pipeline, timed by its own future.
     pub(crate) fn route_stop(
         &self,
         route: &'static str,
@@ -361,22 +368,73 @@ impl Telemetry {
         duration: Duration,
     ) {
         let (m, s) = (method_index(method), status_index(status));
-        let id = (route.as_ptr() as usize, route.len(), m as u8, s as u8);
-        let found =
-            self.inner.routes.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
-        let histogram = found.unwrap_or_else(|| {
-            let histogram = self.histogram(key(
-                ROUTER_STOP,
-                vec![
+        self.record_route(route, (m, s), false, duration);
+    }
+
+    fn record_route(
+        &self,
+        route: &'static str,
+        (m, s): (usize, usize),
+        endpoint_too: bool,
+        duration: Duration,
+    ) {
+        let id = (route.as_ptr() as usize, route.len(), m as u8, s as u8, endpoint_too);
+        {
+            let routes = self.inner.routes.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, histogram)) = routes.get(&id) {
+                return histogram.record_duration(duration);
+            }
+        }
+        let mut routes = self.inner.routes.write().unwrap_or_else(PoisonError::into_inner);
+        routes
+            .entry(id)
+            .or_insert_with(|| (route, LogHistogram::default()))
+            .1
+            .record_duration(duration);
+    }
+
+    /// The endpoint's and the routes' durations, by their labels, for rendering.
+    fn request_series(&self) -> [Vec<(Key, Latency, f64)>; 2] {
+        let mut endpoint: Vec<(Latency, f64)> =
+            self.inner.endpoint.iter().flatten().map(|h| (h.latency(), h.sum())).collect();
+        let mut routes: BTreeMap<(&'static str, usize, usize), (Latency, f64)> = BTreeMap::new();
+        for (&(_, _, m, s, endpoint_too), (route, histogram)) in
+            self.inner.routes.read().unwrap_or_else(PoisonError::into_inner).iter()
+        {
+            let (m, s) = (usize::from(m), usize::from(s));
+            let (latency, sum) = (histogram.latency(), histogram.sum());
+            if endpoint_too {
+                let total = &mut endpoint[m * STATUSES + s];
+                total.0.add(&latency);
+                total.1 += sum;
+            }
+            let entry = routes.entry((route, m, s)).or_default();
+            entry.0.add(&latency);
+            entry.1 += sum;
+        }
+        let endpoint = endpoint
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (latency, _))| latency.count() > 0)
+            .map(|(i, (latency, sum))| {
+                let (m, s) = (i / STATUSES, i % STATUSES);
+                let labels =
+                    vec![label("method", METHOD_LABELS[m]), label("status", STATUS_LABELS[s])];
+                (key(ENDPOINT_STOP, labels), latency, sum)
+            })
+            .collect();
+        let routes = routes
+            .into_iter()
+            .map(|((route, m, s), (latency, sum))| {
+                let labels = vec![
                     label("route", route),
                     label("method", METHOD_LABELS[m]),
                     label("status", STATUS_LABELS[s]),
-                ],
-            ));
-            let mut routes = self.inner.routes.write().unwrap_or_else(PoisonError::into_inner);
-            routes.entry(id).or_insert(histogram).clone()
-        });
-        histogram.record_duration(duration);
+                ];
+                (key(ROUTER_STOP, labels), latency, sum)
+            })
+            .collect();
+        [endpoint, routes]
     }
 
     /// A route's pipeline or action panicked.
@@ -484,8 +542,8 @@ impl Telemetry {
         let mut snapshot = Snapshot::default();
         for t in self.all() {
             let inner = &t.inner;
-            for histogram in inner.endpoint.iter().flatten().filter_map(OnceLock::get) {
-                snapshot.latency.add(&histogram.latency());
+            for (_, latency, _) in t.request_series().into_iter().next().into_iter().flatten() {
+                snapshot.latency.add(&latency);
             }
             let gauge = |i: usize| f64::from_bits(inner.gauges[i].load(Ordering::Relaxed)) as i64;
             snapshot.connections += gauge(0);
@@ -536,6 +594,9 @@ impl Telemetry {
             registry.visit_histograms(|key, h| {
                 add(key, Kind::Histogram, Value::Histogram(h.latency(), h.sum()));
             });
+            for (key, latency, sum) in t.request_series().into_iter().flatten() {
+                add(&key, Kind::Histogram, Value::Histogram(latency, sum));
+            }
         }
         let mut out = String::new();
         for (name, (kind, mut lines)) in series {

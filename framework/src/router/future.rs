@@ -28,12 +28,15 @@ enum State {
     Pipeline {
         run: BoxFuture<'static, Conn>,
         pattern: &'static str,
-        /// When the dispatch began.
-        start: Instant,
-        /// Where the dispatch is recorded: the request's endpoint's (kept here, as a panic
-        /// loses the conn).
-        telemetry: Telemetry,
+        /// When the dispatch began and where it is recorded, when this future records it
+        /// itself (under layers, or outside an endpoint). The endpoint serving a router
+        /// directly records it instead, from [`RouteFuture::dispatched`] and the times it
+        /// reads anyway, so that its requests read the clock and find the route's histogram
+        /// once.
+        timing: Option<Box<Timing>>,
     },
+    /// A pipeline that ran, for the endpoint to record: its route and whether it panicked.
+    Dispatched { pattern: &'static str, panicked: bool },
     /// A request whose body is decoded first: rare enough to box as a whole.
     Boxed(BoxFuture<'static, Response<Body>>),
     /// The future of the tower service an endpoint serves instead of a router alone.
@@ -43,15 +46,35 @@ enum State {
     Ready(Option<Box<Response<Body>>>),
 }
 
+/// What a route's future that records its own dispatch keeps.
+pub(super) struct Timing {
+    start: Instant,
+    telemetry: Telemetry,
+}
+
+impl Timing {
+    pub(super) fn now(telemetry: Telemetry) -> Box<Self> {
+        Box::new(Self { start: Instant::now(), telemetry })
+    }
+}
+
 impl RouteFuture {
     pub(super) fn pipeline(
         run: BoxFuture<'static, Conn>,
         pattern: &'static str,
-        telemetry: Telemetry,
+        timing: Option<Box<Timing>>,
         is_head: bool,
     ) -> Self {
-        let start = Instant::now();
-        Self { state: State::Pipeline { run, pattern, start, telemetry }, is_head }
+        Self { state: State::Pipeline { run, pattern, timing }, is_head }
+    }
+
+    /// After completion, the route whose pipeline ran and whether it panicked, for the
+    /// endpoint to record; `None` when this future recorded it itself or no pipeline ran.
+    pub(crate) fn dispatched(&self) -> Option<(&'static str, bool)> {
+        match self.state {
+            State::Dispatched { pattern, panicked } => Some((pattern, panicked)),
+            _ => None,
+        }
     }
 
     /// `run` strips a HEAD response itself.
@@ -78,25 +101,40 @@ impl Future for RouteFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response<Body>> {
         let this = &mut *self;
+        let mut dispatched = None;
         let mut resp = match &mut this.state {
-            State::Pipeline { run, pattern, start, telemetry } => {
+            State::Pipeline { run, pattern, timing } => {
+                let pattern = *pattern;
                 // What `FutureExt::catch_unwind` does, without a wrapper around the box.
                 match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
                     Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(conn)) => {
-                        let method = conn.method().clone();
-                        let resp = conn.into_response();
-                        telemetry.route_stop(pattern, &method, resp.status(), start.elapsed());
-                        resp
-                    }
+                    Ok(Poll::Ready(conn)) => match timing.take() {
+                        Some(timing) => {
+                            let method = conn.method().clone();
+                            let resp = conn.into_response();
+                            let elapsed = timing.start.elapsed();
+                            timing.telemetry.route_stop(pattern, &method, resp.status(), elapsed);
+                            resp
+                        }
+                        None => {
+                            dispatched = Some(State::Dispatched { pattern, panicked: false });
+                            conn.into_response()
+                        }
+                    },
                     Err(panic) => {
                         let reason = panic_message(&*panic);
-                        tracing::error!(route = *pattern, reason = %reason, "action panicked");
-                        telemetry.route_exception(pattern);
+                        tracing::error!(route = pattern, reason = %reason, "action panicked");
+                        match timing.take() {
+                            Some(timing) => timing.telemetry.route_exception(pattern),
+                            None => {
+                                dispatched = Some(State::Dispatched { pattern, panicked: true });
+                            }
+                        }
                         internal_error()
                     }
                 }
             }
+            State::Dispatched { .. } => panic!("RouteFuture polled after completion"),
             State::Service(run) => {
                 match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
                     Ok(Poll::Pending) => return Poll::Pending,
@@ -112,7 +150,7 @@ impl Future for RouteFuture {
             State::Ready(resp) => *resp.take().expect("RouteFuture polled after completion"),
         };
         // The pipeline and its conn go now, not when hyper drops this future.
-        this.state = State::Ready(None);
+        this.state = dispatched.unwrap_or(State::Ready(None));
         if this.is_head {
             strip_head(&mut resp);
         }
@@ -153,6 +191,6 @@ mod tests {
     #[test]
     fn a_route_future_is_a_few_words() {
         let size = std::mem::size_of::<super::RouteFuture>();
-        assert!(size <= 64, "{size}");
+        assert!(size <= 56, "{size}");
     }
 }

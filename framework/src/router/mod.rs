@@ -20,6 +20,7 @@ mod tests;
 pub(crate) use builder::ForwardedAssigns;
 pub use builder::{Builder, ForwardedFrom, MethodFilter};
 pub(crate) use future::{service_failed, service_panicked, RouteFuture};
+pub(crate) use service::Dispatch;
 pub use service::{Router, RouterFuture};
 
 /// The default limit on a request body the router decodes: 8 MB.

@@ -11,7 +11,7 @@ use http::{Method, Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::builder::MethodFilter;
-use super::future::RouteFuture;
+use super::future::{RouteFuture, Timing};
 use super::DEFAULT_MAX_BODY;
 use crate::conn::path_params::{PathParams, RouteParams};
 use crate::conn::{params, BodyError, ParamsLimits};
@@ -170,7 +170,7 @@ impl Router {
     /// Runs a request through the router.
     pub async fn dispatch(&self, req: Request<Body>) -> Response<Body> {
         let routed = self.route(req, None);
-        self.run(routed).await
+        self.run(routed, Dispatch::Timed).await
     }
 
     /// Matches a request that came on an endpoint's connection described by `info` to its
@@ -215,14 +215,17 @@ impl Router {
     pub(crate) fn run_in_stack(&self, req: Request<Body>) -> RouteFuture {
         let mut routed = self.route(req, None);
         routed.is_head = false;
-        self.run(routed)
+        self.run(routed, Dispatch::Timed)
     }
 
     /// Runs a routed request through its route's pipeline and action.
     ///
     /// The future is built here, synchronously, and owns what it needs: it holds the route's
     /// pipeline future (the one box of a request) rather than a borrow of the router.
-    pub(crate) fn run(&self, routed: Routed) -> RouteFuture {
+    ///
+    /// `dispatch` says who records the dispatch in telemetry: the endpoint that polls this
+    /// future itself ([`Dispatch::ByCaller`]), or the future.
+    pub(crate) fn run(&self, routed: Routed, dispatch: Dispatch) -> RouteFuture {
         let Routed { conn, target, is_head } = routed;
         let Some(index) = target else {
             return RouteFuture::ready(conn.into_response(), is_head);
@@ -237,20 +240,30 @@ impl Router {
                     Ok(conn) => conn,
                     Err(conn) => return RouteFuture::ready(conn.into_response(), is_head).await,
                 };
-                router.run_pipeline(conn, index, is_head).await
+                // The endpoint cannot see into this box: the future records itself.
+                router.run_pipeline(conn, index, is_head, Dispatch::Timed).await
             }));
         }
-        self.run_pipeline(conn, index, is_head)
+        self.run_pipeline(conn, index, is_head, dispatch)
     }
 
-    fn run_pipeline(&self, mut conn: Conn, index: usize, is_head: bool) -> RouteFuture {
+    fn run_pipeline(
+        &self,
+        mut conn: Conn,
+        index: usize,
+        is_head: bool,
+        dispatch: Dispatch,
+    ) -> RouteFuture {
         let target = &self.inner.targets[index];
         if target.decode_body {
             // Bodies the router did not decode stay bounded for the action that streams them.
             conn.set_body_limit(self.max_body);
         }
-        let telemetry = conn.telemetry().clone();
-        RouteFuture::pipeline(target.pipeline.call(conn), target.pattern, telemetry, is_head)
+        let timing = match dispatch {
+            Dispatch::Timed => Some(Timing::now(conn.telemetry().clone())),
+            Dispatch::ByCaller => None,
+        };
+        RouteFuture::pipeline(target.pipeline.call(conn), target.pattern, timing, is_head)
     }
 
     fn lookup(&self, method: &Method, path: &str) -> Lookup {
@@ -402,6 +415,15 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        RouterFuture(self.run(self.route(req.map(Body::new), None)))
+        RouterFuture(self.run(self.route(req.map(Body::new), None), Dispatch::Timed))
     }
+}
+
+/// Who records a route's dispatch (its duration, or its panic) in telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dispatch {
+    /// The route's future, with a clock read and the telemetry of its own.
+    Timed,
+    /// The endpoint polling the future, from [`RouteFuture::dispatched`] once it completes.
+    ByCaller,
 }

@@ -46,10 +46,55 @@ mod tests {
         conn.text("hi")
     }
 
+    async fn boom(_conn: Conn) -> Conn {
+        panic!("boom")
+    }
+
     crate::router! {
         pub MetricsRouter;
         get "/hello/:name" => hello;
+        get "/boom" => boom;
         get "/metrics" => crate::telemetry::prometheus;
+    }
+
+    /// The value of the first line of `text` that starts with `prefix` and contains `label`.
+    fn value(text: &str, prefix: &str, label: &str) -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix) && l.contains(label))
+            .unwrap_or_else(|| panic!("no {prefix} {label} in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// Whether the router is served alone (its dispatch recorded by the endpoint) or under a
+    /// layer (recorded by the route's own future), the figures are the same and exact.
+    #[tokio::test]
+    async fn routes_endpoints_and_panics_are_counted_once_with_or_without_layers() {
+        for layered in [false, true] {
+            let endpoint = Endpoint::new(MetricsRouter::new());
+            let endpoint =
+                if layered { endpoint.layer(tower::layer::util::Identity::new()) } else { endpoint };
+            let running = endpoint.bind("127.0.0.1:0").start().await.unwrap();
+            let http = reqwest::Client::new();
+            for path in ["/hello/a", "/hello/b", "/nowhere", "/boom"] {
+                http.get(format!("{}{path}", running.url())).send().await.unwrap();
+            }
+            let snapshot = running.telemetry().snapshot();
+            assert_eq!((snapshot.requests, snapshot.panics), (4, 1), "layered: {layered}");
+            let text = running.telemetry().render();
+            let endpoint_count = "fawkes_endpoint_stop_duration_seconds_count";
+            assert_eq!(value(&text, endpoint_count, r#"status="2xx""#), 2.0, "{text}");
+            assert_eq!(value(&text, endpoint_count, r#"status="4xx""#), 1.0, "{text}");
+            assert_eq!(value(&text, endpoint_count, r#"status="5xx""#), 1.0, "{text}");
+            let route_count = "fawkes_router_dispatch_stop_duration_seconds_count";
+            assert_eq!(value(&text, route_count, r#"route="/hello/:name""#), 2.0, "{text}");
+            assert!(!text.contains(r#"dispatch_stop_duration_seconds_count{route="/boom""#));
+            let exceptions = "fawkes_router_dispatch_exception_total";
+            assert_eq!(value(&text, exceptions, r#"route="/boom""#), 1.0, "{text}");
+            assert_eq!(text.matches("fawkes_endpoint_stop_duration_seconds_count{").count(), 3);
+            running.shutdown();
+            running.wait().await.unwrap();
+        }
     }
 
     #[tokio::test]
@@ -73,13 +118,7 @@ mod tests {
             .text()
             .await
             .unwrap();
-        let value = |prefix: &str, label: &str| -> f64 {
-            let line = text
-                .lines()
-                .find(|l| l.starts_with(prefix) && l.contains(label))
-                .unwrap_or_else(|| panic!("no {prefix} {label} in:\n{text}"));
-            line.rsplit(' ').next().unwrap().parse().unwrap()
-        };
+        let value = |prefix: &str, label: &str| value(&text, prefix, label);
         let route = r#"route="/hello/:name""#;
         assert_eq!(value("fawkes_router_dispatch_stop_duration_seconds_count", route), 3.0);
         assert_eq!(
