@@ -2,15 +2,12 @@
 //!
 //! Sockets and channels each own one. tokio's mpsc allocates a block of slots up front; with tens
 //! of thousands of idle sockets those blocks dominate memory, so this queue starts empty, grows
-//! with use and gives memory back once drained after a burst.
+//! with use and gives its memory back whenever it is drained.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
-
-/// Capacity kept after a drain; bursts beyond it are given back.
-const KEEP: usize = 16;
 
 pub(crate) struct Mailbox<T> {
     queue: Mutex<State<T>>,
@@ -100,8 +97,10 @@ impl<T> Mailbox<T> {
             {
                 let mut state = self.lock();
                 if let Some(item) = state.items.pop_front() {
-                    if state.items.is_empty() && state.items.capacity() > KEEP {
-                        state.items.shrink_to(KEEP);
+                    // Drained: the buffer goes, so an idle channel holds none (a few hundred
+                    // bytes, times every joined channel); the next message allocates again.
+                    if state.items.is_empty() {
+                        state.items = VecDeque::new();
                     }
                     // Another item may be waiting: keep the consumer awake.
                     if !state.items.is_empty() {

@@ -119,7 +119,7 @@ pub(crate) fn run<C: Channel>(
         assigns,
         socket_id,
         mailbox,
-        info: (std::any::TypeId::of::<C::Info>(), std::any::type_name::<C::Info>()),
+        info: || (std::any::TypeId::of::<C::Info>(), std::any::type_name::<C::Info>()),
         tracking: std::sync::OnceLock::new(),
     };
     let mailbox = socket.mailbox.clone();
@@ -150,7 +150,10 @@ async fn run_joined<C: Channel>(
     // `join` borrows the topic and the socket at once; the copy lives only as long as it runs.
     let joined = {
         let topic = socket.topic.clone();
-        AssertUnwindSafe(C::join(&topic, payload, socket)).catch_unwind().await
+        // Boxed, as every callback's future below: the task's state is the largest of the
+        // futures it awaits, held for the channel's whole life, and a callback that queries a
+        // database has a future of a kilobyte or more. A box lives only while its call runs.
+        AssertUnwindSafe(Box::pin(C::join(&topic, payload, socket))).catch_unwind().await
     };
     let mut channel = match joined {
         Ok(Ok((channel, reply))) => {
@@ -189,7 +192,7 @@ async fn run_joined<C: Channel>(
             None => Step::Stop(StopReason::SocketClosed, None),
             Some(ChannelMsg::In { event, payload, msg_ref }) => {
                 let start = std::time::Instant::now();
-                let result = AssertUnwindSafe(channel.handle_in(&event, payload, socket))
+                let result = AssertUnwindSafe(Box::pin(channel.handle_in(&event, payload, socket)))
                     .catch_unwind()
                     .await;
                 handled_in.record_duration(start.elapsed());
@@ -215,7 +218,7 @@ async fn run_joined<C: Channel>(
             Some(ChannelMsg::Info(message)) => match message.downcast::<C::Info>() {
                 Ok(message) => {
                     let fut = channel.handle_info(*message, socket);
-                    match AssertUnwindSafe(fut).catch_unwind().await {
+                    match AssertUnwindSafe(Box::pin(fut)).catch_unwind().await {
                         Ok(()) => Step::Continue,
                         Err(panic) => Step::Crash(panic_reason(&*panic)),
                     }
@@ -225,7 +228,7 @@ async fn run_joined<C: Channel>(
             },
             Some(ChannelMsg::Out(msg)) => {
                 let fut = channel.handle_out(msg.event(), msg.payload().clone(), socket);
-                match AssertUnwindSafe(fut).catch_unwind().await {
+                match AssertUnwindSafe(Box::pin(fut)).catch_unwind().await {
                     Ok(()) => Step::Continue,
                     Err(panic) => Step::Crash(panic_reason(&*panic)),
                 }
@@ -245,8 +248,9 @@ async fn run_joined<C: Channel>(
                 if let Some(msg_ref) = leave_ref {
                     socket.reply(msg_ref.as_deref(), Status::Ok, &Payload::empty());
                 }
-                let terminated =
-                    AssertUnwindSafe(channel.terminate(&reason, socket)).catch_unwind().await;
+                let terminated = AssertUnwindSafe(Box::pin(channel.terminate(&reason, socket)))
+                    .catch_unwind()
+                    .await;
                 if let Err(panic) = terminated {
                     tracing::error!(topic = %socket.topic, reason = %panic_reason(&*panic), "channel terminate crashed");
                 }

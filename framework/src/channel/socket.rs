@@ -21,7 +21,7 @@ pub struct ChannelSocket {
     pub(crate) socket_id: Option<Arc<str>>,
     pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
     /// The channel's `Info` type, which its handles send.
-    pub(crate) info: (std::any::TypeId, &'static str),
+    pub(crate) info: fn() -> (std::any::TypeId, &'static str),
     /// The presences this channel tracks, created on first use; dropping the socket (when
     /// the channel stops, crashes or is aborted) untracks them.
     pub(crate) tracking: std::sync::OnceLock<crate::presence::Tracking>,
@@ -139,7 +139,7 @@ impl ChannelSocket {
     /// When `M` is not the channel's `Info` type: a handle could only send messages the
     /// channel would not read.
     pub fn handle<M: Send + 'static>(&self) -> ChannelHandle<M> {
-        let (info, name) = self.info;
+        let (info, name) = (self.info)();
         assert!(
             std::any::TypeId::of::<M>() == info,
             "a handle sending {} to a channel whose Info is {name}",

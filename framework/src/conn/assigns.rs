@@ -46,8 +46,10 @@ pub struct Assigns {
 ///
 /// `Arc<dyn AnyAssign>` is itself `Clone`, so it implements `AnyAssign` too: the trait's
 /// methods are called on `*value`, the assign, never on the `Arc`.
+///
+/// Its type is asked of the value (one call through the vtable) rather than kept beside it:
+/// an entry is then two words, and a socket and each of its channels hold four of them inline.
 struct Entry {
-    id: TypeId,
     value: Arc<dyn AnyAssign>,
 }
 
@@ -63,11 +65,16 @@ impl Clone for Assigns {
 
 impl Clone for Entry {
     fn clone(&self) -> Self {
-        Self { id: self.id, value: self.value.clone() }
+        Self { value: self.value.clone() }
     }
 }
 
 impl Entry {
+    /// The type of the value.
+    fn id(&self) -> TypeId {
+        (*self.value).assign_type_id()
+    }
+
     /// The value, for changing: copied first when another clone of the assigns shares it.
     fn value_mut(&mut self) -> &mut dyn AnyAssign {
         if Arc::get_mut(&mut self.value).is_none() {
@@ -79,6 +86,7 @@ impl Entry {
 
 /// What an assign can do once its type is erased.
 trait AnyAssign: Send + Sync + 'static {
+    fn assign_type_id(&self) -> TypeId;
     fn clone_arc(&self) -> Arc<dyn AnyAssign>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
@@ -88,6 +96,10 @@ trait AnyAssign: Send + Sync + 'static {
 }
 
 impl<T: Clone + Send + Sync + 'static> AnyAssign for T {
+    fn assign_type_id(&self) -> TypeId {
+        TypeId::of::<T>()
+    }
+
     fn clone_arc(&self) -> Arc<dyn AnyAssign> {
         Arc::new(self.clone())
     }
@@ -129,7 +141,7 @@ impl Assigns {
                 Some(take::<T>(old))
             }
             None => {
-                self.place(Entry { id, value });
+                self.place(Entry { value });
                 None
             }
         }
@@ -157,10 +169,10 @@ impl Assigns {
     pub fn remove<T: Clone + Send + Sync + 'static>(&mut self) -> Option<T> {
         let id = TypeId::of::<T>();
         let entry =
-            match self.inline.iter_mut().find(|slot| slot.as_ref().is_some_and(|e| e.id == id)) {
+            match self.inline.iter_mut().find(|slot| slot.as_ref().is_some_and(|e| e.id() == id)) {
                 Some(slot) => slot.take()?,
                 None => {
-                    let index = self.spilled.iter().position(|e| e.id == id)?;
+                    let index = self.spilled.iter().position(|e| e.id() == id)?;
                     self.spilled.swap_remove(index)
                 }
             };
@@ -186,7 +198,7 @@ impl Assigns {
     /// Moves every value of `other` in, replacing those of the same types.
     pub fn extend(&mut self, other: Assigns) {
         for entry in other.into_entries() {
-            match self.find_mut(entry.id) {
+            match self.find_mut(entry.id()) {
                 Some(slot) => *slot = entry,
                 None => self.place(entry),
             }
@@ -211,11 +223,11 @@ impl Assigns {
     }
 
     fn find(&self, id: TypeId) -> Option<&Entry> {
-        self.entries().find(|e| e.id == id)
+        self.entries().find(|e| e.id() == id)
     }
 
     fn find_mut(&mut self, id: TypeId) -> Option<&mut Entry> {
-        self.inline.iter_mut().flatten().chain(&mut self.spilled).find(|e| e.id == id)
+        self.inline.iter_mut().flatten().chain(&mut self.spilled).find(|e| e.id() == id)
     }
 }
 
@@ -305,6 +317,12 @@ mod tests {
         assert_eq!(extensions.len(), 6);
         assert_eq!(extensions.get::<Slot<0>>(), Some(&Slot(3)));
         assert_eq!(extensions.get::<Slot<5>>(), Some(&Slot(3)));
+    }
+
+    #[test]
+    fn an_entry_is_two_words() {
+        assert_eq!(std::mem::size_of::<Option<Entry>>(), 16);
+        assert!(std::mem::size_of::<Assigns>() <= 88, "{}", std::mem::size_of::<Assigns>());
     }
 
     #[test]

@@ -555,7 +555,7 @@ impl Telemetry {
             snapshot.panics += inner.panics.load(Ordering::Relaxed);
         }
         snapshot.requests = snapshot.latency.count();
-        snapshot.resident_memory_bytes = self.resident_memory_bytes();
+        snapshot.resident_memory_bytes = resident_memory_bytes();
         snapshot
     }
 
@@ -670,18 +670,6 @@ impl Telemetry {
         out
     }
 
-    /// The process's resident memory as `metrics-process` reads it; 0 on a part's telemetry
-    /// and where the platform does not tell.
-    fn resident_memory_bytes(&self) -> u64 {
-        let Some(process) = &self.inner.process else { return 0 };
-        metrics::with_local_recorder(self, || process.collect());
-        let key = Key::from_static_name("process_resident_memory_bytes");
-        self.inner
-            .registry
-            .get_gauge(&key)
-            .map_or(0, |g| f64::from_bits(g.load(Ordering::Relaxed)) as u64)
-    }
-
     fn describe(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
         self.inner
             .descriptions
@@ -746,4 +734,16 @@ pub struct Snapshot {
     pub latency: Latency,
     /// The process's resident memory in bytes (0 where the platform does not tell).
     pub resident_memory_bytes: u64,
+}
+
+/// The process's resident memory, from `VmRSS` in `/proc/self/status` (Linux; 0 elsewhere):
+/// one read, where a full `metrics-process` collection (done for each `/metrics` scrape) also
+/// lists every open file, and a dashboard samples every second.
+fn resident_memory_bytes() -> u64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return 0 };
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB").and_then(|v| v.trim().parse::<u64>().ok()));
+    kib.unwrap_or(0) * 1024
 }

@@ -315,3 +315,17 @@ impl Protocol {
         self.reply_to(join_ref, msg_ref.as_deref(), &topic, Status::Error, reason);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A socket's task holds its protocol state, and each joined channel's task its socket,
+    /// for as long as they live: with tens of thousands of idle sockets, every word counts
+    /// (docs/benchmarks.md, "Where an idle socket's memory goes").
+    #[test]
+    fn a_socket_and_a_channel_keep_small_state() {
+        let protocol = std::mem::size_of::<super::Protocol>();
+        let channel = std::mem::size_of::<crate::channel::ChannelSocket>();
+        assert!(protocol <= 192, "{protocol}");
+        assert!(channel <= 224, "{channel}");
+    }
+}

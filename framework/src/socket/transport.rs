@@ -51,6 +51,7 @@ pub(crate) struct Config {
     pub(crate) check_origin: CheckOrigin,
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) max_frame_size: usize,
+    pub(crate) read_buffer_size: usize,
     pub(crate) max_channels: usize,
     pub(crate) outbound_limit: usize,
     pub(crate) outbound_bytes: usize,
@@ -75,6 +76,9 @@ impl<S> fmt::Debug for Transport<S> {
     }
 }
 
+/// The default of [`Transport::read_buffer_size`].
+pub(crate) const DEFAULT_READ_BUFFER: usize = 1024;
+
 /// The default of [`Transport::max_channels_total`].
 pub(crate) const DEFAULT_MAX_CHANNELS_TOTAL: usize = 65_536;
 
@@ -89,6 +93,7 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
                 check_origin: CheckOrigin::default(),
                 heartbeat_timeout: Duration::from_secs(60),
                 max_frame_size: 1024 * 1024,
+                read_buffer_size: DEFAULT_READ_BUFFER,
                 max_channels: 100,
                 outbound_limit: 1024,
                 outbound_bytes: 4 * 1024 * 1024,
@@ -130,6 +135,16 @@ impl<S: Socket> Transport<S> {
     #[must_use]
     pub fn heartbeat_timeout(self, timeout: Duration) -> Self {
         self.config(|c| c.heartbeat_timeout = timeout)
+    }
+
+    /// The buffer each WebSocket reads its client's frames into (default 1 KiB, at least
+    /// 14 bytes): it lives as long as the socket, so it is most of an idle socket's memory.
+    /// A frame larger than it still arrives whole (the buffer grows to hold it), in reads of
+    /// this size: raise it for clients that send large frames often, lower it for many idle
+    /// sockets.
+    #[must_use]
+    pub fn read_buffer_size(self, bytes: usize) -> Self {
+        self.config(|c| c.read_buffer_size = bytes.max(14))
     }
 
     /// The largest frame a client may send (default 1 MiB); larger ones close the socket with

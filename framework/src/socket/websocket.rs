@@ -267,7 +267,7 @@ async fn run<S: Socket>(
     let _gauge = protocol.outbound.telemetry.gauge(crate::instrument::GaugeKind::Sockets);
     let config = &inner.config;
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(config.read_buffer_size)
         .write_buffer_size(0)
         .max_message_size(Some(config.max_frame_size))
         .max_frame_size(Some(config.max_frame_size));

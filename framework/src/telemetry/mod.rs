@@ -72,8 +72,11 @@ mod tests {
     async fn routes_endpoints_and_panics_are_counted_once_with_or_without_layers() {
         for layered in [false, true] {
             let endpoint = Endpoint::new(MetricsRouter::new());
-            let endpoint =
-                if layered { endpoint.layer(tower::layer::util::Identity::new()) } else { endpoint };
+            let endpoint = if layered {
+                endpoint.layer(tower::layer::util::Identity::new())
+            } else {
+                endpoint
+            };
             let running = endpoint.bind("127.0.0.1:0").start().await.unwrap();
             let http = reqwest::Client::new();
             for path in ["/hello/a", "/hello/b", "/nowhere", "/boom"] {

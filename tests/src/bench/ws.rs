@@ -217,7 +217,7 @@ fn print(rows: &[WsRow], plan: Plan) -> anyhow::Result<()> {
 }
 
 /// A child process speaking one line at a time on stdin and stdout.
-struct LineChild {
+pub(crate) struct LineChild {
     child: std::process::Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
@@ -225,7 +225,7 @@ struct LineChild {
 }
 
 impl LineChild {
-    fn spawn(command: &mut Command, name: &str) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(command: &mut Command, name: &str) -> anyhow::Result<Self> {
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = command.spawn().with_context(|| format!("failed to start {name}"))?;
         let stdout = child.stdout.take().context("no stdout")?;
@@ -242,7 +242,7 @@ impl LineChild {
         Ok(Self { child, stdin, lines, name: name.to_owned() })
     }
 
-    fn line(&self, timeout: Duration) -> anyhow::Result<String> {
+    pub(crate) fn line(&self, timeout: Duration) -> anyhow::Result<String> {
         self.lines
             .recv_timeout(timeout)
             .with_context(|| format!("{} said nothing within {timeout:?}, or exited", self.name))

@@ -1,5 +1,5 @@
 //! The WebSocket load client: `bench ws-client <fawkes|tungstenite> --port P --conns N
-//! --first-ip K --expect M --timeout S [--join 0]`.
+//! --first-ip K --expect M --timeout S [--join 0] [--topics R]`.
 //!
 //! One process holds at most a few thousand sockets, well under the open-file limit; the
 //! driver starts several. Each socket binds its own loopback source address
@@ -51,6 +51,9 @@ struct Args {
     /// `--join 0` leaves the sockets connected but unjoined, to tell the socket's memory
     /// from the channel's.
     join: bool,
+    /// `--topics R` spreads the sockets over `room:1` to `room:R` (an application's rooms)
+    /// instead of the bench server's one topic.
+    topics: usize,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Args> {
@@ -64,6 +67,7 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
         timeout: Duration::from_secs(60),
         paced: 0,
         join: true,
+        topics: 0,
     };
     let mut rest = args[1..].iter();
     while let Some(flag) = rest.next() {
@@ -76,6 +80,7 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
             "--timeout" => parsed.timeout = Duration::from_secs(value.parse()?),
             "--join" => parsed.join = value != "0",
             "--paced" => parsed.paced = value.parse()?,
+            "--topics" => parsed.topics = value.parse()?,
             _ => bail!("unknown ws-client option `{flag}`"),
         }
     }
@@ -107,9 +112,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         let gate = gate.clone();
         let (kind, join) = (args.kind, args.join);
+        let topic = match args.topics {
+            0 => TOPIC.to_owned(),
+            rooms => format!("room:{}", i % rooms + 1),
+        };
         joins.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await?;
-            tokio::time::timeout(Duration::from_secs(20), connect(kind, join, source, server))
+            let connecting = connect(kind, join.then_some(topic.as_str()), source, server);
+            tokio::time::timeout(Duration::from_secs(20), connecting)
                 .await
                 .context("connect and join timed out")?
         }));
@@ -190,9 +200,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens a socket from `source` and, given a topic, joins it (the bench server's own
+/// socket ignores which).
 pub(crate) async fn connect(
     kind: WsKind,
-    join: bool,
+    join: Option<&str>,
     source: Ipv4Addr,
     server: SocketAddr,
 ) -> anyhow::Result<Ws> {
@@ -211,11 +223,11 @@ pub(crate) async fn connect(
     let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
     let (mut ws, _) =
         tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
-    if !join {
+    let Some(topic) = join else {
         return Ok(ws);
-    }
+    };
     let join = match kind {
-        WsKind::Fawkes => json!(["1", "1", TOPIC, "phx_join", {}]).to_string(),
+        WsKind::Fawkes => json!(["1", "1", topic, "phx_join", {}]).to_string(),
         WsKind::Tungstenite => "join".to_owned(),
     };
     ws.send(Message::text(join)).await?;

@@ -226,7 +226,8 @@ async fn start_fawkes(
     addr: SocketAddr,
     redis: Option<String>,
 ) -> anyhow::Result<(SocketAddr, Broadcaster)> {
-    let mut endpoint = Endpoint::new(WsBenchRouter::new()).bind(addr);
+    // The file limit (20,000 here) bounds the sockets, not the endpoint's default 16,384.
+    let mut endpoint = Endpoint::new(WsBenchRouter::new()).bind(addr).max_connections(1 << 20);
     if let Some(url) = &redis {
         let adapter = fawkes::pubsub::Redis::new(url)?.namespace("bench");
         let node = format!("bench-{}", std::process::id());
@@ -262,7 +263,8 @@ async fn start_tungstenite(addr: SocketAddr) -> anyhow::Result<(SocketAddr, Broa
 }
 
 async fn serve_tungstenite(stream: tokio::net::TcpStream, tx: broadcast::Sender<Utf8Bytes>) {
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    // Fawkes' own settings: a 1 KiB read buffer (its default), no write buffer.
+    let config = WebSocketConfig::default().read_buffer_size(1024).write_buffer_size(0);
     let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
@@ -323,7 +325,7 @@ mod tests {
                     let source = Ipv4Addr::LOCALHOST;
                     let ws = tokio::time::timeout(
                         Duration::from_secs(10),
-                        connect(kind, true, source, addr),
+                        connect(kind, Some(TOPIC), source, addr),
                     );
                     sockets.push(ws.await.unwrap().unwrap());
                 }

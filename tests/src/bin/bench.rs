@@ -8,12 +8,15 @@
 //! bench server <ws-fawkes|ws-tungstenite> [--port P] [--redis URL (ws-fawkes)]
 //! bench ws-client <fawkes|tungstenite> --port P --conns N ...
 //! bench gen-routes N
+//! bench app-memory [--app PATH] [--conns N] [--rooms R] [--clients C]
 //! ```
 //!
 //! The driver starts each server as a child process of this executable, reads its port from
 //! the first line of its stdout, checks that it answers every scenario with the expected bytes,
 //! measures it with wrk and stops it. `docs/benchmarks.md` explains the setup and the numbers.
 
+#[path = "../bench/app_memory.rs"]
+mod app_memory;
 #[path = "../bench/client.rs"]
 mod client;
 #[path = "../bench/driver.rs"]
@@ -49,6 +52,7 @@ usage:
   bench server <ws-fawkes|ws-tungstenite> [--port P] [--workers N] [--redis URL (ws-fawkes)]
   bench ws-client <fawkes|tungstenite> --port P --conns N --first-ip K --expect M --timeout S
   bench gen-routes N
+  bench app-memory [--app PATH] [--conns N] [--rooms R] [--clients C]
 
   --quick      2 s per run instead of 10 s
   --json PATH  also write the results as JSON
@@ -84,6 +88,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             ws_server::main(kind, port, redis, workers)
         }
         Some("ws-client") => ws_client::main(&args[1..]),
+        Some("app-memory") => app_memory::main(&args[1..]),
         Some("server") => {
             let kind = server::Kind::parse(args.get(1).context("server needs a kind")?)?;
             let mut routes = driver::MAIN_ROUTES;
