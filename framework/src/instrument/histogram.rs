@@ -4,26 +4,33 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bucket `i` holds values below `2^(i/2)` millionths (microseconds for durations in
-/// seconds), so 48 buckets reach past 16 s with ±20 % resolution.
-pub(crate) const BUCKETS: usize = 48;
+/// seconds), so 49 buckets reach 16.8 s with ±20 % resolution; the last holds the rest.
+pub(crate) const BUCKETS: usize = 50;
 
 /// The buckets the Prometheus exporter shows: every fourth edge, powers of 4 µs from 1 µs to
 /// about 16.8 s (13 bounds, as many as a typical hand-picked set), so each exported count is
 /// exact rather than interpolated.
 pub(crate) const EXPORTED_EVERY: usize = 4;
 
-/// A histogram of durations in seconds (or any value in a unit where a millionth is the finest
-/// step that matters).
+/// A histogram of durations in seconds: its buckets run from 1 µs to 16.8 s. Other values
+/// (an application's `histogram!` of bytes, say) are counted and summed exactly, but land in
+/// the first or the last bucket outside that range.
 #[derive(Debug)]
 pub(crate) struct LogHistogram {
     buckets: [AtomicU64; BUCKETS],
-    /// The sum of the values in billionths, so adding is one integer add.
+    /// The sum of the durations in nanoseconds, so adding one is one integer add.
     sum_nanos: AtomicU64,
+    /// The sum of the other values recorded (`metrics`' `f64`s), as `f64` bits.
+    sum_values: AtomicU64,
 }
 
 impl Default for LogHistogram {
     fn default() -> Self {
-        Self { buckets: [const { AtomicU64::new(0) }; BUCKETS], sum_nanos: AtomicU64::new(0) }
+        Self {
+            buckets: [const { AtomicU64::new(0) }; BUCKETS],
+            sum_nanos: AtomicU64::new(0),
+            sum_values: AtomicU64::new(0),
+        }
     }
 }
 
@@ -37,9 +44,9 @@ impl LogHistogram {
 
     fn record_value(&self, value: f64) {
         self.buckets[bucket(value)].fetch_add(1, Ordering::Relaxed);
-        // Saturating: NaN and negatives count as 0, absurd values as u64::MAX.
-        let nanos = (value * 1e9) as u64;
-        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let _ = self.sum_values.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+            Some((f64::from_bits(bits) + value).to_bits())
+        });
     }
 
     /// The counts per bucket now.
@@ -50,6 +57,7 @@ impl LogHistogram {
     /// The sum of the recorded values.
     pub(crate) fn sum(&self) -> f64 {
         self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9
+            + f64::from_bits(self.sum_values.load(Ordering::Relaxed))
     }
 }
 
@@ -185,5 +193,13 @@ mod tests {
         }
         assert_eq!(histogram.latency().count(), 3);
         assert!((histogram.sum() - 0.006).abs() < 1e-12, "{}", histogram.sum());
+        // Values far outside the buckets' range are still summed exactly.
+        let bytes = LogHistogram::default();
+        for _ in 0..3 {
+            metrics::HistogramFn::record(&bytes, 1e19);
+        }
+        assert_eq!(bytes.sum(), 3e19);
+        assert_eq!(bytes.latency().buckets()[BUCKETS - 1], 3);
+        assert_eq!(upper_edge(48), 16.777216);
     }
 }

@@ -570,7 +570,10 @@ impl Telemetry {
         let all = self.all();
         let mut descriptions = HashMap::new();
         // Series by name; a name's series keep the kind of the first one seen.
-        let mut series: BTreeMap<String, (Kind, Vec<(LabelSet, Value)>)> = BTreeMap::new();
+        // Series by name, then by label set: the same series from two telemetries (an
+        // endpoint's and its pubsub's) is one line, their values added.
+        type Lines = BTreeMap<Vec<String>, (LabelSet, Value)>;
+        let mut series: BTreeMap<String, (Kind, Lines)> = BTreeMap::new();
         let globals = indexmap::IndexMap::new();
         for t in &all {
             if let Some(process) = &t.inner.process {
@@ -582,7 +585,15 @@ impl Telemetry {
             let mut add = |key: &Key, kind: Kind, value: Value| {
                 let name = sanitize_metric_name(key.name());
                 let labels = LabelSet::from_key_and_global(key, &globals);
-                series.entry(name).or_insert_with(|| (kind, Vec::new())).1.push((labels, value));
+                let lines = &mut series.entry(name).or_insert_with(|| (kind, Lines::new())).1;
+                match lines.entry(labels.to_strings().collect()) {
+                    std::collections::btree_map::Entry::Occupied(mut line) => {
+                        line.get_mut().1.add(value);
+                    }
+                    std::collections::btree_map::Entry::Vacant(line) => {
+                        line.insert((labels, value));
+                    }
+                }
             };
             let registry = &t.inner.registry;
             registry.visit_counters(|key, c| {
@@ -599,8 +610,7 @@ impl Telemetry {
             }
         }
         let mut out = String::new();
-        for (name, (kind, mut lines)) in series {
-            lines.sort_by_key(|(labels, _)| labels.to_strings().collect::<Vec<_>>());
+        for (name, (kind, lines)) in series {
             if let Some((unit, help)) = descriptions.get(&name) {
                 write_help_line(&mut out, &name, *unit, None, help);
             }
@@ -610,7 +620,7 @@ impl Telemetry {
                 Kind::Histogram => "histogram",
             };
             write_type_line(&mut out, &name, None, None, kind_name);
-            for (labels, value) in lines {
+            for (labels, value) in lines.into_values() {
                 match value {
                     Value::Number(v) => {
                         write_metric_line::<&str, f64>(
@@ -682,6 +692,22 @@ impl Telemetry {
 enum Value {
     Number(f64),
     Histogram(Latency, f64),
+}
+
+impl Value {
+    /// Adds `other`, a value of the same series from another telemetry.
+    fn add(&mut self, other: Value) {
+        match (self, other) {
+            (Value::Number(a), Value::Number(b)) => *a += b,
+            (Value::Histogram(latency, sum), Value::Histogram(more, more_sum)) => {
+                latency.add(&more);
+                *sum += more_sum;
+            }
+            // One name, two kinds: an application's series clashing with one of ours. The
+            // first seen is kept.
+            _ => {}
+        }
+    }
 }
 
 impl metrics::Recorder for Telemetry {

@@ -128,6 +128,11 @@ mod tests {
             value("fawkes_router_dispatch_stop_duration_seconds_bucket", r#"le="+Inf""#),
             3.0
         );
+        // Buckets at powers of 4 µs, the last at 16.8 s.
+        assert_eq!(
+            value("fawkes_router_dispatch_stop_duration_seconds_bucket", r#"le="16.777216""#),
+            3.0
+        );
         // The scrape itself is not counted until it is answered.
         assert_eq!(value("fawkes_endpoint_stop_duration_seconds_count", r#"status="2xx""#), 3.0);
         assert!(text.contains("# TYPE fawkes_connections gauge"), "{text}");
@@ -137,6 +142,28 @@ mod tests {
         assert_eq!(value("fawkes_socket_connected_total", r#"transport="websocket""#), 0.0);
         assert!(value("process_resident_memory_bytes", "") > 0.0, "{text}");
         assert!(value("process_open_fds", "") > 0.0, "{text}");
+        running.shutdown();
+        running.wait().await.unwrap();
+    }
+
+    /// The pubsub's figures join the endpoint's as one line per series, whoever registered it.
+    #[tokio::test]
+    async fn the_pubsubs_figures_are_one_line_each_in_the_endpoints_export() {
+        let running =
+            Endpoint::new(MetricsRouter::new()).bind("127.0.0.1:0").start().await.unwrap();
+        let mut inbox = running.pubsub().subscribe("room:1");
+        running.pubsub().broadcast("room:1", "hi", serde_json::json!({}));
+        inbox.recv().await.unwrap();
+        let text = running.telemetry().render();
+        for name in ["fawkes_pubsub_broadcasts_total ", "fawkes_pubsub_deliveries_total "] {
+            let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(name)).collect();
+            assert_eq!(lines, [format!("{name}1")], "{text}");
+        }
+        for name in ["fawkes_sockets ", "fawkes_panics_total "] {
+            assert_eq!(text.lines().filter(|l| l.starts_with(name)).count(), 1, "{text}");
+        }
+        let snapshot = running.telemetry().snapshot();
+        assert_eq!((snapshot.broadcasts, snapshot.deliveries), (1, 1));
         running.shutdown();
         running.wait().await.unwrap();
     }
