@@ -2,12 +2,13 @@
 //! broadcasts each sample on [`TOPIC`], where the `/dashboard` page listens through
 //! [`DashboardChannel`](crate::channels::DashboardChannel).
 //!
-//! The last minute of samples is kept process-wide, like the counters they are read from, so a
-//! page that joins late draws full charts at once and a restarted worker keeps the history.
+//! The last minute of samples is kept in a [`Dashboard`], which the app's state hands to the
+//! worker and, through the socket's assigns, to the channel: a page that joins late draws full
+//! charts at once, and a restarted worker keeps the history.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fawkes::supervisor::{ChildSpec, Stats, Supervisor};
@@ -25,8 +26,11 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 /// How many samples are kept for late joiners: one minute's worth.
 pub const HISTORY: usize = 60;
 
-/// The last [`HISTORY`] samples, oldest first.
-static SAMPLES: Mutex<VecDeque<Value>> = Mutex::new(VecDeque::new());
+/// The dashboard's history: the last [`HISTORY`] samples, oldest first. Clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct Dashboard {
+    samples: Arc<Mutex<VecDeque<Value>>>,
+}
 
 /// The numbers the dashboard shows at one moment. Rates are per second over the interval since
 /// the previous sample; latency quantiles are over the requests answered in that interval.
@@ -124,71 +128,87 @@ fn round(value: f64, decimals: i32) -> f64 {
     (value * scale).round() / scale
 }
 
-/// Keeps `sample` as the latest, dropping samples older than [`HISTORY`].
-fn remember(sample: Value) {
-    let mut samples = SAMPLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if samples.len() == HISTORY {
-        samples.pop_front();
+impl Dashboard {
+    fn samples(&self) -> std::sync::MutexGuard<'_, VecDeque<Value>> {
+        self.samples.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    samples.push_back(sample);
-}
 
-/// The samples kept so far, oldest first.
-pub fn history() -> Vec<Value> {
-    SAMPLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
-}
+    /// Keeps `sample` as the latest, dropping samples older than [`HISTORY`].
+    pub(crate) fn remember(&self, sample: Value) {
+        let mut samples = self.samples();
+        if samples.len() == HISTORY {
+            samples.pop_front();
+        }
+        samples.push_back(sample);
+    }
 
-/// The latest sample, or, before the worker has taken one, a sample of `telemetry` now (with
-/// zero rates: there is no interval yet).
-pub fn latest(telemetry: &Telemetry) -> Value {
-    let kept = SAMPLES.lock().unwrap_or_else(std::sync::PoisonError::into_inner).back().cloned();
-    kept.unwrap_or_else(|| to_value(&Sampler::new(telemetry.clone()).sample(None)))
+    /// The samples kept so far, oldest first.
+    pub fn history(&self) -> Vec<Value> {
+        self.samples().iter().cloned().collect()
+    }
+
+    /// The latest sample, or, before the worker has taken one, a sample of `telemetry` now
+    /// (with zero rates: there is no interval yet).
+    pub fn latest(&self, telemetry: &Telemetry) -> Value {
+        let kept = self.samples().back().cloned();
+        kept.unwrap_or_else(|| to_value(&Sampler::new(telemetry.clone()).sample(None)))
+    }
+
+    /// The worker, as a permanent child of `supervisor` (the endpoint's): samples the
+    /// endpoint's `telemetry` every [`INTERVAL`], keeps the sample here for late joiners and
+    /// broadcasts it on [`TOPIC`] as `sample`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(
+    /// #     running: fawkes::endpoint::RunningEndpoint,
+    /// #     dashboard: example_app::dashboard::Dashboard,
+    /// # ) -> anyhow::Result<()> {
+    /// let supervisor = running.supervisor();
+    /// let worker = dashboard.worker(
+    ///     supervisor.clone(),
+    ///     running.pubsub().clone(),
+    ///     running.telemetry().clone(),
+    /// );
+    /// supervisor.start_child(worker).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn worker(
+        &self,
+        supervisor: Supervisor,
+        pubsub: PubSub,
+        telemetry: Telemetry,
+    ) -> ChildSpec {
+        let dashboard = self.clone();
+        ChildSpec::new("dashboard", move |token| {
+            let (supervisor, pubsub, dashboard) =
+                (supervisor.clone(), pubsub.clone(), dashboard.clone());
+            let mut sampler = Sampler::new(telemetry.clone());
+            async move {
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
+                // After a stall, one late sample covers the gap rather than a burst of catch-ups.
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = token.cancelled() => return Ok::<_, Infallible>(()),
+                        _ = ticks.tick() => {}
+                    }
+                    let sample = to_value(&sampler.sample(Some(&supervisor.stats())));
+                    dashboard.remember(sample.clone());
+                    // This node's figures are for this node's dashboards only, whatever the
+                    // adapter.
+                    pubsub.local_broadcast(TOPIC, "sample", sample);
+                }
+            }
+        })
+    }
 }
 
 fn to_value(sample: &Sample) -> Value {
     serde_json::to_value(sample).unwrap_or(Value::Null)
-}
-
-/// The worker, as a permanent child of `supervisor` (the endpoint's): samples the endpoint's
-/// `telemetry` every
-/// [`INTERVAL`], keeps the sample for late joiners and broadcasts it on [`TOPIC`] as `sample`.
-///
-/// # Examples
-///
-/// ```no_run
-/// # async fn run(running: fawkes::endpoint::RunningEndpoint) -> anyhow::Result<()> {
-/// let supervisor = running.supervisor();
-/// supervisor
-///     .start_child(example_app::dashboard::worker(
-///         supervisor.clone(),
-///         running.pubsub().clone(),
-///         running.telemetry().clone(),
-///     ))
-///     .await?;
-/// # Ok(())
-/// # }
-/// ```
-pub fn worker(supervisor: Supervisor, pubsub: PubSub, telemetry: Telemetry) -> ChildSpec {
-    ChildSpec::new("dashboard", move |token| {
-        let (supervisor, pubsub) = (supervisor.clone(), pubsub.clone());
-        let mut sampler = Sampler::new(telemetry.clone());
-        async move {
-            let mut ticks =
-                tokio::time::interval_at(tokio::time::Instant::now() + INTERVAL, INTERVAL);
-            // After a stall, one late sample covers the gap rather than a burst of catch-ups.
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    () = token.cancelled() => return Ok::<_, Infallible>(()),
-                    _ = ticks.tick() => {}
-                }
-                let sample = to_value(&sampler.sample(Some(&supervisor.stats())));
-                remember(sample.clone());
-                // This node's figures are for this node's dashboards only, whatever the adapter.
-                pubsub.local_broadcast(TOPIC, "sample", sample);
-            }
-        }
-    })
 }
 
 #[cfg(test)]
@@ -200,11 +220,9 @@ mod tests {
         let supervisor = Supervisor::builder().name("dashboard-test").start();
         let pubsub = PubSub::new("dashboard-test");
         let mut samples = pubsub.subscribe(TOPIC);
-        let telemetry = Telemetry::new();
-        supervisor
-            .start_child(worker(supervisor.clone(), pubsub.clone(), telemetry))
-            .await
-            .unwrap();
+        let dashboard = Dashboard::default();
+        let worker = dashboard.worker(supervisor.clone(), pubsub.clone(), Telemetry::new());
+        supervisor.start_child(worker).await.unwrap();
 
         let started = Instant::now();
         let mut seen = Vec::new();
@@ -221,7 +239,7 @@ mod tests {
         assert!(elapsed >= INTERVAL + INTERVAL / 2 && elapsed < INTERVAL * 5, "{elapsed:?}");
         assert!(seen[1]["at_ms"].as_u64() > seen[0]["at_ms"].as_u64(), "{seen:?}");
         assert!(seen[1]["memory_mb"].as_f64().unwrap() > 0.0, "{seen:?}");
-        let kept = history();
+        let kept = dashboard.history();
         assert!(kept.len() >= 2 && kept.len() <= HISTORY);
         assert!(kept.contains(&seen[1]), "the broadcast sample is kept for late joiners");
         supervisor.shutdown().await.unwrap();

@@ -19,6 +19,17 @@ pub mod router;
 pub use repo::Repo;
 pub use router::AppRouter;
 
+/// The example app, built: its router and what `main` needs besides.
+#[derive(Debug)]
+pub struct App {
+    /// Every route, with the app's state.
+    pub router: fawkes::Router,
+    /// The database, to close on shutdown.
+    pub repo: Repo,
+    /// The dashboard's history, for its sampling worker.
+    pub dashboard: dashboard::Dashboard,
+}
+
 /// Connects to `database_url` (creating the schema if needed) and builds the router on it,
 /// signing sessions and socket tokens with keys derived from `key_base`.
 ///
@@ -31,15 +42,17 @@ pub use router::AppRouter;
 /// ```no_run
 /// # async fn run() -> anyhow::Result<()> {
 /// let key_base = fawkes::security::SecretKeyBase::from_env("SECRET_KEY_BASE")?;
-/// let (router, _repo) = example_app::app("sqlite://fawkes_dev.db?mode=rwc", key_base).await?;
-/// fawkes::Endpoint::new(router).serve().await?;
+/// let app = example_app::app("sqlite://fawkes_dev.db?mode=rwc", key_base).await?;
+/// fawkes::Endpoint::new(app.router).serve().await?;
 /// # Ok(())
 /// # }
 /// ```
 pub async fn app(
     database_url: &str,
     key_base: fawkes::security::SecretKeyBase,
-) -> anyhow::Result<(fawkes::Router, Repo)> {
+) -> anyhow::Result<App> {
     let repo = Repo::connect(database_url).await?;
-    Ok((router::build(repo.clone(), key_base), repo))
+    let dashboard = dashboard::Dashboard::default();
+    let router = router::build(repo.clone(), key_base, dashboard.clone());
+    Ok(App { router, repo, dashboard })
 }

@@ -168,9 +168,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let addr = config.bind_addr().await?;
-    let (router, repo) = example_app::app(&config.database_url, config.keys.key_base.clone())
-        .await
-        .with_context(|| format!("cannot open the database at {}", config.database_url))?;
+    let example_app::App { router, repo, dashboard } =
+        example_app::app(&config.database_url, config.keys.key_base.clone())
+            .await
+            .with_context(|| format!("cannot open the database at {}", config.database_url))?;
 
     let mut endpoint = Endpoint::new(router);
     if let Some(max) = config.max_connections {
@@ -191,12 +192,9 @@ async fn main() -> anyhow::Result<()> {
 
     // The live dashboard's sampler, supervised with the connections it counts.
     let supervisor = running.supervisor();
-    let dashboard = example_app::dashboard::worker(
-        supervisor.clone(),
-        running.pubsub().clone(),
-        running.telemetry().clone(),
-    );
-    supervisor.start_child(dashboard).await.context("cannot start the dashboard worker")?;
+    let sampler =
+        dashboard.worker(supervisor.clone(), running.pubsub().clone(), running.telemetry().clone());
+    supervisor.start_child(sampler).await.context("cannot start the dashboard worker")?;
 
     // The signal handlers are installed by this call, before the URL is announced, so a
     // SIGTERM sent as soon as the line is read still drains gracefully.

@@ -15,6 +15,8 @@ pub struct AppState {
     pub repo: Repo,
     /// The secret sessions and user tokens are signed with.
     pub key_base: SecretKeyBase,
+    /// The live dashboard's history, which its channel replies with.
+    pub dashboard: crate::dashboard::Dashboard,
 }
 
 fawkes::router! {
@@ -45,6 +47,7 @@ fawkes::router! {
 
     socket "/socket" => fawkes::socket::transport(
         UserSocket::new(state.repo.clone(), state.key_base.clone())
+            .with_dashboard(state.dashboard.clone())
             .with_test_channels(crate::channels::test_channels_enabled()),
     )
     .max_channels_total(MAX_CHANNELS);
@@ -87,6 +90,10 @@ pub fn session_config(key_base: SecretKeyBase) -> SessionConfig {
 }
 
 /// The router, as a [`fawkes::Router`].
-pub fn build(repo: Repo, key_base: SecretKeyBase) -> fawkes::Router {
-    AppRouter::new(AppState { repo, key_base }).into()
+pub fn build(
+    repo: Repo,
+    key_base: SecretKeyBase,
+    dashboard: crate::dashboard::Dashboard,
+) -> fawkes::Router {
+    AppRouter::new(AppState { repo, key_base, dashboard }).into()
 }

@@ -14,7 +14,8 @@ use in_process::{assert_timestamp, test_db, TestDb};
 async fn app() -> (ConnTest, Repo, TestDb) {
     let db = test_db().await;
     let key_base = fawkes::security::SecretKeyBase::generate();
-    let (router, repo) = example_app::app(&db.url, key_base).await.expect("app starts");
+    let example_app::App { router, repo, .. } =
+        example_app::app(&db.url, key_base).await.expect("app starts");
     (ConnTest::new(router), repo, db)
 }
 

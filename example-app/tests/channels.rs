@@ -30,7 +30,8 @@ impl App {
     async fn start() -> Self {
         let db = test_db().await;
         let key_base = SecretKeyBase::generate();
-        let (router, repo) = example_app::app(&db.url, key_base.clone()).await.expect("app starts");
+        let example_app::App { router, repo, .. } =
+            example_app::app(&db.url, key_base.clone()).await.expect("app starts");
         let http = ConnTest::with_pubsub(router, PubSub::new("test"));
         Self { http, repo, key_base, _db: db }
     }

@@ -56,9 +56,8 @@ impl App {
     async fn start() -> Self {
         let db = test_db().await;
         let key_base = SecretKeyBase::generate();
-        let (router, _repo) =
-            example_app::app(&db.url, key_base.clone()).await.expect("the app starts");
-        let server = Endpoint::new(router)
+        let app = example_app::app(&db.url, key_base.clone()).await.expect("the app starts");
+        let server = Endpoint::new(app.router)
             .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .start()
             .await

@@ -26,9 +26,16 @@ impl Channel for DashboardChannel {
         if topic != dashboard::TOPIC {
             return Err(json!({ "reason": "unknown dashboard" }));
         }
-        let mut reply = dashboard::latest(socket.telemetry());
+        let Some(history) = socket.get_assign::<dashboard::Dashboard>().cloned() else {
+            tracing::error!(
+                topic,
+                "no dashboard in the socket assigns; was it connected by UserSocket?"
+            );
+            return Err(json!({ "reason": "internal error" }));
+        };
+        let mut reply = history.latest(socket.telemetry());
         if let Some(fields) = reply.as_object_mut() {
-            fields.insert("history".to_owned(), Value::Array(dashboard::history()));
+            fields.insert("history".to_owned(), Value::Array(history.history()));
         }
         Ok((Self, reply))
     }
@@ -71,6 +78,10 @@ mod tests {
     ];
 
     async fn socket() -> ChannelTest {
+        socket_of(crate::dashboard::Dashboard::default()).await
+    }
+
+    async fn socket_of(dashboard: crate::dashboard::Dashboard) -> ChannelTest {
         // The socket wants a repo, though this channel never touches it: a private in-memory
         // database, shared by the pool's connections.
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -79,7 +90,8 @@ mod tests {
             format!("sqlite:file:dashboard_{}_{n}?mode=memory&cache=shared", std::process::id());
         let repo = Repo::connect(&url).await.expect("in-memory database");
         let key_base = fawkes::security::SecretKeyBase::generate();
-        ChannelTest::connect(UserSocket::new(repo, key_base), json!({})).await.expect("connected")
+        let user_socket = UserSocket::new(repo, key_base).with_dashboard(dashboard);
+        ChannelTest::connect(user_socket, json!({})).await.expect("connected")
     }
 
     #[tokio::test]
@@ -102,6 +114,21 @@ mod tests {
 
         let push = socket.push("dashboard:metrics", "anything", json!({}));
         socket.assert_reply(&push, "error", json!({ "reason": "unknown event" })).await;
+    }
+
+    /// The history is the socket's dashboard's, the one the app's worker fills: no other.
+    #[tokio::test]
+    async fn the_join_replies_with_the_history_of_the_sockets_dashboard() {
+        let dashboard = crate::dashboard::Dashboard::default();
+        let sample = json!({ "at_ms": 1, "requests": 7 });
+        dashboard.remember(sample.clone());
+        let mut socket = socket_of(dashboard).await;
+        let reply = socket.join("dashboard:metrics", json!({})).await.expect("joined");
+        assert_eq!(reply["requests"], 7, "{reply}");
+        assert_eq!(reply["history"], json!([sample]));
+        let mut other = socket_of(crate::dashboard::Dashboard::default()).await;
+        let reply = other.join("dashboard:metrics", json!({})).await.expect("joined");
+        assert_eq!(reply["history"], json!([]), "another app's history is its own");
     }
 
     #[tokio::test]

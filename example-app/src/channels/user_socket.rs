@@ -91,6 +91,7 @@ pub fn verify_user_token(key_base: &SecretKeyBase, token: &str) -> Result<String
 pub struct UserSocket {
     repo: Repo,
     key_base: SecretKeyBase,
+    dashboard: crate::dashboard::Dashboard,
     test_channels: bool,
 }
 
@@ -98,7 +99,20 @@ impl UserSocket {
     /// A socket whose channels use `repo` and whose tokens are checked against `key_base`,
     /// without the test channel (for `ChannelTest`).
     pub fn new(repo: Repo, key_base: SecretKeyBase) -> Self {
-        Self { repo, key_base, test_channels: false }
+        Self {
+            repo,
+            key_base,
+            dashboard: crate::dashboard::Dashboard::default(),
+            test_channels: false,
+        }
+    }
+
+    /// The dashboard history its sockets' `dashboard:*` channels reply with (default: an
+    /// empty one of its own).
+    #[must_use]
+    pub fn with_dashboard(mut self, dashboard: crate::dashboard::Dashboard) -> Self {
+        self.dashboard = dashboard;
+        self
     }
 
     /// Routes `test:*` to [`TestChannel`] too. Off in production: its events crash on demand.
@@ -174,6 +188,7 @@ impl Socket for UserSocket {
             assigns.insert(AuthToken(token.clone()));
         }
         assigns.insert(self.repo.clone());
+        assigns.insert(self.dashboard.clone());
         Ok(assigns)
     }
 

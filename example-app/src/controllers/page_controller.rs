@@ -140,7 +140,11 @@ mod tests {
         let path = std::env::temp_dir().join(format!("fawkes-pages-{}.db", rand_suffix()));
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let repo = Repo::connect(&url).await.expect("a throwaway database");
-        crate::router::build(repo, SecretKeyBase::generate())
+        crate::router::build(
+            repo,
+            SecretKeyBase::generate(),
+            crate::dashboard::Dashboard::default(),
+        )
     }
 
     fn rand_suffix() -> String {
