@@ -222,3 +222,19 @@ async fn the_endpoint_counts_its_sockets_joins_and_pushes_exactly() {
     .await;
     stop(server).await;
 }
+
+/// Frames far larger than a socket's 1 KiB read buffer still arrive whole (in many reads),
+/// and the socket answers the next one as usual.
+#[tokio::test]
+async fn frames_larger_than_the_read_buffer_arrive_whole() {
+    let server = serve(transport(RoomSocket::new())).await;
+    let mut ws = connect_v2(server.local_addr()).await;
+    join(&mut ws, "1", "room:1", json!({})).await;
+    let numbers: Vec<u32> = (0..60_000).map(|i| i % 10).collect();
+    let sum: u32 = numbers.iter().sum();
+    send(&mut ws, json!(["1", "2", "room:1", "count", numbers])).await;
+    assert_eq!(recv(&mut ws).await, reply(Some("1"), "2", "room:1", "ok", json!({ "sum": sum })));
+    send(&mut ws, json!(["1", "3", "room:1", "count", [1, 2]])).await;
+    assert_eq!(recv(&mut ws).await, reply(Some("1"), "3", "room:1", "ok", json!({ "sum": 3 })));
+    stop(server).await;
+}

@@ -47,6 +47,9 @@ enum Kind {
 /// whether the samples are the endpoint's too.
 type RouteKey = (usize, usize, u8, u8, bool);
 
+/// Durations by route, method and status class, summed over the telemetry's records.
+type RouteTotals = BTreeMap<(&'static str, usize, usize), (Latency, f64)>;
+
 /// Hashes a [`RouteKey`] with a multiply per word: its parts are the program's own addresses
 /// and small indices, not client input, and SipHash cost more than the rest of the record.
 type RouteHasher = std::hash::BuildHasherDefault<WordHasher>;
@@ -393,11 +396,13 @@ impl Telemetry {
             .record_duration(duration);
     }
 
-    /// The endpoint's and the routes' durations, by their labels, for rendering.
-    fn request_series(&self) -> [Vec<(Key, Latency, f64)>; 2] {
+    /// The endpoint's durations (by method and status class, indexed `m * STATUSES + s`) and
+    /// the routes' (by route, method and status class): the endpoint's include the routes'
+    /// it recorded for both.
+    fn request_totals(&self) -> (Vec<(Latency, f64)>, RouteTotals) {
         let mut endpoint: Vec<(Latency, f64)> =
             self.inner.endpoint.iter().flatten().map(|h| (h.latency(), h.sum())).collect();
-        let mut routes: BTreeMap<(&'static str, usize, usize), (Latency, f64)> = BTreeMap::new();
+        let mut routes = RouteTotals::new();
         for (&(_, _, m, s, endpoint_too), (route, histogram)) in
             self.inner.routes.read().unwrap_or_else(PoisonError::into_inner).iter()
         {
@@ -412,6 +417,12 @@ impl Telemetry {
             entry.0.add(&latency);
             entry.1 += sum;
         }
+        (endpoint, routes)
+    }
+
+    /// The endpoint's and the routes' durations, by their labels, for rendering.
+    fn request_series(&self) -> [Vec<(Key, Latency, f64)>; 2] {
+        let (endpoint, routes) = self.request_totals();
         let endpoint = endpoint
             .into_iter()
             .enumerate()
@@ -542,7 +553,7 @@ impl Telemetry {
         let mut snapshot = Snapshot::default();
         for t in self.all() {
             let inner = &t.inner;
-            for (_, latency, _) in t.request_series().into_iter().next().into_iter().flatten() {
+            for (latency, _) in t.request_totals().0 {
                 snapshot.latency.add(&latency);
             }
             let gauge = |i: usize| f64::from_bits(inner.gauges[i].load(Ordering::Relaxed)) as i64;

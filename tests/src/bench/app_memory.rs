@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 
 use crate::ws::LineChild;
+use crate::ws_server::rss_bytes;
 
 #[derive(Debug)]
 struct Args {
@@ -116,7 +117,7 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     runtime.block_on(create_rooms(&url, args.rooms))?;
 
     let pid = app.0.id();
-    let before = rss(pid)?;
+    let before = rss_bytes(&pid.to_string())?;
     let per_client = args.conns.div_ceil(args.clients);
     let exe = std::env::current_exe()?;
     let mut clients = Vec::new();
@@ -153,7 +154,7 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(joined == args.conns, "{joined} of {} sockets joined", args.conns);
     // Each join is announced to the room's other members; let those diffs drain.
     std::thread::sleep(Duration::from_secs(5));
-    let after = rss(pid)?;
+    let after = rss_bytes(&pid.to_string())?;
     let per_socket = after.saturating_sub(before) as f64 / args.conns as f64;
     use std::io::Write as _;
     writeln!(
@@ -181,15 +182,4 @@ async fn create_rooms(url: &str, rooms: usize) -> anyhow::Result<()> {
         anyhow::ensure!(resp.status() == 201, "creating room {i}: {}", resp.status());
     }
     Ok(())
-}
-
-/// The resident memory of process `pid`, in bytes.
-fn rss(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")?;
-    Ok(kib * 1024)
 }

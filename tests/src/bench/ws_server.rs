@@ -73,9 +73,9 @@ pub(crate) fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
-/// The resident set size of this process, from `/proc/self/status`.
-fn rss_bytes() -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+/// The resident set size of a process (`self`, or a pid), from `/proc/<it>/status`.
+pub(crate) fn rss_bytes(process: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
     let kib: u64 = line.split_whitespace().nth(1).context("no VmRSS value")?.parse()?;
     Ok(kib * 1024)
@@ -135,7 +135,7 @@ pub(crate) fn main(
         let line = line?;
         let mut words = line.split_whitespace();
         match words.next() {
-            Some("rss") => writeln!(stdout, "{}", rss_bytes()?)?,
+            Some("rss") => writeln!(stdout, "{}", rss_bytes("self")?)?,
             Some(command @ ("blast" | "pace")) => {
                 let count: u32 =
                     words.next().with_context(|| format!("{command} needs a count"))?.parse()?;
