@@ -24,10 +24,9 @@ pub use router::AppRouter;
 pub struct App {
     /// Every route, with the app's state.
     pub router: fawkes::Router,
-    /// The database, to close on shutdown.
-    pub repo: Repo,
-    /// The dashboard's history, for its sampling worker.
-    pub dashboard: dashboard::Dashboard,
+    /// The state the router was built with: the database to close on shutdown, the
+    /// dashboard's history for its sampling worker, the key base the endpoint signs with.
+    pub state: router::AppState,
 }
 
 /// Connects to `database_url` (creating the schema if needed) and builds the router on it,
@@ -52,7 +51,7 @@ pub async fn app(
     key_base: fawkes::security::SecretKeyBase,
 ) -> anyhow::Result<App> {
     let repo = Repo::connect(database_url).await?;
-    let dashboard = dashboard::Dashboard::default();
-    let router = router::build(repo.clone(), key_base, dashboard.clone());
-    Ok(App { router, repo, dashboard })
+    let state = router::AppState { repo, key_base, dashboard: dashboard::Dashboard::default() };
+    let router = router::AppRouter::new(state.clone()).into();
+    Ok(App { router, state })
 }

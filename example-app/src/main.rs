@@ -17,7 +17,6 @@
 //! | `NODE_NAME`                    | `HOSTNAME`, or `node-<pid>`                 |
 //! | `PRESENCE_DOWN_PERIOD_MS`      | `30000`                                    |
 //! | `PRESENCE_HEARTBEAT_MS`        | `1500`                                     |
-//! | `FAWKES_EXAMPLE_TEST_CHANNELS` | unset (`1` adds the `test:*` channel)      |
 //! | `RUST_LOG`                     | `info`                                     |
 //! | `LOG_FORMAT`                   | text (`json` for one JSON object a line)   |
 //!
@@ -168,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let addr = config.bind_addr().await?;
-    let example_app::App { router, repo, dashboard } =
+    let example_app::App { router, state } =
         example_app::app(&config.database_url, config.keys.key_base.clone())
             .await
             .with_context(|| format!("cannot open the database at {}", config.database_url))?;
@@ -183,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
     let running = endpoint
         .pubsub(config.pubsub()?)
         // LongPoll session tokens too are signed with it, the same on every replica.
-        .secret_key_base(config.keys.key_base.clone())
+        .secret_key_base(state.key_base.clone())
         .bind(addr)
         .shutdown_timeout(config.shutdown_timeout)
         .drain_delay(config.drain_delay)
@@ -192,8 +191,11 @@ async fn main() -> anyhow::Result<()> {
 
     // The live dashboard's sampler, supervised with the connections it counts.
     let supervisor = running.supervisor();
-    let sampler =
-        dashboard.worker(supervisor.clone(), running.pubsub().clone(), running.telemetry().clone());
+    let sampler = state.dashboard.worker(
+        supervisor.clone(),
+        running.pubsub().clone(),
+        running.telemetry().clone(),
+    );
     supervisor.start_child(sampler).await.context("cannot start the dashboard worker")?;
 
     // The signal handlers are installed by this call, before the URL is announced, so a
@@ -208,7 +210,7 @@ async fn main() -> anyhow::Result<()> {
     drop(stdout);
 
     until_signal.await?;
-    repo.close().await;
+    state.repo.close().await;
     tracing::info!("stopped");
     Ok(())
 }

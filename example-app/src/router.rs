@@ -46,9 +46,7 @@ fawkes::router! {
     get "/assets/:name" => crate::controllers::page_controller::asset, as: asset;
 
     socket "/socket" => fawkes::socket::transport(
-        UserSocket::new(state.repo.clone(), state.key_base.clone())
-            .with_dashboard(state.dashboard.clone())
-            .with_test_channels(crate::channels::test_channels_enabled()),
+        UserSocket::new(state.clone()),
     )
     .max_channels_total(MAX_CHANNELS);
 
@@ -87,13 +85,4 @@ pub fn session_config(key_base: SecretKeyBase) -> SessionConfig {
         .cookie_name(SESSION_COOKIE)
         .salt("fawkes example session")
         .max_age(SESSION_MAX_AGE)
-}
-
-/// The router, as a [`fawkes::Router`].
-pub fn build(
-    repo: Repo,
-    key_base: SecretKeyBase,
-    dashboard: crate::dashboard::Dashboard,
-) -> fawkes::Router {
-    AppRouter::new(AppState { repo, key_base, dashboard }).into()
 }

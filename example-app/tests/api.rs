@@ -14,9 +14,8 @@ use in_process::{assert_timestamp, test_db, TestDb};
 async fn app() -> (ConnTest, Repo, TestDb) {
     let db = test_db().await;
     let key_base = fawkes::security::SecretKeyBase::generate();
-    let example_app::App { router, repo, .. } =
-        example_app::app(&db.url, key_base).await.expect("app starts");
-    (ConnTest::new(router), repo, db)
+    let app = example_app::app(&db.url, key_base).await.expect("app starts");
+    (ConnTest::new(app.router), app.state.repo, db)
 }
 
 async fn create_room(client: &ConnTest, name: &str) -> i64 {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use example_app::channels::UserSocket;
 use example_app::chat::{self, RoomAttrs};
-use example_app::{AppRouter, Repo};
+use example_app::router::AppState;
+use example_app::AppRouter;
 use fawkes::pubsub::PubSub;
 use fawkes::security::SecretKeyBase;
 use fawkes::test::{ChannelTest, ConnTest};
@@ -21,19 +22,16 @@ const QUIET: Duration = Duration::from_millis(200);
 /// The app on a fresh database: an HTTP client and the pubsub it broadcasts on.
 struct App {
     http: ConnTest,
-    repo: Repo,
-    key_base: SecretKeyBase,
+    state: AppState,
     _db: TestDb,
 }
 
 impl App {
     async fn start() -> Self {
         let db = test_db().await;
-        let key_base = SecretKeyBase::generate();
-        let example_app::App { router, repo, .. } =
-            example_app::app(&db.url, key_base.clone()).await.expect("app starts");
-        let http = ConnTest::with_pubsub(router, PubSub::new("test"));
-        Self { http, repo, key_base, _db: db }
+        let app = example_app::app(&db.url, SecretKeyBase::generate()).await.expect("app starts");
+        let http = ConnTest::with_pubsub(app.router, PubSub::new("test"));
+        Self { http, state: app.state, _db: db }
     }
 
     /// A socket connected with `params` on the app's repo and pubsub.
@@ -43,7 +41,7 @@ impl App {
 
     /// The socket on the app's repo and keys.
     fn user_socket(&self) -> UserSocket {
-        UserSocket::new(self.repo.clone(), self.key_base.clone())
+        UserSocket::new(self.state.clone())
     }
 
     async fn connect(&self, socket: UserSocket, params: Value) -> ChannelTest {
@@ -54,7 +52,7 @@ impl App {
 
     async fn room(&self, name: &str) -> i64 {
         let attrs = RoomAttrs { name: Some(name.to_owned()) };
-        chat::create_room(&self.repo, attrs).await.expect("room created").id
+        chat::create_room(&self.state.repo, attrs).await.expect("room created").id
     }
 }
 
@@ -115,7 +113,7 @@ async fn blank_messages_are_refused_and_not_broadcast() {
         socket.assert_reply(&msg_ref, "error", errors).await;
         socket.refute_event(topic, "new_msg", QUIET).await;
     }
-    assert_eq!(chat::count_messages(&app.repo, room).await.unwrap(), 0);
+    assert_eq!(chat::count_messages(&app.state.repo, room).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -230,11 +228,12 @@ async fn a_named_user_names_the_socket() {
 #[tokio::test]
 async fn the_test_channel_exists_only_when_enabled() {
     let app = App::start().await;
-    let mut plain = app.socket(json!({})).await;
+    let without = app.user_socket().with_test_channels(false);
+    let mut plain = app.connect(without, json!({})).await;
     assert_eq!(plain.join("test:1", json!({})).await, Err(json!({"reason": "unmatched topic"})));
 
-    let with_test = app.user_socket().with_test_channels(true);
-    let mut socket = app.connect(with_test, json!({"user": "ada"})).await;
+    // The tests' build has the `test-channels` feature, which routes `test:*` by default.
+    let mut socket = app.connect(app.user_socket(), json!({"user": "ada"})).await;
     assert_eq!(
         socket.join("test:1", json!({})).await,
         Ok(json!({"user": "ada", "socket_id": "users_socket:ada", "auth_token": null}))

@@ -66,7 +66,7 @@ pub mod test;
 mod testing;
 
 pub use conn::{Assigns, Body, Conn, FieldErrors};
-pub use controller::{ActionError, IntoResponse, State};
+pub use controller::{ActionError, RenderError, State};
 pub use endpoint::Endpoint;
 pub use error::{BoxError, Error};
 /// The `http` crate, whose types (`StatusCode`, `Method`, `HeaderMap`, `Request`,
@@ -86,7 +86,7 @@ pub use fawkes_macros::router;
 pub mod prelude {
     pub use crate::channel::{Channel, ChannelSocket, Payload, Reply};
     pub use crate::conn::Conn;
-    pub use crate::controller::{ActionError, IntoResponse, State};
+    pub use crate::controller::{ActionError, RenderError, State};
     pub use crate::endpoint::Endpoint;
     pub use crate::plug::Plug;
     pub use crate::router::Router;

@@ -17,9 +17,9 @@ log "npm ci (tests/js)"
 # Two nodes sharing one Redis, as replicas would: every test talks to the first, the cluster
 # tests to both.
 start_redis
-start_example_app js-a FAWKES_EXAMPLE_TEST_CHANNELS=1 REDIS_URL="$redis_url" NODE_NAME=js-a
+start_example_app js-a REDIS_URL="$redis_url" NODE_NAME=js-a
 url_a="$url"
-start_example_app js-b FAWKES_EXAMPLE_TEST_CHANNELS=1 REDIS_URL="$redis_url" NODE_NAME=js-b
+start_example_app js-b REDIS_URL="$redis_url" NODE_NAME=js-b
 url_b="$url"
 
 log "node --test (phoenix $(node -p 'require("'"$here"'/node_modules/phoenix/package.json").version'))"

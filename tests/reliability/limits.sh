@@ -124,7 +124,7 @@ scenario_storm() {
 
 scenario_soak() {
   log "soak: ${soak_secs}s of channel rounds (joins, posts, crashes, leaves) and HTTP load"
-  start_example_app soak FAWKES_EXAMPLE_TEST_CHANNELS=1
+  start_example_app soak
   local idle_before
   idle_before="$(rss_mib)"
   local samples="$work/rss.samples"

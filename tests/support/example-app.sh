@@ -163,8 +163,8 @@ build_example_app() {
   local profile="${EXAMPLE_APP_PROFILE:-debug}"
   local flag=()
   [ "$profile" = debug ] || flag=(--profile "$profile")
-  log "cargo build -p example-app ${flag[*]}"
-  (cd "$root" && cargo build -p example-app "${flag[@]}")
+  log "cargo build -p example-app --features test-channels ${flag[*]}"
+  (cd "$root" && cargo build -p example-app --features test-channels "${flag[@]}")
   target_dir="$(cd "$root" && cargo metadata --format-version 1 --no-deps |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
   app_bin="$target_dir/$profile/example-app"

@@ -146,7 +146,7 @@ async fn presence_converges_across_nodes_and_a_graceful_stop_removes_a_nodes_use
         .iter()
         .zip(["alice", "bob", "carol"])
         .map(|(n, user)| {
-            let tracking = n.pubsub().presence().tracking();
+            let tracking = n.pubsub().presence().group();
             tracking.track("room:1", user, json!({"node": n.pubsub().node()})).unwrap();
             tracking
         })

@@ -5,6 +5,7 @@ use fawkes::serializer::Payload;
 use serde_json::{json, Value};
 
 use crate::dashboard;
+use crate::router::AppState;
 
 /// The channel of [`dashboard::TOPIC`] (`dashboard:metrics`); other `dashboard:` topics are
 /// refused.
@@ -15,24 +16,18 @@ use crate::dashboard;
 #[derive(Debug)]
 pub struct DashboardChannel;
 
-impl Channel for DashboardChannel {
+impl Channel<AppState> for DashboardChannel {
     type Info = ();
 
     async fn join(
         topic: &str,
         _payload: Payload,
-        socket: &mut ChannelSocket,
+        socket: &mut ChannelSocket<AppState>,
     ) -> Result<(Self, Value), Value> {
         if topic != dashboard::TOPIC {
             return Err(json!({ "reason": "unknown dashboard" }));
         }
-        let Some(history) = socket.get_assign::<dashboard::Dashboard>().cloned() else {
-            tracing::error!(
-                topic,
-                "no dashboard in the socket assigns; was it connected by UserSocket?"
-            );
-            return Err(json!({ "reason": "internal error" }));
-        };
+        let history = &socket.state().dashboard;
         let mut reply = history.latest(socket.telemetry());
         if let Some(fields) = reply.as_object_mut() {
             fields.insert("history".to_owned(), Value::Array(history.history()));
@@ -44,7 +39,7 @@ impl Channel for DashboardChannel {
         &mut self,
         _event: &str,
         _payload: Payload,
-        _socket: &mut ChannelSocket,
+        _socket: &mut ChannelSocket<AppState>,
     ) -> Reply {
         Reply::error(json!({ "reason": "unknown event" }))
     }
@@ -90,7 +85,7 @@ mod tests {
             format!("sqlite:file:dashboard_{}_{n}?mode=memory&cache=shared", std::process::id());
         let repo = Repo::connect(&url).await.expect("in-memory database");
         let key_base = fawkes::security::SecretKeyBase::generate();
-        let user_socket = UserSocket::new(repo, key_base).with_dashboard(dashboard);
+        let user_socket = UserSocket::new(crate::router::AppState { repo, key_base, dashboard });
         ChannelTest::connect(user_socket, json!({})).await.expect("connected")
     }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::User;
 use crate::chat::{self, MessageAttrs};
 use crate::controllers::message_json;
-use crate::repo::Repo;
+use crate::router::AppState;
 
 /// The topic of the room with `id`: where its `new_msg` events are broadcast.
 ///
@@ -50,24 +50,16 @@ enum Room {
 #[derive(Debug)]
 pub struct RoomChannel {
     room: Room,
-    repo: Repo,
 }
 
-impl Channel for RoomChannel {
+impl Channel<AppState> for RoomChannel {
     type Info = AfterJoin;
 
     async fn join(
         topic: &str,
         _payload: Payload,
-        socket: &mut ChannelSocket,
+        socket: &mut ChannelSocket<AppState>,
     ) -> Result<(Self, Value), Value> {
-        let Some(repo) = socket.get_assign::<Repo>().cloned() else {
-            tracing::error!(
-                topic,
-                "no repo in the socket assigns; was it connected by UserSocket?"
-            );
-            return Err(json!({ "reason": "internal error" }));
-        };
         let not_found = || json!({ "reason": "room not found" });
         let room = match topic.strip_prefix("room:") {
             Some("lobby") => Room::Lobby,
@@ -77,7 +69,7 @@ impl Channel for RoomChannel {
                 if room_topic(id) != topic {
                     return Err(not_found());
                 }
-                match chat::get_room(&repo, id).await {
+                match chat::get_room(&socket.state().repo, id).await {
                     Ok(Some(room)) => Room::Stored(room.id),
                     Ok(None) => return Err(not_found()),
                     Err(err) => {
@@ -90,10 +82,10 @@ impl Channel for RoomChannel {
         };
         // The channel's own mailbox: the message waits until the join has been answered.
         let _ = socket.handle().send(AfterJoin);
-        Ok((Self { room, repo }, json!({})))
+        Ok((Self { room }, json!({})))
     }
 
-    async fn handle_info(&mut self, AfterJoin: AfterJoin, socket: &mut ChannelSocket) {
+    async fn handle_info(&mut self, AfterJoin: AfterJoin, socket: &mut ChannelSocket<AppState>) {
         track_presence(socket);
     }
 
@@ -101,7 +93,7 @@ impl Channel for RoomChannel {
         &mut self,
         event: &str,
         payload: Payload,
-        socket: &mut ChannelSocket,
+        socket: &mut ChannelSocket<AppState>,
     ) -> Reply {
         match event {
             "new_msg" => self.new_msg(payload, socket).await,
@@ -111,7 +103,7 @@ impl Channel for RoomChannel {
 }
 
 /// Pushes who is here, then adds this user to it.
-fn track_presence(socket: &ChannelSocket) {
+fn track_presence(socket: &ChannelSocket<AppState>) {
     let presence = socket.presence();
     presence.push_state(socket);
     let Some(user) = socket.get_assign::<User>().filter(|user| !user.anonymous) else {
@@ -126,7 +118,7 @@ fn track_presence(socket: &ChannelSocket) {
 }
 
 impl RoomChannel {
-    async fn new_msg(&self, payload: Payload, socket: &ChannelSocket) -> Reply {
+    async fn new_msg(&self, payload: Payload, socket: &ChannelSocket<AppState>) -> Reply {
         // Only an object: serde would also take `["ada", "hi"]` for the struct.
         let Some(json) = payload.as_json().filter(|p| p.is_object()) else {
             return Reply::error(json!({ "errors": { "detail": "expected an object" } }));
@@ -140,9 +132,9 @@ impl RoomChannel {
         }
         let sent = match self.room {
             Room::Lobby => chat::unsaved_message(attrs).map(|m| message_json::new_unsaved_msg(&m)),
-            Room::Stored(id) => {
-                chat::create_message(&self.repo, id, attrs).await.map(|m| message_json::new_msg(&m))
-            }
+            Room::Stored(id) => chat::create_message(&socket.state().repo, id, attrs)
+                .await
+                .map(|m| message_json::new_msg(&m)),
         };
         match sent {
             Ok(message) => {

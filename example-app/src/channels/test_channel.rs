@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::{AuthToken, User};
 
-/// A channel that crashes, echoes and pushes on demand. Registered only when
-/// [`TEST_CHANNELS_ENV`](super::TEST_CHANNELS_ENV) is `1`.
+/// A channel that crashes, echoes and pushes on demand. Compiled only with the
+/// `test-channels` feature, which the tests' builds turn on.
 ///
 /// The join replies `{"user", "socket_id", "auth_token"}`, so clients can see what their
 /// connect params and token became.

@@ -7,18 +7,9 @@ use fawkes::security::{SecretKeyBase, Token, TokenError};
 use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
 use serde_json::{Map, Value};
 
-use super::{DashboardChannel, RoomChannel, TestChannel};
+use super::{DashboardChannel, RoomChannel};
 use crate::controllers::session_controller::MAX_NAME_CHARS;
-use crate::repo::Repo;
-
-/// The environment variable that, set to `1`, adds the `test:*` channel to the socket the
-/// router mounts (see [`test_channels_enabled`]).
-pub const TEST_CHANNELS_ENV: &str = "FAWKES_EXAMPLE_TEST_CHANNELS";
-
-/// Whether [`TEST_CHANNELS_ENV`] is `1`.
-pub fn test_channels_enabled() -> bool {
-    std::env::var(TEST_CHANNELS_ENV).is_ok_and(|v| v.trim() == "1")
-}
+use crate::router::AppState;
 
 /// Who is on the other end of a socket; every channel reads it with
 /// `socket.get_assign::<User>()`.
@@ -81,41 +72,35 @@ pub fn verify_user_token(key_base: &SecretKeyBase, token: &str) -> Result<String
 /// (the upgrade is answered 403). Without a token a client may still connect, naming itself
 /// with the `user` param (unverified) or not at all.
 ///
-/// Channels are started by the framework from their type alone, so the repo reaches them
-/// through the connect assigns: `connect` puts a clone there next to the [`User`]. The router
-/// builds the socket from its state.
+/// The router builds the socket from its state, and the socket routes its channels with it:
+/// they read the repo and the dashboard from `socket.state()`, as actions read them from
+/// `State<AppState>`. What differs per connection, the [`User`], is in the assigns.
 ///
 /// A name given with `user` must fit a login name ([`MAX_NAME_CHARS`] characters): every
 /// member of a room receives every other member's name, so a long one costs every reader.
 #[derive(Debug, Clone)]
 pub struct UserSocket {
-    repo: Repo,
-    key_base: SecretKeyBase,
-    dashboard: crate::dashboard::Dashboard,
+    state: AppState,
+    #[cfg(feature = "test-channels")]
     test_channels: bool,
 }
 
 impl UserSocket {
-    /// A socket whose channels use `repo` and whose tokens are checked against `key_base`,
-    /// without the test channel (for `ChannelTest`).
-    pub fn new(repo: Repo, key_base: SecretKeyBase) -> Self {
+    /// A socket whose tokens are checked against the state's key base and whose channels get
+    /// the state. Built with the `test-channels` feature, it routes `test:*` to
+    /// [`TestChannel`](super::TestChannel) too.
+    pub fn new(state: AppState) -> Self {
         Self {
-            repo,
-            key_base,
-            dashboard: crate::dashboard::Dashboard::default(),
-            test_channels: false,
+            state,
+            #[cfg(feature = "test-channels")]
+            test_channels: true,
         }
     }
 
-    /// The dashboard history its sockets' `dashboard:*` channels reply with (default: an
-    /// empty one of its own).
-    #[must_use]
-    pub fn with_dashboard(mut self, dashboard: crate::dashboard::Dashboard) -> Self {
-        self.dashboard = dashboard;
-        self
-    }
-
-    /// Routes `test:*` to [`TestChannel`] too. Off in production: its events crash on demand.
+    /// Whether `test:*` is routed to [`TestChannel`](super::TestChannel) (on by default in a
+    /// build with the `test-channels` feature; such a build is for tests only, its events
+    /// crash on demand).
+    #[cfg(feature = "test-channels")]
     #[must_use]
     pub fn with_test_channels(mut self, enabled: bool) -> Self {
         self.test_channels = enabled;
@@ -140,7 +125,7 @@ impl UserSocket {
         let tokens = [from_params, from_protocol];
         let mut name: Option<String> = None;
         for token in tokens.into_iter().flatten() {
-            let verified = verify_user_token(&self.key_base, token).map_err(|err| {
+            let verified = verify_user_token(&self.state.key_base, token).map_err(|err| {
                 tracing::info!(peer = ?info.peer, error = %err, "refusing a socket: bad user token");
                 Refused
             })?;
@@ -187,8 +172,6 @@ impl Socket for UserSocket {
         if let Some(token) = &info.auth_token {
             assigns.insert(AuthToken(token.clone()));
         }
-        assigns.insert(self.repo.clone());
-        assigns.insert(self.dashboard.clone());
         Ok(assigns)
     }
 
@@ -203,12 +186,12 @@ impl Socket for UserSocket {
 
     fn channels(&self) -> Channels {
         let channels = Channels::new()
-            .channel::<RoomChannel>("room:*")
-            .channel::<DashboardChannel>("dashboard:*");
+            .channel_with::<RoomChannel, _>("room:*", self.state.clone())
+            .channel_with::<DashboardChannel, _>("dashboard:*", self.state.clone());
+        #[cfg(feature = "test-channels")]
         if self.test_channels {
-            channels.channel::<TestChannel>("test:*")
-        } else {
-            channels
+            return channels.channel::<super::TestChannel>("test:*");
         }
+        channels
     }
 }

@@ -1,7 +1,7 @@
 //! How API actions' errors become responses, in Phoenix's JSON error shapes.
 
 use fawkes::conn::ParamsError;
-use fawkes::{ActionError, Conn, FieldErrors, IntoResponse};
+use fawkes::{ActionError, Conn, FieldErrors, RenderError};
 
 use crate::chat;
 
@@ -36,7 +36,7 @@ impl From<ParamsError> for FallbackError {
     }
 }
 
-impl IntoResponse for FallbackError {
+impl RenderError for FallbackError {
     fn render(self, conn: Conn) -> Conn {
         match self {
             Self::NotFound => ActionError::not_found().render(conn),

@@ -9,7 +9,7 @@
 //! user's name and socket token, and the login form's state, each HTML-escaped.
 
 use fawkes::security::{csrf_meta_tag, get_csrf_token, SecretKeyBase};
-use fawkes::{ActionError, Conn, IntoResponse as _, State};
+use fawkes::{ActionError, Conn, RenderError as _, State};
 use http::header;
 
 use super::session_controller;
@@ -133,18 +133,12 @@ mod tests {
     use fawkes::test::ConnTest;
 
     use super::{escape, render};
-    use crate::repo::Repo;
 
     /// The router, on a throwaway database of its own (the pages do not query it).
     async fn router() -> fawkes::Router {
         let path = std::env::temp_dir().join(format!("fawkes-pages-{}.db", rand_suffix()));
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let repo = Repo::connect(&url).await.expect("a throwaway database");
-        crate::router::build(
-            repo,
-            SecretKeyBase::generate(),
-            crate::dashboard::Dashboard::default(),
-        )
+        crate::app(&url, SecretKeyBase::generate()).await.expect("a throwaway database").router
     }
 
     fn rand_suffix() -> String {

@@ -110,7 +110,7 @@ pub enum StopReason {
 ///     }
 /// }
 /// ```
-pub trait Channel: Sized + Send + 'static {
+pub trait Channel<S = ()>: Sized + Send + 'static {
     /// The messages other tasks send this channel through a [`ChannelHandle`], for
     /// [`Channel::handle_info`]: `()` for a channel that gets none.
     type Info: Send + 'static;
@@ -119,7 +119,7 @@ pub trait Channel: Sized + Send + 'static {
     fn join(
         topic: &str,
         payload: Payload,
-        socket: &mut ChannelSocket,
+        socket: &mut ChannelSocket<S>,
     ) -> impl Future<Output = Result<(Self, Value), Value>> + Send;
 
     /// Handles an event the client pushed.
@@ -127,14 +127,14 @@ pub trait Channel: Sized + Send + 'static {
         &mut self,
         event: &str,
         payload: Payload,
-        socket: &mut ChannelSocket,
+        socket: &mut ChannelSocket<S>,
     ) -> impl Future<Output = Reply> + Send;
 
     /// Handles a message sent through a [`ChannelHandle`] (see [`ChannelSocket::handle`]).
     fn handle_info(
         &mut self,
         _message: Self::Info,
-        _socket: &mut ChannelSocket,
+        _socket: &mut ChannelSocket<S>,
     ) -> impl Future<Output = ()> + Send {
         async {}
     }
@@ -150,7 +150,7 @@ pub trait Channel: Sized + Send + 'static {
         &mut self,
         event: &str,
         payload: Payload,
-        socket: &mut ChannelSocket,
+        socket: &mut ChannelSocket<S>,
     ) -> impl Future<Output = ()> + Send {
         socket.push(event, payload);
         async {}
@@ -160,7 +160,7 @@ pub trait Channel: Sized + Send + 'static {
     fn terminate(
         &mut self,
         _reason: &StopReason,
-        _socket: &mut ChannelSocket,
+        _socket: &mut ChannelSocket<S>,
     ) -> impl Future<Output = ()> + Send {
         async {}
     }

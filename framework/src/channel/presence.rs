@@ -19,13 +19,13 @@ impl Presence {
     /// [`PresenceError::AlreadyTracked`] when this channel already tracks `key`;
     /// [`PresenceError::InvalidMeta`] when `meta` is not an object; [`PresenceError::TooLarge`]
     /// past [`PresenceConfig::max_entry_bytes`].
-    pub fn track(
+    pub fn track<S>(
         &self,
-        socket: &ChannelSocket,
+        socket: &ChannelSocket<S>,
         key: &str,
         meta: Value,
     ) -> Result<String, PresenceError> {
-        socket.tracking().track(socket.topic(), key, meta)
+        socket.presences().track(socket.topic(), key, meta)
     }
 
     /// Replaces the metadata of `key` on the channel's topic: clients see a join with a new
@@ -36,18 +36,18 @@ impl Presence {
     /// [`PresenceError::NotTracked`] when this channel does not track `key`;
     /// [`PresenceError::InvalidMeta`] when `meta` is not an object; [`PresenceError::TooLarge`]
     /// past [`PresenceConfig::max_entry_bytes`].
-    pub fn update(
+    pub fn update<S>(
         &self,
-        socket: &ChannelSocket,
+        socket: &ChannelSocket<S>,
         key: &str,
         meta: Value,
     ) -> Result<String, PresenceError> {
-        socket.tracking().update(socket.topic(), key, meta)
+        socket.presences().update(socket.topic(), key, meta)
     }
 
     /// Stops tracking `key` on the channel's topic; untracking what is not tracked is a no-op.
-    pub fn untrack(&self, socket: &ChannelSocket, key: &str) {
-        socket.tracking().untrack(socket.topic(), key);
+    pub fn untrack<S>(&self, socket: &ChannelSocket<S>, key: &str) {
+        socket.presences().untrack(socket.topic(), key);
     }
 
     /// Sends the channel topic's `presence_state` ([`Presence::list`]) to the channel's
@@ -59,7 +59,7 @@ impl Presence {
     /// a broadcast's): Phoenix clients take such a message for the topic's current join.
     ///
     /// Returns false when the socket is gone or its outbound queue is full.
-    pub fn push_state(&self, socket: &ChannelSocket) -> bool {
+    pub fn push_state<S>(&self, socket: &ChannelSocket<S>) -> bool {
         socket.send_frame(self.state_frame(socket.topic(), socket.vsn()))
     }
 }

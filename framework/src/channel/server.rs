@@ -59,7 +59,7 @@ fn panic_reason(panic: &(dyn Any + Send)) -> String {
     crate::supervisor::panic_message(panic)
 }
 
-impl ChannelSocket {
+impl<S> ChannelSocket<S> {
     fn reply(&self, msg_ref: Option<&str>, status: Status, payload: &Payload) {
         if let Some(frame) = serializer::encode_reply(
             self.outbound.vsn,
@@ -94,8 +94,9 @@ impl ChannelSocket {
 ///
 /// Not an `async fn`: one would keep `start` in its state next to the `ChannelSocket` built
 /// from it; here the socket is built first and the task holds each piece once.
-pub(crate) fn run<C: Channel>(
+pub(crate) fn run<C: Channel<S>, S: Send + Sync + 'static>(
     start: Start,
+    state: S,
     token: CancellationToken,
 ) -> impl std::future::Future<Output = ()> + Send {
     let Start {
@@ -120,18 +121,25 @@ pub(crate) fn run<C: Channel>(
         socket_id,
         mailbox,
         info: || (std::any::TypeId::of::<C::Info>(), std::any::type_name::<C::Info>()),
-        tracking: std::sync::OnceLock::new(),
+        presences: std::sync::OnceLock::new(),
+        state,
     };
     let mailbox = socket.mailbox.clone();
     async move {
-        let exit =
-            run_joined::<C>(&mut socket, payload, msg_ref.as_deref(), &mailbox, &token, &pattern)
-                .await;
+        let exit = run_joined::<C, S>(
+            &mut socket,
+            payload,
+            msg_ref.as_deref(),
+            &mailbox,
+            &token,
+            &pattern,
+        )
+        .await;
         if let Some(id) = socket.subscriber.take() {
             socket.pubsub.unsubscribe(&socket.topic, id);
         }
         // Its presences leave before the client can rejoin the topic.
-        drop(socket.tracking.take());
+        drop(socket.presences.take());
         mailbox.close();
         let ChannelSocket { topic, outbound, .. } = socket;
         outbound.control(Outgoing::ChannelExit { topic, mailbox, crashed: exit });
@@ -139,8 +147,8 @@ pub(crate) fn run<C: Channel>(
 }
 
 /// Returns whether the channel crashed.
-async fn run_joined<C: Channel>(
-    socket: &mut ChannelSocket,
+async fn run_joined<C: Channel<S>, S: Send + Sync>(
+    socket: &mut ChannelSocket<S>,
     payload: Payload,
     msg_ref: Option<&str>,
     mailbox: &Arc<Mailbox<ChannelMsg>>,

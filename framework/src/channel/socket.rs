@@ -10,8 +10,9 @@ use crate::pubsub::{PubSub, SubscriberId};
 use crate::serializer::{self, Payload};
 
 /// What a channel can do with its socket: push to its client, broadcast to its topic, read
-/// and write assigns.
-pub struct ChannelSocket {
+/// and write assigns, read the state it was routed with (`S`, `()` unless the channel was
+/// routed with [`Channels::channel_with`](crate::socket::Channels::channel_with)).
+pub struct ChannelSocket<S = ()> {
     pub(crate) topic: String,
     pub(crate) join_ref: String,
     pub(crate) outbound: Arc<Outbound>,
@@ -24,10 +25,19 @@ pub struct ChannelSocket {
     pub(crate) info: fn() -> (std::any::TypeId, &'static str),
     /// The presences this channel tracks, created on first use; dropping the socket (when
     /// the channel stops, crashes or is aborted) untracks them.
-    pub(crate) tracking: std::sync::OnceLock<crate::presence::Tracking>,
+    pub(crate) presences: std::sync::OnceLock<crate::presence::PresenceGroup>,
+    /// The state the channel was routed with ([`Channels::channel_with`](crate::socket::Channels::channel_with)).
+    pub(crate) state: S,
 }
 
-impl ChannelSocket {
+impl<S> ChannelSocket<S> {
+    /// The state this channel was routed with, [`Channels::channel_with`](crate::socket::Channels::channel_with): usually the
+    /// application's state, as actions get it with [`State`](crate::State). `()` for a channel
+    /// routed with [`Channels::channel`].
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
     /// The joined topic.
     pub fn topic(&self) -> &str {
         &self.topic
@@ -126,8 +136,8 @@ impl ChannelSocket {
         self.pubsub.presence()
     }
 
-    pub(crate) fn tracking(&self) -> &crate::presence::Tracking {
-        self.tracking.get_or_init(|| self.pubsub.presence().tracking())
+    pub(crate) fn presences(&self) -> &crate::presence::PresenceGroup {
+        self.presences.get_or_init(|| self.pubsub.presence().group())
     }
 
     /// A handle other tasks use to send this channel messages for
@@ -149,7 +159,7 @@ impl ChannelSocket {
     }
 }
 
-impl fmt::Debug for ChannelSocket {
+impl<S> fmt::Debug for ChannelSocket<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChannelSocket")
             .field("topic", &self.topic)

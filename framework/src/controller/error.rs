@@ -5,7 +5,7 @@ use std::fmt;
 use http::StatusCode;
 use serde_json::json;
 
-use super::IntoResponse;
+use super::RenderError;
 use crate::conn::{FieldErrors, ParamsError};
 use crate::Conn;
 
@@ -128,7 +128,7 @@ impl fmt::Display for ActionError {
 
 impl std::error::Error for ActionError {}
 
-impl IntoResponse for ActionError {
+impl RenderError for ActionError {
     fn render(self, conn: Conn) -> Conn {
         match self.body {
             ErrorBody::Detail(detail) => conn.render_error_detail(self.status, &detail),
@@ -139,7 +139,7 @@ impl IntoResponse for ActionError {
     }
 }
 
-impl IntoResponse for ParamsError {
+impl RenderError for ParamsError {
     fn render(self, conn: Conn) -> Conn {
         let status = self.status();
         tracing::debug!(status = status.as_u16(), error = %self, "params rejected");

@@ -1,7 +1,7 @@
 //! Controllers: actions and how their errors become responses.
 //!
 //! An action is any `async fn(Conn) -> Conn` or `async fn(Conn) -> Result<Conn, E>` where `E`
-//! implements [`IntoResponse`] — Phoenix's `action_fallback`: the error renders onto a conn that
+//! implements [`RenderError`] — Phoenix's `action_fallback`: the error renders onto a conn that
 //! still carries the request line, the response headers and the before-send callbacks that
 //! plugs set (and the assigns, which those callbacks read). [`ActionError`] is a ready-made
 //! error in Phoenix's JSON shapes.
@@ -24,12 +24,12 @@ use crate::Conn;
 /// # Examples
 ///
 /// ```
-/// use fawkes::{Conn, IntoResponse};
+/// use fawkes::{Conn, RenderError};
 /// use http::StatusCode;
 ///
 /// enum RoomError { Missing }
 ///
-/// impl IntoResponse for RoomError {
+/// impl RenderError for RoomError {
 ///     fn render(self, conn: Conn) -> Conn {
 ///         match self {
 ///             RoomError::Missing => conn.put_status(StatusCode::NOT_FOUND).text("no such room"),
@@ -41,24 +41,24 @@ use crate::Conn;
 ///     Err(RoomError::Missing)
 /// }
 /// ```
-pub trait IntoResponse {
+pub trait RenderError {
     /// Writes `self` as the response of `conn`.
     fn render(self, conn: Conn) -> Conn;
 }
 
-impl IntoResponse for Conn {
+impl RenderError for Conn {
     fn render(self, _conn: Conn) -> Conn {
         self
     }
 }
 
-impl IntoResponse for std::convert::Infallible {
+impl RenderError for std::convert::Infallible {
     fn render(self, _conn: Conn) -> Conn {
         match self {}
     }
 }
 
-/// What an action may return: a `Conn`, or a `Result<Conn, E>` with `E: IntoResponse`.
+/// What an action may return: a `Conn`, or a `Result<Conn, E>` with `E: RenderError`.
 pub trait ActionResult: Send + 'static {
     /// Whether [`ActionResult::into_outcome`] can return an error. When it cannot, the router
     /// sets nothing aside for an error response, which saves copying the response headers on
@@ -66,15 +66,15 @@ pub trait ActionResult: Send + 'static {
     const CAN_FAIL: bool = true;
 
     /// The conn, or what renders the error.
-    fn into_outcome(self) -> Result<Conn, ErrorRenderer>;
+    fn into_outcome(self) -> Result<Conn, Failure>;
 }
 
 /// Renders an action's error onto the conn the router keeps for it.
-pub struct ErrorRenderer(Box<dyn FnOnce(Conn) -> Conn + Send>);
+pub struct Failure(Box<dyn FnOnce(Conn) -> Conn + Send>);
 
-impl ErrorRenderer {
+impl Failure {
     /// Wraps an error.
-    pub fn new<E: IntoResponse + Send + 'static>(err: E) -> Self {
+    pub fn new<E: RenderError + Send + 'static>(err: E) -> Self {
         Self(Box::new(move |conn| err.render(conn)))
     }
 
@@ -84,23 +84,23 @@ impl ErrorRenderer {
     }
 }
 
-impl std::fmt::Debug for ErrorRenderer {
+impl std::fmt::Debug for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ErrorRenderer")
+        f.write_str("Failure")
     }
 }
 
 impl ActionResult for Conn {
     const CAN_FAIL: bool = false;
 
-    fn into_outcome(self) -> Result<Conn, ErrorRenderer> {
+    fn into_outcome(self) -> Result<Conn, Failure> {
         Ok(self)
     }
 }
 
-impl<E: IntoResponse + Send + 'static> ActionResult for Result<Conn, E> {
-    fn into_outcome(self) -> Result<Conn, ErrorRenderer> {
-        self.map_err(ErrorRenderer::new)
+impl<E: RenderError + Send + 'static> ActionResult for Result<Conn, E> {
+    fn into_outcome(self) -> Result<Conn, Failure> {
+        self.map_err(Failure::new)
     }
 }
 
@@ -173,11 +173,11 @@ impl<S: std::fmt::Debug> std::fmt::Debug for State<S> {
 
 /// A function a router with state `S` can run as an action: `async fn(Conn) -> R` or
 /// `async fn(Conn, State<S>) -> R`, where `R` is a `Conn` or a `Result<Conn, E>` with
-/// `E: IntoResponse`. `M` tells the two shapes apart; it is inferred.
+/// `E: RenderError`. `M` tells the two shapes apart; it is inferred.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an action of a router whose state is `{S}`",
     label = "not an action for this router",
-    note = "an action is `async fn(Conn) -> R` or `async fn(Conn, State<{S}>) -> R`, where `R` is `Conn` or `Result<Conn, E>` with `E: IntoResponse`",
+    note = "an action is `async fn(Conn) -> R` or `async fn(Conn, State<{S}>) -> R`, where `R` is `Conn` or `Result<Conn, E>` with `E: RenderError`",
     note = "a router without a `state` declaration has the state `()`; declare the state the action reads with `state YourState;` in `router!`"
 )]
 pub trait Handler<M, S>: Clone + Send + Sync + 'static {

@@ -115,7 +115,7 @@ fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
 
 /// Answers a request the endpoint will not route with a 400, closing an HTTP/1 connection.
 fn refuse(req: Request<Body>, problem: &'static str) -> RouteFuture {
-    use crate::IntoResponse as _;
+    use crate::RenderError as _;
     let is_head = req.method() == http::Method::HEAD;
     let http1 = req.version() < http::Version::HTTP_2;
     let conn = crate::Conn::from_request(req);

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::layer::{ErasedLayer, Next};
-use super::pipeline::{ErasedPlug, Stage, StageKind};
+use super::layer::{DynLayer, Next};
+use super::pipeline::{DynPlug, Stage, StageKind};
 use super::Plug;
 use crate::controller::{self, Action};
 use crate::Conn;
@@ -24,15 +24,15 @@ pub trait Chain: Send + Sync + 'static {
 
 /// A chain behind a pointer, for the places that cannot name its type: the router's table and
 /// the service a tower layer wraps. Running it costs one boxed future.
-pub(crate) trait ErasedChain: Send + Sync + 'static {
+pub(crate) trait DynChain: Send + Sync + 'static {
     fn run_boxed(&self, conn: Conn) -> BoxFuture<'_, Conn>;
 
-    /// Like [`ErasedChain::run_boxed`], for a future that outlives the borrow of the chain:
+    /// Like [`DynChain::run_boxed`], for a future that outlives the borrow of the chain:
     /// it holds the chain's `Arc` in the same box.
     fn run_owned(self: Arc<Self>, conn: Conn) -> BoxFuture<'static, Conn>;
 }
 
-impl<C: Chain> ErasedChain for C {
+impl<C: Chain> DynChain for C {
     fn run_boxed(&self, conn: Conn) -> BoxFuture<'_, Conn> {
         Box::pin(self.run(conn))
     }
@@ -44,9 +44,9 @@ impl<C: Chain> ErasedChain for C {
 
 /// An erased chain, usable where a [`Chain`] is expected.
 #[derive(Clone)]
-pub(crate) struct Erased(pub(crate) Arc<dyn ErasedChain>);
+pub(crate) struct SharedChain(pub(crate) Arc<dyn DynChain>);
 
-impl Chain for Erased {
+impl Chain for SharedChain {
     fn run(&self, conn: Conn) -> impl Future<Output = Conn> + Send {
         self.0.run_boxed(conn)
     }
@@ -67,10 +67,12 @@ impl<A: Action> Chain for ActionChain<A> {
     }
 }
 
-/// A stage of a `router!` pipeline, evaluated once and shared by every route that pipes
-/// through it; see [`IntoStage::prepare`](super::IntoStage::prepare).
+/// A stage of a `router!` pipeline whose type is kept, so the route's plugs and action
+/// compose into one future: a plug (as `Arc<P>`) or an erased [`Stage`] (a tower layer). It is
+/// evaluated once and shared by every route that pipes through it; see
+/// [`IntoStage::typed`](super::IntoStage::typed).
 #[doc(hidden)]
-pub trait Prepared: Clone + Send + Sync + 'static {
+pub trait TypedStage: Clone + Send + Sync + 'static {
     /// Puts this stage in front of `rest`.
     fn then<R: Chain>(self, rest: R) -> impl Chain;
 
@@ -78,49 +80,33 @@ pub trait Prepared: Clone + Send + Sync + 'static {
     fn to_stage(&self) -> Stage;
 }
 
-/// The prepared stages of a route, in order, as nested pairs ending with `()`:
+/// The typed stages of a route, in order, as nested pairs ending with `()`:
 /// `(first, (second, ()))`.
 #[doc(hidden)]
-pub trait Stages {
+pub trait TypedStages {
     /// Puts these stages, in order, in front of `rest`.
     fn then<R: Chain>(self, rest: R) -> impl Chain;
 }
 
-impl Stages for () {
+impl TypedStages for () {
     fn then<R: Chain>(self, rest: R) -> impl Chain {
         rest
     }
 }
 
-impl<P: Prepared, S: Stages> Stages for (P, S) {
+impl<P: TypedStage, S: TypedStages> TypedStages for (P, S) {
     fn then<R: Chain>(self, rest: R) -> impl Chain {
         self.0.then(self.1.then(rest))
     }
 }
 
-/// A plug, prepared.
-#[doc(hidden)]
-pub struct PreparedPlug<P>(pub(crate) Arc<P>);
-
-impl<P> std::fmt::Debug for PreparedPlug<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PreparedPlug")
-    }
-}
-
-impl<P> Clone for PreparedPlug<P> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<P: Plug> Prepared for PreparedPlug<P> {
+impl<P: Plug> TypedStage for Arc<P> {
     fn then<R: Chain>(self, rest: R) -> impl Chain {
-        PlugThen { plug: self.0, rest }
+        PlugThen { plug: self, rest }
     }
 
     fn to_stage(&self) -> Stage {
-        Stage(StageKind::Plug(self.0.clone()))
+        Stage(StageKind::Plug(self.clone()))
     }
 }
 
@@ -139,33 +125,29 @@ impl<P: Plug, R: Chain> Chain for PlugThen<P, R> {
     }
 }
 
-/// A tower layer, or any other erased stage, prepared.
-#[doc(hidden)]
-#[derive(Debug, Clone)]
-pub struct PreparedStage(pub(crate) Stage);
-
-impl Prepared for PreparedStage {
+/// A tower layer, or any stage known only erased.
+impl TypedStage for Stage {
     fn then<R: Chain>(self, rest: R) -> impl Chain {
-        match self.0 .0 {
+        match self.0 {
             StageKind::Plug(plug) => StageThen::Plug(plug, rest),
             StageKind::Layer(layer) => StageThen::Layer(wrap(&*layer, rest)),
         }
     }
 
     fn to_stage(&self) -> Stage {
-        self.0.clone()
+        self.clone()
     }
 }
 
 /// A layer wraps everything after it, which it sees as a `tower::Service`: the rest is erased
 /// there, and the layer's service is built once, so layers that keep state in it work.
-pub(crate) fn wrap<R: Chain>(layer: &dyn ErasedLayer, rest: R) -> Erased {
-    layer.wrap(Next::new(Erased(Arc::new(rest))))
+pub(crate) fn wrap<R: Chain>(layer: &dyn DynLayer, rest: R) -> SharedChain {
+    layer.wrap(Next::new(SharedChain(Arc::new(rest))))
 }
 
 enum StageThen<R> {
-    Plug(Arc<dyn ErasedPlug>, R),
-    Layer(Erased),
+    Plug(Arc<dyn DynPlug>, R),
+    Layer(SharedChain),
 }
 
 impl<R: Chain> Chain for StageThen<R> {

@@ -12,7 +12,7 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::chain::{Chain, Erased};
+use super::chain::{Chain, SharedChain};
 use super::pipeline::{IntoStage, Stage};
 use crate::{Body, BoxError, Conn};
 
@@ -59,11 +59,11 @@ impl<L> fmt::Debug for LayerPlug<L> {
     }
 }
 
-pub(crate) trait ErasedLayer: Send + Sync + 'static {
-    fn wrap(&self, next: Next) -> Erased;
+pub(crate) trait DynLayer: Send + Sync + 'static {
+    fn wrap(&self, next: Next) -> SharedChain;
 }
 
-impl<L, S, B> ErasedLayer for LayerPlug<L>
+impl<L, S, B> DynLayer for LayerPlug<L>
 where
     L: Layer<Next, Service = S> + Send + Sync + 'static,
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + Sync + 'static,
@@ -72,9 +72,9 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    fn wrap(&self, next: Next) -> Erased {
+    fn wrap(&self, next: Next) -> SharedChain {
         // Built once, so layers that keep state in their service (limits, counters) work.
-        Erased(Arc::new(Layered { service: self.layer.layer(next) }))
+        SharedChain(Arc::new(Layered { service: self.layer.layer(next) }))
     }
 }
 
@@ -146,11 +146,11 @@ impl ConnSlot {
 /// The rest of a pipeline, as the `tower::Service` a layer wraps.
 #[derive(Clone)]
 pub struct Next {
-    run: Erased,
+    run: SharedChain,
 }
 
 impl Next {
-    pub(crate) fn new(run: Erased) -> Self {
+    pub(crate) fn new(run: SharedChain) -> Self {
         Self { run }
     }
 }

@@ -16,7 +16,7 @@ mod request_id;
 use std::future::Future;
 
 #[doc(hidden)]
-pub use chain::{Chain, Prepared, PreparedPlug, PreparedStage, Stages};
+pub use chain::{Chain, TypedStage, TypedStages};
 pub use layer::{layer, LayerPlug, Next};
 pub use pipeline::{IntoStage, Pipeline, Stage};
 pub use request_id::{request_id, RequestId, RequestIdPlug};

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::chain::{self, Chain, Erased, ErasedChain, Prepared, PreparedPlug, PreparedStage};
-use super::layer::ErasedLayer;
+use super::chain::{self, Chain, DynChain, SharedChain, TypedStage};
+use super::layer::DynLayer;
 use super::Plug;
 use crate::Conn;
 
@@ -19,12 +19,12 @@ pub struct Stage(pub(crate) StageKind);
 
 #[derive(Clone)]
 pub(crate) enum StageKind {
-    Plug(Arc<dyn ErasedPlug>),
-    Layer(Arc<dyn ErasedLayer>),
+    Plug(Arc<dyn DynPlug>),
+    Layer(Arc<dyn DynLayer>),
 }
 
 impl Stage {
-    pub(crate) fn layer(layer: Arc<dyn ErasedLayer>) -> Self {
+    pub(crate) fn layer(layer: Arc<dyn DynLayer>) -> Self {
         Self(StageKind::Layer(layer))
     }
 }
@@ -38,11 +38,11 @@ impl fmt::Debug for Stage {
     }
 }
 
-pub(crate) trait ErasedPlug: Send + Sync + 'static {
+pub(crate) trait DynPlug: Send + Sync + 'static {
     fn call_boxed(&self, conn: Conn) -> BoxFuture<'_, Conn>;
 }
 
-impl<P: Plug> ErasedPlug for P {
+impl<P: Plug> DynPlug for P {
     fn call_boxed(&self, conn: Conn) -> BoxFuture<'_, Conn> {
         Box::pin(self.call(conn))
     }
@@ -57,11 +57,11 @@ pub trait IntoStage {
     /// Keeps the stage's type where `router!` can compose it with the rest of a route, so a
     /// route's plugs and action run in one future. Stages that do not say otherwise run erased.
     #[doc(hidden)]
-    fn prepare(self) -> impl Prepared
+    fn typed(self) -> impl TypedStage
     where
         Self: Sized,
     {
-        PreparedStage(self.into_stage())
+        self.into_stage()
     }
 }
 
@@ -70,8 +70,8 @@ impl<P: Plug> IntoStage for P {
         Stage(StageKind::Plug(Arc::new(self)))
     }
 
-    fn prepare(self) -> impl Prepared {
-        PreparedPlug(Arc::new(self))
+    fn typed(self) -> impl TypedStage {
+        Arc::new(self)
     }
 }
 
@@ -105,7 +105,7 @@ impl IntoStage for Stage {
 /// ```
 #[derive(Clone)]
 pub struct Pipeline {
-    run: Arc<dyn ErasedChain>,
+    run: Arc<dyn DynChain>,
 }
 
 impl Pipeline {
@@ -115,9 +115,9 @@ impl Pipeline {
         F: Fn(Conn) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Conn> + Send + 'static,
     {
-        let mut run = Erased(Arc::new(Endpoint(endpoint)));
+        let mut run = SharedChain(Arc::new(Endpoint(endpoint)));
         let stages: Vec<Stage> = stages.into_iter().collect();
-        let mut plugs: Vec<Arc<dyn ErasedPlug>> = Vec::new();
+        let mut plugs: Vec<Arc<dyn DynPlug>> = Vec::new();
         // Walk back to front so that each stage closes over what follows it; consecutive plugs
         // share one loop so a pipeline of N plugs costs one future, not N nested ones.
         for stage in stages.into_iter().rev() {
@@ -164,18 +164,18 @@ where
 }
 
 /// `plugs` were collected back to front.
-fn plugs_then(mut plugs: Vec<Arc<dyn ErasedPlug>>, next: Erased) -> Erased {
+fn plugs_then(mut plugs: Vec<Arc<dyn DynPlug>>, next: SharedChain) -> SharedChain {
     if plugs.is_empty() {
         return next;
     }
     plugs.reverse();
-    Erased(Arc::new(Plugs { plugs: plugs.into(), next }))
+    SharedChain(Arc::new(Plugs { plugs: plugs.into(), next }))
 }
 
 /// Plugs known only at run time, each called through a boxed future, then the rest.
 struct Plugs {
-    plugs: Box<[Arc<dyn ErasedPlug>]>,
-    next: Erased,
+    plugs: Box<[Arc<dyn DynPlug>]>,
+    next: SharedChain,
 }
 
 impl Chain for Plugs {

@@ -181,8 +181,8 @@ impl Presence {
 
     /// A group of presences owned by something other than a channel (a background worker):
     /// they leave when the returned value is dropped.
-    pub fn tracking(&self) -> Tracking {
-        Tracking { owner: self.tracker().next_owner(), pubsub: self.pubsub.clone() }
+    pub fn group(&self) -> PresenceGroup {
+        PresenceGroup { owner: self.tracker().next_owner(), pubsub: self.pubsub.clone() }
     }
 
     /// Every presence on `topic` across the cluster, as the `presence_state` payload.
@@ -194,7 +194,7 @@ impl Presence {
     ///
     /// let pubsub = fawkes::PubSub::new("node-a");
     /// let presence = pubsub.presence();
-    /// let worker = presence.tracking();
+    /// let worker = presence.group();
     /// let phx_ref = worker.track("room:lobby", "bot", json!({"kind": "bot"})).unwrap();
     /// assert_eq!(
     ///     presence.list("room:lobby"),
@@ -250,21 +250,21 @@ impl Presence {
 /// use serde_json::json;
 ///
 /// let pubsub = fawkes::PubSub::new("node-a");
-/// let worker = pubsub.presence().tracking();
+/// let worker = pubsub.presence().group();
 /// worker.track("room:1", "bot", json!({})).unwrap();
 /// assert!(worker.track("room:1", "bot", json!({})).is_err());
 /// worker.update("room:1", "bot", json!({"status": "away"})).unwrap();
 /// worker.untrack("room:1", "bot");
 /// assert_eq!(pubsub.presence().list("room:1"), json!({}));
 /// ```
-pub struct Tracking {
+pub struct PresenceGroup {
     owner: u64,
     pubsub: PubSub,
 }
 
-impl fmt::Debug for Tracking {
+impl fmt::Debug for PresenceGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tracking").field("owner", &self.owner).finish()
+        f.debug_struct("PresenceGroup").field("owner", &self.owner).finish()
     }
 }
 
@@ -295,7 +295,7 @@ fn check_size(
     Ok(())
 }
 
-impl Tracking {
+impl PresenceGroup {
     /// Tracks `key` on `topic` with `meta` (a JSON object); returns its `phx_ref`.
     ///
     /// # Errors
@@ -373,7 +373,7 @@ impl Tracking {
     }
 }
 
-impl Drop for Tracking {
+impl Drop for PresenceGroup {
     fn drop(&mut self) {
         let tracker = self.pubsub.tracker();
         let mut state = tracker.lock();

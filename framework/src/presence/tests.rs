@@ -230,7 +230,7 @@ async fn track_update_untrack_push_phoenix_diffs_and_list_phoenix_state() {
     let pubsub = PubSub::new("a");
     let presence = pubsub.presence();
     let mut sub = pubsub.subscribe("room:1");
-    let owner = presence.tracking();
+    let owner = presence.group();
 
     let r1 = owner.track("room:1", "alice", json!({"status": "here"})).unwrap();
     let diff = next_diff(&mut sub).await;
@@ -260,7 +260,7 @@ async fn track_update_untrack_push_phoenix_diffs_and_list_phoenix_state() {
     );
 
     // The same key from a second owner (a second tab) is a second meta.
-    let tab = presence.tracking();
+    let tab = presence.group();
     let r3 = tab.track("room:1", "alice", json!({"status": "tab"})).unwrap();
     next_diff(&mut sub).await;
     let metas = presence.list("room:1")["alice"]["metas"].as_array().unwrap().len();
@@ -357,7 +357,7 @@ async fn eventually(what: &str, check: impl FnMut() -> bool) {
 async fn nodes_converge_including_a_late_joiner_and_diffs_reach_local_subscribers() {
     let wire = Arc::new(Wire::default());
     let a = Node::start(&wire, "a", fast());
-    let alice = a.pubsub.presence().tracking();
+    let alice = a.pubsub.presence().group();
     alice.track("room:1", "alice", json!({})).unwrap();
 
     // b starts after alice was tracked: it learns her from a state transfer.
@@ -366,7 +366,7 @@ async fn nodes_converge_including_a_late_joiner_and_diffs_reach_local_subscriber
     // As a channel behind a catch-all route would be: tracker traffic must not reach it.
     let mut snoop = b.pubsub.subscribe(TOPIC);
     eventually("b to see alice", || b.keys("room:1") == ["alice"]).await;
-    let bob = b.pubsub.presence().tracking();
+    let bob = b.pubsub.presence().group();
     bob.track("room:1", "bob", json!({})).unwrap();
     eventually("a to see bob", || a.keys("room:1") == ["alice", "bob"]).await;
     assert_eq!(b.keys("room:1"), ["alice", "bob"]);
@@ -393,7 +393,7 @@ async fn a_graceful_stop_removes_a_nodes_presences_at_once() {
     let wire = Arc::new(Wire::default());
     let a = Node::start(&wire, "a", fast());
     let b = Node::start(&wire, "b", fast());
-    let bob = b.pubsub.presence().tracking();
+    let bob = b.pubsub.presence().group();
     bob.track("room:1", "bob", json!({})).unwrap();
     eventually("a to see bob", || a.keys("room:1") == ["bob"]).await;
     // The down period is 30 s: only the farewell can make bob leave this fast.
@@ -414,7 +414,7 @@ async fn a_silent_node_is_reported_down_and_rejoins_when_heard_again() {
     };
     let a = Node::start(&wire, "a", config.clone());
     let b = Node::start(&wire, "b", config);
-    let bob = b.pubsub.presence().tracking();
+    let bob = b.pubsub.presence().group();
     bob.track("room:1", "bob", json!({"v": 1})).unwrap();
     eventually("a to see bob", || a.keys("room:1") == ["bob"]).await;
 
@@ -444,7 +444,7 @@ async fn lost_deltas_are_recovered_from_heartbeats() {
     eventually("a and b to hear each other", || a.pubsub.presence().peers() == ["b"]).await;
     // a's deltas are lost while it is cut off, briefly (well under the down period).
     a.up.store(false, Ordering::SeqCst);
-    let alice = a.pubsub.presence().tracking();
+    let alice = a.pubsub.presence().group();
     alice.track("room:1", "alice", json!({})).unwrap();
     alice.track("room:2", "alice", json!({})).unwrap();
     alice.untrack("room:2", "alice");
@@ -460,7 +460,7 @@ async fn a_burst_of_changes_on_a_topic_is_pushed_as_one_diff_per_interval() {
     presence.configure(PresenceConfig { diff_interval: Duration::from_millis(300), ..fast() });
     let mut sub = pubsub.subscribe("room:busy");
     let mut other = pubsub.subscribe("room:quiet");
-    let owners: Vec<_> = (0..100).map(|_| presence.tracking()).collect();
+    let owners: Vec<_> = (0..100).map(|_| presence.group()).collect();
     for (i, owner) in owners.iter().enumerate() {
         owner.track("room:busy", &format!("user{i}"), json!({})).unwrap();
     }
@@ -468,7 +468,7 @@ async fn a_burst_of_changes_on_a_topic_is_pushed_as_one_diff_per_interval() {
     let first = next_diff(&mut sub).await;
     assert_eq!(first["joins"].as_object().unwrap().len(), 1);
     // Another topic is not held back by this one's interval.
-    let quiet = presence.tracking();
+    let quiet = presence.group();
     quiet.track("room:quiet", "solo", json!({})).unwrap();
     let solo = tokio::time::timeout(Duration::from_millis(100), next_diff(&mut other)).await;
     assert_eq!(solo.expect("an immediate diff")["joins"].as_object().unwrap().len(), 1);
@@ -490,7 +490,7 @@ async fn entries_past_the_size_limit_are_refused() {
     pubsub
         .presence()
         .configure(PresenceConfig { max_entry_bytes: 64, ..PresenceConfig::default() });
-    let owner = pubsub.presence().tracking();
+    let owner = pubsub.presence().group();
     let long_key = "k".repeat(65);
     assert_eq!(
         owner.track("room:1", &long_key, json!({})),

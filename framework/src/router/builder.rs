@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::service::{Inner, Router, Target};
 use crate::controller::{self, Handler};
 use crate::plug::chain::ActionChain;
-use crate::plug::{Pipeline, Stage, Stages};
+use crate::plug::{Pipeline, Stage, TypedStages};
 use crate::{Body, BoxError, Conn};
 
 /// Which methods a route answers.
@@ -154,7 +154,7 @@ impl Builder {
         S: Send + Sync + 'static,
         M: 'static,
         H: Handler<M, S>,
-        St: Stages,
+        St: TypedStages,
     {
         let action = controller::with_state(state, action);
         let pipeline = Pipeline::from_chain(stages.then(ActionChain::new(action)));

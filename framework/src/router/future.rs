@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 
-use crate::controller::{ActionError, IntoResponse as _};
+use crate::controller::{ActionError, RenderError as _};
 use crate::instrument::Telemetry;
 use crate::supervisor::panic_message;
 use crate::{Body, Conn};

@@ -15,7 +15,7 @@ use super::future::{RouteFuture, Timing};
 use super::DEFAULT_MAX_BODY;
 use crate::conn::path_params::{PathParams, RouteParams};
 use crate::conn::{params, BodyError, ParamsLimits};
-use crate::controller::{ActionError, IntoResponse};
+use crate::controller::{ActionError, RenderError};
 use crate::plug::Pipeline;
 use crate::{Body, BoxError, Conn};
 

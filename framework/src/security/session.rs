@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::token;
-use crate::controller::{ActionError, IntoResponse as _};
+use crate::controller::{ActionError, RenderError as _};
 use crate::secret::{DerivedKey, SecretKeyBase};
 use crate::{Conn, Plug};
 

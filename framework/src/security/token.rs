@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::controller::{ActionError, IntoResponse};
+use crate::controller::{ActionError, RenderError};
 use crate::secret::{DerivedKey, SecretKeyBase};
 use crate::Conn;
 
@@ -133,7 +133,7 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 /// A refused token is a 401, so an action can use `?` on [`Token::verify`].
-impl IntoResponse for TokenError {
+impl RenderError for TokenError {
     fn render(self, conn: Conn) -> Conn {
         ActionError::unauthorized().with_detail(self.to_string()).render(conn)
     }

@@ -175,13 +175,60 @@ impl Channels {
     /// When `*` appears anywhere but at the end of `pattern`.
     #[must_use]
     #[track_caller]
-    pub fn channel<C: Channel>(mut self, pattern: &str) -> Self {
+    pub fn channel<C: Channel>(self, pattern: &str) -> Self {
+        self.channel_with::<C, ()>(pattern, ())
+    }
+
+    /// Routes topics matching `pattern` to `C`, whose sockets hold a clone of `state`
+    /// ([`ChannelSocket::state`](crate::channel::ChannelSocket::state)): the application's
+    /// state reaches a channel as it reaches an action, with no assign to look up and no
+    /// `Option` to unwrap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::channel::{Channel, ChannelSocket, Payload, Reply};
+    /// use fawkes::socket::Channels;
+    /// use serde_json::{json, Value};
+    ///
+    /// #[derive(Clone)]
+    /// struct AppState { motd: &'static str }
+    ///
+    /// struct Lobby;
+    ///
+    /// impl Channel<AppState> for Lobby {
+    ///     type Info = ();
+    ///
+    ///     async fn join(_: &str, _: Payload, socket: &mut ChannelSocket<AppState>) -> Result<(Self, Value), Value> {
+    ///         Ok((Lobby, json!({ "motd": socket.state().motd })))
+    ///     }
+    ///
+    ///     async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelSocket<AppState>) -> Reply {
+    ///         Reply::NoReply
+    ///     }
+    /// }
+    ///
+    /// let channels = Channels::new().channel_with::<Lobby, _>("lobby", AppState { motd: "hi" });
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `*` appears anywhere but at the end of `pattern`.
+    #[must_use]
+    #[track_caller]
+    pub fn channel_with<C, S>(mut self, pattern: &str, state: S) -> Self
+    where
+        C: Channel<S>,
+        S: Clone + Send + Sync + 'static,
+    {
         let (prefix, wildcard) = match pattern.strip_suffix('*') {
             Some(prefix) => (prefix, true),
             None => (pattern, false),
         };
         assert!(!prefix.contains('*'), "channel pattern `{pattern}`: `*` may only end a pattern");
-        let start: StartFn = Arc::new(|start, token| Box::pin(channel::run::<C>(start, token)));
+        let start: StartFn = Arc::new(move |start, token| {
+            Box::pin(channel::run::<C, S>(start, state.clone(), token))
+        });
         self.routes.push((prefix.to_owned(), wildcard, start, Arc::from(pattern)));
         self
     }

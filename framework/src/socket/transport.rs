@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use tower_service::Service;
 
 use super::{longpoll, websocket, Channels, CheckOrigin, Socket};
-use crate::{Body, Conn, IntoResponse};
+use crate::{Body, Conn, RenderError};
 
 /// Serves a [`Socket`] under its mount: `<mount>/websocket` and `<mount>/longpoll`.
 ///

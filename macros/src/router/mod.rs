@@ -328,10 +328,10 @@ impl Context {
         let pipeline_lets = names.iter().flat_map(|pipeline| {
             self.pipelines[*pipeline].iter().enumerate().map(|(index, plug)| {
                 let var = stage_var(pipeline, index);
-                let prepare = quote_spanned! {plug.span()=>
-                    ::fawkes::plug::IntoStage::prepare(#plug)
+                let typed = quote_spanned! {plug.span()=>
+                    ::fawkes::plug::IntoStage::typed(#plug)
                 };
-                quote! { let #var = #prepare; }
+                quote! { let #var = #typed; }
             })
         });
         let routes = self.routes.iter().map(|route| {
@@ -346,7 +346,7 @@ impl Context {
                 })
                 .collect();
             let erased = quote! {
-                ::std::vec![#( ::fawkes::plug::Prepared::to_stage(&#vars) ),*]
+                ::std::vec![#( ::fawkes::plug::TypedStage::to_stage(&#vars) ),*]
             };
             match &route.target {
                 Target::Action(action) => {
