@@ -29,12 +29,12 @@ pub struct App {
     pub state: router::AppState,
 }
 
-/// Connects to `database_url` (creating the schema if needed) and builds the router on it,
+/// Connects to `database_url` (running its migrations if needed) and builds the router on it,
 /// signing sessions and socket tokens with keys derived from `key_base`.
 ///
 /// # Errors
 ///
-/// When the database cannot be reached or its schema created.
+/// When the database cannot be reached or a migration fails.
 ///
 /// # Examples
 ///

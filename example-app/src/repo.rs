@@ -1,18 +1,22 @@
-//! The repo: one sqlx pool for SQLite or Postgres, and its schema.
+//! The repo: one sqlx pool for SQLite or Postgres, its schema and the way queries reach it.
 //!
-//! Queries go through `sqlx::any` so one binary speaks both backends; the SQL sticks to what
-//! both accept (`$N` placeholders, `RETURNING`, ISO 8601 timestamps stored as text).
+//! The schema is in `migrations/` (one directory per backend, embedded in the binary with
+//! `sqlx::migrate!` and run at connect). Queries are written once and run on either backend's
+//! typed pool through [`with_pool!`](crate::with_pool), so rows decode into real types:
+//! timestamps are `time::OffsetDateTime` (`TIMESTAMPTZ` on Postgres, ISO 8601 text on SQLite,
+//! which has no timestamp type). The SQL sticks to what both accept (`$N` placeholders,
+//! `RETURNING`).
 
 use std::str::FromStr;
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 /// The database URL used when `DATABASE_URL` is unset: a SQLite file in the current directory,
 /// created on first run.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://fawkes_dev.db?mode=rwc";
 
-/// The SQL dialect behind a database URL, which picks the DDL.
+/// The SQL dialect behind a database URL, which picks the pool and the migrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// `sqlite:` URLs.
@@ -36,86 +40,88 @@ impl FromStr for Backend {
     }
 }
 
+/// The pool of one backend.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// A SQLite database.
+    Sqlite(SqlitePool),
+    /// A Postgres database.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the repo's typed pool, whichever backend it is: the
+/// query is written once and compiled for both.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(repo: &example_app::Repo) -> Result<(), sqlx::Error> {
+/// let rooms: i64 = example_app::with_pool!(repo, pool => {
+///     sqlx::query_scalar("SELECT COUNT(*) FROM rooms").fetch_one(pool).await?
+/// });
+/// # Ok(())
+/// # }
+/// ```
+#[macro_export]
+macro_rules! with_pool {
+    ($repo:expr, $pool:ident => $body:expr) => {
+        match $repo.pool() {
+            $crate::repo::Pool::Sqlite($pool) => $body,
+            $crate::repo::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// A handle to the database pool; clones share it.
 #[derive(Debug, Clone)]
 pub struct Repo {
-    pool: AnyPool,
-    backend: Backend,
+    pool: Pool,
 }
 
 impl Repo {
-    /// Connects to `database_url` and creates the schema if it is missing.
+    /// Connects to `database_url` and runs the migrations it has not run yet.
     ///
     /// # Errors
     ///
-    /// When the URL is not SQLite or Postgres, the database is unreachable, or the schema
-    /// cannot be created.
+    /// When the URL is not SQLite or Postgres, the database is unreachable, or a migration
+    /// fails.
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
-        let backend: Backend = database_url.parse()?;
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(10).connect(database_url).await?;
-        let repo = Self { pool, backend };
-        repo.create_schema().await?;
-        Ok(repo)
+        let pool = match database_url.parse::<Backend>()? {
+            Backend::Sqlite => {
+                // Foreign keys on, so deleting a room deletes its messages.
+                let options = SqliteConnectOptions::from_str(database_url)?.foreign_keys(true);
+                let pool =
+                    SqlitePoolOptions::new().max_connections(10).connect_with(options).await?;
+                sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+                Pool::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let pool = PgPoolOptions::new().max_connections(10).connect(database_url).await?;
+                sqlx::migrate!("migrations/postgres").run(&pool).await?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Self { pool })
     }
 
-    /// The pool, for queries.
-    pub fn pool(&self) -> &AnyPool {
+    /// The pool, for queries (see [`with_pool!`](crate::with_pool)).
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
     /// The backend the pool talks to.
     pub fn backend(&self) -> Backend {
-        self.backend
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// Closes every connection; pending queries finish first.
     pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    async fn create_schema(&self) -> anyhow::Result<()> {
-        // One statement per query: the extended protocol Postgres uses for parameterised
-        // queries refuses several at once.
-        let ddl: &[&str] = match self.backend {
-            // AUTOINCREMENT keeps ids of deleted rows from being handed out again, as a
-            // Postgres sequence does.
-            Backend::Sqlite => &[
-                "CREATE TABLE IF NOT EXISTS rooms (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    name TEXT NOT NULL,
-                    inserted_at TEXT NOT NULL,
-                    updated_at TEXT NOT NULL
-                )",
-                "CREATE TABLE IF NOT EXISTS messages (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    room_id INTEGER NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
-                    author TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    inserted_at TEXT NOT NULL
-                )",
-                "CREATE INDEX IF NOT EXISTS messages_room_id_index ON messages (room_id)",
-            ],
-            Backend::Postgres => &[
-                "CREATE TABLE IF NOT EXISTS rooms (
-                    id BIGSERIAL PRIMARY KEY,
-                    name TEXT NOT NULL,
-                    inserted_at TEXT NOT NULL,
-                    updated_at TEXT NOT NULL
-                )",
-                "CREATE TABLE IF NOT EXISTS messages (
-                    id BIGSERIAL PRIMARY KEY,
-                    room_id BIGINT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
-                    author TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    inserted_at TEXT NOT NULL
-                )",
-                "CREATE INDEX IF NOT EXISTS messages_room_id_index ON messages (room_id)",
-            ],
-        };
-        for statement in ddl {
-            sqlx::query(statement).execute(&self.pool).await?;
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
         }
-        Ok(())
     }
 }

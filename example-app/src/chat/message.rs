@@ -1,11 +1,10 @@
 //! A message posted in a room.
 
 use serde::Deserialize;
-use sqlx::any::AnyRow;
-use sqlx::Row as _;
+use time::OffsetDateTime;
 
 /// A message, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Message {
     /// Its id; ids grow in posting order.
     pub id: i64,
@@ -15,20 +14,8 @@ pub struct Message {
     pub author: String,
     /// What it says.
     pub body: String,
-    /// When it was posted (ISO 8601, UTC).
-    pub inserted_at: String,
-}
-
-impl Message {
-    pub(super) fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            room_id: row.try_get("room_id")?,
-            author: row.try_get("author")?,
-            body: row.try_get("body")?,
-            inserted_at: row.try_get("inserted_at")?,
-        })
-    }
+    /// When it was posted.
+    pub inserted_at: OffsetDateTime,
 }
 
 /// A message that was checked but not stored.
@@ -38,8 +25,8 @@ pub struct UnsavedMessage {
     pub author: String,
     /// What it says.
     pub body: String,
-    /// When it was posted (ISO 8601, UTC).
-    pub inserted_at: String,
+    /// When it was posted.
+    pub inserted_at: OffsetDateTime,
 }
 
 /// What a client may set on a message; validated by the chat context.

@@ -9,14 +9,13 @@ mod room;
 use std::fmt;
 
 use fawkes::FieldErrors;
-use sqlx::Row as _;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub use message::{Message, MessageAttrs, UnsavedMessage};
 pub use room::{Room, RoomAttrs};
 
 use crate::repo::Repo;
+use crate::with_pool;
 
 /// How many messages [`list_messages`] returns: the most recent ones.
 pub const MESSAGE_HISTORY: i64 = 100;
@@ -102,12 +101,10 @@ impl Checks {
     }
 }
 
-/// Now, in UTC, to the second, as ISO 8601 text: `2026-11-22T01:02:03Z`, the way Phoenix
-/// renders a `:utc_datetime`. Text sorts in time order and reads the same on both backends.
-fn now() -> String {
+/// Now, in UTC, to the second, as Phoenix's `:utc_datetime` keeps it.
+fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+    now.replace_nanosecond(0).unwrap_or(now)
 }
 
 // ----- rooms -----
@@ -118,14 +115,11 @@ fn now() -> String {
 ///
 /// When the database fails.
 pub async fn list_rooms(repo: &Repo, after: i64) -> Result<Vec<Room>, Error> {
-    let rows = sqlx::query(
-        "SELECT id, name, inserted_at, updated_at FROM rooms WHERE id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(after)
-    .bind(ROOM_PAGE)
-    .fetch_all(repo.pool())
-    .await?;
-    Ok(rows.iter().map(Room::from_row).collect::<Result<_, _>>()?)
+    let sql =
+        "SELECT id, name, inserted_at, updated_at FROM rooms WHERE id > $1 ORDER BY id LIMIT $2";
+    Ok(with_pool!(repo, pool => {
+        sqlx::query_as(sql).bind(after).bind(ROOM_PAGE).fetch_all(pool).await?
+    }))
 }
 
 /// The room with `id`, if any.
@@ -134,11 +128,8 @@ pub async fn list_rooms(repo: &Repo, after: i64) -> Result<Vec<Room>, Error> {
 ///
 /// When the database fails.
 pub async fn get_room(repo: &Repo, id: i64) -> Result<Option<Room>, Error> {
-    let row = sqlx::query("SELECT id, name, inserted_at, updated_at FROM rooms WHERE id = $1")
-        .bind(id)
-        .fetch_optional(repo.pool())
-        .await?;
-    Ok(row.as_ref().map(Room::from_row).transpose()?)
+    let sql = "SELECT id, name, inserted_at, updated_at FROM rooms WHERE id = $1";
+    Ok(with_pool!(repo, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))
 }
 
 /// Creates a room.
@@ -151,17 +142,12 @@ pub async fn create_room(repo: &Repo, attrs: RoomAttrs) -> Result<Room, Error> {
     errors.require("name", attrs.name.as_deref());
     errors.max_chars("name", attrs.name.as_deref(), MAX_ROOM_NAME_CHARS);
     errors.into_result()?;
-    let now = now();
-    let row = sqlx::query(
-        "INSERT INTO rooms (name, inserted_at, updated_at) VALUES ($1, $2, $3) \
-         RETURNING id, name, inserted_at, updated_at",
-    )
-    .bind(attrs.name.unwrap_or_default())
-    .bind(now.clone())
-    .bind(now)
-    .fetch_one(repo.pool())
-    .await?;
-    Ok(Room::from_row(&row)?)
+    let (name, now) = (attrs.name.unwrap_or_default(), now());
+    let sql = "INSERT INTO rooms (name, inserted_at, updated_at) VALUES ($1, $2, $3) \
+               RETURNING id, name, inserted_at, updated_at";
+    Ok(with_pool!(repo, pool => {
+        sqlx::query_as(sql).bind(&name).bind(now).bind(now).fetch_one(pool).await?
+    }))
 }
 
 /// Changes the room with `id`; attrs left out keep their value.
@@ -178,18 +164,14 @@ pub async fn update_room(repo: &Repo, id: i64, attrs: RoomAttrs) -> Result<Room,
         errors.max_chars("name", attrs.name.as_deref(), MAX_ROOM_NAME_CHARS);
     }
     errors.into_result()?;
-    let row = sqlx::query(
-        "UPDATE rooms SET name = $1, updated_at = $2 WHERE id = $3 \
-         RETURNING id, name, inserted_at, updated_at",
-    )
-    .bind(attrs.name.unwrap_or(room.name))
-    .bind(now())
-    .bind(id)
-    .fetch_optional(repo.pool())
-    .await?;
-    // Deleted between the read and the write.
-    let Some(row) = row else { return Err(Error::NotFound) };
-    Ok(Room::from_row(&row)?)
+    let name = attrs.name.unwrap_or(room.name);
+    let sql = "UPDATE rooms SET name = $1, updated_at = $2 WHERE id = $3 \
+               RETURNING id, name, inserted_at, updated_at";
+    let updated: Option<Room> = with_pool!(repo, pool => {
+        sqlx::query_as(sql).bind(&name).bind(now()).bind(id).fetch_optional(pool).await?
+    });
+    // `None`: deleted between the read and the write.
+    updated.ok_or(Error::NotFound)
 }
 
 /// Deletes the room with `id` and, by cascade, its messages.
@@ -198,8 +180,10 @@ pub async fn update_room(repo: &Repo, id: i64, attrs: RoomAttrs) -> Result<Room,
 ///
 /// [`Error::NotFound`] when there is no such room; [`Error::Database`] when the database fails.
 pub async fn delete_room(repo: &Repo, id: i64) -> Result<(), Error> {
-    let done = sqlx::query("DELETE FROM rooms WHERE id = $1").bind(id).execute(repo.pool()).await?;
-    if done.rows_affected() == 0 {
+    let sql = "DELETE FROM rooms WHERE id = $1";
+    let deleted =
+        with_pool!(repo, pool => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected());
+    if deleted == 0 {
         return Err(Error::NotFound);
     }
     Ok(())
@@ -213,17 +197,13 @@ pub async fn delete_room(repo: &Repo, id: i64) -> Result<(), Error> {
 ///
 /// When the database fails.
 pub async fn list_messages(repo: &Repo, room_id: i64) -> Result<Vec<Message>, Error> {
-    let rows = sqlx::query(
-        "SELECT id, room_id, author, body, inserted_at FROM ( \
-           SELECT id, room_id, author, body, inserted_at FROM messages \
-           WHERE room_id = $1 ORDER BY id DESC LIMIT $2 \
-         ) AS recent ORDER BY id",
-    )
-    .bind(room_id)
-    .bind(MESSAGE_HISTORY)
-    .fetch_all(repo.pool())
-    .await?;
-    Ok(rows.iter().map(Message::from_row).collect::<Result<_, _>>()?)
+    let sql = "SELECT id, room_id, author, body, inserted_at FROM ( \
+                 SELECT id, room_id, author, body, inserted_at FROM messages \
+                 WHERE room_id = $1 ORDER BY id DESC LIMIT $2 \
+               ) AS recent ORDER BY id";
+    Ok(with_pool!(repo, pool => {
+        sqlx::query_as(sql).bind(room_id).bind(MESSAGE_HISTORY).fetch_all(pool).await?
+    }))
 }
 
 /// Posts a message in the room with `room_id`.
@@ -238,18 +218,14 @@ pub async fn create_message(
     attrs: MessageAttrs,
 ) -> Result<Message, Error> {
     validate_message(&attrs)?;
-    let row = sqlx::query(
-        "INSERT INTO messages (room_id, author, body, inserted_at) VALUES ($1, $2, $3, $4) \
-         RETURNING id, room_id, author, body, inserted_at",
-    )
-    .bind(room_id)
-    .bind(attrs.author.unwrap_or_default())
-    .bind(attrs.body.unwrap_or_default())
-    .bind(now())
-    .fetch_one(repo.pool())
-    .await;
-    match row {
-        Ok(row) => Ok(Message::from_row(&row)?),
+    let (author, body) = (attrs.author.unwrap_or_default(), attrs.body.unwrap_or_default());
+    let sql = "INSERT INTO messages (room_id, author, body, inserted_at) VALUES ($1, $2, $3, $4) \
+               RETURNING id, room_id, author, body, inserted_at";
+    let inserted = with_pool!(repo, pool => {
+        sqlx::query_as(sql).bind(room_id).bind(&author).bind(&body).bind(now()).fetch_one(pool).await
+    });
+    match inserted {
+        Ok(message) => Ok(message),
         Err(sqlx::Error::Database(err)) if err.is_foreign_key_violation() => Err(Error::NotFound),
         Err(err) => Err(err.into()),
     }
@@ -285,9 +261,6 @@ fn validate_message(attrs: &MessageAttrs) -> Result<(), Error> {
 ///
 /// When the database fails.
 pub async fn count_messages(repo: &Repo, room_id: i64) -> Result<i64, Error> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM messages WHERE room_id = $1")
-        .bind(room_id)
-        .fetch_one(repo.pool())
-        .await?;
-    Ok(row.try_get("n")?)
+    let sql = "SELECT COUNT(*) FROM messages WHERE room_id = $1";
+    Ok(with_pool!(repo, pool => sqlx::query_scalar(sql).bind(room_id).fetch_one(pool).await?))
 }

@@ -22,7 +22,7 @@ fn data(message: &Message) -> Value {
         "room_id": message.room_id,
         "author": message.author,
         "body": message.body,
-        "inserted_at": message.inserted_at,
+        "inserted_at": super::iso8601(message.inserted_at),
     })
 }
 
@@ -33,7 +33,7 @@ pub fn new_msg(message: &Message) -> Value {
         "id": message.id,
         "author": message.author,
         "body": message.body,
-        "inserted_at": message.inserted_at,
+        "inserted_at": super::iso8601(message.inserted_at),
     })
 }
 
@@ -42,6 +42,6 @@ pub fn new_unsaved_msg(message: &UnsavedMessage) -> Value {
     json!({
         "author": message.author,
         "body": message.body,
-        "inserted_at": message.inserted_at,
+        "inserted_at": super::iso8601(message.inserted_at),
     })
 }

@@ -15,5 +15,5 @@ pub fn show(room: &Room) -> Value {
 }
 
 fn data(room: &Room) -> Value {
-    json!({ "id": room.id, "name": room.name, "inserted_at": room.inserted_at })
+    json!({ "id": room.id, "name": room.name, "inserted_at": super::iso8601(room.inserted_at) })
 }
