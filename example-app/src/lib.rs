@@ -1,13 +1,17 @@
 //! The Fawkes example application: a JSON API and real-time channels for chat rooms.
 //!
 //! Laid out like a small Phoenix app: [`chat`] is the context that owns the data, [`repo`] the
-//! database, [`controllers`] the actions, their JSON views and the browser pages (a chat at `/`
-//! with a login form, a live dashboard at `/dashboard`), [`channels`] the real-time side (a
-//! socket at `/socket` with its `room:*` and `dashboard:*` channels), [`dashboard`] the worker
-//! that samples the metrics, [`keys`] the secret key base, [`router`] the routes. `main` only
-//! reads the environment, starts the endpoint and the dashboard worker, so tests build the same
-//! app in process with [`app`].
+//! database (schema in `migrations/`), [`controllers`] the actions, their JSON views and the
+//! browser pages (askama templates in `templates/`: a chat at `/` with a login form, a live
+//! dashboard at `/dashboard`), [`assets`] their stylesheet and scripts (`assets/`, served with
+//! versioned URLs), [`channels`] the real-time side (a socket at `/socket` with its `room:*`
+//! and `dashboard:*` channels), [`dashboard`] the worker that samples the metrics, [`keys`]
+//! the secret key base, [`router`] the routes and the [`AppState`](router::AppState) that
+//! actions, plugs, the socket and its channels share. `main` only reads the environment,
+//! starts the endpoint and the dashboard worker, so tests build the same app in process with
+//! [`app`]. Nothing is a global: everything the app holds is in its state.
 
+pub mod assets;
 pub mod channels;
 pub mod chat;
 pub mod controllers;
@@ -51,7 +55,9 @@ pub async fn app(
     key_base: fawkes::security::SecretKeyBase,
 ) -> anyhow::Result<App> {
     let repo = Repo::connect(database_url).await?;
-    let state = router::AppState { repo, key_base, dashboard: dashboard::Dashboard::default() };
+    let assets = assets::Assets::from_env()?;
+    let state =
+        router::AppState { repo, key_base, dashboard: dashboard::Dashboard::default(), assets };
     let router = router::AppRouter::new(state.clone()).into();
     Ok(App { router, state })
 }

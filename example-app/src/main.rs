@@ -17,6 +17,7 @@
 //! | `NODE_NAME`                    | `HOSTNAME`, or `node-<pid>`                 |
 //! | `PRESENCE_DOWN_PERIOD_MS`      | `30000`                                    |
 //! | `PRESENCE_HEARTBEAT_MS`        | `1500`                                     |
+//! | `ASSETS_DIR`                   | the `example-app/assets` it was built from |
 //! | `RUST_LOG`                     | `info`                                     |
 //! | `LOG_FORMAT`                   | text (`json` for one JSON object a line)   |
 //!

@@ -17,6 +17,8 @@ pub struct AppState {
     pub key_base: SecretKeyBase,
     /// The live dashboard's history, which its channel replies with.
     pub dashboard: crate::dashboard::Dashboard,
+    /// The pages' stylesheet and scripts, and their versioned URLs.
+    pub assets: crate::assets::Assets,
 }
 
 fawkes::router! {
@@ -43,7 +45,7 @@ fawkes::router! {
     get "/readyz" => fawkes::telemetry::readyz, as: readyz;
     get "/metrics" => fawkes::telemetry::prometheus, as: metrics;
     get "/js/fawkes.js" => fawkes::socket::client_js, as: client_js;
-    get "/assets/:name" => crate::controllers::page_controller::asset, as: asset;
+    forward "/assets" => state.assets.service();
 
     socket "/socket" => fawkes::socket::transport(
         UserSocket::new(state.clone()),

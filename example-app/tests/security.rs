@@ -367,7 +367,7 @@ async fn bad_names_show_the_form_again_with_a_422() {
     let name = r#"<img src=x onerror="alert(1)">"#;
     let home = browser.log_in(name).await;
     assert!(!home.body.contains("<img src=x"), "the name is escaped:\n{}", home.body);
-    assert!(home.body.contains("&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"));
+    assert!(home.body.contains("&#60;img src=x onerror=&#34;alert(1)&#34;&#62;"));
     let token = home.meta("user-token").expect("a token");
     assert_eq!(verify_user_token(&app.key_base, &token).as_deref(), Ok(name));
 }

@@ -552,6 +552,16 @@ fn the_dockerfile_builds_the_app_in_release_in_a_builder_stage() {
         copy.contains(&format!("--from={builder_name}")) && copy.contains("example-app")
     });
     assert!(copies_binary, "the runtime stage copies the binary from {builder_name}");
+
+    // The pages' assets are served from disk: the image carries them where ASSETS_DIR points.
+    let assets_dir = *runtime.env().get("ASSETS_DIR").expect("the image sets ASSETS_DIR");
+    let copies_assets = runtime.all("COPY").any(|copy| {
+        let words: Vec<&str> = copy.split_whitespace().collect();
+        copy.contains(&format!("--from={builder_name}"))
+            && words.last() == Some(&assets_dir)
+            && words.iter().any(|w| w.ends_with("example-app/assets"))
+    });
+    assert!(copies_assets, "the runtime stage copies example-app/assets to {assets_dir}");
 }
 
 #[test]

@@ -85,7 +85,9 @@ mod tests {
             format!("sqlite:file:dashboard_{}_{n}?mode=memory&cache=shared", std::process::id());
         let repo = Repo::connect(&url).await.expect("in-memory database");
         let key_base = fawkes::security::SecretKeyBase::generate();
-        let user_socket = UserSocket::new(crate::router::AppState { repo, key_base, dashboard });
+        let assets = crate::assets::Assets::load(crate::assets::BUILT_ASSETS_DIR).expect("assets");
+        let state = crate::router::AppState { repo, key_base, dashboard, assets };
+        let user_socket = UserSocket::new(state);
         ChannelTest::connect(user_socket, json!({})).await.expect("connected")
     }
 

@@ -1,34 +1,22 @@
-//! The browser side: the chat page at `/`, the live dashboard at `/dashboard`, and their
-//! stylesheet and scripts under `/assets/`.
+//! The browser side: the chat page at `/` and the live dashboard at `/dashboard`.
 //!
-//! Every file is compiled into the binary from `example-app/assets/`, so the app ships as one
-//! executable with no build step for the front end. The pages import the channels client the
-//! framework serves at `/js/fawkes.js`.
-//!
-//! The chat page is a template: `{{name}}` placeholders take the CSRF token, the logged-in
-//! user's name and socket token, and the login form's state, each HTML-escaped.
+//! The pages are askama templates (`example-app/templates/`, compiled into the binary and
+//! checked against these structs at build time), which escape every value for HTML. They
+//! link their stylesheet and scripts through [`Assets::path`], served under `/assets/`, and
+//! import the channels client the framework serves at `/js/fawkes.js`.
 
-use fawkes::security::{csrf_meta_tag, get_csrf_token, SecretKeyBase};
+use askama::Template;
+use fawkes::security::{get_csrf_token, SecretKeyBase};
 use fawkes::{ActionError, Conn, RenderError as _, State};
-use http::header;
 
 use super::session_controller;
+use crate::assets::Assets;
 use crate::channels::sign_user_token;
 use crate::router::AppState;
 
-const CHAT_HTML: &str = include_str!("../../assets/chat.html");
-const DASHBOARD_HTML: &str = include_str!("../../assets/dashboard.html");
-
-/// The files under `/assets/`: name, content type, content.
-const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.css", "text/css; charset=utf-8", include_str!("../../assets/app.css")),
-    ("chat.js", "text/javascript; charset=utf-8", include_str!("../../assets/chat.js")),
-    ("dashboard.js", "text/javascript; charset=utf-8", include_str!("../../assets/dashboard.js")),
-];
-
 /// `GET /`: the chat, as the session's user when one logged in.
 pub async fn index(conn: Conn, state: State<AppState>) -> Conn {
-    chat(conn, &state.key_base, None)
+    chat(conn, &state, None)
 }
 
 /// A login form sent back with an error, to show again.
@@ -40,99 +28,75 @@ pub(crate) struct LoginAttempt<'a> {
     pub(crate) error: &'a str,
 }
 
+/// The logged-in user, as the chat page hands it to its socket.
+struct PageUser {
+    name: String,
+    /// A user token ([`sign_user_token`]) for the socket's `connect`.
+    token: String,
+}
+
+/// `templates/chat.html`.
+#[derive(Template)]
+#[template(path = "chat.html")]
+struct ChatPage<'a> {
+    page: &'static str,
+    assets: &'a Assets,
+    /// base64url: the same token in the meta tag and both forms.
+    csrf_token: String,
+    user: Option<PageUser>,
+    login_name: &'a str,
+    login_error: &'a str,
+}
+
+/// `templates/dashboard.html`.
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage<'a> {
+    page: &'static str,
+    assets: &'a Assets,
+}
+
 /// Renders the chat page: with the login dialog open on `attempt`'s error, if given.
-pub(crate) fn chat(
-    mut conn: Conn,
-    key_base: &SecretKeyBase,
-    attempt: Option<LoginAttempt<'_>>,
-) -> Conn {
+pub(crate) fn chat(mut conn: Conn, state: &AppState, attempt: Option<LoginAttempt<'_>>) -> Conn {
     let user = session_controller::current_name(&conn);
-    let user_meta = match &user {
-        Some(name) => format!(
-            r#"<meta name="user-name" content="{}">
-  <meta name="user-token" content="{}">"#,
-            escape(name),
-            escape(&sign_user_token(key_base, name))
-        ),
-        None => String::new(),
-    };
-    let csrf_meta = csrf_meta_tag(&mut conn);
     let csrf_token = get_csrf_token(&mut conn);
     let login_name = attempt.map(|a| a.name).or(user.as_deref()).unwrap_or_default();
-    let login_error = attempt.map(|a| a.error).unwrap_or_default();
-    let page = render(
-        CHAT_HTML,
-        &[
-            ("csrf_meta_tag", csrf_meta),
-            ("user_meta", user_meta),
-            // base64url: nothing to escape.
-            ("csrf_token", csrf_token),
-            ("login_name", escape(login_name)),
-            ("login_error", escape(login_error)),
-        ],
-    );
-    conn.html(page)
+    let page = ChatPage {
+        page: "chat",
+        assets: &state.assets,
+        csrf_token,
+        user: user.as_ref().map(|name| page_user(&state.key_base, name)),
+        login_name,
+        login_error: attempt.map(|a| a.error).unwrap_or_default(),
+    };
+    render(conn, &page)
 }
 
-/// Fills `{{key}}` placeholders in one pass, so a value that itself reads `{{key}}` stays
-/// as it is. An unknown placeholder is left in place, where the page's tests see it.
-fn render(template: &str, values: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(template.len() + 512);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start + 2..].find("}}") else { break };
-        let (key, end) = (&rest[start + 2..start + 2 + len], start + 2 + len + 2);
-        out.push_str(&rest[..start]);
-        match values.iter().find(|(name, _)| *name == key) {
-            Some((_, value)) => out.push_str(value),
-            None => out.push_str(&rest[start..end]),
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+fn page_user(key_base: &SecretKeyBase, name: &str) -> PageUser {
+    PageUser { name: name.to_owned(), token: sign_user_token(key_base, name) }
 }
 
 /// `GET /dashboard`: the live metrics.
-pub async fn dashboard(conn: Conn) -> Conn {
-    conn.html(DASHBOARD_HTML)
+pub async fn dashboard(conn: Conn, state: State<AppState>) -> Conn {
+    render(conn, &DashboardPage { page: "dashboard", assets: &state.assets })
 }
 
-/// `GET /assets/:name`: a stylesheet or script of the pages; 404 for any other name.
-pub async fn asset(conn: Conn) -> Conn {
-    let name = conn.path_param("name").unwrap_or_default();
-    let Some((_, content_type, body)) = ASSETS.iter().find(|(file, ..)| *file == name) else {
-        return ActionError::not_found().render(conn);
-    };
-    // Revalidated on every load: the files are tiny and change with each build of the app.
-    conn.put_resp_header(header::CONTENT_TYPE, *content_type)
-        .put_resp_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .put_resp_header(header::CACHE_CONTROL, "no-cache")
-        .put_resp_body(*body)
+/// Renders `page` as the HTML response; a template that fails (a value whose `Display`
+/// fails) answers 500.
+fn render(conn: Conn, page: &impl Template) -> Conn {
+    match page.render() {
+        Ok(html) => conn.html(html),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot render the page");
+            ActionError::internal().render(conn)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use fawkes::security::SecretKeyBase;
     use fawkes::test::ConnTest;
-
-    use super::{escape, render};
 
     /// The router, on a throwaway database of its own (the pages do not query it).
     async fn router() -> fawkes::Router {
@@ -153,19 +117,64 @@ mod tests {
     #[tokio::test]
     async fn pages_and_their_assets_are_served() {
         let http = ConnTest::new(router().await);
+        let assets = crate::assets::Assets::load(crate::assets::BUILT_ASSETS_DIR).unwrap();
+        let (chat_js, dashboard_js) = (assets.path("chat.js"), assets.path("dashboard.js"));
         for (path, content_type, marker) in [
-            ("/", "text/html; charset=utf-8", "<script type=\"module\" src=\"/assets/chat.js\">"),
-            ("/dashboard", "text/html; charset=utf-8", "src=\"/assets/dashboard.js\""),
-            ("/assets/app.css", "text/css; charset=utf-8", ".sidebar"),
-            ("/assets/chat.js", "text/javascript; charset=utf-8", "from \"/js/fawkes.js\""),
-            ("/assets/dashboard.js", "text/javascript; charset=utf-8", "dashboard:metrics"),
+            ("/", "text/html; charset=utf-8", format!(r#"<script type="module" src="{chat_js}">"#)),
+            ("/dashboard", "text/html; charset=utf-8", format!(r#"src="{dashboard_js}""#)),
+            ("/assets/app.css", "text/css", ".sidebar".to_owned()),
+            ("/assets/chat.js", "text/javascript", "from \"/js/fawkes.js\"".to_owned()),
+            ("/assets/dashboard.js", "text/javascript", "dashboard:metrics".to_owned()),
         ] {
             let resp = http.get(path).header("accept", "text/html,*/*").send().await;
             resp.assert_status(200).assert_header("content-type", content_type);
-            assert!(resp.text().contains(marker), "{path} lacks {marker}");
+            assert!(resp.text().contains(&marker), "{path} lacks {marker}");
         }
         http.get("/assets/missing.js").send().await.assert_status(404);
         http.get("/assets/..%2Fsrc%2Fmain.rs").send().await.assert_status(404);
+        http.get("/assets/../src/main.rs").send().await.assert_status(404);
+    }
+
+    /// A versioned URL is cached for good; anything else is revalidated, and revalidation
+    /// answers 304 without the body.
+    #[tokio::test]
+    async fn assets_carry_cache_headers() {
+        let http = ConnTest::new(router().await);
+        let assets = crate::assets::Assets::load(crate::assets::BUILT_ASSETS_DIR).unwrap();
+        let versioned = http.get(&assets.path("app.css")).send().await;
+        versioned
+            .assert_status(200)
+            .assert_header("cache-control", "public, max-age=31536000, immutable")
+            .assert_header("x-content-type-options", "nosniff");
+
+        let stale = http.get("/assets/app.css?vsn=0123456789abcdef").send().await;
+        stale.assert_status(200).assert_header("cache-control", "no-cache");
+        let plain = http.get("/assets/app.css").send().await;
+        plain.assert_status(200).assert_header("cache-control", "no-cache");
+        let modified = plain.header("last-modified").expect("a Last-Modified").to_owned();
+        let again =
+            http.get("/assets/app.css").header("if-modified-since", modified.as_str()).send().await;
+        again.assert_status(304);
+        assert!(again.bytes().is_empty());
+    }
+
+    /// Values are escaped: a name that reads as markup is shown as text.
+    #[tokio::test]
+    async fn the_chat_page_escapes_what_it_shows() {
+        let assets = crate::assets::Assets::load(crate::assets::BUILT_ASSETS_DIR).unwrap();
+        let page = super::ChatPage {
+            page: "chat",
+            assets: &assets,
+            csrf_token: "tok".to_owned(),
+            user: Some(super::PageUser { name: "<b>\"x\" & 'y'</b>".into(), token: "t".into() }),
+            login_name: "<script>",
+            login_error: "",
+        };
+        let html = askama::Template::render(&page).unwrap();
+        let name = "&#60;b&#62;&#34;x&#34; &#38; &#39;y&#39;&#60;/b&#62;";
+        assert!(html.contains(&format!(r#"<meta name="user-name" content="{name}">"#)), "{html}");
+        assert!(html.contains(r#"name="name" value="&#60;script&#62;""#), "{html}");
+        assert!(!html.contains("<b>"), "no markup from values");
     }
 
     #[tokio::test]
@@ -178,15 +187,6 @@ mod tests {
         assert!(html.contains(r#"<meta name="csrf-token" content=""#));
         assert!(html.contains(r#"name="_csrf_token" value=""#));
         assert!(!html.contains("user-token"), "anonymous visitors get no socket token");
-    }
-
-    #[test]
-    fn rendering_is_one_pass_and_values_are_escaped() {
-        let values = [("a", escape("<b>\"x\" & 'y'</b>")), ("b", "{{a}}".to_owned())];
-        assert_eq!(
-            render("[{{a}}] [{{b}}] {{", &values),
-            "[&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;] [{{a}}] {{"
-        );
     }
 
     #[tokio::test]

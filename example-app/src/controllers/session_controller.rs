@@ -72,7 +72,7 @@ pub async fn create(mut conn: Conn, state: State<AppState>) -> Conn {
             let typed = param.and_then(Value::as_str).unwrap_or_default().to_owned();
             let attempt = LoginAttempt { name: &typed, error };
             let conn = conn.put_status(StatusCode::UNPROCESSABLE_ENTITY);
-            return page_controller::chat(conn, &state.key_base, Some(attempt));
+            return page_controller::chat(conn, &state, Some(attempt));
         }
     };
     tracing::info!(user = %name, "login");
