@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use tokio::time::Instant;
 
 use super::crdt::{self, Change, Delta, Entry, Replica};
 use super::{PresenceConfig, TOPIC};

@@ -10,7 +10,9 @@ async fn eventually(what: &str, cond: impl FnMut() -> bool) {
     crate::testing::eventually(Duration::from_secs(5), what, cond).await;
 }
 
-/// Gives restarts that should not happen a chance to happen.
+/// Gives restarts that should not happen a chance to happen: every test here that is not
+/// multi-threaded runs on tokio's paused clock, where this sleep returns once every task has
+/// run as far as it can, without waiting.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
@@ -91,7 +93,7 @@ fn start_outside_a_runtime_panics() {
     let _ = Supervisor::builder().start();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn panic_in_permanent_child_is_caught_counted_and_restarted_alone() {
     let (a, b, c) = (counter(), counter(), counter());
     let sup = Supervisor::builder()
@@ -114,7 +116,7 @@ async fn panic_in_permanent_child_is_caught_counted_and_restarted_alone() {
     assert!(!sup.is_running());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn transient_child_is_restarted_after_an_error_but_not_after_ok() {
     let starts = counter();
     let spec = {
@@ -146,7 +148,7 @@ async fn transient_child_is_restarted_after_an_error_but_not_after_ok() {
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn temporary_static_child_is_never_restarted() {
     let starts = counter();
     let sup = Supervisor::builder()
@@ -162,7 +164,7 @@ async fn temporary_static_child_is_never_restarted() {
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rest_for_one_restarts_later_children_only() {
     let (a, b, c) = (counter(), counter(), counter());
     let sup = Supervisor::builder()
@@ -180,7 +182,7 @@ async fn rest_for_one_restarts_later_children_only() {
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn one_for_all_restarts_every_child() {
     let (a, b, c) = (counter(), counter(), counter());
     let sup = Supervisor::builder()
@@ -202,7 +204,7 @@ async fn one_for_all_restarts_every_child() {
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exceeding_the_intensity_stops_all_children_and_fails_wait() {
     let steady_stopped = Arc::new(AtomicBool::new(false));
     let steady = {
@@ -251,9 +253,8 @@ async fn exceeding_the_intensity_stops_all_children_and_fails_wait() {
     assert!(sup.shutdown().await.unwrap_err().is_intensity_exceeded());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn restarts_outside_the_window_do_not_add_up() {
-    tokio::time::pause();
     let crashes = counter();
     let crashing = {
         let crashes = Arc::clone(&crashes);
@@ -290,7 +291,7 @@ async fn restarts_outside_the_window_do_not_add_up() {
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn nested_supervisor_failing_counts_as_a_restart_in_its_parent() {
     let inner_starts = counter();
     let inner_stopped = Arc::new(AtomicBool::new(false));
@@ -402,7 +403,7 @@ async fn shutdown_cancels_and_awaits_a_thousand_temporary_children() {
     assert_eq!(sup.shared.temporaries.slots(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn temporary_children_are_stopped_before_static_ones() {
     let order = Arc::new(Mutex::new(Vec::<&'static str>::new()));
     let static_child = {
@@ -455,7 +456,7 @@ async fn temporary_children_ignoring_shutdown_are_aborted_after_the_dynamic_time
     assert_eq!(sup.stats().temporary_children, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn panicking_temporary_child_is_counted_and_the_supervisor_keeps_running() {
     let sup = Supervisor::builder().start();
     sup.spawn_temporary("conn", |_token| async { panic!("handler bug") }).unwrap();
@@ -475,7 +476,7 @@ async fn panicking_temporary_child_is_counted_and_the_supervisor_keeps_running()
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn spawn_temporary_after_shutdown_is_refused() {
     let sup = Supervisor::builder().name("closed").start();
     sup.shutdown().await.unwrap();
@@ -492,7 +493,7 @@ async fn spawn_temporary_after_shutdown_is_refused() {
     assert!(!called.load(SeqCst), "the closure is not called once stopped");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn temporary_child_ids_are_distinct() {
     let sup = Supervisor::builder().start();
     let a = sup.spawn_temporary("conn", |_| async {}).unwrap();
@@ -502,7 +503,7 @@ async fn temporary_child_ids_are_distinct() {
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn start_and_terminate_children_dynamically() {
     let sup = Supervisor::builder().start();
     let (a, b) = (counter(), counter());
@@ -524,7 +525,7 @@ async fn start_and_terminate_children_dynamically() {
     assert!(sup.terminate_child("b").await.unwrap_err().is_stopped());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_child_panicking_while_its_future_is_built_is_restarted() {
     let starts = counter();
     let spec = {
@@ -544,7 +545,7 @@ async fn a_child_panicking_while_its_future_is_built_is_restarted() {
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn debug_output_names_the_supervisor() {
     let sup = Supervisor::builder().name("dbg").start();
     let shown = format!("{sup:?}");
@@ -552,7 +553,7 @@ async fn debug_output_names_the_supervisor() {
     sup.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn children_failing_during_shutdown_are_not_restarted() {
     let starts = counter();
     let grumpy = {
@@ -574,7 +575,7 @@ async fn children_failing_during_shutdown_are_not_restarted() {
     assert_eq!((stats.restarts, stats.abnormal_exits, stats.static_children), (0, 1, 0));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn one_for_all_does_not_restart_temporary_siblings() {
     let (a, b) = (counter(), counter());
     let sup = Supervisor::builder()
