@@ -9,7 +9,7 @@ mod recorder;
 
 pub use histogram::Latency;
 pub(crate) use recorder::GaugeKind;
-pub use recorder::{Snapshot, Telemetry};
+pub use recorder::{Snapshot, Telemetry, PROCESS_COLLECT_INTERVAL};
 
 /// The longest client-chosen text (a path, a topic) a log line carries, in bytes.
 pub const LOG_TEXT_LIMIT: usize = 256;

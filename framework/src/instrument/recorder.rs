@@ -170,9 +170,18 @@ struct Inner {
     deliveries: Arc<AtomicU64>,
     /// Other telemetry rendered and read with this one (the pubsub's, its adapter's).
     included: Mutex<Vec<Telemetry>>,
-    /// The process's figures, read when rendered; only on an endpoint's telemetry.
+    /// The process's figures, read when rendered (at most once per
+    /// [`PROCESS_COLLECT_INTERVAL`]); only on an endpoint's telemetry.
     process: Option<metrics_process::Collector>,
+    /// When the process's figures were last read.
+    process_collected: Mutex<Option<tokio::time::Instant>>,
 }
+
+/// The least time between two reads of the process's figures. A read walks `/proc` (every
+/// open file, so every connection, is counted), and `/metrics` may be public: scrapes more
+/// often than this (Prometheus scrapes every 15 s or so) reuse the last figures, so a client
+/// requesting `/metrics` in a loop costs a render, not a walk of the process's files.
+pub const PROCESS_COLLECT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -295,6 +304,7 @@ impl Telemetry {
             routes: RwLock::default(),
             included: Mutex::default(),
             process,
+            process_collected: Mutex::default(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -588,7 +598,13 @@ impl Telemetry {
         let globals = indexmap::IndexMap::new();
         for t in &all {
             if let Some(process) = &t.inner.process {
-                metrics::with_local_recorder(t, || process.collect());
+                let now = tokio::time::Instant::now();
+                let mut last =
+                    t.inner.process_collected.lock().unwrap_or_else(PoisonError::into_inner);
+                if last.is_none_or(|at| now.duration_since(at) >= PROCESS_COLLECT_INTERVAL) {
+                    *last = Some(now);
+                    metrics::with_local_recorder(t, || process.collect());
+                }
             }
             descriptions.extend(
                 t.inner.descriptions.lock().unwrap_or_else(PoisonError::into_inner).clone(),

@@ -19,7 +19,9 @@
 //! client's paths or event names. Every series without labels, and the sockets' and the
 //! connection limit's with their few labels, are exported at 0 from the start, so that rates
 //! work from the first scrape. The process's own series (`process_cpu_seconds_total`,
-//! `process_resident_memory_bytes`, `process_open_fds`, …) come from `metrics-process`.
+//! `process_resident_memory_bytes`, `process_open_fds`, …) come from `metrics-process`, read
+//! at most once per [`PROCESS_COLLECT_INTERVAL`]: a client scraping a public `/metrics` in a
+//! loop does not make the process walk its open files on every request.
 //!
 //! Each endpoint keeps its figures in its own [`Telemetry`] (tests read exact values, and two
 //! endpoints in one process do not mix theirs). [`prometheus`] serves the endpoint's in
@@ -34,7 +36,9 @@
 mod health;
 mod prometheus;
 
-pub use crate::instrument::{clip, Latency, Snapshot, Telemetry, LOG_TEXT_LIMIT};
+pub use crate::instrument::{
+    clip, Latency, Snapshot, Telemetry, LOG_TEXT_LIMIT, PROCESS_COLLECT_INTERVAL,
+};
 pub use health::{healthz, readyz};
 pub use prometheus::prometheus;
 
@@ -64,6 +68,23 @@ mod tests {
             .find(|l| l.starts_with(prefix) && l.contains(label))
             .unwrap_or_else(|| panic!("no {prefix} {label} in:\n{text}"));
         line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// Scrapes in a loop reuse the process's figures within the interval; the next one after
+    /// it reads them again.
+    #[tokio::test(start_paused = true)]
+    async fn the_process_figures_are_read_at_most_once_per_interval() {
+        let telemetry = crate::telemetry::Telemetry::new();
+        let open_fds = |t: &crate::telemetry::Telemetry| value(&t.render(), "process_open_fds", "");
+        let before = open_fds(&telemetry);
+        // Other tests of this process open and close files meanwhile, by tens.
+        let files: Vec<std::fs::File> =
+            (0..512).map(|_| std::fs::File::open("/proc/self/stat").unwrap()).collect();
+        assert_eq!(open_fds(&telemetry), before, "read again within the interval");
+        tokio::time::advance(crate::telemetry::PROCESS_COLLECT_INTERVAL).await;
+        let after = open_fds(&telemetry);
+        assert!(after >= before + 256.0, "{before} then {after} open files");
+        drop(files);
     }
 
     /// Whether the router is served alone (its dispatch recorded by the endpoint) or under a
