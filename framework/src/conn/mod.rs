@@ -738,14 +738,22 @@ impl Conn {
             version: self.0.req.version,
             accept: self.0.req.headers.get(header::ACCEPT).cloned(),
             route: self.0.route,
-            resp_headers: self.0.resp_headers.clone(),
+            // A few pairs on the stack rather than a copy of the map: cloning a `HeaderMap`
+            // allocates its index and entries, and dropping the copy frees them, on every
+            // request whose action could fail.
+            resp_headers: self
+                .0
+                .resp_headers
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
             // Before-send callbacks read the assigns (a session writes its cookie from them),
             // so an error response keeps them for those; without callbacks the error renders
             // on a conn with no assigns, and no request pays for cloning them.
             assigns: if self.0.before_send.is_empty() {
-                Assigns::new()
+                None
             } else {
-                self.0.assigns.clone()
+                Some(self.0.assigns.clone())
             },
             before_send: std::mem::take(&mut self.0.before_send),
         }
@@ -768,8 +776,9 @@ pub(crate) struct Fallback {
     version: Version,
     accept: Option<HeaderValue>,
     route: Option<&'static str>,
-    resp_headers: HeaderMap,
-    assigns: Assigns,
+    resp_headers: smallvec::SmallVec<[(HeaderName, HeaderValue); 4]>,
+    /// Only when there are callbacks to read them.
+    assigns: Option<Assigns>,
     before_send: Vec<BeforeSend>,
 }
 
@@ -784,8 +793,12 @@ impl Fallback {
         }
         let mut conn = Conn::from_request(req.map(|()| Body::empty()));
         conn.0.route = self.route;
-        conn.0.resp_headers = self.resp_headers;
-        conn.0.assigns = self.assigns;
+        for (name, value) in self.resp_headers {
+            conn.0.resp_headers.append(name, value);
+        }
+        if let Some(assigns) = self.assigns {
+            conn.0.assigns = assigns;
+        }
         conn.0.before_send = self.before_send;
         conn
     }

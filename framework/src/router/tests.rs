@@ -345,7 +345,12 @@ async fn streamed_bodies_are_bounded_by_the_router_limit() {
     assert_eq!(router.dispatch(req("123456789")).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
-async fn tag_on_send(conn: Conn) -> Conn {
+async fn tag_on_send(mut conn: Conn) -> Conn {
+    // More headers than the fallback keeps inline, one of them twice.
+    for (name, value) in [("x-a", "1"), ("x-b", "2"), ("x-c", "3"), ("vary", "accept")] {
+        conn.resp_headers_mut().insert(name, http::HeaderValue::from_static(value));
+    }
+    conn.resp_headers_mut().append("vary", http::HeaderValue::from_static("origin"));
     conn.assign(Greeting("kept")).register_before_send(|conn| {
         let value = conn.get_assign::<Greeting>().map_or("lost", |g| g.0);
         conn.put_resp_header("x-assign", value)
@@ -365,6 +370,15 @@ async fn an_error_response_keeps_the_assigns_and_callbacks_plugs_set() {
     let resp = router.router().dispatch(req).await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(resp.headers()["x-assign"], "kept");
+    let plugs_headers = |resp: &http::Response<Body>| {
+        let text = |v: &http::HeaderValue| v.to_str().unwrap().to_owned();
+        let vary: Vec<String> = resp.headers().get_all("vary").iter().map(text).collect();
+        let others: Vec<String> =
+            ["x-a", "x-b", "x-c"].iter().map(|n| text(&resp.headers()[*n])).collect();
+        format!("vary: {}; x: {}", vary.join(", "), others.join(", "))
+    };
+    assert_eq!(plugs_headers(&resp), "vary: accept, origin; x: 1, 2, 3");
     let resp = router.router().dispatch(Request::get("/greet").body(Body::empty()).unwrap()).await;
     assert_eq!(resp.headers()["x-assign"], "kept");
+    assert_eq!(plugs_headers(&resp), "vary: accept, origin; x: 1, 2, 3");
 }
