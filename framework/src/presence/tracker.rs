@@ -289,7 +289,7 @@ async fn flush(pubsub: PubSub) {
     loop {
         let next = pubsub.tracker().lock().flush_due(&pubsub, Some(Instant::now()));
         let Some(next) = next else { return };
-        tokio::time::sleep_until(next.into()).await;
+        tokio::time::sleep_until(next).await;
     }
 }
 
