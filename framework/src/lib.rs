@@ -32,6 +32,7 @@ pub mod channel;
 pub mod conn;
 pub mod controller;
 pub mod endpoint;
+pub mod live;
 #[doc = include_str!("../../docs/channels.md")]
 pub mod channels_guide {}
 #[doc = include_str!("../../docs/guide.md")]

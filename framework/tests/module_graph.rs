@@ -32,6 +32,8 @@ const LAYERS: &[&str] = &[
     // Real time over HTTP: channels, and the sockets that carry them.
     "channel",
     "socket",
+    // Live pages: views served over channels on a socket of their own.
+    "live",
     // Serving it all, and what applications mount to watch it (probes, the exporter).
     "endpoint",
     "telemetry",

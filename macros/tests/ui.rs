@@ -1,5 +1,5 @@
-//! Compile-time checks of `fawkes::router!`: what it accepts, and the error it gives, pointing at
-//! the user's own token, for each mistake it catches.
+//! Compile-time checks of `fawkes::router!` and `fawkes::live::html!`: what they accept, and the
+//! error they give, pointing at the user's own code, for each mistake they catch.
 
 #[test]
 fn ui() {

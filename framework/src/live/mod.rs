@@ -1,0 +1,36 @@
+//! LiveView: pages rendered on the server and kept live over a channel, driven by the
+//! unmodified official `phoenix_live_view` client.
+//!
+//! A view renders with [`html!`], which splits its template into statics and dynamics at
+//! compile time; the client gets the statics once and, after each event, only the dynamics
+//! whose value changed ([`Rendered::diff`]).
+
+mod rendered;
+
+pub use fawkes_macros::html;
+pub use rendered::{escape, Dynamic, List, Rendered};
+
+/// What may stand in a template's `{…}`: any `Display` value (shown as escaped text), a
+/// [`Rendered`] (a nested template) or a [`Dynamic`] (for instance [`Dynamic::raw`] HTML).
+pub trait ToDynamic {
+    /// The dynamic part this value renders as.
+    fn to_dynamic(&self) -> Dynamic;
+}
+
+impl<T: std::fmt::Display + ?Sized> ToDynamic for T {
+    fn to_dynamic(&self) -> Dynamic {
+        Dynamic::text(self)
+    }
+}
+
+impl ToDynamic for Rendered {
+    fn to_dynamic(&self) -> Dynamic {
+        Dynamic::Nested(self.clone())
+    }
+}
+
+impl ToDynamic for Dynamic {
+    fn to_dynamic(&self) -> Dynamic {
+        self.clone()
+    }
+}

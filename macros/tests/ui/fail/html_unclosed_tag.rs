@@ -1,0 +1,4 @@
+fn main() {
+    let name = "x";
+    let _ = fawkes::live::html!("<div><span>{name}</div>");
+}

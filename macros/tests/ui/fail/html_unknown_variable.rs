@@ -1,0 +1,3 @@
+fn main() {
+    let _ = fawkes::live::html!("<p>{missing}</p>");
+}
