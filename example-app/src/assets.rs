@@ -39,6 +39,8 @@ pub struct Assets {
 
 #[derive(Debug)]
 struct Inner {
+    /// Where the files are mounted: `/assets`.
+    prefix: String,
     dir: PathBuf,
     /// File name to the first 16 hex digits of its SHA-256.
     digests: HashMap<String, String>,
@@ -61,6 +63,15 @@ impl Assets {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn load(dir: impl AsRef<Path>) -> std::io::Result<Self> {
+        Self::load_at(dir, "/assets")
+    }
+
+    /// Like [`Assets::load`], for files mounted at `prefix` (`/vendor/phoenix`).
+    ///
+    /// # Errors
+    ///
+    /// When `dir` cannot be read.
+    pub fn load_at(dir: impl AsRef<Path>, prefix: &str) -> std::io::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let mut digests = HashMap::new();
         for entry in std::fs::read_dir(&dir)? {
@@ -73,7 +84,7 @@ impl Assets {
             let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
             digests.insert(name, hex);
         }
-        Ok(Self { inner: Arc::new(Inner { dir, digests }) })
+        Ok(Self { inner: Arc::new(Inner { prefix: prefix.to_owned(), dir, digests }) })
     }
 
     /// From [`ASSETS_DIR_ENV`], or the directory the app was built from.
@@ -92,8 +103,8 @@ impl Assets {
     /// The URL of the file `name`, versioned by its content when it exists.
     pub fn path(&self, name: &str) -> String {
         match self.inner.digests.get(name) {
-            Some(digest) => format!("/assets/{name}?vsn={digest}"),
-            None => format!("/assets/{name}"),
+            Some(digest) => format!("{}/{name}?vsn={digest}", self.inner.prefix),
+            None => format!("{}/{name}", self.inner.prefix),
         }
     }
 
@@ -136,5 +147,60 @@ impl Assets {
         };
         let name = path.trim_start_matches('/');
         self.inner.digests.get(name).is_some_and(|digest| digest == vsn)
+    }
+}
+
+/// The environment variable naming the `node_modules` directory the official Phoenix clients
+/// are served from; unset, the example app's own (`npm ci --prefix example-app`).
+pub const NODE_MODULES_ENV: &str = "NODE_MODULES_DIR";
+
+/// The `node_modules` the app was built next to.
+pub const BUILT_NODE_MODULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/node_modules");
+
+/// The official clients the live pages load, from npm (pinned in `example-app/package.json`
+/// and its lockfile): `phoenix`'s and `phoenix_live_view`'s `priv/static`, served under
+/// `/vendor/phoenix` and `/vendor/phoenix_live_view` with versioned URLs.
+#[derive(Debug, Clone)]
+pub struct Vendor {
+    /// `phoenix`: the channels client (`Socket`).
+    pub phoenix: Assets,
+    /// `phoenix_live_view`: `LiveSocket`.
+    pub live_view: Assets,
+}
+
+impl Vendor {
+    /// From [`NODE_MODULES_ENV`], or the `node_modules` next to the app's sources. When the
+    /// packages are not installed the live pages still render, but are not live: the error
+    /// says what to run.
+    ///
+    /// # Errors
+    ///
+    /// When a package is missing.
+    pub fn from_env() -> Result<Self, String> {
+        let dir = std::env::var_os(NODE_MODULES_ENV)
+            .map_or_else(|| PathBuf::from(BUILT_NODE_MODULES), PathBuf::from);
+        let package = |name: &str| {
+            let static_dir = dir.join(name).join("priv/static");
+            Assets::load_at(&static_dir, &format!("/vendor/{name}")).map_err(|err| {
+                format!(
+                    "the `{name}` client is not installed ({}: {err}): run `npm ci --prefix \
+                     example-app`, or set {NODE_MODULES_ENV}; live pages are not live without it",
+                    static_dir.display()
+                )
+            })
+        };
+        Ok(Self { phoenix: package("phoenix")?, live_view: package("phoenix_live_view")? })
+    }
+
+    /// Serves nothing (every path 404s), for when the packages are not installed.
+    pub fn missing() -> Self {
+        let none = |name: &str| Assets {
+            inner: Arc::new(Inner {
+                prefix: format!("/vendor/{name}"),
+                dir: PathBuf::from("/nonexistent"),
+                digests: HashMap::new(),
+            }),
+        };
+        Self { phoenix: none("phoenix"), live_view: none("phoenix_live_view") }
     }
 }

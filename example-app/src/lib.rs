@@ -17,6 +17,7 @@ pub mod chat;
 pub mod controllers;
 pub mod dashboard;
 pub mod keys;
+pub mod live;
 pub mod repo;
 pub mod router;
 
@@ -56,8 +57,12 @@ pub async fn app(
 ) -> anyhow::Result<App> {
     let repo = Repo::connect(database_url).await?;
     let assets = assets::Assets::from_env()?;
-    let state =
-        router::AppState { repo, key_base, dashboard: dashboard::Dashboard::default(), assets };
+    let vendor = assets::Vendor::from_env().unwrap_or_else(|err| {
+        tracing::warn!("{err}");
+        assets::Vendor::missing()
+    });
+    let dashboard = dashboard::Dashboard::default();
+    let state = router::AppState { repo, key_base, dashboard, assets, vendor };
     let router = router::AppRouter::new(state.clone()).into();
     Ok(App { router, state })
 }

@@ -19,6 +19,8 @@ pub struct AppState {
     pub dashboard: crate::dashboard::Dashboard,
     /// The pages' stylesheet and scripts, and their versioned URLs.
     pub assets: crate::assets::Assets,
+    /// The official clients of the live pages, from npm.
+    pub vendor: crate::assets::Vendor,
 }
 
 fawkes::router! {
@@ -34,6 +36,11 @@ fawkes::router! {
         plug fawkes::security::fetch_session(session_config(state.key_base.clone()));
         plug fawkes::security::put_secure_browser_headers();
         plug fawkes::security::protect_from_forgery();
+        // The document live pages render in, with the app's assets and the clients.
+        plug fawkes::live::put_root_layout({
+            let (assets, vendor) = (state.assets.clone(), state.vendor.clone());
+            move |page| crate::live::root_layout(&assets, &vendor, page)
+        });
     }
 
     pipeline api {
@@ -46,6 +53,17 @@ fawkes::router! {
     get "/metrics" => fawkes::telemetry::prometheus, as: metrics;
     get "/js/fawkes.js" => fawkes::socket::client_js, as: client_js;
     forward "/assets" => state.assets.service();
+    forward "/vendor/phoenix" => state.vendor.phoenix.service();
+    forward "/vendor/phoenix_live_view" => state.vendor.live_view.service();
+
+    // Live pages join here; the session plug is the browser pipeline's, whose cookie and CSRF
+    // token every join must carry.
+    socket "/live" => fawkes::live::socket(
+        state.clone(),
+        fawkes::security::fetch_session(session_config(state.key_base.clone())),
+    )
+    .view::<crate::live::CounterLive>("/live/counter")
+    .view::<crate::live::RoomsLive>("/live/rooms");
 
     socket "/socket" => fawkes::socket::transport(
         UserSocket::new(state.clone()),
@@ -56,6 +74,8 @@ fawkes::router! {
         pipe_through browser;
         get "/" => crate::controllers::page_controller::index;
         get "/dashboard" => crate::controllers::page_controller::dashboard;
+        get "/live/counter" => fawkes::live::page::<crate::live::CounterLive, AppState>;
+        get "/live/rooms" => fawkes::live::page::<crate::live::RoomsLive, AppState>;
         post "/session" => crate::controllers::session_controller::create;
         delete "/session" => crate::controllers::session_controller::delete;
         // HTML forms can only GET and POST.

@@ -86,7 +86,8 @@ mod tests {
         let repo = Repo::connect(&url).await.expect("in-memory database");
         let key_base = fawkes::security::SecretKeyBase::generate();
         let assets = crate::assets::Assets::load(crate::assets::BUILT_ASSETS_DIR).expect("assets");
-        let state = crate::router::AppState { repo, key_base, dashboard, assets };
+        let vendor = crate::assets::Vendor::missing();
+        let state = crate::router::AppState { repo, key_base, dashboard, assets, vendor };
         let user_socket = UserSocket::new(state);
         ChannelTest::connect(user_socket, json!({})).await.expect("connected")
     }

@@ -95,8 +95,18 @@ impl Plug for ProtectFromForgery {
 }
 
 fn secret(conn: &Conn) -> Option<Vec<u8>> {
-    let stored = session::state(conn).map.get(CSRF_TOKEN_KEY)?.as_str()?;
+    session_secret(&session::state(conn).map)
+}
+
+fn session_secret(session: &serde_json::Map<String, Value>) -> Option<Vec<u8>> {
+    let stored = session.get(CSRF_TOKEN_KEY)?.as_str()?;
     URL_SAFE_NO_PAD.decode(stored).ok().filter(|s| s.len() == SECRET_LEN)
+}
+
+/// Whether `token` is a CSRF token of the session whose values are `session` (read from a
+/// socket's cookie, where there is no conn).
+pub(crate) fn valid_for_session(session: &serde_json::Map<String, Value>, token: &str) -> bool {
+    session_secret(session).is_some_and(|secret| unmasks_to(&secret, token))
 }
 
 fn valid(conn: &Conn, token: &str) -> bool {

@@ -328,6 +328,29 @@ impl Plug for FetchSession {
 }
 
 impl FetchSession {
+    /// The session in the `Cookie` headers of `headers` (a socket's upgrade request), read
+    /// as this plug reads a request's; `key_base` stands in for the endpoint's when the config
+    /// names none. `None` without a valid cookie.
+    pub(crate) fn read_headers(
+        &self,
+        headers: &http::HeaderMap,
+        key_base: Option<&crate::secret::SecretKeyBase>,
+    ) -> Option<Map<String, Value>> {
+        let config = &self.0.config;
+        let derived;
+        let key = match self.0.key.get() {
+            Some(key) => key,
+            None => {
+                derived = key_base?.key_for(&config.salt);
+                &derived
+            }
+        };
+        let max_age = config.max_age.unwrap_or(Duration::MAX);
+        let values = headers.get_all(header::COOKIE);
+        let values = values.iter().filter_map(|v| v.to_str().ok());
+        read_cookie(values, &config.cookie_name, config.store, key, max_age, token::now_ms())
+    }
+
     fn read(&self, conn: &Conn, key: &DerivedKey) -> Option<Map<String, Value>> {
         let config = &self.0.config;
         let headers = conn.headers().get_all(header::COOKIE);
@@ -498,6 +521,11 @@ const NOT_FETCHED: &str =
     "session not fetched: put `fawkes::security::fetch_session(..)` in the pipeline first";
 
 #[track_caller]
+/// The session's values, when a session plug fetched it for this request.
+pub(crate) fn fetched(conn: &Conn) -> Option<&Map<String, Value>> {
+    conn.assigns().get::<SessionState>().map(|state| &state.map)
+}
+
 pub(crate) fn state(conn: &Conn) -> &SessionState {
     conn.assigns().get::<SessionState>().expect(NOT_FETCHED)
 }

@@ -1,0 +1,154 @@
+// Drives the example app's live pages in headless Chromium with the official
+// phoenix_live_view client (from npm, served by the app under /vendor/): clicks change the
+// count through diffs of a few bytes, a patch link changes the step and the URL without a
+// reload, a live navigation mounts the rooms view without a reload (a marker set on `window`
+// survives both), and a room name full of markup shows as text. Every wait is bounded.
+//
+//   FAWKES_URL=http://127.0.0.1:4000 SCREENSHOT_DIR=/tmp node live.mjs
+
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.FAWKES_URL;
+const SHOTS = process.env.SCREENSHOT_DIR || path.resolve("../../target/browser");
+const STEP_TIMEOUT_MS = 10_000;
+const OVERALL_TIMEOUT_MS = 120_000;
+
+if (!BASE) {
+  console.error("FAWKES_URL is not set (e.g. http://127.0.0.1:4000)");
+  process.exit(2);
+}
+setTimeout(() => {
+  console.error(`live test: no result after ${OVERALL_TIMEOUT_MS / 1000}s`);
+  process.exit(1);
+}, OVERALL_TIMEOUT_MS).unref();
+
+let passed = 0;
+let failed = 0;
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    passed += 1;
+    console.log(`ok - ${name} (${Date.now() - started} ms)`);
+  } catch (err) {
+    failed += 1;
+    console.log(`not ok - ${name}\n  ${String(err && err.stack ? err.stack : err).replace(/\n/g, "\n  ")}`);
+    throw err;
+  }
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(`assertion failed: ${message}`);
+}
+
+async function eventually(what, probe, ms = STEP_TIMEOUT_MS) {
+  const deadline = Date.now() + ms;
+  let last;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+});
+const errors = [];
+const frames = [];
+try {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  page.on("pageerror", (err) => errors.push(String(err)));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") errors.push(msg.text());
+  });
+  // What the client sends and receives on the live socket, to weigh the diffs.
+  page.on("websocket", (ws) => {
+    if (!ws.url().includes("/live/websocket")) return;
+    ws.on("framereceived", (f) => frames.push({ dir: "in", data: String(f.payload) }));
+    ws.on("framesent", (f) => frames.push({ dir: "out", data: String(f.payload) }));
+  });
+
+  const text = (selector) => page.locator(selector).textContent();
+  const connected = () =>
+    eventually("the view to join", () => page.evaluate(() => !!document.querySelector(".phx-connected")));
+
+  await step("the counter renders over HTTP and joins over the live socket", async () => {
+    const resp = await page.goto(`${BASE}/live/counter`);
+    assert(resp.status() === 200, `status ${resp.status()}`);
+    assert((await text("#count")) === "0", "starts at 0");
+    await connected();
+    // A marker that only survives if the page is never reloaded.
+    await page.evaluate(() => {
+      window.__marker = "kept";
+    });
+  });
+
+  await step("clicks change the count through small diffs", async () => {
+    const before = frames.length;
+    await page.click("#inc");
+    await eventually("1", async () => (await text("#count")) === "1");
+    await page.click("#inc");
+    await page.click("#inc");
+    await eventually("3", async () => (await text("#count")) === "3");
+    await page.click("#dec");
+    await eventually("2", async () => (await text("#count")) === "2");
+    const replies = frames
+      .slice(before)
+      .filter((f) => f.dir === "in" && f.data.includes('"phx_reply"'));
+    assert(replies.length >= 4, `four replies, got ${replies.length}`);
+    for (const reply of replies) {
+      // `[join_ref, ref, topic, "phx_reply", {"status":"ok","response":{"diff":{"0":"2"}}}]`
+      assert(reply.data.length < 120, `a diff of a few bytes, not the page: ${reply.data}`);
+      assert(!reply.data.includes("<button"), `no statics in a diff: ${reply.data}`);
+    }
+  });
+
+  await step("a patch link changes the step and the URL without a reload", async () => {
+    await page.click("#step-5");
+    await eventually("step 5", async () => (await text("#step")) === "5");
+    assert(new URL(page.url()).search === "?step=5", `url ${page.url()}`);
+    await page.click("#inc");
+    await eventually("7", async () => (await text("#count")) === "7");
+    assert((await page.evaluate(() => window.__marker)) === "kept", "the page was reloaded");
+    await page.screenshot({ path: path.join(SHOTS, "live-counter.png") });
+  });
+
+  await step("back goes to the previous URL's params, still without a reload", async () => {
+    await page.goBack();
+    await eventually("step 1", async () => (await text("#step")) === "1");
+    assert((await text("#count")) === "7", "the count is the view's, kept");
+    assert((await page.evaluate(() => window.__marker)) === "kept", "the page was reloaded");
+  });
+
+  await step("a live navigation mounts the rooms view without a reload", async () => {
+    const name = `<img src=x onerror="window.__xss=1">live-${Date.now()}`;
+    const created = await fetch(`${BASE}/api/rooms`, {
+      method: "POST",
+      headers: { accept: "application/json", "content-type": "application/json" },
+      body: JSON.stringify({ room: { name } }),
+    });
+    assert(created.status === 201, `room created: ${created.status}`);
+    await page.click("#to-rooms");
+    await eventually("the rooms", () => page.evaluate(() => !!document.querySelector("#rooms")));
+    assert(new URL(page.url()).pathname === "/live/rooms", `url ${page.url()}`);
+    assert((await page.evaluate(() => window.__marker)) === "kept", "the page was reloaded");
+    const items = await page.locator("#rooms li").allTextContents();
+    assert(items.includes(name), `the new room is listed as text: ${JSON.stringify(items)}`);
+    assert((await page.evaluate(() => window.__xss)) === undefined, "markup in a name ran");
+    await page.screenshot({ path: path.join(SHOTS, "live-rooms.png") });
+  });
+
+  await step("no page raised an error", async () => {
+    assert(errors.length === 0, errors.join("\n"));
+  });
+} finally {
+  await browser.close();
+  console.log(`\n${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : process.exitCode;
+}
