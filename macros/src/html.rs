@@ -27,9 +27,9 @@ pub(crate) fn expand(input: TokenStream) -> syn::Result<TokenStream> {
 /// A piece of a template.
 enum Node {
     Text(String),
-    Expr(Expr),
+    Expr(Box<Expr>),
     If { branches: Vec<(Expr, Vec<Node>)>, otherwise: Vec<Node> },
-    For { pat: Pat, iter: Expr, body: Vec<Node> },
+    For { pat: Box<Pat>, iter: Box<Expr>, body: Vec<Node> },
 }
 
 struct Parser<'a> {
@@ -82,7 +82,7 @@ impl Parser<'_> {
             } else if rest.starts_with('{') {
                 flush(&mut nodes, &mut text);
                 let inner = self.braced()?;
-                nodes.push(Node::Expr(self.expr(&inner)?));
+                nodes.push(Node::Expr(Box::new(self.expr(&inner)?)));
             } else {
                 let c = rest.chars().next().expect("not at the end");
                 text.push(c);
@@ -180,7 +180,7 @@ impl Parser<'_> {
             return Err(self.error("a `{#for}` is never closed with `{/for}`"));
         }
         self.pos += "{/for}".len();
-        Ok(Node::For { pat, iter, body })
+        Ok(Node::For { pat: Box::new(pat), iter: Box::new(iter), body })
     }
 }
 

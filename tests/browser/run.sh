@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the browser test: headless Chromium (Debian's package) driven by playwright-core through
-# the example app's chat and dashboard pages. Screenshots land in <target>/browser/.
+# Runs the browser tests: headless Chromium (Debian's package) driven by playwright-core through
+# the example app's chat and dashboard pages (test.mjs) and its live pages (live.mjs).
+# Screenshots land in <target>/browser/.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -19,6 +20,10 @@ mkdir -p "$out"
 log "node test.mjs"
 status=0
 (cd "$here" && FAWKES_URL="$url" SCREENSHOT_DIR="$out" node test.mjs) || status=$?
+if [ "$status" = 0 ]; then
+  log "node live.mjs (the official phoenix_live_view client)"
+  (cd "$here" && FAWKES_URL="$url" SCREENSHOT_DIR="$out" node live.mjs) || status=$?
+fi
 if [ "$status" != 0 ]; then
   show_app_log
 fi

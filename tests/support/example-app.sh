@@ -160,6 +160,11 @@ kill_redis() {
 # for figures that should be a deployment's (memory, load).
 build_example_app() {
   [ -z "${app_bin:-}" ] || return 0
+  # The live pages load the official clients from the app's node_modules (pinned by its
+  # package-lock.json); the app reads them at startup.
+  ensure_node
+  log "npm ci --prefix example-app"
+  (cd "$root/example-app" && npm ci --no-audit --no-fund --loglevel=error)
   local profile="${EXAMPLE_APP_PROFILE:-debug}"
   local flag=()
   [ "$profile" = debug ] || flag=(--profile "$profile")

@@ -189,8 +189,8 @@ fn split_url(url: &str) -> (String, Map<String, Value>) {
 
 impl<S> LiveChannel<S> {
     /// The params of `url` and the view mounted at its path, with its path params.
-    fn route<'v>(
-        views: &'v Views<S>,
+    fn route(
+        views: &Views<S>,
         url: &str,
     ) -> Option<(&'static str, MountFn<S>, Map<String, Value>)> {
         let (path, mut params) = split_url(url);

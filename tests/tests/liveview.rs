@@ -1,0 +1,315 @@
+//! LiveView over a real endpoint, the client's part played by hand: the page's HTTP render,
+//! the join and its full render, events answered with diffs of the changed dynamics only,
+//! patches, and what a stranger can send (a forged or foreign token, no CSRF token, unknown
+//! events, a malformed form, a view that panics).
+
+use fawkes::live::{html, LiveSocket, LiveView, Rendered};
+use fawkes::security::{
+    fetch_session, protect_from_forgery, FetchSession, SecretKeyBase, SessionConfig,
+};
+use fawkes::Endpoint;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Map, Value};
+use tests::{http1_client, start, within, DEADLINE};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::Message;
+
+fn key_base() -> SecretKeyBase {
+    SecretKeyBase::new(vec![3; 64]).expect("64 bytes is long enough")
+}
+
+fn session() -> FetchSession {
+    fetch_session(SessionConfig::from_endpoint().cookie_name("_live_test"))
+}
+
+/// A counter whose step comes from the URL, with an event that panics.
+struct Counter {
+    count: i64,
+    step: i64,
+    form: String,
+}
+
+impl LiveView for Counter {
+    async fn mount(_params: &Map<String, Value>, _socket: &mut LiveSocket) -> Self {
+        Counter { count: 0, step: 1, form: String::new() }
+    }
+
+    async fn handle_params(&mut self, params: &Map<String, Value>, _: &str, _: &mut LiveSocket) {
+        self.step =
+            params.get("step").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or(1);
+    }
+
+    async fn handle_event(&mut self, event: &str, value: Value, socket: &mut LiveSocket) {
+        match event {
+            "inc" => self.count += self.step,
+            "boom" => panic!("a view that panics"),
+            "to_five" => socket.push_patch("/counter?step=5"),
+            "ping" => socket.push_event("pong", json!({"n": 1})),
+            "save" => self.form = value["user"]["name"].as_str().unwrap_or("?").to_owned(),
+            _ => {}
+        }
+    }
+
+    fn render(&self) -> Rendered {
+        let (count, step, form) = (self.count, self.step, &self.form);
+        html!("<p id=\"count\">{count}</p><p id=\"step\">{step}</p><p id=\"form\">{form}</p><button phx-click=\"inc\">+</button>")
+    }
+}
+
+fawkes::router! {
+    /// The counter as a live page, behind a session and CSRF protection.
+    pub LiveApp;
+    pipeline browser { plug session(); plug protect_from_forgery(); }
+    socket "/live" => fawkes::live::socket((), session()).view::<Counter>("/counter");
+    scope "/" { pipe_through browser; get "/counter" => fawkes::live::page::<Counter, ()>; }
+}
+
+/// What a browser keeps from the page: its cookie, the CSRF token, the container's id and
+/// session token.
+struct Page {
+    cookie: String,
+    csrf: String,
+    id: String,
+    session: String,
+    html: String,
+}
+
+fn attribute<'a>(html: &'a str, before: &str) -> &'a str {
+    let start = html.find(before).unwrap_or_else(|| panic!("no {before} in {html}")) + before.len();
+    let end = html[start..].find('"').expect("a closing quote") + start;
+    &html[start..end]
+}
+
+async fn page(addr: std::net::SocketAddr, path: &str) -> Page {
+    let resp = http1_client()
+        .get(format!("http://{addr}{path}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie =
+        resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let html = resp.text().await.unwrap();
+    Page {
+        csrf: attribute(&html, "<meta name=\"csrf-token\" content=\"").to_owned(),
+        id: attribute(&html, "<div id=\"").to_owned(),
+        session: attribute(&html, "data-phx-session=\"").to_owned(),
+        cookie,
+        html,
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: std::net::SocketAddr, cookie: &str) -> Ws {
+    let mut req = format!("ws://{addr}/live/websocket?vsn=2.0.0").into_client_request().unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let (ws, _) =
+        within(DEADLINE, "the live socket", tokio_tungstenite::connect_async(req)).await.unwrap();
+    ws
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+/// The next reply to `msg_ref`, as `(status, response, raw frame length)`.
+async fn reply(ws: &mut Ws, msg_ref: &str) -> (String, Value, usize) {
+    loop {
+        let msg = within(DEADLINE, "a reply", ws.next()).await.expect("open").expect("a frame");
+        let Message::Text(text) = msg else { continue };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame[3] == "phx_reply" && frame[1] == msg_ref {
+            let status = frame[4]["status"].as_str().unwrap().to_owned();
+            return (status, frame[4]["response"].clone(), text.len());
+        }
+    }
+}
+
+fn join_frame(page: &Page, csrf: &str, session: &str, url: &str) -> Value {
+    json!(["1", "1", format!("lv:{}", page.id), "phx_join", {
+        "url": url,
+        "params": {"_csrf_token": csrf, "_mounts": 0},
+        "session": session,
+        "static": "",
+    }])
+}
+
+async fn server() -> fawkes::endpoint::RunningEndpoint {
+    start(Endpoint::new(LiveApp::new()).secret_key_base(key_base())).await
+}
+
+#[tokio::test]
+async fn a_live_page_renders_joins_and_answers_events_with_diffs() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let page = page(addr, "/counter?step=2").await;
+    assert!(page.html.contains("<p id=\"count\">0</p><p id=\"step\">2</p>"), "{}", page.html);
+    assert!(page.id.starts_with("phx-"));
+
+    let mut ws = connect(addr, &page.cookie).await;
+    let url = format!("http://{addr}/counter?step=2");
+    send(&mut ws, join_frame(&page, &page.csrf, &page.session, &url)).await;
+    let (status, joined, _) = reply(&mut ws, "1").await;
+    assert_eq!(status, "ok", "{joined}");
+    assert_eq!(joined["liveview_version"], fawkes::live::LIVEVIEW_VERSION);
+    let rendered = &joined["rendered"];
+    assert_eq!(rendered["0"], "0");
+    assert_eq!(rendered["1"], "2");
+    assert_eq!(rendered["s"].as_array().unwrap().len(), 4);
+
+    // A click: the reply carries the one dynamic that changed, a few bytes.
+    let topic = format!("lv:{}", page.id);
+    send(&mut ws, json!(["1", "2", topic, "event", {"type": "click", "event": "inc", "value": {"value": ""}}])).await;
+    let (status, response, bytes) = reply(&mut ws, "2").await;
+    assert_eq!((status.as_str(), &response), ("ok", &json!({"diff": {"0": "2"}})));
+    assert!(bytes < 100, "{bytes} bytes for a click");
+
+    // An event that changes nothing is answered with nothing to apply.
+    send(
+        &mut ws,
+        json!(["1", "3", topic, "event", {"type": "click", "event": "nothing", "value": {}}]),
+    )
+    .await;
+    assert_eq!(reply(&mut ws, "3").await.1, json!({}));
+
+    // A patch link: handle_params runs, the step changes.
+    send(
+        &mut ws,
+        json!(["1", "4", topic, "live_patch", {"url": format!("http://{addr}/counter?step=7")}]),
+    )
+    .await;
+    assert_eq!(reply(&mut ws, "4").await.1, json!({"diff": {"1": "7"}}));
+
+    // A patch the view asks for: the client is told where to go, with the diff of that URL.
+    send(
+        &mut ws,
+        json!(["1", "5", topic, "event", {"type": "click", "event": "to_five", "value": {}}]),
+    )
+    .await;
+    assert_eq!(
+        reply(&mut ws, "5").await.1,
+        json!({"live_patch": {"to": "/counter?step=5", "kind": "push"}, "diff": {"1": "5"}})
+    );
+
+    // An event for hooks rides in the diff.
+    send(
+        &mut ws,
+        json!(["1", "6", topic, "event", {"type": "click", "event": "ping", "value": {}}]),
+    )
+    .await;
+    assert_eq!(reply(&mut ws, "6").await.1, json!({"diff": {"e": [["pong", {"n": 1}]]}}));
+
+    // A form's fields arrive urlencoded with nested brackets, and reach the view decoded.
+    let form = "user%5Bname%5D=Ada%20%3Cb%3E&user%5B_unused_email%5D=&user%5Bemail%5D=";
+    send(&mut ws, json!(["1", "7", topic, "event", {"type": "form", "event": "save", "value": form, "meta": {"_target": "user[name]"}}])).await;
+    assert_eq!(reply(&mut ws, "7").await.1, json!({"diff": {"2": "Ada &lt;b&gt;"}}));
+    server.shutdown();
+}
+
+#[tokio::test]
+async fn a_join_without_the_pages_tokens_is_refused_as_the_client_expects() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let page = page(addr, "/counter").await;
+    let url = format!("http://{addr}/counter");
+    let refused = |reason: &str| ("error".to_owned(), json!({"reason": reason}));
+
+    // No CSRF token, or one of another session: unauthorized (the client reloads the page).
+    let other = self::page(addr, "/counter").await;
+    for csrf in ["", "not-a-token", other.csrf.as_str()] {
+        let mut ws = connect(addr, &page.cookie).await;
+        send(&mut ws, join_frame(&page, csrf, &page.session, &url)).await;
+        let (status, response, _) = reply(&mut ws, "1").await;
+        assert_eq!((status, response), refused("unauthorized"), "csrf {csrf:?}");
+    }
+    // A socket without the session cookie cannot use the page's token either.
+    let mut ws = connect(addr, "_live_test=garbage").await;
+    send(&mut ws, join_frame(&page, &page.csrf, &page.session, &url)).await;
+    assert_eq!(reply(&mut ws, "1").await.0, "error");
+
+    // A forged or altered session token, or another page's (its id is not this topic's).
+    let mut forged = page.session.clone();
+    forged.push('x');
+    for session in [forged.as_str(), "SFMyNTY.e30.x", other.session.as_str()] {
+        let mut ws = connect(addr, &page.cookie).await;
+        send(&mut ws, join_frame(&page, &page.csrf, session, &url)).await;
+        let (status, response, _) = reply(&mut ws, "1").await;
+        assert_eq!((status, response), refused("unauthorized"), "session {session:?}");
+    }
+    // A token signed with another secret.
+    let foreign = fawkes::security::Token::sign(
+        &SecretKeyBase::new(vec![9; 64]).unwrap(),
+        "fawkes live view session",
+        &json!({"v": "x", "id": page.id, "s": {}}),
+    );
+    let mut ws = connect(addr, &page.cookie).await;
+    send(&mut ws, join_frame(&page, &page.csrf, &foreign, &url)).await;
+    assert_eq!(reply(&mut ws, "1").await.1, json!({"reason": "unauthorized"}));
+    // A payload that is not a join at all.
+    send(&mut ws, json!(["2", "2", format!("lv:{}", page.id), "phx_join", [1, 2]])).await;
+    assert_eq!(reply(&mut ws, "2").await.1, json!({"reason": "unauthorized"}));
+    server.shutdown();
+}
+
+#[tokio::test]
+async fn bad_events_get_error_replies_and_a_panicking_view_is_alone_in_falling() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let first = page(addr, "/counter").await;
+    let second = page(addr, "/counter").await;
+    let url = format!("http://{addr}/counter");
+    let mut ws = connect(addr, &first.cookie).await;
+    send(&mut ws, join_frame(&first, &first.csrf, &first.session, &url)).await;
+    assert_eq!(reply(&mut ws, "1").await.0, "ok");
+    // The second page, on the same socket (its own cookie's CSRF does not matter here: the
+    // socket's cookie is the first page's, whose token it carries).
+    let mut second_join = join_frame(&second, &first.csrf, &second.session, &url);
+    second_join[0] = json!("9");
+    second_join[1] = json!("9");
+    send(&mut ws, second_join).await;
+    assert_eq!(reply(&mut ws, "9").await.0, "ok");
+
+    let topic = format!("lv:{}", first.id);
+    for (msg_ref, event, payload) in [
+        ("2", "unknown_protocol_event", json!({})),
+        ("3", "event", json!({"type": "click"})),
+        (
+            "4",
+            "event",
+            json!({"type": "form", "event": "save", "value": "a[b]=1&a=2&".repeat(5000)}),
+        ),
+        ("5", "live_patch", json!({})),
+    ] {
+        send(&mut ws, json!(["1", msg_ref, topic, event, payload])).await;
+        let (status, response, _) = reply(&mut ws, msg_ref).await;
+        assert_eq!(status, "error", "{event} {payload}: {response}");
+    }
+
+    // A panic: the client gets phx_error for this view only.
+    send(
+        &mut ws,
+        json!(["1", "6", topic, "event", {"type": "click", "event": "boom", "value": {}}]),
+    )
+    .await;
+    let error = loop {
+        let msg = within(DEADLINE, "phx_error", ws.next()).await.unwrap().unwrap();
+        let Message::Text(text) = msg else { continue };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame[3] == "phx_error" {
+            break frame;
+        }
+    };
+    assert_eq!(error[2], json!(topic));
+    // The other view still answers.
+    let other = format!("lv:{}", second.id);
+    send(
+        &mut ws,
+        json!(["9", "7", other, "event", {"type": "click", "event": "inc", "value": {}}]),
+    )
+    .await;
+    assert_eq!(reply(&mut ws, "7").await.1, json!({"diff": {"0": "1"}}));
+    server.shutdown();
+}
