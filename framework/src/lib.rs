@@ -35,6 +35,8 @@ pub mod endpoint;
 pub mod live;
 #[doc = include_str!("../../docs/channels.md")]
 pub mod channels_guide {}
+#[doc = include_str!("../../docs/liveview.md")]
+pub mod liveview_guide {}
 #[doc = include_str!("../../docs/guide.md")]
 pub mod guide {}
 #[doc = include_str!("../../docs/security.md")]

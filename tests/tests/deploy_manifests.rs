@@ -562,6 +562,23 @@ fn the_dockerfile_builds_the_app_in_release_in_a_builder_stage() {
             && words.iter().any(|w| w.ends_with("example-app/assets"))
     });
     assert!(copies_assets, "the runtime stage copies example-app/assets to {assets_dir}");
+
+    // The live pages' clients: installed from the lockfile, copied where NODE_MODULES_DIR points.
+    let node_modules =
+        *runtime.env().get("NODE_MODULES_DIR").expect("the image sets NODE_MODULES_DIR");
+    let clients = stages
+        .iter()
+        .find(|stage| stage.all("RUN").any(|run| run.contains("npm ci")))
+        .expect("a stage runs `npm ci` (from the lockfile)");
+    let clients_name = clients.name.as_deref().expect("the npm stage is named");
+    for package in ["phoenix", "phoenix_live_view"] {
+        let target = format!("{node_modules}/{package}/priv/static");
+        let copied = runtime.all("COPY").any(|copy| {
+            copy.contains(&format!("--from={clients_name}"))
+                && copy.split_whitespace().last() == Some(target.as_str())
+        });
+        assert!(copied, "the runtime stage copies {package}'s priv/static to {target}");
+    }
 }
 
 #[test]
