@@ -2,7 +2,9 @@
 // phoenix_live_view client (from npm, served by the app under /vendor/): clicks change the
 // count through diffs of a few bytes, a patch link changes the step and the URL without a
 // reload, a live navigation mounts the rooms view without a reload (a marker set on `window`
-// survives both), and a room name full of markup shows as text. Every wait is bounded.
+// survives both), a room name full of markup shows as text, the room form validates as it is
+// typed and saves, and a room created over the HTTP API appears in two open pages. Every wait
+// is bounded.
 //
 //   FAWKES_URL=http://127.0.0.1:4000 SCREENSHOT_DIR=/tmp node live.mjs
 
@@ -142,6 +144,54 @@ try {
     assert(items.includes(name), `the new room is listed as text: ${JSON.stringify(items)}`);
     assert((await page.evaluate(() => window.__xss)) === undefined, "markup in a name ran");
     await page.screenshot({ path: path.join(SHOTS, "live-rooms.png") });
+  });
+
+  await step("the form shows the changeset's errors as the name is typed", async () => {
+    const form = page.locator("#room-form");
+    await page.fill("#room-name", "x");
+    await page.fill("#room-name", "");
+    await eventually("can't be blank", async () => (await form.textContent()).includes("can't be blank"));
+    await page.fill("#room-name", "y".repeat(101));
+    await eventually("too long", async () =>
+      (await form.textContent()).includes("should be at most 100 character(s)"),
+    );
+    await page.fill("#room-name", "fine");
+    await eventually("no error", async () => (await page.locator(".room-error").count()) === 0);
+  });
+
+  await step("saving the form adds the room", async () => {
+    const name = `saved-${Date.now()}`;
+    await page.fill("#room-name", name);
+    await page.click("#room-form button[type=submit]");
+    await eventually("the saved room", async () =>
+      (await page.locator("#rooms li").allTextContents()).includes(name),
+    );
+    const listed = await fetch(`${BASE}/api/rooms`).then((r) => r.json());
+    assert(listed.data.some((room) => room.name === name), "the room is in the database");
+  });
+
+  await step("a room created over the API appears in two open pages", async () => {
+    const other = await browser.newPage();
+    other.setDefaultTimeout(STEP_TIMEOUT_MS);
+    other.on("pageerror", (err) => errors.push(String(err)));
+    await other.goto(`${BASE}/live/rooms`);
+    await eventually("the second page to join", () =>
+      other.evaluate(() => !!document.querySelector(".phx-connected")),
+    );
+    const name = `api-${Date.now()}`;
+    const created = await fetch(`${BASE}/api/rooms`, {
+      method: "POST",
+      headers: { accept: "application/json", "content-type": "application/json" },
+      body: JSON.stringify({ room: { name } }),
+    });
+    assert(created.status === 201, `room created: ${created.status}`);
+    for (const [label, p] of [["first", page], ["second", other]]) {
+      await eventually(`the ${label} page to list it`, async () =>
+        (await p.locator("#rooms li").allTextContents()).includes(name),
+      );
+    }
+    assert((await page.evaluate(() => window.__marker)) === "kept", "the page was reloaded");
+    await other.close();
   });
 
   await step("no page raised an error", async () => {

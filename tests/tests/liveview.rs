@@ -30,6 +30,8 @@ struct Counter {
 }
 
 impl LiveView for Counter {
+    type Info = ();
+
     async fn mount(_params: &Map<String, Value>, _socket: &mut LiveSocket) -> Self {
         Counter { count: 0, step: 1, form: String::new() }
     }
@@ -56,12 +58,57 @@ impl LiveView for Counter {
     }
 }
 
+/// Shows the last broadcast on `feed` and the last tick its own handle sent.
+struct Feed {
+    last: String,
+    ticks: u32,
+}
+
+impl LiveView for Feed {
+    type Info = u32;
+
+    async fn mount(_: &Map<String, Value>, socket: &mut LiveSocket) -> Self {
+        socket.subscribe("feed");
+        if let Some(handle) = socket.handle::<u32>() {
+            // A task of the view's, sending it a message later.
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let _ = handle.send(7);
+            });
+        }
+        Feed { last: String::new(), ticks: 0 }
+    }
+
+    async fn handle_event(&mut self, _: &str, _: Value, _: &mut LiveSocket) {}
+
+    async fn handle_info(&mut self, info: fawkes::live::Info<u32>, socket: &mut LiveSocket) {
+        match info {
+            fawkes::live::Info::Broadcast(b) => {
+                self.last = b.payload().as_json().map(ToString::to_string).unwrap_or_default();
+                if self.last.contains("leave") {
+                    socket.push_navigate("/counter");
+                }
+            }
+            fawkes::live::Info::Message(n) => self.ticks = n,
+        }
+    }
+
+    fn render(&self) -> Rendered {
+        let (last, ticks) = (&self.last, self.ticks);
+        html!("<p id=\"last\">{last}</p><p id=\"ticks\">{ticks}</p>")
+    }
+}
+
 fawkes::router! {
     /// The counter as a live page, behind a session and CSRF protection.
     pub LiveApp;
     pipeline browser { plug session(); plug protect_from_forgery(); }
-    socket "/live" => fawkes::live::socket((), session()).view::<Counter>("/counter");
-    scope "/" { pipe_through browser; get "/counter" => fawkes::live::page::<Counter, ()>; }
+    socket "/live" => fawkes::live::socket((), session()).view::<Counter>("/counter").view::<Feed>("/feed");
+    scope "/" {
+        pipe_through browser;
+        get "/counter" => fawkes::live::page::<Counter, ()>;
+        get "/feed" => fawkes::live::page::<Feed, ()>;
+    }
 }
 
 /// What a browser keeps from the page: its cookie, the CSRF token, the container's id and
@@ -311,5 +358,38 @@ async fn bad_events_get_error_replies_and_a_panicking_view_is_alone_in_falling()
     )
     .await;
     assert_eq!(reply(&mut ws, "7").await.1, json!({"diff": {"0": "1"}}));
+    server.shutdown();
+}
+
+/// The next push of `event` from the server (not a reply), with its payload.
+async fn pushed(ws: &mut Ws, event: &str) -> Value {
+    loop {
+        let msg = within(DEADLINE, event, ws.next()).await.expect("open").expect("a frame");
+        let Message::Text(text) = msg else { continue };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame[3] == event {
+            return frame[4].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn broadcasts_and_the_views_own_messages_are_pushed_as_diffs() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let page = page(addr, "/feed").await;
+    let mut ws = connect(addr, &page.cookie).await;
+    send(&mut ws, join_frame(&page, &page.csrf, &page.session, &format!("http://{addr}/feed")))
+        .await;
+    assert_eq!(reply(&mut ws, "1").await.0, "ok");
+
+    // The view's own handle: its message arrives, and the change is pushed.
+    assert_eq!(pushed(&mut ws, "diff").await, json!({"1": "7"}));
+    // A broadcast on a topic it subscribed to, from anywhere in the node.
+    server.pubsub().broadcast("feed", "news", json!({"n": 1}));
+    assert_eq!(pushed(&mut ws, "diff").await, json!({"0": "{&quot;n&quot;:1}"}));
+    // A navigation asked from handle_info is pushed too.
+    server.pubsub().broadcast("feed", "news", json!({"leave": true}));
+    assert_eq!(pushed(&mut ws, "live_redirect").await, json!({"to": "/counter", "kind": "push"}));
     server.shutdown();
 }

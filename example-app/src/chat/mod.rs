@@ -132,16 +132,36 @@ pub async fn get_room(repo: &Repo, id: i64) -> Result<Option<Room>, Error> {
     Ok(with_pool!(repo, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?))
 }
 
+/// The topic where every created room is announced ([`broadcast_room_created`]).
+pub const ROOMS_TOPIC: &str = "rooms";
+
+/// Checks new room attrs without storing them (Ecto's changeset), for a form that shows its
+/// errors as the user types.
+///
+/// # Errors
+///
+/// [`Error::Invalid`] with the errors by field.
+pub fn change_room(attrs: &RoomAttrs) -> Result<(), Error> {
+    let mut errors = Checks::default();
+    errors.require("name", attrs.name.as_deref());
+    errors.max_chars("name", attrs.name.as_deref(), MAX_ROOM_NAME_CHARS);
+    errors.into_result()
+}
+
+/// Tells every subscriber of [`ROOMS_TOPIC`] (the live rooms pages, on every node) that
+/// `room` was created: `room_created` with `{"id", "name"}`.
+pub fn broadcast_room_created(pubsub: &fawkes::PubSub, room: &Room) {
+    let payload = serde_json::json!({ "id": room.id, "name": room.name });
+    pubsub.broadcast(ROOMS_TOPIC, "room_created", payload);
+}
+
 /// Creates a room.
 ///
 /// # Errors
 ///
 /// [`Error::Invalid`] for a blank name; [`Error::Database`] when the database fails.
 pub async fn create_room(repo: &Repo, attrs: RoomAttrs) -> Result<Room, Error> {
-    let mut errors = Checks::default();
-    errors.require("name", attrs.name.as_deref());
-    errors.max_chars("name", attrs.name.as_deref(), MAX_ROOM_NAME_CHARS);
-    errors.into_result()?;
+    change_room(&attrs)?;
     let (name, now) = (attrs.name.unwrap_or_default(), now());
     let sql = "INSERT INTO rooms (name, inserted_at, updated_at) VALUES ($1, $2, $3) \
                RETURNING id, name, inserted_at, updated_at";

@@ -18,6 +18,7 @@ pub async fn index(conn: Conn, state: State<AppState>) -> Result<Conn, FallbackE
 pub async fn create(conn: Conn, state: State<AppState>) -> Result<Conn, FallbackError> {
     let attrs: RoomAttrs = conn.params_in("room")?;
     let room = chat::create_room(&state.repo, attrs).await?;
+    chat::broadcast_room_created(conn.pubsub(), &room);
     Ok(conn
         .put_status(StatusCode::CREATED)
         .put_resp_header(header::LOCATION, AppRouter::room_show_path(room.id))

@@ -20,6 +20,8 @@ pub struct CounterLive {
 }
 
 impl LiveView<AppState> for CounterLive {
+    type Info = ();
+
     async fn mount(_params: &Map<String, Value>, socket: &mut LiveSocket<AppState>) -> Self {
         socket.page_title("Counter · Fawkes");
         Self { count: 0, step: 1 }

@@ -1,46 +1,129 @@
-//! `/live/rooms`: the chat's rooms, rendered live.
+//! `/live/rooms`: the chat's rooms, live, with a form that validates as you type.
 
-use fawkes::live::{html, LiveSocket, LiveView, Rendered};
+use fawkes::live::{html, Info, LiveSocket, LiveView, Rendered};
 use serde_json::{Map, Value};
 
-use crate::chat::{self, Room};
+use crate::chat::{self, RoomAttrs};
 use crate::router::AppState;
 
-/// The rooms of the database, as `/api/rooms` lists them (the first page), in
-/// `<ul id="rooms">`, one `<li>` each; names are escaped.
+/// One room of the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Item {
+    id: i64,
+    name: String,
+}
+
+/// The rooms of the database (the first page, as `/api/rooms` lists them) in
+/// `<ul id="rooms">`, one `<li>` each, names escaped; a room created anywhere (this form in
+/// another browser, `POST /api/rooms`, another replica) appears without a reload.
+///
+/// `<form id="room-form" phx-change="validate" phx-submit="save">` with `room[name]`: a blank
+/// or too long name shows its error inside the form as it is typed (not before the field was
+/// touched); saving creates the room.
 #[derive(Debug)]
 pub struct RoomsLive {
-    rooms: Vec<Room>,
-    error: bool,
+    rooms: Vec<Item>,
+    name: String,
+    errors: Vec<String>,
+    load_error: bool,
+}
+
+impl RoomsLive {
+    /// The form's `room` fields, and whether the name was touched (the client sends
+    /// `room[_unused_name]` for a field the user has not interacted with yet).
+    fn form(value: &Value) -> (RoomAttrs, bool) {
+        let room = value.get("room").and_then(Value::as_object);
+        let name = room.and_then(|r| r.get("name")).and_then(Value::as_str).map(str::to_owned);
+        let touched = room.is_some_and(|r| !r.contains_key("_unused_name"));
+        (RoomAttrs { name }, touched)
+    }
+
+    fn show_errors(&mut self, result: Result<(), chat::Error>) {
+        self.errors = match result {
+            Err(chat::Error::Invalid(errors)) => errors.get("name").unwrap_or_default().to_vec(),
+            _ => Vec::new(),
+        };
+    }
 }
 
 impl LiveView<AppState> for RoomsLive {
+    type Info = ();
+
     async fn mount(_params: &Map<String, Value>, socket: &mut LiveSocket<AppState>) -> Self {
         socket.page_title("Rooms · Fawkes");
-        match chat::list_rooms(&socket.state().repo, 0).await {
-            Ok(rooms) => Self { rooms, error: false },
+        // Subscribed before listing, so no room created in between is missed.
+        socket.subscribe(chat::ROOMS_TOPIC);
+        let (rooms, load_error) = match chat::list_rooms(&socket.state().repo, 0).await {
+            Ok(rooms) => {
+                (rooms.into_iter().map(|r| Item { id: r.id, name: r.name }).collect(), false)
+            }
             Err(err) => {
                 tracing::error!(error = %err, "cannot list the rooms");
-                Self { rooms: Vec::new(), error: true }
+                (Vec::new(), true)
             }
+        };
+        Self { rooms, name: String::new(), errors: Vec::new(), load_error }
+    }
+
+    async fn handle_event(&mut self, event: &str, value: Value, socket: &mut LiveSocket<AppState>) {
+        let (attrs, touched) = Self::form(&value);
+        match event {
+            "validate" => {
+                self.name = attrs.name.clone().unwrap_or_default();
+                let result = if touched { chat::change_room(&attrs) } else { Ok(()) };
+                self.show_errors(result);
+            }
+            "save" => {
+                self.name = attrs.name.clone().unwrap_or_default();
+                match chat::create_room(&socket.state().repo, attrs).await {
+                    Ok(room) => {
+                        // Every open page, this one included, adds it from the broadcast.
+                        if let Some(pubsub) = socket.pubsub() {
+                            chat::broadcast_room_created(pubsub, &room);
+                        }
+                        self.name.clear();
+                        self.errors.clear();
+                    }
+                    Err(err @ chat::Error::Invalid(_)) => self.show_errors(Err(err)),
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot create the room");
+                        self.errors = vec!["the room could not be saved, try again".to_owned()];
+                    }
+                }
+            }
+            _ => tracing::debug!(event, "the rooms view ignores an unknown event"),
         }
     }
 
-    async fn handle_event(
-        &mut self,
-        _event: &str,
-        _value: Value,
-        _socket: &mut LiveSocket<AppState>,
-    ) {
+    async fn handle_info(&mut self, info: Info<()>, _socket: &mut LiveSocket<AppState>) {
+        let Info::Broadcast(broadcast) = info else { return };
+        if broadcast.event() != "room_created" {
+            return;
+        }
+        let Some(room) = broadcast.payload().as_json() else { return };
+        let (Some(id), Some(name)) = (room["id"].as_i64(), room["name"].as_str()) else { return };
+        if !self.rooms.iter().any(|r| r.id == id) {
+            self.rooms.push(Item { id, name: name.to_owned() });
+        }
     }
 
     fn render(&self) -> Rendered {
-        let (rooms, error) = (&self.rooms, self.error);
+        let (rooms, name, errors, load_error) =
+            (&self.rooms, &self.name, &self.errors, self.load_error);
+        let invalid = if errors.is_empty() { "false" } else { "true" };
         html!(
             r#"<section class="live-rooms">
   <h1>Rooms</h1>
-  {#if error}<p class="error-text">The rooms cannot be listed right now.</p>{/if}
+  {#if load_error}<p class="error-text">The rooms cannot be listed right now.</p>{/if}
   <ul id="rooms">{#for room in rooms}<li data-id="{room.id}">{room.name}</li>{/for}</ul>
+  <form id="room-form" phx-change="validate" phx-submit="save" autocomplete="off">
+    <label class="field-label" for="room-name">New room</label>
+    <div class="row">
+      <input class="input" id="room-name" name="room[name]" value="{name}" aria-invalid="{invalid}" placeholder="e.g. design">
+      <button class="button" type="submit">Create</button>
+    </div>
+    {#for error in errors}<p class="error-text room-error">{error}</p>{/for}
+  </form>
   <p><a id="to-counter" href="/live/counter" data-phx-link="redirect" data-phx-link-state="push">the counter</a></p>
 </section>"#
         )

@@ -14,7 +14,7 @@ pub use fawkes_macros::html;
 pub use page::{page, put_root_layout, LayoutContext, PutRootLayout, RootLayout, LIVEVIEW_VERSION};
 pub use rendered::{escape, Dynamic, List, Rendered};
 pub use socket::{socket, Live};
-pub use view::{LiveSocket, LiveView};
+pub use view::{Info, LiveHandle, LiveSocket, LiveView};
 
 /// What may stand in a template's `{…}`: any `Display` value (shown as escaped text), a
 /// [`Rendered`] (a nested template) or a [`Dynamic`] (for instance [`Dynamic::raw`] HTML).

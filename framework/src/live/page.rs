@@ -137,6 +137,7 @@ where
     }
     let url = conn.uri().to_string();
     let mut socket = LiveSocket::new(S::clone(&state), session.clone(), false);
+    socket.info = (std::any::TypeId::of::<V::Info>(), std::any::type_name::<V::Info>());
     let mut view = V::mount(&params, &mut socket).await;
     view.handle_params(&params, &url, &mut socket).await;
     match socket.navigation.take() {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::page::{SessionToken, LIVEVIEW_VERSION, SESSION_MAX_AGE, SESSION_SALT};
-use super::view::{mount_dyn, DynView, LiveView, MountFn, Navigation};
+use super::view::{mount_dyn, DynView, LiveMsg, LiveView, MountFn, Navigation};
 use super::{LiveSocket, Rendered};
 use crate::channel::{Channel, ChannelSocket, Payload, Reply};
 use crate::security::{FetchSession, SecretKeyBase, Token, TokenError, CSRF_TOKEN_KEY};
@@ -32,6 +32,8 @@ use crate::socket::{Channels, ConnectInfo, Refused, Socket};
 /// struct Hello;
 ///
 /// impl LiveView for Hello {
+///     type Info = ();
+///
 ///     async fn mount(_: &Map<String, Value>, _: &mut LiveSocket) -> Self {
 ///         Hello
 ///     }
@@ -204,7 +206,7 @@ impl<S> LiveChannel<S> {
 }
 
 impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S> {
-    type Info = ();
+    type Info = LiveMsg;
 
     async fn join(
         topic: &str,
@@ -266,6 +268,8 @@ impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S>
         }
         let mut live = LiveSocket::new(views.state.clone(), token.s, true);
         live.assigns = socket.assigns().clone();
+        live.pubsub = Some(socket.pubsub().clone());
+        live.mailbox = Some(socket.handle::<LiveMsg>());
         let mut view = mount(&params, &mut live).await;
         view.handle_params(&params, &url, &mut live).await;
         match live.navigation.take() {
@@ -284,6 +288,22 @@ impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S>
             reply["live_patch"] = json!({ "to": to, "kind": "replace" });
         }
         Ok((Self { view, live, last: rendered }, reply))
+    }
+
+    async fn handle_info(&mut self, message: LiveMsg, socket: &mut ChannelSocket<Arc<Views<S>>>) {
+        self.view.handle_info(message, &mut self.live).await;
+        // Nobody asked: what changed, and where the page goes, is pushed.
+        let Reply::Ok(Payload::Json(Value::Object(mut response))) = self.reply().await else {
+            return;
+        };
+        for event in ["live_patch", "live_redirect", "redirect"] {
+            if let Some(to) = response.remove(event) {
+                socket.push(event, to);
+            }
+        }
+        if let Some(diff) = response.remove("diff") {
+            socket.push("diff", diff);
+        }
     }
 
     async fn handle_in(

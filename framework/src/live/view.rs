@@ -1,12 +1,16 @@
 //! The `LiveView` trait and the socket a view changes the page through.
 
+use std::any::{Any, TypeId};
 use std::future::Future;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use super::Rendered;
+use crate::channel::ChannelHandle;
 use crate::conn::Assigns;
+use crate::pubsub::{Broadcast, Deliver, PubSub, SubscriberId};
 
 /// A live page: state on the server, rendered with [`html!`](crate::live::html), changed by
 /// the browser's events. `S` is the application's state, as actions get it with
@@ -28,6 +32,8 @@ use crate::conn::Assigns;
 /// }
 ///
 /// impl LiveView for Counter {
+///     type Info = ();
+///
 ///     async fn mount(_params: &Map<String, Value>, _socket: &mut LiveSocket) -> Self {
 ///         Counter { count: 0 }
 ///     }
@@ -47,6 +53,10 @@ use crate::conn::Assigns;
 /// }
 /// ```
 pub trait LiveView<S = ()>: Sized + Send + 'static {
+    /// The view's own messages, sent through a [`LiveHandle`] (a timer's tick, a task's
+    /// result): `()` for a view that gets none.
+    type Info: Send + 'static;
+
     /// Builds the view from the URL's params (query and path).
     fn mount(
         params: &Map<String, Value>,
@@ -74,8 +84,83 @@ pub trait LiveView<S = ()>: Sized + Send + 'static {
         socket: &mut LiveSocket<S>,
     ) -> impl Future<Output = ()> + Send;
 
+    /// Handles a broadcast on a topic the view subscribed to ([`LiveSocket::subscribe`]) or a
+    /// message of its own; the page then gets what changed, as after an event.
+    fn handle_info(
+        &mut self,
+        _info: Info<Self::Info>,
+        _socket: &mut LiveSocket<S>,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
     /// The page, from the view's state.
     fn render(&self) -> Rendered;
+}
+
+/// What reaches [`LiveView::handle_info`].
+#[derive(Debug)]
+pub enum Info<M> {
+    /// A broadcast on a topic the view subscribed to.
+    Broadcast(Arc<Broadcast>),
+    /// One of the view's own messages.
+    Message(M),
+}
+
+/// A message to a live view's channel task.
+pub(crate) enum LiveMsg {
+    Broadcast(Arc<Broadcast>),
+    Message(Box<dyn Any + Send>),
+}
+
+/// Forwards a topic's broadcasts to a view's task.
+struct Forward(ChannelHandle<LiveMsg>);
+
+impl Deliver for Forward {
+    fn deliver(&self, msg: &Arc<Broadcast>) {
+        // A full mailbox drops the broadcast, as a slow channel's would be.
+        let _ = self.0.send(LiveMsg::Broadcast(msg.clone()));
+    }
+}
+
+/// Sends a running view messages of its [`Info`](LiveView::Info) type.
+pub struct LiveHandle<M> {
+    inner: ChannelHandle<LiveMsg>,
+    message: std::marker::PhantomData<fn(M)>,
+}
+
+impl<M> Clone for LiveHandle<M> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), message: std::marker::PhantomData }
+    }
+}
+
+impl<M> std::fmt::Debug for LiveHandle<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveHandle").field("alive", &self.inner.is_alive()).finish()
+    }
+}
+
+impl<M: Send + 'static> LiveHandle<M> {
+    /// Sends `message` to the view's [`LiveView::handle_info`].
+    ///
+    /// # Errors
+    ///
+    /// The message comes back when the view has stopped.
+    pub fn send(&self, message: M) -> Result<(), M> {
+        match self.inner.send(LiveMsg::Message(Box::new(message))) {
+            Ok(()) => Ok(()),
+            Err(LiveMsg::Message(back)) => {
+                Err(*back.downcast::<M>().unwrap_or_else(|_| unreachable!("boxed as M above")))
+            }
+            Err(LiveMsg::Broadcast(_)) => unreachable!("sent a message"),
+        }
+    }
+
+    /// Whether the view is still running.
+    pub fn is_alive(&self) -> bool {
+        self.inner.is_alive()
+    }
 }
 
 /// Where the page goes after an event.
@@ -94,6 +179,12 @@ pub(crate) enum Navigation {
 #[derive(Debug)]
 pub struct LiveSocket<S = ()> {
     pub(crate) state: S,
+    /// Only once connected: the pubsub and the view's task, for subscriptions and handles.
+    pub(crate) pubsub: Option<PubSub>,
+    pub(crate) mailbox: Option<ChannelHandle<LiveMsg>>,
+    subscriptions: Vec<(String, SubscriberId)>,
+    /// The view's `Info` type, which its handles send.
+    pub(crate) info: (TypeId, &'static str),
     pub(crate) session: Map<String, Value>,
     pub(crate) connected: bool,
     pub(crate) assigns: Assigns,
@@ -106,6 +197,10 @@ impl<S> LiveSocket<S> {
     pub(crate) fn new(state: S, session: Map<String, Value>, connected: bool) -> Self {
         Self {
             state,
+            pubsub: None,
+            mailbox: None,
+            subscriptions: Vec::new(),
+            info: (TypeId::of::<()>(), "()"),
             session,
             connected,
             assigns: Assigns::new(),
@@ -172,6 +267,50 @@ impl<S> LiveSocket<S> {
     pub fn page_title(&mut self, title: impl Into<String>) {
         self.title = Some(title.into());
     }
+
+    /// The pubsub, once connected (`None` during the HTTP render).
+    pub fn pubsub(&self) -> Option<&PubSub> {
+        self.pubsub.as_ref()
+    }
+
+    /// Subscribes the view to `topic`: its broadcasts reach [`LiveView::handle_info`] as
+    /// [`Info::Broadcast`], until the view stops. Does nothing before the view is connected
+    /// (the HTTP render lasts one request), as Phoenix's `if connected?(socket)` guards.
+    pub fn subscribe(&mut self, topic: &str) {
+        let (Some(pubsub), Some(mailbox)) = (&self.pubsub, &self.mailbox) else { return };
+        if self.subscriptions.iter().any(|(t, _)| t == topic) {
+            return;
+        }
+        let id = pubsub.subscribe_sink(topic, Arc::new(Forward(mailbox.clone())));
+        self.subscriptions.push((topic.to_owned(), id));
+    }
+
+    /// A handle other tasks send the view its own messages with (`None` before the view is
+    /// connected). `M` is the view's [`Info`](LiveView::Info) type.
+    ///
+    /// # Panics
+    ///
+    /// When `M` is not the view's `Info` type.
+    pub fn handle<M: Send + 'static>(&self) -> Option<LiveHandle<M>> {
+        let (info, name) = self.info;
+        assert!(
+            TypeId::of::<M>() == info,
+            "a handle sending {} to a live view whose Info is {name}",
+            std::any::type_name::<M>()
+        );
+        let inner = self.mailbox.clone()?;
+        Some(LiveHandle { inner, message: std::marker::PhantomData })
+    }
+}
+
+impl<S> Drop for LiveSocket<S> {
+    fn drop(&mut self) {
+        if let Some(pubsub) = &self.pubsub {
+            for (topic, id) in self.subscriptions.drain(..) {
+                pubsub.unsubscribe(&topic, id);
+            }
+        }
+    }
 }
 
 /// A view behind a pointer, for the socket that runs views it knows by name.
@@ -187,6 +326,12 @@ pub(crate) trait DynView<S>: Send {
         &'a mut self,
         event: &'a str,
         value: Value,
+        socket: &'a mut LiveSocket<S>,
+    ) -> BoxFuture<'a, ()>;
+
+    fn handle_info<'a>(
+        &'a mut self,
+        msg: LiveMsg,
         socket: &'a mut LiveSocket<S>,
     ) -> BoxFuture<'a, ()>;
 
@@ -212,6 +357,22 @@ impl<V: LiveView<S>, S: Send> DynView<S> for V {
         Box::pin(LiveView::handle_event(self, event, value, socket))
     }
 
+    fn handle_info<'a>(
+        &'a mut self,
+        msg: LiveMsg,
+        socket: &'a mut LiveSocket<S>,
+    ) -> BoxFuture<'a, ()> {
+        let info = match msg {
+            LiveMsg::Broadcast(broadcast) => Info::Broadcast(broadcast),
+            LiveMsg::Message(message) => match message.downcast::<V::Info>() {
+                Ok(message) => Info::Message(*message),
+                // `LiveSocket::handle` makes handles of the view's own type only.
+                Err(_) => return Box::pin(async {}),
+            },
+        };
+        Box::pin(LiveView::handle_info(self, info, socket))
+    }
+
     fn render(&self) -> Rendered {
         LiveView::render(self)
     }
@@ -225,5 +386,6 @@ pub(crate) fn mount_dyn<'a, V: LiveView<S>, S: Send + 'static>(
     params: &'a Map<String, Value>,
     socket: &'a mut LiveSocket<S>,
 ) -> BoxFuture<'a, Box<dyn DynView<S>>> {
+    socket.info = (TypeId::of::<V::Info>(), std::any::type_name::<V::Info>());
     Box::pin(async move { Box::new(V::mount(params, socket).await) as Box<dyn DynView<S>> })
 }
