@@ -56,14 +56,8 @@ fawkes::router! {
     forward "/vendor/phoenix" => state.vendor.phoenix.service();
     forward "/vendor/phoenix_live_view" => state.vendor.live_view.service();
 
-    // Live pages join here; the session plug is the browser pipeline's, whose cookie and CSRF
-    // token every join must carry.
-    socket "/live" => fawkes::live::socket(
-        state.clone(),
-        fawkes::security::fetch_session(session_config(state.key_base.clone())),
-    )
-    .view::<crate::live::CounterLive>("/live/counter")
-    .view::<crate::live::RoomsLive>("/live/rooms");
+    // Live pages join here (see `live_socket`).
+    socket "/live" => live_socket(state);
 
     socket "/socket" => fawkes::socket::transport(
         UserSocket::new(state.clone()),
@@ -100,6 +94,17 @@ pub const SESSION_COOKIE: &str = "_fawkes_example_key";
 
 /// How long a login lasts: the session cookie's max age, checked on the server too.
 pub const SESSION_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// The socket the live pages join, with every live view of the app by path; its session plug
+/// is the browser pipeline's, whose cookie and CSRF token every join must carry.
+pub fn live_socket(state: &AppState) -> fawkes::live::Live<AppState> {
+    fawkes::live::socket(
+        state.clone(),
+        fawkes::security::fetch_session(session_config(state.key_base.clone())),
+    )
+    .view::<crate::live::CounterLive>("/live/counter")
+    .view::<crate::live::RoomsLive>("/live/rooms")
+}
 
 /// How the browser pages keep their session: a signed cookie, as Phoenix keeps it.
 pub fn session_config(key_base: SecretKeyBase) -> SessionConfig {

@@ -32,14 +32,18 @@ pub struct ConnInfo {
 impl ConnInfo {
     /// A conn info for in-process tests: a loopback peer, ready.
     #[cfg(feature = "test")]
-    pub(crate) fn for_test(supervisor: Supervisor, pubsub: crate::PubSub) -> Self {
+    pub(crate) fn for_test(
+        supervisor: Supervisor,
+        pubsub: crate::PubSub,
+        secret_key_base: Option<crate::secret::SecretKeyBase>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             ready: AtomicBool::new(true),
             buffered_bodies: crate::budget::Budget::new(usize::MAX),
             supervisor,
             telemetry: crate::instrument::Telemetry::for_pubsub(&pubsub),
             pubsub,
-            secret_key_base: None,
+            secret_key_base,
         });
         Self { remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)), shared }
     }

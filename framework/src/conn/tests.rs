@@ -82,7 +82,7 @@ async fn conn_info_shows_in_the_extensions_without_being_inserted_up_front() {
     use crate::endpoint::ConnInfo;
 
     let supervisor = crate::supervisor::Supervisor::builder().name("conn info").start();
-    let info = ConnInfo::for_test(supervisor, crate::PubSub::new("conn-info"));
+    let info = ConnInfo::for_test(supervisor, crate::PubSub::new("conn-info"), None);
     let mut conn = get("/");
     conn.set_conn_info(info);
     assert!(conn.conn_info().is_some());
@@ -97,6 +97,7 @@ async fn conn_info_shows_in_the_extensions_without_being_inserted_up_front() {
     conn.set_conn_info(ConnInfo::for_test(
         crate::supervisor::Supervisor::builder().name("conn info 2").start(),
         crate::PubSub::new("conn-info-2"),
+        None,
     ));
     assert!(conn.extensions().get::<u8>().is_none());
     conn.extensions_mut().insert(9u8);

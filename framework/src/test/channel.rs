@@ -100,12 +100,30 @@ impl ChannelTest {
         params: Value,
         pubsub: PubSub,
     ) -> Result<Self, Refused> {
+        Self::connect_with_info(socket, params, &ConnectInfo::default(), pubsub).await
+    }
+
+    /// Connects with what the upgrade request would have told the socket (its headers, a
+    /// cookie among them; the endpoint's secret key base).
+    ///
+    /// # Errors
+    ///
+    /// When the socket's `connect` refuses.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub async fn connect_with_info<S: Socket>(
+        socket: S,
+        params: Value,
+        info: &ConnectInfo,
+        pubsub: PubSub,
+    ) -> Result<Self, Refused> {
         let params = match params {
             Value::Object(map) => map,
             _ => serde_json::Map::new(),
         };
-        let info = ConnectInfo::default();
-        let assigns = socket.connect(&params, &info).await?;
+        let assigns = socket.connect(&params, info).await?;
         let supervisor = Supervisor::builder().name("channel test").start();
         let telemetry = crate::instrument::Telemetry::for_pubsub(&pubsub);
         let outbound =

@@ -7,8 +7,10 @@
 //! feature.
 
 mod channel;
+mod live;
 
 pub use channel::ChannelTest;
+pub use live::{LiveTestError, LiveViewTest};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -56,12 +58,13 @@ pub struct ConnTest {
 #[derive(Debug, Clone)]
 struct Context {
     pubsub: PubSub,
+    secret_key_base: Option<crate::security::SecretKeyBase>,
 }
 
 impl Context {
     fn conn_info(&self) -> ConnInfo {
         let supervisor = crate::supervisor::Supervisor::builder().name("conn test").start();
-        ConnInfo::for_test(supervisor, self.pubsub.clone())
+        ConnInfo::for_test(supervisor, self.pubsub.clone(), self.secret_key_base.clone())
     }
 }
 
@@ -73,7 +76,26 @@ impl ConnTest {
 
     /// A test client whose requests see `pubsub` (share it with a [`ChannelTest`]).
     pub fn with_pubsub(router: impl Into<Router>, pubsub: PubSub) -> Self {
-        Self { router: router.into(), context: Context { pubsub }, info: Arc::new(OnceLock::new()) }
+        Self {
+            router: router.into(),
+            context: Context { pubsub, secret_key_base: None },
+            info: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Gives requests the secret key base an endpoint would
+    /// ([`Endpoint::secret_key_base`](crate::Endpoint::secret_key_base)): for sessions
+    /// configured from the endpoint, and live pages, which sign their token with it.
+    #[must_use]
+    pub fn secret_key_base(mut self, key_base: crate::security::SecretKeyBase) -> Self {
+        self.context.secret_key_base = Some(key_base);
+        self.info = Arc::new(OnceLock::new());
+        self
+    }
+
+    /// The secret key base given with [`ConnTest::secret_key_base`].
+    pub fn key_base(&self) -> Option<&crate::security::SecretKeyBase> {
+        self.context.secret_key_base.as_ref()
     }
 
     /// The pubsub requests see.
