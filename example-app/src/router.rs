@@ -57,7 +57,7 @@ fawkes::router! {
     forward "/vendor/phoenix_live_view" => state.vendor.live_view.service();
 
     // Live pages join here (see `live_socket`).
-    socket "/live" => live_socket(state);
+    socket "/live" => fawkes::socket::transport(live_socket(state)).max_channels_total(MAX_LIVE_VIEWS);
 
     socket "/socket" => fawkes::socket::transport(
         UserSocket::new(state.clone()),
@@ -88,6 +88,11 @@ fawkes::router! {
 /// at most, sized for the 256 MiB the Kubernetes manifests give a replica (the framework's
 /// default, 65,536, is for larger machines).
 pub const MAX_CHANNELS: usize = 20_000;
+
+/// The most live views the app runs at once. A view keeps its state and its last render (the
+/// rooms page: every listed room, up to 500), far more than a channel, so the live socket has
+/// a budget of its own next to [`MAX_CHANNELS`].
+pub const MAX_LIVE_VIEWS: usize = 2_000;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "_fawkes_example_key";
