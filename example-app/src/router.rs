@@ -68,8 +68,8 @@ fawkes::router! {
         pipe_through browser;
         get "/" => crate::controllers::page_controller::index;
         get "/dashboard" => crate::controllers::page_controller::dashboard;
-        get "/live/counter" => fawkes::live::page::<crate::live::CounterLive, AppState>;
-        get "/live/rooms" => fawkes::live::page::<crate::live::RoomsLive, AppState>;
+        live "/live/counter" => crate::live::CounterLive;
+        live "/live/rooms" => crate::live::RoomsLive;
         post "/session" => crate::controllers::session_controller::create;
         delete "/session" => crate::controllers::session_controller::delete;
         // HTML forms can only GET and POST.
@@ -100,15 +100,13 @@ pub const SESSION_COOKIE: &str = "_fawkes_example_key";
 /// How long a login lasts: the session cookie's max age, checked on the server too.
 pub const SESSION_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
-/// The socket the live pages join, with every live view of the app by path; its session plug
+/// The socket the live pages join, with every `live` route of the router; its session plug
 /// is the browser pipeline's, whose cookie and CSRF token every join must carry.
 pub fn live_socket(state: &AppState) -> fawkes::live::Live<AppState> {
-    fawkes::live::socket(
+    AppRouter::live_views(fawkes::live::socket(
         state.clone(),
         fawkes::security::fetch_session(session_config(state.key_base.clone())),
-    )
-    .view::<crate::live::CounterLive>("/live/counter")
-    .view::<crate::live::RoomsLive>("/live/rooms")
+    ))
 }
 
 /// How the browser pages keep their session: a signed cookie, as Phoenix keeps it.

@@ -94,6 +94,9 @@ async fn the_counter_links_to_the_rooms_and_other_paths_are_not_live() {
     let app = app().await;
     let view = app.live("/live/counter").await;
     assert!(view.render().contains("id=\"to-rooms\" href=\"/live/rooms\""));
+    // `live` routes get path helpers named after their view, and the socket serves them.
+    assert_eq!(example_app::AppRouter::counter_live_path(), "/live/counter");
+    assert_eq!(example_app::AppRouter::rooms_live_path(), "/live/rooms");
     // A path that is no live page is no live view.
     let missing = LiveViewTest::live(&app.http, live_socket(&app.state), "/live/nothing").await;
     assert_eq!(missing.unwrap_err(), LiveTestError::Http(404, None));

@@ -63,6 +63,8 @@ struct Resolved {
     pipes: Vec<Ident>,
     /// The helper's base name (without `_path`), and whether the user chose it.
     helper: Option<(String, bool)>,
+    /// A live route's view.
+    live: Option<syn::Type>,
 }
 
 const RESOURCE_ACTIONS: [&str; 7] = ["index", "new", "create", "show", "edit", "update", "delete"];
@@ -127,6 +129,7 @@ impl Context {
                         target: Target::Action(def.action.clone()),
                         pipes: pipes.clone(),
                         helper,
+                        live: def.live.clone(),
                     });
                 }
                 Item::Forward(def) | Item::Socket(def) => {
@@ -162,6 +165,7 @@ impl Context {
                         // Phoenix where sockets live in the endpoint.
                         pipes: pipes.clone(),
                         helper: None,
+                        live: None,
                     });
                 }
                 Item::Resources(def) => self.resources(def, prefix, pipes, helper_prefix)?,
@@ -237,6 +241,7 @@ impl Context {
                 target: Target::Action(action_path),
                 pipes: pipes.to_vec(),
                 helper: Some((format!("{helper_base}_{action}"), true)),
+                live: None,
             });
         }
         if !def.nested.is_empty() {
@@ -412,6 +417,16 @@ impl Context {
                 },
             ),
         };
+        // The live views, by their full paths, for the app's live socket.
+        let live_state = match state {
+            Some(ty) => quote! { #ty },
+            None => quote! { () },
+        };
+        let live_views = self.routes.iter().filter_map(|r| {
+            let view = r.live.as_ref()?;
+            let path = &r.path.phoenix;
+            Some(quote! { let live = live.view::<#view>(#path); })
+        });
         let table = self.routes.iter().map(|r| {
             let (m, p) = (r.method.as_str(), &r.path.phoenix);
             quote! { (#m, #p) }
@@ -440,6 +455,17 @@ impl Context {
                 /// The router.
                 pub fn router(&self) -> &::fawkes::Router {
                     &self.router
+                }
+
+                /// Adds this router's `live` routes (each view at its full path) to `live`,
+                /// the socket their pages join: `socket "/live" =>
+                /// Self::live_views(fawkes::live::socket(...))`.
+                #[must_use]
+                pub fn live_views(
+                    live: ::fawkes::live::Live<#live_state>,
+                ) -> ::fawkes::live::Live<#live_state> {
+                    #(#live_views)*
+                    live
                 }
 
                 #(#helper_fns)*

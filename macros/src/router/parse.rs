@@ -2,6 +2,7 @@
 
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned as _;
 use syn::{braced, bracketed, Attribute, Expr, Ident, LitStr, Path, Token, Visibility};
 
 mod kw {
@@ -20,10 +21,11 @@ mod kw {
     syn::custom_keyword!(forward);
     syn::custom_keyword!(socket);
     syn::custom_keyword!(state);
+    syn::custom_keyword!(live);
 }
 
 /// The keywords that start an item (`match` is a Rust keyword, never taken for a name).
-const ITEM_KEYWORDS: [&str; 14] = [
+const ITEM_KEYWORDS: [&str; 15] = [
     "state",
     "pipeline",
     "scope",
@@ -38,6 +40,7 @@ const ITEM_KEYWORDS: [&str; 14] = [
     "resources",
     "forward",
     "socket",
+    "live",
 ];
 
 pub(crate) struct RouterInput {
@@ -115,6 +118,8 @@ pub(crate) struct RouteDef {
     pub(crate) path: LitStr,
     pub(crate) action: Path,
     pub(crate) helper: Option<Ident>,
+    /// `live "/path" => View;`: the view, which the route renders and the live socket serves.
+    pub(crate) live: Option<syn::Type>,
 }
 
 pub(crate) struct ResourcesDef {
@@ -276,13 +281,55 @@ impl Parse for Item {
                 helper = Some(parse_helper(input)?);
             }
             input.parse::<Token![;]>()?;
-            return Ok(Item::Route(RouteDef { method, path, action, helper }));
+            return Ok(Item::Route(RouteDef { method, path, action, helper, live: None }));
+        }
+        if input.peek(kw::live) {
+            input.parse::<kw::live>()?;
+            let path: LitStr = input.parse()?;
+            input.parse::<Token![=>]>()?;
+            let view: syn::Type = input.parse()?;
+            let mut helper = None;
+            if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+                helper = Some(parse_helper(input)?);
+            }
+            input.parse::<Token![;]>()?;
+            // The route renders the page; its state is the router's, inferred.
+            let action: Path = syn::parse_quote_spanned! {view.span()=>
+                ::fawkes::live::page::<#view, _>
+            };
+            let helper = helper.or_else(|| live_helper(&view));
+            return Ok(Item::Route(RouteDef {
+                method: Method::Get,
+                path,
+                action,
+                helper,
+                live: Some(view),
+            }));
         }
         Err(input.error(
             "expected `pipeline`, `scope`, `pipe_through`, `get`, `post`, `put`, `patch`, \
-             `delete`, `options`, `head`, `match`, `resources`, `forward` or `socket`",
+             `delete`, `options`, `head`, `match`, `resources`, `forward`, `socket` or `live`",
         ))
     }
+}
+
+/// A live route's helper name: the view's, in snake case (`CounterLive` → `counter_live`).
+fn live_helper(view: &syn::Type) -> Option<Ident> {
+    let syn::Type::Path(path) = view else { return None };
+    let last = path.path.segments.last()?;
+    let mut snake = String::new();
+    for (i, c) in last.ident.to_string().chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                snake.push('_');
+            }
+            snake.extend(c.to_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    Some(Ident::new(&snake, last.ident.span()))
 }
 
 fn parse_resources(input: ParseStream<'_>) -> syn::Result<ResourcesDef> {
