@@ -9,57 +9,14 @@
 //   FAWKES_URL=http://127.0.0.1:4000 SCREENSHOT_DIR=/tmp node live.mjs
 
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { BASE, SHOTS, STEP_TIMEOUT_MS, assert, deadline, eventually as poll, launch, results, step } from "./harness.mjs";
 
-const BASE = process.env.FAWKES_URL;
-const SHOTS = process.env.SCREENSHOT_DIR || path.resolve("../../target/browser");
-const STEP_TIMEOUT_MS = 10_000;
-const OVERALL_TIMEOUT_MS = 120_000;
+deadline(120_000, "live test");
 
-if (!BASE) {
-  console.error("FAWKES_URL is not set (e.g. http://127.0.0.1:4000)");
-  process.exit(2);
-}
-setTimeout(() => {
-  console.error(`live test: no result after ${OVERALL_TIMEOUT_MS / 1000}s`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS).unref();
+// Live pages answer in milliseconds: poll often.
+const eventually = (what, probe, ms = STEP_TIMEOUT_MS) => poll(what, probe, ms, 50);
 
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const started = Date.now();
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name} (${Date.now() - started} ms)`);
-  } catch (err) {
-    failed += 1;
-    console.log(`not ok - ${name}\n  ${String(err && err.stack ? err.stack : err).replace(/\n/g, "\n  ")}`);
-    throw err;
-  }
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(`assertion failed: ${message}`);
-}
-
-async function eventually(what, probe, ms = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (last) return last;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-});
+const browser = await launch();
 const errors = [];
 const frames = [];
 try {
@@ -199,6 +156,6 @@ try {
   });
 } finally {
   await browser.close();
-  console.log(`\n${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : process.exitCode;
+  console.log(`\n${results.passed} passed, ${results.failed} failed`);
+  process.exitCode = results.failed ? 1 : process.exitCode;
 }

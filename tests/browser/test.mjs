@@ -8,42 +8,9 @@
 
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { BASE, SHOTS, STEP_TIMEOUT_MS, assert, deadline, eventually, launch, results, step } from "./harness.mjs";
 
-const BASE = process.env.FAWKES_URL;
-const SHOTS = process.env.SCREENSHOT_DIR || path.resolve("../../target/browser");
-const STEP_TIMEOUT_MS = 10_000;
-const OVERALL_TIMEOUT_MS = 180_000;
-
-if (!BASE) {
-  console.error("FAWKES_URL is not set (e.g. http://127.0.0.1:4000)");
-  process.exit(2);
-}
-
-// A hung browser must not hang the run.
-setTimeout(() => {
-  console.error(`browser test: no result after ${OVERALL_TIMEOUT_MS / 1000}s`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS).unref();
-
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const started = Date.now();
-  try {
-    await fn();
-    passed += 1;
-    console.log(`ok - ${name} (${Date.now() - started} ms)`);
-  } catch (err) {
-    failed += 1;
-    console.log(`not ok - ${name}\n  ${String(err && err.stack ? err.stack : err).replace(/\n/g, "\n  ")}`);
-    throw err;
-  }
-}
-
-function assert(condition, message) {
-  if (!condition) throw new Error(`assertion failed: ${message}`);
-}
+deadline(180_000, "browser test");
 
 async function api(method, urlPath, body) {
   const resp = await fetch(`${BASE}${urlPath}`, {
@@ -56,34 +23,7 @@ async function api(method, urlPath, body) {
   return { status: resp.status, json: text ? JSON.parse(text) : null };
 }
 
-// Polls `probe` until it returns a truthy value, or fails after `ms`.
-async function eventually(what, probe, ms = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + ms;
-  let last;
-  while (Date.now() < deadline) {
-    last = await probe();
-    if (last) return last;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
-}
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  // Playwright gives every launch a fresh, temporary user-data-dir of its own.
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-  timeout: 60_000,
-});
+const browser = await launch();
 
 const pageErrors = [];
 async function newPage() {
@@ -360,6 +300,6 @@ try {
 } finally {
   await browser.close().catch(() => {});
 }
-console.log(`\n${passed} passed, ${failed} failed`);
+console.log(`\n${results.passed} passed, ${results.failed} failed`);
 console.log(`screenshots: ${["login.png", "chat.png", "dashboard.png"].map((f) => path.join(SHOTS, f)).join(", ")}`);
-process.exit(exitCode || (failed ? 1 : 0));
+process.exit(exitCode || (results.failed ? 1 : 0));
