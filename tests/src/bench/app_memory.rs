@@ -45,7 +45,7 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
 }
 
 /// A scratch directory, removed when dropped.
-struct Scratch(std::path::PathBuf);
+pub(crate) struct Scratch(std::path::PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -55,7 +55,7 @@ impl Drop for Scratch {
 
 /// The example app: asked to stop (SIGTERM, so that a profiler wrapping it writes its
 /// report) when dropped, killed if it is still there 30 s later.
-struct App(Child);
+pub(crate) struct App(pub(crate) Child);
 
 impl Drop for App {
     fn drop(&mut self) {
@@ -72,28 +72,28 @@ impl Drop for App {
     }
 }
 
-/// The `bench app-memory` subcommand.
-pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
-    let args = parse(args)?;
-    anyhow::ensure!(
-        args.app.exists(),
-        "no example app at {} (cargo build --release -p example-app, or --app PATH)",
-        args.app.display()
-    );
+/// Starts the example app at `path` on a fresh SQLite file with `env` set, and waits for the
+/// URL it listens on. The app stops when the returned `App` is dropped, its database when the
+/// `Scratch` is.
+pub(crate) fn start(
+    path: &std::path::Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<(App, String, Scratch)> {
     let dir =
         Scratch(std::env::temp_dir().join(format!("fawkes-app-memory-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0)?;
     let database = format!("sqlite://{}?mode=rwc", dir.0.join("app.db").display());
-    let mut child = Command::new(&args.app)
-        .env("PORT", "0")
-        .env("DATABASE_URL", database)
-        .env("MAX_CONNECTIONS", (args.conns + 1_000).to_string())
-        .env("RUST_LOG", "warn")
+    let mut command = Command::new(path);
+    command.env("PORT", "0").env("DATABASE_URL", database).env("RUST_LOG", "warn");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .with_context(|| format!("cannot start {}", args.app.display()))?;
+        .with_context(|| format!("cannot start {}", path.display()))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let app = App(child);
     let (tx, lines) = mpsc::channel();
@@ -112,6 +112,19 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
             break url.trim().trim_end_matches('/').to_owned();
         }
     };
+    Ok((app, url, dir))
+}
+
+/// The `bench app-memory` subcommand.
+pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
+    let args = parse(args)?;
+    anyhow::ensure!(
+        args.app.exists(),
+        "no example app at {} (cargo build --release -p example-app, or --app PATH)",
+        args.app.display()
+    );
+    let (app, url, _dir) =
+        start(&args.app, &[("MAX_CONNECTIONS", (args.conns + 1_000).to_string())])?;
     let port: u16 = url.rsplit(':').next().context("no port in the URL")?.parse()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(create_rooms(&url, args.rooms))?;
@@ -171,7 +184,7 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_rooms(url: &str, rooms: usize) -> anyhow::Result<()> {
+pub(crate) async fn create_rooms(url: &str, rooms: usize) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     for i in 1..=rooms {
         let resp = http

@@ -9,6 +9,7 @@
 //! bench ws-client <fawkes|tungstenite> --port P --conns N ...
 //! bench gen-routes N
 //! bench app-memory [--app PATH] [--conns N] [--rooms R] [--clients C]
+//! bench live-memory [--app PATH] [--views N] [--per-socket K]
 //! ```
 //!
 //! The driver starts each server as a child process of this executable, reads its port from
@@ -21,6 +22,8 @@ mod app_memory;
 mod client;
 #[path = "../bench/driver.rs"]
 mod driver;
+#[path = "../bench/live_memory.rs"]
+mod live_memory;
 #[path = "../bench/process.rs"]
 mod process;
 #[path = "../bench/report.rs"]
@@ -53,6 +56,7 @@ usage:
   bench ws-client <fawkes|tungstenite> --port P --conns N --first-ip K --expect M --timeout S
   bench gen-routes N
   bench app-memory [--app PATH] [--conns N] [--rooms R] [--clients C]
+  bench live-memory [--app PATH] [--views N] [--per-socket K]
 
   --quick      2 s per run instead of 10 s
   --json PATH  also write the results as JSON
@@ -89,6 +93,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         }
         Some("ws-client") => ws_client::main(&args[1..]),
         Some("app-memory") => app_memory::main(&args[1..]),
+        Some("live-memory") => live_memory::main(&args[1..]),
         Some("server") => {
             let kind = server::Kind::parse(args.get(1).context("server needs a kind")?)?;
             let mut routes = driver::MAIN_ROUTES;
