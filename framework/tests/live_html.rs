@@ -88,3 +88,28 @@ fn else_if_chains_pick_one_branch() {
     assert_eq!(label(0), "<p>zero</p>");
     assert_eq!(label(3), "<p>3</p>");
 }
+
+enum Status {
+    Open,
+    Closed { reason: String },
+}
+
+#[test]
+fn match_blocks_pick_the_arm_of_the_value() {
+    let label = |status: &Status| {
+        html!(
+            "<p>{#match status}
+              {:case Status::Open}open
+              {:case Status::Closed { reason }}closed: {reason}
+            {/match}</p>"
+        )
+    };
+    assert_eq!(label(&Status::Open).to_html(), "<p>open\n              </p>");
+    let closed = label(&Status::Closed { reason: "<late>".into() });
+    assert_eq!(closed.to_html(), "<p>closed: &lt;late&gt;\n            </p>");
+    // Another arm is another template: sent whole, with its statics.
+    assert_eq!(
+        closed.diff(&label(&Status::Open)),
+        Some(json!({"0": {"s": ["closed: ", "\n            "], "0": "&lt;late&gt;"}}))
+    );
+}

@@ -29,6 +29,7 @@ enum Node {
     Text(String),
     Expr(Box<Expr>),
     If { branches: Vec<(Expr, Vec<Node>)>, otherwise: Vec<Node> },
+    Match { scrutinee: Box<Expr>, arms: Vec<(Pat, Vec<Node>)> },
     For { pat: Box<Pat>, iter: Box<Expr>, body: Vec<Node> },
 }
 
@@ -77,7 +78,11 @@ impl Parser<'_> {
             } else if rest.starts_with("{#for ") {
                 flush(&mut nodes, &mut text);
                 nodes.push(self.for_block()?);
+            } else if rest.starts_with("{#match ") {
+                flush(&mut nodes, &mut text);
+                nodes.push(self.match_block()?);
             } else if rest.starts_with("{:") || rest.starts_with("{/") || rest.starts_with("{#") {
+                // A block's own tags end its body: they are handled by the block.
                 return Err(self.error(&format!("unexpected `{}`", self.rest_head())));
             } else if rest.starts_with('{') {
                 flush(&mut nodes, &mut text);
@@ -163,6 +168,32 @@ impl Parser<'_> {
         Ok(Node::If { branches, otherwise })
     }
 
+    fn match_block(&mut self) -> syn::Result<Node> {
+        let head = self.braced()?;
+        let scrutinee = self.expr(head.trim_start_matches("#match "))?;
+        // Only whitespace may stand between `{#match}` and its first `{:case}`.
+        let lead = self.rest().len() - self.rest().trim_start().len();
+        self.pos += lead;
+        let mut arms = Vec::new();
+        while self.rest().starts_with("{:case ") {
+            let head = self.braced()?;
+            let pattern = head.trim_start_matches(":case ");
+            let pat = Pat::parse_multi_with_leading_vert
+                .parse_str(pattern)
+                .map_err(|err| self.error(&format!("`{{:case {pattern}}}`: not a pattern: {err}")))?;
+            let body = self.nodes(&["{:case ", "{/match}"])?;
+            arms.push((pat, body));
+        }
+        if arms.is_empty() {
+            return Err(self.error("a `{#match}` needs `{:case pattern}` arms"));
+        }
+        if !self.rest().starts_with("{/match}") {
+            return Err(self.error("a `{#match}` is never closed with `{/match}`"));
+        }
+        self.pos += "{/match}".len();
+        Ok(Node::Match { scrutinee: Box::new(scrutinee), arms })
+    }
+
     fn for_block(&mut self) -> syn::Result<Node> {
         let head = self.braced()?;
         let head = head.trim_start_matches("#for ");
@@ -210,6 +241,17 @@ fn split(nodes: &[Node], span: Span) -> syn::Result<(Vec<String>, Vec<TokenStrea
                 let otherwise = template(otherwise, span)?;
                 dynamics.push(quote! {
                     ::fawkes::live::Dynamic::Nested(#(#arms else)* { #otherwise })
+                });
+                statics.push(String::new());
+            }
+            Node::Match { scrutinee, arms } => {
+                let mut cases = Vec::new();
+                for (pat, body) in arms {
+                    let body = template(body, span)?;
+                    cases.push(quote! { #pat => #body, });
+                }
+                dynamics.push(quote! {
+                    ::fawkes::live::Dynamic::Nested(match #scrutinee { #(#cases)* })
                 });
                 statics.push(String::new());
             }
