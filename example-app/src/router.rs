@@ -57,7 +57,10 @@ fawkes::router! {
     forward "/vendor/phoenix_live_view" => state.vendor.live_view.service();
 
     // Live pages join here (see `live_socket`).
-    socket "/live" => fawkes::socket::transport(live_socket(state)).max_channels_total(MAX_LIVE_VIEWS);
+    socket "/live" => fawkes::socket::transport(live_socket(state))
+        .max_channels_total(MAX_LIVE_VIEWS)
+        // Events and forms are small: a large frame is refused before it is read.
+        .max_frame_size(64 * 1024);
 
     socket "/socket" => fawkes::socket::transport(
         UserSocket::new(state.clone()),
@@ -89,10 +92,11 @@ fawkes::router! {
 /// default, 65,536, is for larger machines).
 pub const MAX_CHANNELS: usize = 20_000;
 
-/// The most live views the app runs at once. A view keeps its state and its last render (the
-/// rooms page: every listed room, up to 500), far more than a channel, so the live socket has
-/// a budget of its own next to [`MAX_CHANNELS`].
-pub const MAX_LIVE_VIEWS: usize = 2_000;
+/// The most live views the app runs at once. A view keeps its state and its last render: the
+/// counter about what a channel costs, the rooms page every listed room (up to 500; about
+/// 650 KB a view with 500 short names, measured from outside), so the live socket has a budget
+/// of its own next to [`MAX_CHANNELS`], sized for the manifests' 256 MiB.
+pub const MAX_LIVE_VIEWS: usize = 300;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "_fawkes_example_key";

@@ -178,9 +178,9 @@ impl Parser<'_> {
         while self.rest().starts_with("{:case ") {
             let head = self.braced()?;
             let pattern = head.trim_start_matches(":case ");
-            let pat = Pat::parse_multi_with_leading_vert
-                .parse_str(pattern)
-                .map_err(|err| self.error(&format!("`{{:case {pattern}}}`: not a pattern: {err}")))?;
+            let pat = Pat::parse_multi_with_leading_vert.parse_str(pattern).map_err(|err| {
+                self.error(&format!("`{{:case {pattern}}}`: not a pattern: {err}"))
+            })?;
             let body = self.nodes(&["{:case ", "{/match}"])?;
             arms.push((pat, body));
         }

@@ -128,15 +128,21 @@ fn attribute<'a>(html: &'a str, before: &str) -> &'a str {
 }
 
 async fn page(addr: std::net::SocketAddr, path: &str) -> Page {
-    let resp = http1_client()
-        .get(format!("http://{addr}{path}"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    page_in(addr, path, None).await
+}
+
+/// A page rendered in the session of `cookie` (a second tab), or in a new one.
+async fn page_in(addr: std::net::SocketAddr, path: &str, cookie: Option<&str>) -> Page {
+    let mut req = http1_client().get(format!("http://{addr}{path}")).header("accept", "text/html");
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let cookie =
-        resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = match resp.headers().get("set-cookie") {
+        Some(set) => set.to_str().unwrap().split(';').next().unwrap().to_owned(),
+        None => cookie.expect("a new session sets its cookie").to_owned(),
+    };
     let html = resp.text().await.unwrap();
     Page {
         csrf: attribute(&html, "<meta name=\"csrf-token\" content=\"").to_owned(),
@@ -286,6 +292,16 @@ async fn a_join_without_the_pages_tokens_is_refused_as_the_client_expects() {
         let (status, response, _) = reply(&mut ws, "1").await;
         assert_eq!((status, response), refused("unauthorized"), "session {session:?}");
     }
+    // Another session's page on its own topic, joined with this session's cookie and CSRF
+    // token: a page token is bound to the session it was rendered for.
+    let mut ws = connect(addr, &page.cookie).await;
+    send(&mut ws, join_frame(&other, &page.csrf, &other.session, &url)).await;
+    assert_eq!(reply(&mut ws, "1").await.1, json!({"reason": "unauthorized"}));
+    // The same page joined with its own session's cookie and token is fine.
+    let mut ws = connect(addr, &other.cookie).await;
+    send(&mut ws, join_frame(&other, &other.csrf, &other.session, &url)).await;
+    assert_eq!(reply(&mut ws, "1").await.0, "ok");
+
     // A token signed with another secret.
     let foreign = fawkes::security::Token::sign(
         &SecretKeyBase::new(vec![9; 64]).unwrap(),
@@ -306,13 +322,13 @@ async fn bad_events_get_error_replies_and_a_panicking_view_is_alone_in_falling()
     let server = server().await;
     let addr = server.local_addr();
     let first = page(addr, "/counter").await;
-    let second = page(addr, "/counter").await;
+    // A second tab of the same browser: the same session.
+    let second = page_in(addr, "/counter", Some(&first.cookie)).await;
     let url = format!("http://{addr}/counter");
     let mut ws = connect(addr, &first.cookie).await;
     send(&mut ws, join_frame(&first, &first.csrf, &first.session, &url)).await;
     assert_eq!(reply(&mut ws, "1").await.0, "ok");
-    // The second page, on the same socket (its own cookie's CSRF does not matter here: the
-    // socket's cookie is the first page's, whose token it carries).
+    // The second tab's page, on the same socket.
     let mut second_join = join_frame(&second, &first.csrf, &second.session, &url);
     second_join[0] = json!("9");
     second_join[1] = json!("9");

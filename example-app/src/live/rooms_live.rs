@@ -6,6 +6,15 @@ use serde_json::{Map, Value};
 use crate::chat::{self, RoomAttrs};
 use crate::router::AppState;
 
+/// The most rooms the page lists: the first page of `/api/rooms`.
+const LISTED: usize = chat::ROOM_PAGE as usize;
+
+/// What the view keeps of a typed name: no more than one character past the longest valid
+/// one, enough to show the error; a client sending a megabyte of name holds none of it.
+fn kept(name: Option<&str>) -> String {
+    name.unwrap_or_default().chars().take(chat::MAX_ROOM_NAME_CHARS + 1).collect()
+}
+
 /// One room of the list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Item {
@@ -69,12 +78,12 @@ impl LiveView<AppState> for RoomsLive {
         let (attrs, touched) = Self::form(&value);
         match event {
             "validate" => {
-                self.name = attrs.name.clone().unwrap_or_default();
+                self.name = kept(attrs.name.as_deref());
                 let result = if touched { chat::change_room(&attrs) } else { Ok(()) };
                 self.show_errors(result);
             }
             "save" => {
-                self.name = attrs.name.clone().unwrap_or_default();
+                self.name = kept(attrs.name.as_deref());
                 match chat::create_room(&socket.state().repo, attrs).await {
                     Ok(room) => {
                         // Every open page, this one included, adds it from the broadcast.
@@ -102,7 +111,9 @@ impl LiveView<AppState> for RoomsLive {
         }
         let Some(room) = broadcast.payload().as_json() else { return };
         let (Some(id), Some(name)) = (room["id"].as_i64(), room["name"].as_str()) else { return };
-        if !self.rooms.iter().any(|r| r.id == id) {
+        // The page shows the first page of rooms, as `/api/rooms` and its mount do: a flood of
+        // creations does not grow every open page.
+        if self.rooms.len() < LISTED && !self.rooms.iter().any(|r| r.id == id) {
             self.rooms.push(Item { id, name: name.to_owned() });
         }
     }

@@ -31,6 +31,9 @@ pub(crate) struct SessionToken {
     pub(crate) id: String,
     /// The browser session, without its CSRF secret.
     pub(crate) s: Map<String, Value>,
+    /// A tag of the session's CSRF secret: the token joins only from a socket whose cookie
+    /// holds the same session.
+    pub(crate) c: String,
 }
 
 /// What a root layout is given to wrap a live page.
@@ -148,10 +151,18 @@ where
     }
     let html = view.render().to_html();
     let id = format!("phx-{:016x}", rand::random::<u64>());
-    let token =
-        SessionToken { v: std::any::type_name::<V>().to_owned(), id: id.clone(), s: session };
-    let token = Token::sign(&key_base, SESSION_SALT, &token);
+    // Made first: it creates the session's CSRF secret, which the token is bound to.
     let csrf_token = get_csrf_token(&mut conn);
+    let tag = crate::security::session::fetched(&conn)
+        .and_then(crate::security::csrf::session_tag)
+        .unwrap_or_default();
+    let token = SessionToken {
+        v: std::any::type_name::<V>().to_owned(),
+        id: id.clone(),
+        s: session,
+        c: tag,
+    };
+    let token = Token::sign(&key_base, SESSION_SALT, &token);
     let inner = format!(
         "<div id=\"{id}\" data-phx-main data-phx-session=\"{}\" data-phx-static=\"\">{html}</div>",
         escape(&token)

@@ -245,6 +245,15 @@ impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S>
         if topic.strip_prefix("lv:") != Some(token.id.as_str()) {
             return Err(refuse("unauthorized"));
         }
+        // The page was rendered for the session this socket's cookie holds, not another's.
+        let tag = connected.session.as_ref().and_then(crate::security::csrf::session_tag);
+        if tag.as_deref() != Some(token.c.as_str()) {
+            tracing::debug!(
+                topic,
+                "refusing a live view: its page was rendered for another session"
+            );
+            return Err(refuse("unauthorized"));
+        }
         let views = socket.state().clone();
         let url = match (&join.url, &join.redirect) {
             (Some(url), _) | (None, Some(url)) => url.clone(),
@@ -448,8 +457,10 @@ mod tests {
                 .await
                 .unwrap();
 
+        let tag = crate::security::csrf::session_tag(&map).unwrap();
         let token = |age_ms: u64| {
             let data = SessionToken {
+                c: tag.clone(),
                 v: std::any::type_name::<Hello>().to_owned(),
                 id: "phx-1".into(),
                 s: Map::new(),

@@ -103,6 +103,14 @@ fn session_secret(session: &serde_json::Map<String, Value>) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(stored).ok().filter(|s| s.len() == SECRET_LEN)
 }
 
+/// A short, one-way tag of the session's CSRF secret: what binds a token made for this
+/// session (a live page's) to it, without carrying the secret. `None` without a secret.
+pub(crate) fn session_tag(session: &serde_json::Map<String, Value>) -> Option<String> {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(session_secret(session)?);
+    Some(URL_SAFE_NO_PAD.encode(&digest[..12]))
+}
+
 /// Whether `token` is a CSRF token of the session whose values are `session` (read from a
 /// socket's cookie, where there is no conn).
 pub(crate) fn valid_for_session(session: &serde_json::Map<String, Value>, token: &str) -> bool {

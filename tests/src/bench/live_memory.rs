@@ -28,8 +28,8 @@ struct Args {
 
 fn parse(args: &[String]) -> anyhow::Result<Args> {
     let exe = std::env::current_exe().context("cannot find this executable")?;
-    // The example app runs 2,000 live views at most (router::MAX_LIVE_VIEWS).
-    let mut parsed = Args { app: exe.with_file_name("example-app"), views: 1_800, per_socket: 90 };
+    // The example app runs 300 live views at most (router::MAX_LIVE_VIEWS).
+    let mut parsed = Args { app: exe.with_file_name("example-app"), views: 290, per_socket: 29 };
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let value = rest.next().with_context(|| format!("{flag} needs a value"))?;
