@@ -79,6 +79,11 @@ pub(crate) fn start(
     path: &std::path::Path,
     env: &[(&str, String)],
 ) -> anyhow::Result<(App, String, Scratch)> {
+    anyhow::ensure!(
+        path.exists(),
+        "no example app at {} (cargo build --release -p example-app, or --app PATH)",
+        path.display()
+    );
     let dir =
         Scratch(std::env::temp_dir().join(format!("fawkes-app-memory-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0)?;
@@ -118,11 +123,6 @@ pub(crate) fn start(
 /// The `bench app-memory` subcommand.
 pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     let args = parse(args)?;
-    anyhow::ensure!(
-        args.app.exists(),
-        "no example app at {} (cargo build --release -p example-app, or --app PATH)",
-        args.app.display()
-    );
     let (app, url, _dir) =
         start(&args.app, &[("MAX_CONNECTIONS", (args.conns + 1_000).to_string())])?;
     let port: u16 = url.rsplit(':').next().context("no port in the URL")?.parse()?;

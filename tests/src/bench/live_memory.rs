@@ -91,11 +91,6 @@ fn attribute<'a>(html: &'a str, before: &str) -> anyhow::Result<&'a str> {
 /// The `bench live-memory` subcommand.
 pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     let args = parse(args)?;
-    anyhow::ensure!(
-        args.app.exists(),
-        "no example app at {} (cargo build --release -p example-app, or --app PATH)",
-        args.app.display()
-    );
     let (app, url, _dir) = start(&args.app, &[])?;
     let pid = app.0.id().to_string();
     let ws_base = url.replacen("http://", "ws://", 1);
