@@ -8,6 +8,8 @@
 mod page;
 mod rendered;
 mod socket;
+#[cfg(all(test, feature = "test"))]
+mod tests;
 mod view;
 
 pub use fawkes_macros::html;
