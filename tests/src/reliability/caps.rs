@@ -209,8 +209,18 @@ async fn hold_a_poll(from: std::net::Ipv4Addr, server: SocketAddr) -> anyhow::Re
     Ok(Poll::Holding(stream))
 }
 
+/// How long a health probe may take, connecting included: two lost SYNs (see [`probe`]).
+const PROBE_DEADLINE: Duration = Duration::from_millis(4_000);
+
 /// `probe`: a health probe on a fresh connection every few milliseconds, as an orchestrator
-/// would send, while the other tools load the app. Every probe must be answered 200.
+/// would send, while the other tools load the app. Every probe must be answered 200, within
+/// [`PROBE_DEADLINE`].
+///
+/// The deadline covers two lost SYNs: during a flood the kernel's listen backlog is full at
+/// moments and drops a probe's SYN, which the probe's kernel sends again after 1 s, then 2 s
+/// more (Linux's initial retransmission timeout and its doubling). A probe at 1.0–1.1 s is
+/// one such drop, the usual worst case here; at 2 s the old deadline failed a run on a busy
+/// machine.
 pub(crate) async fn probe(server: SocketAddr, flags: &Flags) -> anyhow::Result<bool> {
     let path = flags.text("path", "/healthz").to_owned();
     let run_for = Duration::from_secs(flags.get("secs", 10)?);
@@ -221,7 +231,7 @@ pub(crate) async fn probe(server: SocketAddr, flags: &Flags) -> anyhow::Result<b
     while started.elapsed() < run_for {
         let at = Instant::now();
         sent += 1;
-        let answer = tokio::time::timeout(Duration::from_secs(2), async {
+        let answer = tokio::time::timeout(PROBE_DEADLINE, async {
             let mut stream = connect(std::net::Ipv4Addr::LOCALHOST, server).await?;
             stream.write_all(&get(&path)).await?;
             read_answer(&mut stream).await
@@ -233,7 +243,7 @@ pub(crate) async fn probe(server: SocketAddr, flags: &Flags) -> anyhow::Result<b
             Ok(Ok(answer)) if answer.status == 200 => ok += 1,
             Ok(Ok(answer)) => failures.push(format!("status {}", answer.status)),
             Ok(Err(err)) => failures.push(format!("{err:#}")),
-            Err(_) => failures.push("no answer within 2 s".to_owned()),
+            Err(_) => failures.push(format!("no answer within {PROBE_DEADLINE:?}")),
         }
         tokio::time::sleep(every.saturating_sub(took)).await;
     }
