@@ -318,18 +318,7 @@ impl Parse for Item {
 fn live_helper(view: &syn::Type) -> Option<Ident> {
     let syn::Type::Path(path) = view else { return None };
     let last = path.path.segments.last()?;
-    let mut snake = String::new();
-    for (i, c) in last.ident.to_string().chars().enumerate() {
-        if c.is_uppercase() {
-            if i > 0 {
-                snake.push('_');
-            }
-            snake.extend(c.to_lowercase());
-        } else {
-            snake.push(c);
-        }
-    }
-    Some(Ident::new(&snake, last.ident.span()))
+    Some(Ident::new(&super::snake_case(&last.ident.to_string()), last.ident.span()))
 }
 
 fn parse_resources(input: ParseStream<'_>) -> syn::Result<ResourcesDef> {
