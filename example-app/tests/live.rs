@@ -77,9 +77,13 @@ async fn the_rooms_form_validates_saves_and_the_list_follows_every_creation() {
     assert!(html.contains("can&#39;t be blank"), "a blank save is refused: {html}");
 
     // A save creates the room; every open page, this one included, lists it from the broadcast.
-    view.render_submit("save", "room%5Bname%5D=%3Cb%3Eops%3C%2Fb%3E").await;
+    let saved = view.render_submit("save", "room%5Bname%5D=%3Cb%3Eops%3C%2Fb%3E").await;
+    assert!(saved.contains("Room &lt;b&gt;ops&lt;/b&gt; created.</p>"), "a flash: {saved}");
     let html = view.render_pushed().await;
     assert!(html.contains("&lt;b&gt;ops&lt;/b&gt;</li>"), "escaped, listed: {html}");
+    // A click on the flash clears it (the client sends `lv:clear-flash` with its kind).
+    let cleared = view.render_click("lv:clear-flash", json!({"key": "info"})).await;
+    assert!(!cleared.contains("id=\"flash-info\""), "{cleared}");
     assert!(other.render_pushed().await.contains("&lt;b&gt;ops&lt;/b&gt;</li>"));
 
     // A room created over the JSON API reaches the pages the same way.

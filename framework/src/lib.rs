@@ -24,8 +24,8 @@
 //! ```
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-// Lets `router!` expansions (`::fawkes::...`) resolve inside this crate's own tests.
-#[cfg(test)]
+// Lets macro expansions (`::fawkes::...`) resolve inside this crate: `html!` in the live
+// module's default flash markup, `router!` in the crate's own tests.
 extern crate self as fawkes;
 
 pub mod channel;

@@ -125,6 +125,13 @@ try {
     );
     const listed = await fetch(`${BASE}/api/rooms`).then((r) => r.json());
     assert(listed.data.some((room) => room.name === name), "the room is in the database");
+    // The view's flash says so; a click on it clears it (phx-click="lv:clear-flash").
+    await eventually("the flash", async () =>
+      (await page.locator("#flash-info").count()) === 1 &&
+      (await text("#flash-info")) === `Room ${name} created.`,
+    );
+    await page.click("#flash-info");
+    await eventually("the flash cleared", async () => (await page.locator("#flash-info").count()) === 0);
   });
 
   await step("a room created over the API appears in two open pages", async () => {

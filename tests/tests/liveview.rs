@@ -48,6 +48,15 @@ impl LiveView for Counter {
             "to_five" => socket.push_patch("/counter?step=5"),
             "ping" => socket.push_event("pong", json!({"n": 1})),
             "save" => self.form = value["user"]["name"].as_str().unwrap_or("?").to_owned(),
+            "flash" => socket.put_flash("info", "Saved <b>"),
+            "leave" => {
+                socket.put_flash("info", "Bye");
+                socket.push_navigate("/feed");
+            }
+            "away" => {
+                socket.put_flash("error", "Gone");
+                socket.redirect("/elsewhere");
+            }
             _ => {}
         }
     }
@@ -139,8 +148,14 @@ async fn page_in(addr: std::net::SocketAddr, path: &str, cookie: Option<&str>) -
     }
     let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let cookie = match resp.headers().get("set-cookie") {
-        Some(set) => set.to_str().unwrap().split(';').next().unwrap().to_owned(),
+    let session_cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|set| set.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|set| set.starts_with("_live_test="));
+    let cookie = match session_cookie {
+        Some(set) => set,
         None => cookie.expect("a new session sets its cookie").to_owned(),
     };
     let html = resp.text().await.unwrap();
@@ -211,7 +226,9 @@ async fn a_live_page_renders_joins_and_answers_events_with_diffs() {
     let rendered = &joined["rendered"];
     assert_eq!(rendered["0"], "0");
     assert_eq!(rendered["1"], "2");
-    assert_eq!(rendered["s"].as_array().unwrap().len(), 4);
+    // The view's three dynamics, then the flash (empty): its four statics and one more.
+    assert_eq!(rendered["s"].as_array().unwrap().len(), 5);
+    assert_eq!(rendered["3"]["0"], json!({"s": [""]}));
 
     // A click: the reply carries the one dynamic that changed, a few bytes.
     let topic = format!("lv:{}", page.id);
@@ -407,5 +424,131 @@ async fn broadcasts_and_the_views_own_messages_are_pushed_as_diffs() {
     // A navigation asked from handle_info is pushed too.
     server.pubsub().broadcast("feed", "news", json!({"leave": true}));
     assert_eq!(pushed(&mut ws, "live_redirect").await, json!({"to": "/counter", "kind": "push"}));
+    server.shutdown();
+}
+
+/// `(kind, message)` of each flash message in a rendered tree or diff, read from the HTML the
+/// client would build.
+fn flash_in(html: &str) -> Vec<(String, String)> {
+    html.split("<p id=\"flash-")
+        .skip(1)
+        .map(|p| {
+            let kind = p[..p.find('"').unwrap()].to_owned();
+            let text = &p[p.find('>').unwrap() + 1..];
+            (kind, text[..text.find("</p>").unwrap()].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_flash_shows_clears_and_follows_a_navigation_or_a_page_load() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let page = page(addr, "/counter").await;
+    assert!(flash_in(&page.html).is_empty());
+    let url = format!("http://{addr}/counter");
+    let mut ws = connect(addr, &page.cookie).await;
+    send(&mut ws, join_frame(&page, &page.csrf, &page.session, &url)).await;
+    assert_eq!(reply(&mut ws, "1").await.0, "ok");
+    let topic = format!("lv:{}", page.id);
+    let click = |msg_ref: &str, event: &str| json!(["1", msg_ref, topic, "event", {"type": "click", "event": event, "value": {}}]);
+
+    // Put: the diff is the flash alone, past the view's own dynamics, its message escaped.
+    send(&mut ws, click("2", "flash")).await;
+    let diff = reply(&mut ws, "2").await.1["diff"].clone();
+    assert_eq!(diff.as_object().unwrap().keys().collect::<Vec<_>>(), ["3"], "{diff}");
+    assert!(diff.to_string().contains("Saved &lt;b&gt;"), "{diff}");
+    assert!(diff.to_string().contains("lv:clear-flash"), "{diff}");
+
+    // The client's `lv:clear-flash` of the kind clears it, without the view.
+    send(
+        &mut ws,
+        json!(["1", "3", topic, "event", {"type": "click", "event": "lv:clear-flash", "value": {"key": "info"}}]),
+    )
+    .await;
+    let diff = reply(&mut ws, "3").await.1["diff"].clone();
+    assert_eq!(diff, json!({"3": {"0": {"s": [""]}}}));
+
+    // A flash put before a live navigation goes with it, signed, and shows on the next view.
+    send(&mut ws, click("4", "leave")).await;
+    let response = reply(&mut ws, "4").await.1;
+    let to = &response["live_redirect"];
+    assert_eq!((&to["to"], &to["kind"]), (&json!("/feed"), &json!("push")), "{response}");
+    assert!(!response.to_string().contains("Bye"), "the flash is put on this page: {response}");
+    let flash = to["flash"].as_str().expect("a flash token").to_owned();
+    let navigate = |msg_ref: &str, flash: &str| {
+        json!(["2", msg_ref, topic, "phx_join", {
+            "redirect": format!("http://{addr}/feed"),
+            "params": {"_csrf_token": page.csrf, "_mounts": 0},
+            "session": page.session, "static": "", "flash": flash,
+        }])
+    };
+    send(&mut ws, json!(["1", "5", topic, "phx_leave", {}])).await;
+    let _ = reply(&mut ws, "5").await;
+    send(&mut ws, navigate("6", &flash)).await;
+    let (status, joined, _) = reply(&mut ws, "6").await;
+    assert_eq!(status, "ok", "{joined}");
+    // The feed's two dynamics, then the flash.
+    assert!(joined["rendered"]["2"].to_string().contains("Bye"), "{joined}");
+    // An altered flash token is dropped, not an error.
+    send(&mut ws, json!(["2", "7", topic, "phx_leave", {}])).await;
+    let _ = reply(&mut ws, "7").await;
+    send(&mut ws, navigate("8", &format!("{flash}x"))).await;
+    let (status, joined, _) = reply(&mut ws, "8").await;
+    assert_eq!(status, "ok", "{joined}");
+    assert!(!joined.to_string().contains("Bye"), "{joined}");
+
+    // A full page load: the client keeps the token in the `__phoenix_flash__` cookie for the
+    // next page, which shows the flash once and removes the cookie.
+    let page = self::page(addr, "/counter").await;
+    let mut ws = connect(addr, &page.cookie).await;
+    send(&mut ws, join_frame(&page, &page.csrf, &page.session, &url)).await;
+    assert_eq!(reply(&mut ws, "1").await.0, "ok");
+    let topic = format!("lv:{}", page.id);
+    send(
+        &mut ws,
+        json!(["1", "2", topic, "event", {"type": "click", "event": "away", "value": {}}]),
+    )
+    .await;
+    let redirect = reply(&mut ws, "2").await.1["redirect"].clone();
+    assert_eq!(redirect["to"], "/elsewhere");
+    let token = redirect["flash"].as_str().expect("a flash token");
+    let cookie = format!("{}; __phoenix_flash__={token}", page.cookie);
+    let resp = http1_client()
+        .get(format!("http://{addr}/counter"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let removal = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("__phoenix_flash__="));
+    assert!(removal.as_deref().is_some_and(|v| v.contains("Max-Age=0")), "{removal:?}");
+    let html = resp.text().await.unwrap();
+    assert_eq!(flash_in(&html), [("error".to_owned(), "Gone".to_owned())]);
+    // The page's first join shows what its HTTP render showed.
+    let shown = Page {
+        csrf: attribute(&html, "<meta name=\"csrf-token\" content=\"").to_owned(),
+        id: attribute(&html, "<div id=\"").to_owned(),
+        session: attribute(&html, "data-phx-session=\"").to_owned(),
+        cookie: page.cookie.clone(),
+        html: html.clone(),
+    };
+    let mut ws = connect(addr, &shown.cookie).await;
+    send(&mut ws, join_frame(&shown, &shown.csrf, &shown.session, &url)).await;
+    let (status, joined, _) = reply(&mut ws, "1").await;
+    assert_eq!(status, "ok", "{joined}");
+    assert!(joined["rendered"]["3"].to_string().contains("Gone"), "{joined}");
+    // A forged cookie shows nothing.
+    let resp = http1_client()
+        .get(format!("http://{addr}/counter"))
+        .header("cookie", format!("{}; __phoenix_flash__=SFMyNTY.e30.x", page.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert!(flash_in(&resp.text().await.unwrap()).is_empty());
     server.shutdown();
 }

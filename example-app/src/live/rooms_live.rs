@@ -90,6 +90,7 @@ impl LiveView<AppState> for RoomsLive {
                         if let Some(pubsub) = socket.pubsub() {
                             chat::broadcast_room_created(pubsub, &room);
                         }
+                        socket.put_flash("info", format!("Room {} created.", room.name));
                         self.name.clear();
                         self.errors.clear();
                     }

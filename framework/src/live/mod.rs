@@ -5,6 +5,7 @@
 //! compile time; the client gets the statics once and, after each event, only the dynamics
 //! whose value changed ([`Rendered::diff`]).
 
+mod flash;
 mod page;
 mod rendered;
 mod socket;
@@ -13,6 +14,7 @@ mod tests;
 mod view;
 
 pub use fawkes_macros::html;
+pub use flash::{flash_group, Flash};
 pub use page::{page, put_root_layout, LayoutContext, PutRootLayout, RootLayout, LIVEVIEW_VERSION};
 pub use rendered::{escape, Dynamic, List, Rendered};
 pub use socket::{socket, Live};

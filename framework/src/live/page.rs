@@ -6,8 +6,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::flash::{PageTree, FLASH_COOKIE};
 use super::view::{LiveView, Navigation};
-use super::{escape, LiveSocket};
+use super::{escape, Flash, LiveSocket};
 use crate::controller::{ActionError, RenderError as _};
 use crate::security::{get_csrf_token, Token, CSRF_TOKEN_KEY};
 use crate::{Conn, State};
@@ -34,6 +35,9 @@ pub(crate) struct SessionToken {
     /// A tag of the session's CSRF secret: the token joins only from a socket whose cookie
     /// holds the same session.
     pub(crate) c: String,
+    /// The flash this render showed: the page's first join shows it too.
+    #[serde(default, skip_serializing_if = "Flash::is_empty")]
+    pub(crate) f: Flash,
 }
 
 /// What a root layout is given to wrap a live page.
@@ -141,15 +145,25 @@ where
     let url = conn.uri().to_string();
     let mut socket = LiveSocket::new(S::clone(&state), session.clone(), false);
     socket.info = (std::any::TypeId::of::<V::Info>(), std::any::type_name::<V::Info>());
+    // The flash a live page sent along with a full page load to this one.
+    let (conn_after, flash) = take_flash_cookie(conn, &key_base);
+    conn = conn_after;
+    socket.flash = flash;
     let mut view = V::mount(&params, &mut socket).await;
     view.handle_params(&params, &url, &mut socket).await;
     match socket.navigation.take() {
-        Some(Navigation::Navigate(to) | Navigation::Redirect(to)) => return redirect(conn, &to),
         // A patch while mounting is where the page is: render it there.
-        Some(Navigation::Patch(to)) => return redirect(conn, &to),
+        Some(Navigation::Navigate(to) | Navigation::Redirect(to) | Navigation::Patch(to)) => {
+            // The flash goes along the way the client would carry it: in its cookie.
+            if !socket.flash_put.is_empty() {
+                conn = put_flash_cookie(conn, &socket.flash_put.sign(&key_base));
+            }
+            return redirect(conn, &to);
+        }
         None => {}
     }
-    let html = view.render().to_html();
+    let flash = std::mem::take(&mut socket.flash);
+    let html = PageTree { view: view.render(), flash: V::render_flash(&flash) }.to_html();
     let id = format!("phx-{:016x}", rand::random::<u64>());
     // Made first: it creates the session's CSRF secret, which the token is bound to.
     let csrf_token = get_csrf_token(&mut conn);
@@ -161,6 +175,7 @@ where
         id: id.clone(),
         s: session,
         c: tag,
+        f: flash,
     };
     let token = Token::sign(&key_base, SESSION_SALT, &token);
     let inner = format!(
@@ -174,6 +189,40 @@ where
         None => bare_layout(&context),
     };
     conn.html(page)
+}
+
+/// The flash in the request's `__phoenix_flash__` cookie, which is removed in the response (a
+/// flash shows once); none when there is no such cookie or its token does not verify.
+fn take_flash_cookie(conn: Conn, key_base: &crate::security::SecretKeyBase) -> (Conn, Flash) {
+    let token = conn
+        .headers()
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == FLASH_COOKIE)
+        .map(|cookie| cookie.value().to_owned());
+    match token {
+        Some(token) => (put_flash_cookie(conn, ""), Flash::verify(key_base, &token)),
+        None => (conn, Flash::default()),
+    }
+}
+
+/// Sets the flash cookie for a minute, as the client does; an empty `token` removes it.
+fn put_flash_cookie(mut conn: Conn, token: &str) -> Conn {
+    let mut cookie = cookie::Cookie::new(FLASH_COOKIE, token.to_owned());
+    cookie.set_path("/");
+    if token.is_empty() {
+        cookie.make_removal();
+    } else {
+        cookie.set_max_age(cookie::time::Duration::seconds(60));
+    }
+    // A signed token is base64url: always a valid header value.
+    if let Ok(value) = http::HeaderValue::try_from(cookie.to_string()) {
+        conn.resp_headers_mut().append(http::header::SET_COOKIE, value);
+    }
+    conn
 }
 
 fn redirect(conn: Conn, to: &str) -> Conn {

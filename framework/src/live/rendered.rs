@@ -191,6 +191,16 @@ impl Rendered {
         self.diff_nested(old)
     }
 
+    /// Whether both are renders of one template (the same statics).
+    pub(crate) fn same_template(&self, other: &Rendered) -> bool {
+        same_statics(self.statics, other.statics)
+    }
+
+    /// How many dynamics the template has.
+    pub(crate) fn dynamics_len(&self) -> usize {
+        self.dynamics.len()
+    }
+
     fn diff_nested(&self, old: &Rendered) -> Option<Value> {
         if !same_statics(self.statics, old.statics) {
             return Some(self.to_json());

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::flash::PageTree;
 use super::page::{SessionToken, LIVEVIEW_VERSION, SESSION_MAX_AGE, SESSION_SALT};
 use super::view::{mount_dyn, DynView, LiveMsg, LiveView, MountFn, Navigation};
-use super::{LiveSocket, Rendered};
+use super::{Flash, LiveSocket};
 use crate::channel::{Channel, ChannelSocket, Payload, Reply};
 use crate::security::{FetchSession, SecretKeyBase, Token, TokenError, CSRF_TOKEN_KEY};
 use crate::socket::{Channels, ConnectInfo, Refused, Socket};
@@ -159,6 +160,9 @@ struct Join {
     #[serde(default)]
     params: Map<String, Value>,
     session: String,
+    /// The flash a live navigation carries from the page before.
+    #[serde(default)]
+    flash: Option<String>,
 }
 
 /// A running view on its channel.
@@ -166,7 +170,27 @@ pub(crate) struct LiveChannel<S> {
     view: Box<dyn DynView<S>>,
     live: LiveSocket<S>,
     /// What the client has: diffs are computed against it.
-    last: Rendered,
+    last: PageTree,
+    /// Signs the flash that follows a navigation.
+    key_base: SecretKeyBase,
+}
+
+/// Where the page goes, as the client reads it: the push's (or the join error's) event name
+/// and payload. A navigation away carries the flash put since the last answer.
+fn navigation_json(
+    navigation: Navigation,
+    flash: &Flash,
+    key_base: &SecretKeyBase,
+) -> (&'static str, Value) {
+    let (event, mut payload) = match navigation {
+        Navigation::Patch(to) => return ("live_patch", json!({ "to": to, "kind": "push" })),
+        Navigation::Navigate(to) => ("live_redirect", json!({ "to": to, "kind": "push" })),
+        Navigation::Redirect(to) => ("redirect", json!({ "to": to })),
+    };
+    if !flash.is_empty() {
+        payload["flash"] = Value::String(flash.sign(key_base));
+    }
+    (event, payload)
 }
 
 fn refuse(reason: &str) -> Value {
@@ -276,27 +300,35 @@ impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S>
             return Err(refuse("unauthorized"));
         }
         let mut live = LiveSocket::new(views.state.clone(), token.s, true);
+        // A navigation's flash; else, on the page's first join, the one its HTTP render showed.
+        let first_mount = join.params.get("_mounts").and_then(Value::as_u64) == Some(0);
+        live.flash = match &join.flash {
+            Some(flash) => Flash::verify(key_base, flash),
+            None if first_mount && join.redirect.is_none() => token.f,
+            None => Flash::default(),
+        };
         live.assigns = socket.assigns().clone();
         live.pubsub = Some(socket.pubsub().clone());
         live.mailbox = Some(socket.handle::<LiveMsg>());
         let mut view = mount(&params, &mut live).await;
         view.handle_params(&params, &url, &mut live).await;
         match live.navigation.take() {
-            Some(Navigation::Navigate(to)) => {
-                return Err(json!({ "live_redirect": { "to": to, "kind": "push" } }));
-            }
-            Some(Navigation::Redirect(to)) => return Err(json!({ "redirect": { "to": to } })),
             Some(Navigation::Patch(to)) => live.navigation = Some(Navigation::Patch(to)),
+            Some(away) => {
+                let (event, payload) = navigation_json(away, &live.flash_put, key_base);
+                return Err(Value::Object(Map::from_iter([(event.to_owned(), payload)])));
+            }
             None => {}
         }
-        let rendered = view.render();
+        live.flash_put.clear();
+        let rendered = view.render(&live.flash);
         let mut tree = rendered.to_json();
         decorate(&mut tree, &mut live);
         let mut reply = json!({ "rendered": tree, "liveview_version": LIVEVIEW_VERSION });
         if let Some(Navigation::Patch(to)) = live.navigation.take() {
             reply["live_patch"] = json!({ "to": to, "kind": "replace" });
         }
-        Ok((Self { view, live, last: rendered }, reply))
+        Ok((Self { view, live, last: rendered, key_base: key_base.clone() }, reply))
     }
 
     async fn handle_info(&mut self, message: LiveMsg, socket: &mut ChannelSocket<Arc<Views<S>>>) {
@@ -327,6 +359,14 @@ impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S>
                 let Some(name) = body.get("event").and_then(Value::as_str) else {
                     return Reply::error(refuse("an event needs a name"));
                 };
+                if name == "lv:clear-flash" {
+                    // `phx-click="lv:clear-flash"`, with `phx-value-key` for one kind.
+                    match body.pointer("/value/key").and_then(Value::as_str) {
+                        Some(kind) => self.live.clear_flash(kind),
+                        None => self.live.clear_flashes(),
+                    }
+                    return self.reply().await;
+                }
                 let value = match (body.get("type").and_then(Value::as_str), body.get("value")) {
                     // A form's fields, urlencoded with nested brackets, as a controller's.
                     (Some("form"), Some(Value::String(form))) => {
@@ -349,6 +389,8 @@ impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S>
                     return Reply::error(refuse("a patch needs a url"));
                 };
                 let (_, params) = split_url(url);
+                // A new URL starts without the old one's flash, as in Phoenix.
+                self.live.clear_flashes();
                 self.view.handle_params(&params, url, &mut self.live).await;
                 self.reply().await
             }
@@ -373,15 +415,19 @@ impl<S: Send> LiveChannel<S> {
             response.insert("live_patch".to_owned(), json!({ "to": to, "kind": "push" }));
         }
         match self.live.navigation.take() {
-            Some(Navigation::Navigate(to)) => {
-                response.insert("live_redirect".to_owned(), json!({ "to": to, "kind": "push" }));
-            }
-            Some(Navigation::Redirect(to)) => {
-                response.insert("redirect".to_owned(), json!({ "to": to }));
-            }
             Some(Navigation::Patch(_)) | None => {}
+            Some(away) => {
+                let (event, payload) = navigation_json(away, &self.live.flash_put, &self.key_base);
+                response.insert(event.to_owned(), payload);
+                // What was put for the next page is not shown on this one.
+                let put = std::mem::take(&mut self.live.flash_put);
+                for (kind, _) in put.iter() {
+                    self.live.flash.remove(kind);
+                }
+            }
         }
-        let rendered = self.view.render();
+        self.live.flash_put.clear();
+        let rendered = self.view.render(&self.live.flash);
         let mut diff = rendered.diff(&self.last).unwrap_or_else(|| Value::Object(Map::new()));
         self.last = rendered;
         decorate(&mut diff, &mut self.live);

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::flash::FLASH_SALT;
 use super::page::{SessionToken, SESSION_MAX_AGE, SESSION_SALT};
 use crate::live::{html, LiveSocket, LiveView, Rendered};
 use crate::security::{fetch_session, SecretKeyBase, SessionConfig};
@@ -55,6 +56,7 @@ async fn a_token_past_its_age_is_stale() {
             v: std::any::type_name::<Hello>().to_owned(),
             id: "phx-1".into(),
             s: Map::new(),
+            f: super::Flash::default(),
         };
         crate::security::token::sign_at(&key_base.key_for(SESSION_SALT), &data, now - age_ms)
     };
@@ -63,5 +65,19 @@ async fn a_token_past_its_age_is_stale() {
     let old = socket.join("lv:phx-1", join(token(max_age + 60_000))).await;
     assert_eq!(old, Err(json!({"reason": "stale"})));
     let fresh = socket.join("lv:phx-1", join(token(0))).await.expect("a fresh token joins");
-    assert_eq!(fresh["rendered"], json!({"s": ["<p>hello</p>"]}));
+    // The view's template, then the flash, empty.
+    let no_flash = json!({"s": ["", ""], "0": {"s": [""]}});
+    assert_eq!(fresh["rendered"], json!({"s": ["<p>hello</p>", ""], "0": no_flash}));
+
+    // A navigation's flash shows for a minute, not after.
+    let flash = |age_ms: u64| {
+        let flash = super::Flash::from_iter([("info", "hi")]);
+        crate::security::token::sign_at(&key_base.key_for(FLASH_SALT), &flash, now - age_ms)
+    };
+    for (age_ms, shown) in [(1_000, true), (61_000, false)] {
+        let mut payload = join(token(0));
+        payload["flash"] = json!(flash(age_ms));
+        let joined = socket.join("lv:phx-1", payload).await.expect("joins");
+        assert_eq!(joined["rendered"]["0"] != no_flash, shown, "{age_ms} ms: {joined}");
+    }
 }

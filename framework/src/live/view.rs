@@ -7,7 +7,8 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::Rendered;
+use super::flash::{flash_group, PageTree};
+use super::{Flash, Rendered};
 use crate::channel::ChannelHandle;
 use crate::conn::Assigns;
 use crate::pubsub::{Broadcast, Deliver, PubSub, SubscriberId};
@@ -96,6 +97,12 @@ pub trait LiveView<S = ()>: Sized + Send + 'static {
 
     /// The page, from the view's state.
     fn render(&self) -> Rendered;
+
+    /// The flash messages ([`LiveSocket::put_flash`]), shown after the view's HTML inside its
+    /// container: [`flash_group`]'s markup unless the view gives its own.
+    fn render_flash(flash: &Flash) -> Rendered {
+        flash_group(flash)
+    }
 }
 
 /// What reaches [`LiveView::handle_info`].
@@ -191,6 +198,9 @@ pub struct LiveSocket<S = ()> {
     pub(crate) navigation: Option<Navigation>,
     pub(crate) events: Vec<(String, Value)>,
     pub(crate) title: Option<String>,
+    pub(crate) flash: Flash,
+    /// What `put_flash` added since the last answer: it follows a navigation to the next page.
+    pub(crate) flash_put: Flash,
 }
 
 impl<S> LiveSocket<S> {
@@ -207,6 +217,8 @@ impl<S> LiveSocket<S> {
             navigation: None,
             events: Vec::new(),
             title: None,
+            flash: Flash::default(),
+            flash_put: Flash::default(),
         }
     }
 
@@ -261,6 +273,32 @@ impl<S> LiveSocket<S> {
     /// that `handleEvent` it.
     pub fn push_event(&mut self, event: impl Into<String>, payload: Value) {
         self.events.push((event.into(), payload));
+    }
+
+    /// Shows `message` as the flash of `kind` (`"info"`, `"error"`…), replacing the one before
+    /// it. Put before [`push_navigate`](Self::push_navigate) or [`redirect`](Self::redirect),
+    /// it shows on the next page instead, as Phoenix's does.
+    pub fn put_flash(&mut self, kind: impl Into<String>, message: impl Into<String>) {
+        let (kind, message) = (kind.into(), message.into());
+        self.flash_put.put(kind.clone(), message.clone());
+        self.flash.put(kind, message);
+    }
+
+    /// Removes the flash of `kind`.
+    pub fn clear_flash(&mut self, kind: &str) {
+        self.flash.remove(kind);
+        self.flash_put.remove(kind);
+    }
+
+    /// Removes every flash message.
+    pub fn clear_flashes(&mut self) {
+        self.flash.clear();
+        self.flash_put.clear();
+    }
+
+    /// The flash messages the page shows.
+    pub fn flash(&self) -> &Flash {
+        &self.flash
     }
 
     /// Sets the page's `<title>`.
@@ -335,7 +373,7 @@ pub(crate) trait DynView<S>: Send {
         socket: &'a mut LiveSocket<S>,
     ) -> BoxFuture<'a, ()>;
 
-    fn render(&self) -> Rendered;
+    fn render(&self, flash: &Flash) -> PageTree;
 }
 
 impl<V: LiveView<S>, S: Send> DynView<S> for V {
@@ -373,8 +411,8 @@ impl<V: LiveView<S>, S: Send> DynView<S> for V {
         Box::pin(LiveView::handle_info(self, info, socket))
     }
 
-    fn render(&self) -> Rendered {
-        LiveView::render(self)
+    fn render(&self, flash: &Flash) -> PageTree {
+        PageTree { view: LiveView::render(self), flash: V::render_flash(flash) }
     }
 }
 
