@@ -39,7 +39,8 @@ pub struct App {
 ///
 /// # Errors
 ///
-/// When the database cannot be reached or a migration fails.
+/// When the database cannot be reached or a migration fails, or `TRUSTED_PROXIES` or
+/// `CLIENT_LIMITS` is invalid ([`router::ClientLimits::from_env`]).
 ///
 /// # Examples
 ///
@@ -62,7 +63,8 @@ pub async fn app(
         assets::Vendor::missing()
     });
     let dashboard = dashboard::Dashboard::default();
-    let state = router::AppState { repo, key_base, dashboard, assets, vendor };
+    let clients = router::ClientLimits::from_env()?;
+    let state = router::AppState { repo, key_base, dashboard, assets, vendor, clients };
     let router = router::AppRouter::new(state.clone()).into();
     Ok(App { router, state })
 }

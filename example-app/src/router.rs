@@ -21,6 +21,55 @@ pub struct AppState {
     pub assets: crate::assets::Assets,
     /// The official clients of the live pages, from npm.
     pub vendor: crate::assets::Vendor,
+    /// How the sockets tell clients apart and bound each one.
+    pub clients: ClientLimits,
+}
+
+/// The sockets' per-client limits ([`MAX_SOCKETS_PER_CLIENT`] and the others), and the
+/// proxies whose `X-Forwarded-For` names the client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientLimits {
+    /// `TRUSTED_PROXIES`: the load balancer's or ingress's addresses (comma-separated
+    /// networks). Unset, every client behind a proxy looks like the proxy.
+    pub proxies: fawkes::security::TrustedProxies,
+    /// `CLIENT_LIMITS=off`: no per-client limit, for load tests that play many clients from
+    /// one address.
+    pub off: bool,
+}
+
+impl ClientLimits {
+    /// Reads `TRUSTED_PROXIES` and `CLIENT_LIMITS` (`on`, the default, or `off`).
+    ///
+    /// # Errors
+    ///
+    /// An entry of `TRUSTED_PROXIES` that is not a network, or another `CLIENT_LIMITS`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |name: &str| std::env::var(name).unwrap_or_default();
+        let proxies = fawkes::security::TrustedProxies::parse(&var("TRUSTED_PROXIES"))
+            .map_err(|err| anyhow::anyhow!("TRUSTED_PROXIES: {err}"))?;
+        let off = match var("CLIENT_LIMITS").trim() {
+            "" | "on" => false,
+            "off" => true,
+            other => anyhow::bail!("CLIENT_LIMITS={other:?}: expected on or off"),
+        };
+        Ok(Self { proxies, off })
+    }
+
+    /// `transport` with at most `sockets` sockets and `channels` channels a client.
+    pub fn apply<S: fawkes::socket::Socket>(
+        &self,
+        transport: fawkes::socket::Transport<S>,
+        sockets: usize,
+        channels: usize,
+    ) -> fawkes::socket::Transport<S> {
+        if self.off {
+            return transport;
+        }
+        transport
+            .max_sockets_per_client(sockets)
+            .max_channels_per_client(channels)
+            .trusted_proxies(self.proxies.clone())
+    }
 }
 
 fawkes::router! {
@@ -57,15 +106,20 @@ fawkes::router! {
     forward "/vendor/phoenix_live_view" => state.vendor.live_view.service();
 
     // Live pages join here (see `live_socket`).
-    socket "/live" => fawkes::socket::transport(live_socket(state))
-        .max_channels_total(MAX_LIVE_VIEWS)
-        // Events and forms are small: a large frame is refused before it is read.
-        .max_frame_size(64 * 1024);
+    socket "/live" => state.clients.apply(
+        fawkes::socket::transport(live_socket(state))
+            .max_channels_total(MAX_LIVE_VIEWS)
+            // Events and forms are small: a large frame is refused before it is read.
+            .max_frame_size(64 * 1024),
+        MAX_LIVE_VIEWS_PER_CLIENT,
+        MAX_LIVE_VIEWS_PER_CLIENT,
+    );
 
-    socket "/socket" => fawkes::socket::transport(
-        UserSocket::new(state.clone()),
-    )
-    .max_channels_total(MAX_CHANNELS);
+    socket "/socket" => state.clients.apply(
+        fawkes::socket::transport(UserSocket::new(state.clone())).max_channels_total(MAX_CHANNELS),
+        MAX_SOCKETS_PER_CLIENT,
+        MAX_CHANNELS_PER_CLIENT,
+    );
 
     scope "/" {
         pipe_through browser;
@@ -97,6 +151,18 @@ pub const MAX_CHANNELS: usize = 20_000;
 /// 650 KB a view with 500 short names, measured from outside), so the live socket has a budget
 /// of its own next to [`MAX_CHANNELS`], sized for the manifests' 256 MiB.
 pub const MAX_LIVE_VIEWS: usize = 300;
+
+/// The most sockets one client (an address; an IPv6 /64) holds open on `/socket`: tabs,
+/// and the clients of one office behind its NAT.
+pub const MAX_SOCKETS_PER_CLIENT: usize = 200;
+
+/// The most channels one client's sockets run together: a tenth of [`MAX_CHANNELS`], so that
+/// no one client takes them all.
+pub const MAX_CHANNELS_PER_CLIENT: usize = 2_000;
+
+/// The most live views (and live sockets: a tab holds one of each) one client keeps open: a
+/// tenth of [`MAX_LIVE_VIEWS`].
+pub const MAX_LIVE_VIEWS_PER_CLIENT: usize = 30;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "_fawkes_example_key";

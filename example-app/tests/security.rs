@@ -58,6 +58,8 @@ impl App {
         let key_base = SecretKeyBase::generate();
         let app = example_app::app(&db.url, key_base.clone()).await.expect("the app starts");
         let server = Endpoint::new(app.router)
+            // Live pages sign their tokens with it, as `main` sets it.
+            .secret_key_base(key_base.clone())
             .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .start()
             .await
@@ -630,4 +632,80 @@ async fn anonymous_sockets_still_join_the_lobby() {
     // An empty token is no claim at all.
     let mut nobody = open(addr, "token=", None).await.expect("no token connects");
     assert_eq!(post_in_lobby(&mut nobody, "someone", "hello").await, "someone");
+}
+
+// ---- per-client limits ---------------------------------------------------------------------
+
+/// Opens the live socket from the loopback address `from` with the browser's cookie: the
+/// socket, or the status that refused it.
+async fn open_live(addr: SocketAddr, from: [u8; 4], cookie: &str) -> Result<Ws, u16> {
+    let tcp = tokio::net::TcpSocket::new_v4().expect("a socket");
+    tcp.bind(SocketAddr::from((from, 0))).expect("a loopback source address");
+    let stream = tcp.connect(addr).await.expect("the app accepts");
+    let mut req =
+        format!("ws://{addr}/live/websocket?vsn=2.0.0").into_client_request().expect("a URL");
+    req.headers_mut().insert(COOKIE, cookie.parse().unwrap());
+    let handshake = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream));
+    match tokio::time::timeout(DEADLINE, handshake).await.expect("the handshake ends in time") {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(resp)) => Err(resp.status().as_u16()),
+        Err(err) => panic!("the handshake failed without an HTTP answer: {err:?}"),
+    }
+}
+
+/// Joins the live page `page` (rendered at `path`) on `ws`: the reply's status and response.
+async fn join_live(ws: &mut Ws, addr: SocketAddr, path: &str, page: &Page) -> (String, Value) {
+    let attribute = |before: &str| {
+        let at = page.body.find(before).unwrap_or_else(|| panic!("no {before}")) + before.len();
+        page.body[at..at + page.body[at..].find('"').unwrap()].to_owned()
+    };
+    let (id, session) = (attribute("<div id=\""), attribute("data-phx-session=\""));
+    let join = json!(["1", "1", format!("lv:{id}"), "phx_join", {
+        "url": format!("http://{addr}{path}"),
+        "params": {"_csrf_token": page.csrf_token(), "_mounts": 0},
+        "session": session,
+        "static": "",
+    }]);
+    send(ws, join).await;
+    loop {
+        let frame = recv(ws).await;
+        if frame[3] == "phx_reply" && frame[2] == format!("lv:{id}") {
+            let status = frame[4]["status"].as_str().unwrap().to_owned();
+            return (status, frame[4]["response"].clone());
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_client_cannot_take_every_live_view() {
+    use example_app::router::{MAX_LIVE_VIEWS, MAX_LIVE_VIEWS_PER_CLIENT};
+    const { assert!(MAX_LIVE_VIEWS_PER_CLIENT < MAX_LIVE_VIEWS) };
+    let app = App::start().await;
+    let addr = app.addr();
+    let mut hog = app.browser();
+    let page = hog.get("/live/counter").await;
+    let cookie = hog.cookie.clone().unwrap_or_else(|| panic!("a session: {page:?}"));
+
+    // One client: its sockets and views, up to its share.
+    let mut held = Vec::new();
+    for _ in 0..MAX_LIVE_VIEWS_PER_CLIENT {
+        let mut ws = open_live(addr, [127, 0, 0, 1], &cookie).await.expect("under the limit");
+        assert_eq!(join_live(&mut ws, addr, "/live/counter", &page).await.0, "ok");
+        held.push(ws);
+    }
+    assert_eq!(open_live(addr, [127, 0, 0, 1], &cookie).await.err(), Some(429));
+    // More pages on a socket it holds: its views are counted over all its sockets.
+    let more = hog.get("/live/counter").await;
+    let (status, response) = join_live(&mut held[0], addr, "/live/counter", &more).await;
+    assert_eq!(
+        (status.as_str(), response),
+        ("error", json!({"reason": "too many channels for this client"}))
+    );
+
+    // Another client still gets in.
+    let mut other = app.browser();
+    let page = other.get("/live/counter").await;
+    let cookie = other.cookie.clone().expect("a session");
+    let mut ws = open_live(addr, [127, 0, 0, 2], &cookie).await.expect("another client");
+    assert_eq!(join_live(&mut ws, addr, "/live/counter", &page).await.0, "ok");
 }

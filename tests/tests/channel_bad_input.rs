@@ -759,3 +759,79 @@ async fn a_longpoll_preflight_names_only_allowed_origins_and_the_clients_headers
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], 403);
     stop(server).await;
 }
+
+#[tokio::test]
+async fn one_client_holds_no_more_than_its_sockets_and_channels() {
+    // Loopback plays the proxy: the client is the address `X-Forwarded-For` ends with.
+    let proxies = fawkes::security::TrustedProxies::parse("127.0.0.1").unwrap();
+    let socket = transport(RoomSocket::new())
+        .max_sockets_per_client(2)
+        .max_channels_per_client(3)
+        .trusted_proxies(proxies);
+    let server = serve(socket).await;
+    let addr = server.local_addr();
+    let as_client = |forwarded: &str| {
+        let mut req = channel_support::request(addr, "vsn=2.0.0");
+        req.headers_mut().insert("x-forwarded-for", forwarded.parse().unwrap());
+        req
+    };
+    let (mut a1, _) = channel_support::open(as_client("203.0.113.1")).await.unwrap();
+    let (mut a2, _) = channel_support::open(as_client("203.0.113.1")).await.unwrap();
+    assert_eq!(channel_support::upgrade_status(as_client("203.0.113.1")).await, 429);
+    // What the client writes itself is left of what the proxy appends: it changes nothing.
+    assert_eq!(channel_support::upgrade_status(as_client("198.51.100.7, 203.0.113.1")).await, 429);
+    // LongPoll sessions count with WebSockets; the official client retries on the body's 500.
+    let resp = tests::http1_client()
+        .get(format!("{}/socket/longpoll?vsn=2.0.0", server.url()))
+        .header("x-forwarded-for", "203.0.113.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(resp.json::<Value>().await.unwrap()["status"], 500);
+    // Another client is counted apart.
+    let (mut b, _) = channel_support::open(as_client("203.0.113.2")).await.unwrap();
+
+    // Channels count over all of a client's sockets.
+    for (first, topic) in [(true, "room:1"), (true, "room:2"), (false, "room:3")] {
+        let ws = if first { &mut a1 } else { &mut a2 };
+        assert_eq!(
+            join(ws, "1", topic, json!({})).await,
+            reply(Some("1"), "1", topic, "ok", json!({}))
+        );
+    }
+    assert_eq!(
+        join(&mut a2, "2", "room:4", json!({})).await,
+        reply(
+            Some("2"),
+            "2",
+            "room:4",
+            "error",
+            json!({"reason": "too many channels for this client"})
+        )
+    );
+    assert_eq!(
+        join(&mut b, "1", "room:4", json!({})).await,
+        reply(Some("1"), "1", "room:4", "ok", json!({}))
+    );
+    // A channel that leaves makes room for the client's next join.
+    send(&mut a1, json!(["1", "3", "room:1", "phx_leave", {}])).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for attempt in 3.. {
+        let join_ref = attempt.to_string();
+        let got = join(&mut a2, &join_ref, "room:5", json!({})).await;
+        if got == reply(Some(&join_ref), &join_ref, "room:5", "ok", json!({})) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no room was made: {got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A socket that ends gives its place back.
+    drop(a2);
+    tests::eventually_async(DEADLINE, "the closed socket's place to come back", || async {
+        channel_support::upgrade_status(as_client("203.0.113.1")).await == 101
+    })
+    .await;
+    stop(server).await;
+}

@@ -637,3 +637,14 @@ fn the_image_exposes_and_listens_on_the_port_the_manifests_use() {
         .unwrap_or_else(|_| panic!("ENTRYPOINT {entrypoint}: use the exec (JSON) form"));
     assert!(argv[0].ends_with("/example-app"), "ENTRYPOINT runs {argv:?}, not the app");
 }
+
+#[test]
+fn the_trusted_proxies_are_networks_the_app_accepts() {
+    let docs = manifests();
+    let deployment = only(&docs, "Deployment");
+    let container = app_container(deployment);
+    let proxies = env_value(container, "TRUSTED_PROXIES").expect("the ingress is trusted");
+    let parsed = fawkes::security::TrustedProxies::parse(proxies)
+        .unwrap_or_else(|err| panic!("{}: TRUSTED_PROXIES: {err}", deployment.file));
+    assert!(!parsed.is_empty(), "{}", deployment.file);
+}

@@ -87,7 +87,8 @@ mod tests {
         let key_base = fawkes::security::SecretKeyBase::generate();
         let assets = crate::assets::Assets::load(crate::assets::BUILT_ASSETS_DIR).expect("assets");
         let vendor = crate::assets::Vendor::missing();
-        let state = crate::router::AppState { repo, key_base, dashboard, assets, vendor };
+        let clients = crate::router::ClientLimits::default();
+        let state = crate::router::AppState { repo, key_base, dashboard, assets, vendor, clients };
         let user_socket = UserSocket::new(state);
         ChannelTest::connect(user_socket, json!({})).await.expect("connected")
     }

@@ -264,6 +264,16 @@ async fn open<S: Socket>(
     };
     let auth_token =
         req.headers().get("x-phoenix-authtoken").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let client = match inner.clients.admit(Some(conn_info.remote_addr()), req.headers()) {
+        Ok(client) => client,
+        Err(ip) => {
+            tracing::info!(client = %ip, "longpoll session refused: the client holds its most sockets");
+            // The body's status is what the official client reads: an error it retries.
+            let mut resp = full();
+            *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            return resp;
+        }
+    };
     let info = ConnectInfo::of(&req, &conn_info, auth_token);
     let connected =
         super::connect(&inner.socket, ("longpoll", conn_info.telemetry()), &info, &params, vsn)
@@ -281,6 +291,7 @@ async fn open<S: Socket>(
         channels: inner.channels.clone(),
         max_channels: inner.config.max_channels,
         budget: inner.budget.clone(),
+        client,
     });
     let lp = Arc::new(LpSession {
         protocol: Mutex::new(protocol),

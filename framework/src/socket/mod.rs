@@ -14,6 +14,7 @@
 mod client;
 pub(crate) mod longpoll;
 mod origin;
+pub(crate) mod per_client;
 pub(crate) mod protocol;
 mod transport;
 mod websocket;

@@ -67,6 +67,8 @@ pub(crate) struct Protocol {
     channels: Arc<Channels>,
     max_channels: usize,
     budget: Arc<ChannelBudget>,
+    /// The client's place under its per-client limits, when the transport sets them.
+    client: Option<super::per_client::ClientSocket>,
     joined: Joins,
     disconnect: Option<SubscriberId>,
 }
@@ -117,6 +119,7 @@ pub(crate) struct ProtocolConfig {
     pub(crate) channels: Arc<Channels>,
     pub(crate) max_channels: usize,
     pub(crate) budget: Arc<ChannelBudget>,
+    pub(crate) client: Option<super::per_client::ClientSocket>,
 }
 
 impl Protocol {
@@ -130,6 +133,7 @@ impl Protocol {
             channels,
             max_channels,
             budget,
+            client,
         } = config;
         let disconnect = socket_id
             .as_ref()
@@ -143,6 +147,7 @@ impl Protocol {
             channels,
             max_channels,
             budget,
+            client,
             joined: Joins::default(),
             disconnect,
         }
@@ -235,6 +240,21 @@ impl Protocol {
             self.reply(None, &msg, Status::Error, json!({"reason": "unmatched topic"}));
             return;
         };
+        let client_slot = match &self.client {
+            Some(client) => match client.take_channel() {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::info!(
+                        topic = %crate::instrument::clip(&msg.topic),
+                        "refusing a join: the client runs its most channels"
+                    );
+                    let reason = json!({"reason": "too many channels for this client"});
+                    self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
+                    return;
+                }
+            },
+            None => None,
+        };
         let Some(slot) = self.budget.take() else {
             tracing::warn!(
                 topic = %crate::instrument::clip(&msg.topic),
@@ -260,7 +280,7 @@ impl Protocol {
         let spawned = self.supervisor.spawn_temporary_shared("channel", move |token| {
             let channel = start_channel(start, token);
             async move {
-                let _slot = slot;
+                let _slots = (slot, client_slot);
                 channel.await;
             }
         });

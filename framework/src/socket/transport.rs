@@ -44,6 +44,7 @@ pub(crate) struct Inner<S> {
     pub(crate) longpoll: super::longpoll::LongPoll,
     pub(crate) budget: Arc<super::protocol::ChannelBudget>,
     pub(crate) incoming: Arc<super::websocket::Incoming>,
+    pub(crate) clients: super::per_client::Clients,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +106,7 @@ pub fn transport<S: Socket>(socket: S) -> Transport<S> {
             longpoll: super::longpoll::LongPoll::default(),
             budget: super::protocol::ChannelBudget::new(DEFAULT_MAX_CHANNELS_TOTAL),
             incoming: super::websocket::Incoming::new(64 * 1024 * 1024),
+            clients: super::per_client::Clients::default(),
         }),
     }
 }
@@ -180,6 +182,44 @@ impl<S: Socket> Transport<S> {
             None => unreachable!("transports are configured before they are cloned"),
         }
         self
+    }
+
+    fn clients(mut self, f: impl FnOnce(&mut super::per_client::Clients)) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => f(&mut inner.clients),
+            None => unreachable!("transports are configured before they are cloned"),
+        }
+        self
+    }
+
+    /// How many sockets one client may hold open on this transport at once (default: no
+    /// limit), WebSockets and LongPoll sessions together. Past it, a connect is answered
+    /// `429` with `retry-after` (the official client retries with its backoff), before the
+    /// socket's `connect` runs. Clients are told apart by address (an IPv6 client by its
+    /// /64), through the proxies of [`Transport::trusted_proxies`].
+    ///
+    /// Without it, one client may open sockets until the endpoint's connections or the
+    /// transport's channels run out for everyone.
+    #[must_use]
+    pub fn max_sockets_per_client(self, max: usize) -> Self {
+        self.clients(|c| c.max_sockets = Some(max))
+    }
+
+    /// How many channels the sockets of one client may run together (default: no limit).
+    /// Past it, a join is answered `{"reason": "too many channels for this client"}`. Set it
+    /// well under [`Transport::max_channels_total`], so that one client cannot take what
+    /// all share.
+    #[must_use]
+    pub fn max_channels_per_client(self, max: usize) -> Self {
+        self.clients(|c| c.max_channels = Some(max))
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` names the client, for the per-client
+    /// limits (default: none; the peer is the client). Behind a load balancer or an ingress
+    /// that is not trusted, every client looks like the proxy and shares one limit.
+    #[must_use]
+    pub fn trusted_proxies(self, proxies: crate::security::TrustedProxies) -> Self {
+        self.clients(|c| c.proxies = proxies)
     }
 
     /// How many topics one socket may join (default 100).

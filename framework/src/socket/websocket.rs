@@ -97,6 +97,16 @@ pub(crate) async fn upgrade<S: Socket>(
     let Some(conn_info) = req.extensions().get::<ConnInfo>().cloned() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "sockets must be served by an endpoint");
     };
+    // Before the application's `connect`: a client past its limit costs it nothing.
+    let client = match inner.clients.admit(Some(conn_info.remote_addr()), req.headers()) {
+        Ok(client) => client,
+        Err(ip) => {
+            tracing::info!(client = %ip, "websocket refused: the client holds its most sockets");
+            let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "too many sockets for this client");
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
+    };
     let info = ConnectInfo::of(&req, &conn_info, auth_token);
     let connected =
         super::connect(&inner.socket, ("websocket", conn_info.telemetry()), &info, &params, vsn)
@@ -116,6 +126,7 @@ pub(crate) async fn upgrade<S: Socket>(
         channels: inner.channels.clone(),
         max_channels: inner.config.max_channels,
         budget: inner.budget.clone(),
+        client,
     };
     let spawned = supervisor
         .spawn_temporary_shared("socket", move |token| run(inner, config, on_upgrade, token));

@@ -137,6 +137,7 @@ impl ChannelTest {
             channels: Arc::new(socket.channels()),
             max_channels: 100,
             budget: crate::socket::protocol::ChannelBudget::new(usize::MAX),
+            client: None,
         });
         Ok(Self {
             protocol,
