@@ -55,6 +55,16 @@ impl ClientLimits {
         Ok(Self { proxies, off })
     }
 
+    /// The API's limit on writes: [`API_WRITES`] every [`API_WRITES_PERIOD`] a client (none
+    /// with `CLIENT_LIMITS=off`).
+    pub fn api_writes(&self) -> fawkes::security::RateLimit {
+        use http::Method;
+        let writes = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+        fawkes::security::rate_limit(API_WRITES, API_WRITES_PERIOD)
+            .trusted_proxies(self.proxies.clone())
+            .methods(if self.off { Vec::new() } else { writes.to_vec() })
+    }
+
     /// `transport` with at most `sockets` sockets and `channels` channels a client.
     pub fn apply<S: fawkes::socket::Socket>(
         &self,
@@ -95,6 +105,8 @@ fawkes::router! {
     pipeline api {
         plug fawkes::plug::request_id();
         plug fawkes::plug::accepts(["json"]);
+        // Each write is a row in the database: a client makes a few a second at most.
+        plug state.clients.api_writes();
     }
 
     get "/healthz" => fawkes::telemetry::healthz, as: healthz;
@@ -163,6 +175,13 @@ pub const MAX_CHANNELS_PER_CLIENT: usize = 2_000;
 /// The most live views (and live sockets: a tab holds one of each) one client keeps open: a
 /// tenth of [`MAX_LIVE_VIEWS`].
 pub const MAX_LIVE_VIEWS_PER_CLIENT: usize = 30;
+
+/// The writes (rooms, messages, edits) one client may make to the JSON API in
+/// [`API_WRITES_PERIOD`], all at once or spread: past them, `429` with `retry-after`.
+pub const API_WRITES: u32 = 30;
+
+/// See [`API_WRITES`]: 30 writes every 10 s is 3 a second, sustained.
+pub const API_WRITES_PERIOD: Duration = Duration::from_secs(10);
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "_fawkes_example_key";

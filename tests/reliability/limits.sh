@@ -89,7 +89,8 @@ scenario_busy() {
 
 scenario_stall() {
   log "stall: 500 stalled request bodies, BODY_READ_TIMEOUT_MS=2000"
-  start_example_app stall BODY_READ_TIMEOUT_MS=2000
+  # The bodies stall, whoever sends them: no per-client write limit in the way.
+  start_example_app stall BODY_READ_TIMEOUT_MS=2000 CLIENT_LIMITS=off
   run_tool stall "$tool" stall "$url" --conns 500 --timeout-ms 2000
   stop_last_app
 }

@@ -300,3 +300,69 @@ async fn secure_headers_are_on_browser_routes_only() {
     assert_eq!(resp.status(), 201);
     assert!(set_cookies(&resp).is_empty());
 }
+
+fawkes::router! {
+    /// Writes limited to three a second per client; reads free. Loopback plays the proxy.
+    pub RateLimited;
+    pipeline api {
+        plug fawkes::security::rate_limit(3, std::time::Duration::from_secs(1))
+            .methods([http::Method::POST])
+            .trusted_proxies(fawkes::security::TrustedProxies::parse("127.0.0.1").unwrap());
+    }
+    scope "/" {
+        pipe_through api;
+        get "/thing" => create;
+        post "/thing" => create;
+    }
+}
+
+/// A client whose connections come from the loopback address `from`.
+fn client_from(from: [u8; 4]) -> Client {
+    reqwest::Client::builder()
+        .http1_only()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from(from))
+        .timeout(DEADLINE)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_rate_limit_answers_429_past_a_clients_share_and_counts_clients_apart() {
+    let server = start(Endpoint::new(RateLimited::new())).await;
+    let url = format!("{}/thing", server.url());
+    let ada = client_from([127, 0, 0, 1]);
+    let post = |client: &Client, forwarded: Option<&str>| {
+        let mut req = client.post(&url);
+        if let Some(forwarded) = forwarded {
+            req = req.header("x-forwarded-for", forwarded);
+        }
+        req.send()
+    };
+    for _ in 0..3 {
+        assert!(post(&ada, None).await.unwrap().status().is_success());
+    }
+    let limited = post(&ada, None).await.unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(retry, 1, "a third of a second, rounded up");
+    // Reads are not counted.
+    assert!(ada.get(&url).send().await.unwrap().status().is_success());
+    // Another address is another client.
+    let grace = client_from([127, 0, 0, 2]);
+    assert!(post(&grace, None).await.unwrap().status().is_success());
+    // Through the trusted proxy, the address it names is the client; what a client writes
+    // left of it changes nothing.
+    assert!(post(&ada, Some("203.0.113.5")).await.unwrap().status().is_success());
+    for _ in 0..2 {
+        let spoofed = post(&ada, Some("198.51.100.1, 203.0.113.5")).await.unwrap();
+        assert!(spoofed.status().is_success());
+    }
+    let spoofed = post(&ada, Some("198.51.100.2, 203.0.113.5")).await.unwrap();
+    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
+    // One request comes back every third of a second.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert!(post(&ada, None).await.unwrap().status().is_success());
+    assert_eq!(post(&ada, None).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    server.shutdown();
+}

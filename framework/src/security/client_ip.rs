@@ -94,6 +94,17 @@ impl TrustedProxies {
     }
 }
 
+/// A client as per-client limits tell them apart: an IPv4 address, or the /64 network of an
+/// IPv6 one (what one subscriber is given, so its addresses count as one client).
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)))
+        }
+        v4 => v4,
+    }
+}
+
 /// `1.2.3.4`, `1.2.3.4:5678`, `::1` or `[::1]:5678`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<IpAddr>()

@@ -9,9 +9,10 @@
 //! This module knows nothing about routes or the endpoint: its plugs go in a pipeline like
 //! any other. The [security guide](crate::security_guide) shows a full browser pipeline.
 
-mod client_ip;
+pub(crate) mod client_ip;
 pub(crate) mod csrf;
 mod headers;
+mod rate_limit;
 pub(crate) mod session;
 pub(crate) mod token;
 
@@ -24,6 +25,7 @@ pub use csrf::{
     ProtectFromForgery, CSRF_TOKEN_HEADER, CSRF_TOKEN_KEY,
 };
 pub use headers::{put_secure_browser_headers, SecureBrowserHeaders};
+pub use rate_limit::{rate_limit, RateLimit};
 pub use session::{
     fetch_session, FetchSession, SameSite, SecureCookie, SessionConfig, SessionExt, SessionOption,
     SessionStore, MAX_COOKIE_BYTES,

@@ -2,7 +2,7 @@
 //! channels its sockets may run together, so one client cannot take what all share.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 
 use http::HeaderMap;
@@ -11,19 +11,13 @@ use crate::budget::Budget;
 use crate::security::TrustedProxies;
 
 /// A client, as limits tell clients apart: an IPv4 address, or the /64 network of an IPv6
-/// one (what one subscriber is given, so its addresses count as one client).
+/// one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ClientKey(IpAddr);
 
 impl ClientKey {
     fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self(ip),
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                Self(IpAddr::V6(Ipv6Addr::from(bits)))
-            }
-        }
+        Self(crate::security::client_ip::client_key(ip))
     }
 }
 
