@@ -64,7 +64,8 @@ pub async fn app(
     });
     let dashboard = dashboard::Dashboard::default();
     let clients = router::ClientLimits::from_env()?;
-    let state = router::AppState { repo, key_base, dashboard, assets, vendor, clients };
+    let writes = clients.writes();
+    let state = router::AppState { repo, key_base, dashboard, assets, vendor, clients, writes };
     let router = router::AppRouter::new(state.clone()).into();
     Ok(App { router, state })
 }

@@ -23,6 +23,9 @@ pub struct AppState {
     pub vendor: crate::assets::Vendor,
     /// How the sockets tell clients apart and bound each one.
     pub clients: ClientLimits,
+    /// The writes one client may make, over the JSON API and the live rooms form together
+    /// ([`ClientLimits::writes`]).
+    pub writes: fawkes::security::RateLimit,
 }
 
 /// The sockets' per-client limits ([`MAX_SOCKETS_PER_CLIENT`] and the others), and the
@@ -55,14 +58,16 @@ impl ClientLimits {
         Ok(Self { proxies, off })
     }
 
-    /// The API's limit on writes: [`API_WRITES`] every [`API_WRITES_PERIOD`] a client (none
-    /// with `CLIENT_LIMITS=off`).
-    pub fn api_writes(&self) -> fawkes::security::RateLimit {
+    /// The limit on writes: [`API_WRITES`] every [`API_WRITES_PERIOD`] a client (none with
+    /// `CLIENT_LIMITS=off`), counting the API's `POST`, `PUT`, `PATCH` and `DELETE`.
+    pub fn writes(&self) -> fawkes::security::RateLimit {
         use http::Method;
-        let writes = [Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+        if self.off {
+            return fawkes::security::RateLimit::unlimited();
+        }
         fawkes::security::rate_limit(API_WRITES, API_WRITES_PERIOD)
             .trusted_proxies(self.proxies.clone())
-            .methods(if self.off { Vec::new() } else { writes.to_vec() })
+            .methods([Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
     }
 
     /// `transport` with at most `sockets` sockets and `channels` channels a client.
@@ -106,7 +111,7 @@ fawkes::router! {
         plug fawkes::plug::request_id();
         plug fawkes::plug::accepts(["json"]);
         // Each write is a row in the database: a client makes a few a second at most.
-        plug state.clients.api_writes();
+        plug state.writes.clone();
     }
 
     get "/healthz" => fawkes::telemetry::healthz, as: healthz;
@@ -176,8 +181,9 @@ pub const MAX_CHANNELS_PER_CLIENT: usize = 2_000;
 /// tenth of [`MAX_LIVE_VIEWS`].
 pub const MAX_LIVE_VIEWS_PER_CLIENT: usize = 30;
 
-/// The writes (rooms, messages, edits) one client may make to the JSON API in
-/// [`API_WRITES_PERIOD`], all at once or spread: past them, `429` with `retry-after`.
+/// The writes (rooms, messages, edits) one client may make in [`API_WRITES_PERIOD`], over
+/// the JSON API and the live rooms form together, all at once or spread: past them, the API
+/// answers `429` with `retry-after` and the form says when to try again.
 pub const API_WRITES: u32 = 30;
 
 /// See [`API_WRITES`]: 30 writes every 10 s is 3 a second, sustained.

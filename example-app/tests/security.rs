@@ -659,8 +659,8 @@ async fn join_live(ws: &mut Ws, addr: SocketAddr, path: &str, page: &Page) -> (S
         let at = page.body.find(before).unwrap_or_else(|| panic!("no {before}")) + before.len();
         page.body[at..at + page.body[at..].find('"').unwrap()].to_owned()
     };
-    let (id, session) = (attribute("<div id=\""), attribute("data-phx-session=\""));
-    let join = json!(["1", "1", format!("lv:{id}"), "phx_join", {
+    let (topic, session) = (joined_topic(page), attribute("data-phx-session=\""));
+    let join = json!(["1", "1", topic, "phx_join", {
         "url": format!("http://{addr}{path}"),
         "params": {"_csrf_token": page.csrf_token(), "_mounts": 0},
         "session": session,
@@ -669,7 +669,7 @@ async fn join_live(ws: &mut Ws, addr: SocketAddr, path: &str, page: &Page) -> (S
     send(ws, join).await;
     loop {
         let frame = recv(ws).await;
-        if frame[3] == "phx_reply" && frame[2] == format!("lv:{id}") {
+        if frame[3] == "phx_reply" && frame[2] == topic {
             let status = frame[4]["status"].as_str().unwrap().to_owned();
             return (status, frame[4]["response"].clone());
         }
@@ -708,4 +708,70 @@ async fn one_client_cannot_take_every_live_view() {
     let cookie = other.cookie.clone().expect("a session");
     let mut ws = open_live(addr, [127, 0, 0, 2], &cookie).await.expect("another client");
     assert_eq!(join_live(&mut ws, addr, "/live/counter", &page).await.0, "ok");
+}
+
+#[tokio::test]
+async fn one_clients_writes_are_limited_over_the_api_and_the_live_form_together() {
+    use example_app::router::API_WRITES;
+    let app = App::start().await;
+    let addr = app.addr();
+    let from = std::net::IpAddr::from([127, 0, 0, 3]);
+    let client = reqwest::Client::builder().no_proxy().local_address(from).build().unwrap();
+    let create = |n: u32| {
+        client
+            .post(format!("http://{addr}/api/rooms"))
+            .json(&json!({"room": {"name": format!("burst-{n}")}}))
+            .send()
+    };
+    for n in 0..API_WRITES {
+        assert_eq!(create(n).await.unwrap().status(), StatusCode::CREATED, "write {n}");
+    }
+    let refused = create(API_WRITES).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    // Reads are free.
+    let listed = client.get(format!("http://{addr}/api/rooms")).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+
+    // The live rooms form of the same client shares the limit.
+    let mut browser = app.browser();
+    let page = browser.get("/live/rooms").await;
+    let cookie = browser.cookie.clone().expect("a session");
+    let mut ws = open_live(addr, [127, 0, 0, 3], &cookie).await.expect("a live socket");
+    let (status, joined) = join_live(&mut ws, addr, "/live/rooms", &page).await;
+    assert_eq!(status, "ok", "{joined}");
+    let topic = joined_topic(&page);
+    let save = json!(["1", "2", topic, "event", {"type": "form", "event": "save", "value": "room%5Bname%5D=one-more"}]);
+    send(&mut ws, save).await;
+    let reply = loop {
+        let frame = recv(&mut ws).await;
+        if frame[3] == "phx_reply" && frame[1] == "2" {
+            break frame;
+        }
+    };
+    let text = reply[4].to_string();
+    assert!(text.contains("too many rooms saved"), "{text}");
+    // Another client saves from the form at once.
+    let mut other = app.browser();
+    let page = other.get("/live/rooms").await;
+    let cookie = other.cookie.clone().expect("a session");
+    let mut ws = open_live(addr, [127, 0, 0, 4], &cookie).await.expect("a live socket");
+    assert_eq!(join_live(&mut ws, addr, "/live/rooms", &page).await.0, "ok");
+    let save = json!(["1", "2", joined_topic(&page), "event", {"type": "form", "event": "save", "value": "room%5Bname%5D=other"}]);
+    send(&mut ws, save).await;
+    let reply = loop {
+        let frame = recv(&mut ws).await;
+        if frame[3] == "phx_reply" && frame[1] == "2" {
+            break frame;
+        }
+    };
+    assert!(!reply[4].to_string().contains("too many"), "{reply}");
+    assert!(reply[4].to_string().contains("Room other created."), "{reply}");
+}
+
+/// The topic of the live page `page`.
+fn joined_topic(page: &Page) -> String {
+    let before = "<div id=\"";
+    let at = page.body.find(before).expect("a container") + before.len();
+    format!("lv:{}", &page.body[at..at + page.body[at..].find('"').unwrap()])
 }

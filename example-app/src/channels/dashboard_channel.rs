@@ -88,7 +88,9 @@ mod tests {
         let assets = crate::assets::Assets::load(crate::assets::BUILT_ASSETS_DIR).expect("assets");
         let vendor = crate::assets::Vendor::missing();
         let clients = crate::router::ClientLimits::default();
-        let state = crate::router::AppState { repo, key_base, dashboard, assets, vendor, clients };
+        let writes = clients.writes();
+        let state =
+            crate::router::AppState { repo, key_base, dashboard, assets, vendor, clients, writes };
         let user_socket = UserSocket::new(state);
         ChannelTest::connect(user_socket, json!({})).await.expect("connected")
     }

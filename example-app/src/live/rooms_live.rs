@@ -84,6 +84,12 @@ impl LiveView<AppState> for RoomsLive {
             }
             "save" => {
                 self.name = kept(attrs.name.as_deref());
+                // A room is a write, as over the API: the same limit, shared.
+                if let Err(wait) = socket.rate_limit(&socket.state().writes) {
+                    let secs = wait.as_secs() + 1;
+                    self.errors = vec![format!("too many rooms saved: try again in {secs} s")];
+                    return;
+                }
                 match chat::create_room(&socket.state().repo, attrs).await {
                     Ok(room) => {
                         // Every open page, this one included, adds it from the broadcast.

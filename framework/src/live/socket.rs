@@ -118,6 +118,7 @@ fn matchit_pattern(path: &str) -> String {
 struct Connected {
     session: Option<Map<String, Value>>,
     key_base: Option<SecretKeyBase>,
+    client: super::view::Client,
 }
 
 /// The views and the app's state, shared by every live channel of the socket.
@@ -135,7 +136,9 @@ impl<S: Clone + Send + Sync + 'static> Socket for Live<S> {
     ) -> Result<crate::Assigns, Refused> {
         let session = self.session.read_headers(&info.headers, info.secret_key_base.as_ref());
         let mut assigns = crate::Assigns::new();
-        assigns.insert(Connected { session, key_base: info.secret_key_base.clone() });
+        let client =
+            super::view::Client { peer: info.peer, headers: Arc::new(info.headers.clone()) };
+        assigns.insert(Connected { session, key_base: info.secret_key_base.clone(), client });
         Ok(assigns)
     }
 
@@ -307,6 +310,7 @@ impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S>
             None if first_mount && join.redirect.is_none() => token.f,
             None => Flash::default(),
         };
+        live.client = Some(connected.client.clone());
         live.assigns = socket.assigns().clone();
         live.pubsub = Some(socket.pubsub().clone());
         live.mailbox = Some(socket.handle::<LiveMsg>());

@@ -181,6 +181,13 @@ pub(crate) enum Navigation {
     Redirect(String),
 }
 
+/// Who the live socket's client is: its address and the headers it connected with.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub(crate) peer: Option<std::net::SocketAddr>,
+    pub(crate) headers: Arc<http::HeaderMap>,
+}
+
 /// What a live view reads (the app's state, the session, assigns) and asks of its page
 /// (navigation, events for hooks, the title).
 #[derive(Debug)]
@@ -201,6 +208,8 @@ pub struct LiveSocket<S = ()> {
     pub(crate) flash: Flash,
     /// What `put_flash` added since the last answer: it follows a navigation to the next page.
     pub(crate) flash_put: Flash,
+    /// Once connected: the client's address and the headers of its socket's request.
+    pub(crate) client: Option<Client>,
 }
 
 impl<S> LiveSocket<S> {
@@ -219,6 +228,7 @@ impl<S> LiveSocket<S> {
             title: None,
             flash: Flash::default(),
             flash_put: Flash::default(),
+            client: None,
         }
     }
 
@@ -304,6 +314,33 @@ impl<S> LiveSocket<S> {
     /// Sets the page's `<title>`.
     pub fn page_title(&mut self, title: impl Into<String>) {
         self.title = Some(title.into());
+    }
+
+    /// The address the live socket's connection came from, once connected (`None` during the
+    /// HTTP render, which is one request: its conn has it).
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.client.as_ref()?.peer
+    }
+
+    /// The headers of the live socket's request (its cookie, `X-Forwarded-For`…), once
+    /// connected.
+    pub fn request_headers(&self) -> Option<&http::HeaderMap> {
+        self.client.as_ref().map(|client| &*client.headers)
+    }
+
+    /// Counts one request of this view's client against `limit` (a
+    /// [`rate_limit`](crate::security::rate_limit) the app shares with its HTTP routes): for
+    /// what an event writes. `Ok` before the view is connected.
+    ///
+    /// # Errors
+    ///
+    /// How long until the client may again, when it is over the limit.
+    pub fn rate_limit(
+        &self,
+        limit: &crate::security::RateLimit,
+    ) -> Result<(), std::time::Duration> {
+        let Some(Client { peer: Some(peer), headers }) = &self.client else { return Ok(()) };
+        limit.check(limit.client_ip(peer.ip(), headers))
     }
 
     /// The pubsub, once connected (`None` during the HTTP render).

@@ -54,7 +54,7 @@ pub fn rate_limit(requests: u32, per: Duration) -> RateLimit {
         .expect("a rate limit's period is longer than zero")
         .allow_burst(burst);
     RateLimit(Arc::new(Inner {
-        limiter: RateLimiter::keyed(quota),
+        limiter: Some(RateLimiter::keyed(quota)),
         proxies: TrustedProxies::default(),
         methods: None,
         checks: AtomicUsize::new(0),
@@ -66,7 +66,8 @@ pub fn rate_limit(requests: u32, per: Duration) -> RateLimit {
 pub struct RateLimit(Arc<Inner>);
 
 struct Inner {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// `None`: [`RateLimit::unlimited`].
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     proxies: TrustedProxies,
     methods: Option<Vec<Method>>,
     checks: AtomicUsize,
@@ -75,13 +76,29 @@ struct Inner {
 impl std::fmt::Debug for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimit")
-            .field("clients", &self.0.limiter.len())
+            .field("clients", &self.0.limiter.as_ref().map(DefaultKeyedRateLimiter::len))
             .field("methods", &self.0.methods)
             .finish_non_exhaustive()
     }
 }
 
 impl RateLimit {
+    /// A limit that lets every request through: what a configuration switch turns a
+    /// [`rate_limit`] into, without changing the pipeline.
+    ///
+    /// ```
+    /// let open = fawkes::security::RateLimit::unlimited();
+    /// assert!((0..1000).all(|_| open.check([127, 0, 0, 1].into()).is_ok()));
+    /// ```
+    pub fn unlimited() -> Self {
+        RateLimit(Arc::new(Inner {
+            limiter: None,
+            proxies: TrustedProxies::default(),
+            methods: None,
+            checks: AtomicUsize::new(0),
+        }))
+    }
+
     fn configure(mut self, f: impl FnOnce(&mut Inner)) -> Self {
         match Arc::get_mut(&mut self.0) {
             Some(inner) => f(inner),
@@ -112,12 +129,12 @@ impl RateLimit {
     /// The wait, when the client is over its limit.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
         let inner = &self.0;
+        let Some(limiter) = &inner.limiter else { return Ok(()) };
         if inner.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            inner.limiter.retain_recent();
+            limiter.retain_recent();
         }
         let key = super::client_ip::client_key(ip);
-        inner
-            .limiter
+        limiter
             .check_key(&key)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
@@ -130,6 +147,9 @@ impl RateLimit {
 
 impl Plug for RateLimit {
     async fn call(&self, conn: Conn) -> Conn {
+        if self.0.limiter.is_none() {
+            return conn;
+        }
         if let Some(methods) = &self.0.methods {
             if !methods.contains(conn.method()) {
                 return conn;
