@@ -123,8 +123,14 @@ pub(crate) fn start(
 /// The `bench app-memory` subcommand.
 pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     let args = parse(args)?;
-    let (app, url, _dir) =
-        start(&args.app, &[("MAX_CONNECTIONS", (args.conns + 1_000).to_string())])?;
+    let (app, url, _dir) = start(
+        &args.app,
+        &[
+            ("MAX_CONNECTIONS", (args.conns + 1_000).to_string()),
+            // One process plays every client: no per-client limit.
+            ("CLIENT_LIMITS", "off".to_owned()),
+        ],
+    )?;
     let port: u16 = url.rsplit(':').next().context("no port in the URL")?.parse()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(create_rooms(&url, args.rooms))?;

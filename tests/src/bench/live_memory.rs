@@ -91,7 +91,8 @@ fn attribute<'a>(html: &'a str, before: &str) -> anyhow::Result<&'a str> {
 /// The `bench live-memory` subcommand.
 pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     let args = parse(args)?;
-    let (app, url, _dir) = start(&args.app, &[])?;
+    // One process plays every browser: no per-client limit.
+    let (app, url, _dir) = start(&args.app, &[("CLIENT_LIMITS", "off".to_owned())])?;
     let pid = app.0.id().to_string();
     let ws_base = url.replacen("http://", "ws://", 1);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

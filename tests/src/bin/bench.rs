@@ -10,6 +10,7 @@
 //! bench gen-routes N
 //! bench app-memory [--app PATH] [--conns N] [--rooms R] [--clients C]
 //! bench live-memory [--app PATH] [--views N] [--per-socket K]
+//! bench live-diff [--events E] [--rounds R]
 //! ```
 //!
 //! The driver starts each server as a child process of this executable, reads its port from
@@ -22,6 +23,8 @@ mod app_memory;
 mod client;
 #[path = "../bench/driver.rs"]
 mod driver;
+#[path = "../bench/live_diff.rs"]
+mod live_diff;
 #[path = "../bench/live_memory.rs"]
 mod live_memory;
 #[path = "../bench/process.rs"]
@@ -57,6 +60,7 @@ usage:
   bench gen-routes N
   bench app-memory [--app PATH] [--conns N] [--rooms R] [--clients C]
   bench live-memory [--app PATH] [--views N] [--per-socket K]
+  bench live-diff [--events E] [--rounds R]
 
   --quick      2 s per run instead of 10 s
   --json PATH  also write the results as JSON
@@ -94,6 +98,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
         Some("ws-client") => ws_client::main(&args[1..]),
         Some("app-memory") => app_memory::main(&args[1..]),
         Some("live-memory") => live_memory::main(&args[1..]),
+        Some("live-diff") => live_diff::main(&args[1..]),
         Some("server") => {
             let kind = server::Kind::parse(args.get(1).context("server needs a kind")?)?;
             let mut routes = driver::MAIN_ROUTES;
