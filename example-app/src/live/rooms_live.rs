@@ -1,6 +1,6 @@
 //! `/live/rooms`: the chat's rooms, live, with a form that validates as you type.
 
-use fawkes::live::{html, Info, LiveSocket, LiveView, Rendered};
+use fawkes::live::{html, memo, Info, LiveSocket, LiveView, Rendered};
 use serde_json::{Map, Value};
 
 use crate::chat::{self, RoomAttrs};
@@ -129,11 +129,17 @@ impl LiveView<AppState> for RoomsLive {
         let (rooms, name, errors, load_error) =
             (&self.rooms, &self.name, &self.errors, self.load_error);
         let invalid = if errors.is_empty() { "false" } else { "true" };
+        // Rendered again only when the rooms change, not on every keystroke in the form.
+        let list = memo(rooms, || {
+            html!(
+                r#"<ul id="rooms">{#for room in rooms}<li data-id="{room.id}">{room.name}</li>{/for}</ul>"#
+            )
+        });
         html!(
             r#"<section class="live-rooms">
   <h1>Rooms</h1>
   {#if load_error}<p class="error-text">The rooms cannot be listed right now.</p>{/if}
-  <ul id="rooms">{#for room in rooms}<li data-id="{room.id}">{room.name}</li>{/for}</ul>
+  {list}
   <form id="room-form" phx-change="validate" phx-submit="save" autocomplete="off">
     <label class="field-label" for="room-name">New room</label>
     <div class="row">

@@ -6,6 +6,7 @@
 //! whose value changed ([`Rendered::diff`]).
 
 mod flash;
+mod memo;
 mod page;
 mod rendered;
 mod socket;
@@ -15,6 +16,7 @@ mod view;
 
 pub use fawkes_macros::html;
 pub use flash::{flash_group, Flash};
+pub use memo::{memo, MemoCache};
 pub use page::{page, put_root_layout, LayoutContext, PutRootLayout, RootLayout, LIVEVIEW_VERSION};
 pub use rendered::{escape, Dynamic, List, Rendered};
 pub use socket::{socket, Live};

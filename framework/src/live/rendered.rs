@@ -3,6 +3,7 @@
 //! two renders by value.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -37,6 +38,9 @@ pub enum Dynamic {
     Html(String),
     /// A nested template: an `if` branch, a part rendered by a function.
     Nested(Rendered),
+    /// A nested template kept from an earlier render by [`memo`](crate::live::memo): when
+    /// the render the client has holds the very same part, it is neither compared nor sent.
+    Shared(Arc<Rendered>),
     /// A comprehension: entries rendered with the same statics.
     List(List),
 }
@@ -95,6 +99,7 @@ impl Dynamic {
         match self {
             Self::Html(html) => out.push_str(html),
             Self::Nested(rendered) => rendered.write_html(out),
+            Self::Shared(rendered) => rendered.write_html(out),
             Self::List(list) => {
                 for entry in &list.entries {
                     write_parts(out, list.statics, entry);
@@ -103,11 +108,21 @@ impl Dynamic {
         }
     }
 
+    /// The template of a nested part, kept or not.
+    fn nested(&self) -> Option<&Rendered> {
+        match self {
+            Self::Nested(rendered) => Some(rendered),
+            Self::Shared(rendered) => Some(rendered),
+            Self::Html(_) | Self::List(_) => None,
+        }
+    }
+
     /// The whole part, as the client needs it the first time.
     fn full(&self) -> Value {
         match self {
             Self::Html(html) => Value::String(html.clone()),
             Self::Nested(rendered) => rendered.to_json(),
+            Self::Shared(rendered) => rendered.to_json(),
             // An empty comprehension renders as nothing until it has entries.
             Self::List(list) if list.entries.is_empty() => Value::String(String::new()),
             Self::List(list) => {
@@ -126,9 +141,17 @@ impl Dynamic {
 
     /// What turns `old` (what the client has) into `self`; `None` when they render the same.
     fn diff(&self, old: &Self) -> Option<Value> {
+        if let (Self::Shared(new), Self::Shared(old)) = (self, old) {
+            if Arc::ptr_eq(new, old) {
+                // The part the client has, kept: nothing to compare.
+                return None;
+            }
+        }
+        if let (Some(new), Some(old)) = (self.nested(), old.nested()) {
+            return new.diff_nested(old);
+        }
         match (self, old) {
             (Self::Html(new), Self::Html(old)) => (new != old).then(|| Value::String(new.clone())),
-            (Self::Nested(new), Self::Nested(old)) => new.diff_nested(old),
             (Self::List(new), Self::List(old))
                 if same_statics(new.statics, old.statics) && !old.entries.is_empty() =>
             {

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::flash::PageTree;
 use super::page::{SessionToken, LIVEVIEW_VERSION, SESSION_MAX_AGE, SESSION_SALT};
 use super::view::{mount_dyn, DynView, LiveMsg, LiveView, MountFn, Navigation};
-use super::{Flash, LiveSocket};
+use super::{Flash, LiveSocket, MemoCache};
 use crate::channel::{Channel, ChannelSocket, Payload, Reply};
 use crate::security::{FetchSession, SecretKeyBase, Token, TokenError, CSRF_TOKEN_KEY};
 use crate::socket::{Channels, ConnectInfo, Refused, Socket};
@@ -176,6 +176,8 @@ pub(crate) struct LiveChannel<S> {
     last: PageTree,
     /// Signs the flash that follows a navigation.
     key_base: SecretKeyBase,
+    /// The parts of the last render that `memo` may keep.
+    memo: MemoCache,
 }
 
 /// Where the page goes, as the client reads it: the push's (or the join error's) event name
@@ -325,14 +327,15 @@ impl<S: Clone + Send + Sync + 'static> Channel<Arc<Views<S>>> for LiveChannel<S>
             None => {}
         }
         live.flash_put.clear();
-        let rendered = view.render(&live.flash);
+        let mut memo = MemoCache::default();
+        let rendered = memo.render(|| view.render(&live.flash));
         let mut tree = rendered.to_json();
         decorate(&mut tree, &mut live);
         let mut reply = json!({ "rendered": tree, "liveview_version": LIVEVIEW_VERSION });
         if let Some(Navigation::Patch(to)) = live.navigation.take() {
             reply["live_patch"] = json!({ "to": to, "kind": "replace" });
         }
-        Ok((Self { view, live, last: rendered, key_base: key_base.clone() }, reply))
+        Ok((Self { view, live, last: rendered, key_base: key_base.clone(), memo }, reply))
     }
 
     async fn handle_info(&mut self, message: LiveMsg, socket: &mut ChannelSocket<Arc<Views<S>>>) {
@@ -431,7 +434,8 @@ impl<S: Send> LiveChannel<S> {
             }
         }
         self.live.flash_put.clear();
-        let rendered = self.view.render(&self.live.flash);
+        let (view, flash) = (&self.view, &self.live.flash);
+        let rendered = self.memo.render(|| view.render(flash));
         let mut diff = rendered.diff(&self.last).unwrap_or_else(|| Value::Object(Map::new()));
         self.last = rendered;
         decorate(&mut diff, &mut self.live);

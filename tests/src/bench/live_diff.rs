@@ -3,9 +3,10 @@
 //!
 //! The page is the example app's rooms page: a list of N rooms and a form whose name field
 //! changes on every keystroke (`phx-change`). Diffing by value renders the whole page again
-//! and compares it with the last render; a tracker that knew only the name changed would
-//! render only the parts that read it (the form) and diff those. Both send the same bytes;
-//! the ratio is the CPU a tracker could save per event.
+//! and compares it with the last render; with the list in a `memo` keyed by the rooms (as the
+//! example app has it), the list is compared with its key and kept; a tracker that knew only
+//! the name changed would render only the parts that read it (the form) and diff those, the
+//! least any change tracking could spend. All three send the same change.
 //!
 //! ```text
 //! bench live-diff [--events E] [--rounds R]
@@ -15,8 +16,9 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use fawkes::live::{html, Rendered};
+use fawkes::live::{html, memo, MemoCache, Rendered};
 
+#[derive(Clone, PartialEq)]
 struct Room {
     id: i64,
     name: String,
@@ -44,6 +46,25 @@ fn page(rooms: &[Room], name: &str, errors: &[String]) -> Rendered {
         r#"<section class="live-rooms">
   <h1>Rooms</h1>
   <ul id="rooms">{#for room in rooms}<li data-id="{room.id}">{room.name}</li>{/for}</ul>
+  {form}
+  <p><a id="to-counter" href="/live/counter" data-phx-link="redirect" data-phx-link-state="push">the counter</a></p>
+</section>"#
+    )
+}
+
+/// The page as the example app renders it: the list kept by [`memo`] while the rooms are
+/// the same.
+fn page_memo(rooms: &Vec<Room>, name: &str, errors: &[String]) -> Rendered {
+    let list = memo(rooms, || {
+        html!(
+            r#"<ul id="rooms">{#for room in rooms}<li data-id="{room.id}">{room.name}</li>{/for}</ul>"#
+        )
+    });
+    let form = form(name, errors);
+    html!(
+        r#"<section class="live-rooms">
+  <h1>Rooms</h1>
+  {list}
   {form}
   <p><a id="to-counter" href="/live/counter" data-phx-link="redirect" data-phx-link-state="push">the counter</a></p>
 </section>"#
@@ -82,13 +103,13 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "rooms  by_value_us  tracked_us  by_value/tracked  diff_bytes_by_value  diff_bytes_tracked"
+        "rooms  by_value_us  memo_us  tracked_us  by_value/memo  memo/tracked  diff_bytes_by_value  diff_bytes_memo  diff_bytes_tracked"
     )?;
     for n in [10usize, 100, 500] {
         let rooms: Vec<Room> =
             (0..n).map(|i| Room { id: i as i64 + 1, name: format!("room number {i}") }).collect();
-        let (mut by_value, mut tracked) = (Vec::new(), Vec::new());
-        let (mut value_bytes, mut tracked_bytes) = (0, 0);
+        let (mut by_value, mut memoized, mut tracked) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut value_bytes, mut memo_bytes, mut tracked_bytes) = (0, 0, 0);
         for _ in 0..rounds {
             let mut last = page(&rooms, "", &errors);
             let (per_event, bytes) = run(events, |i| {
@@ -100,6 +121,17 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
             });
             by_value.push(per_event);
             value_bytes = bytes / events;
+            let mut cache = MemoCache::default();
+            let mut last = cache.render(|| page_memo(&rooms, "", &errors));
+            let (per_event, bytes) = run(events, |i| {
+                let name = format!("typed {i}");
+                let next = cache.render(|| page_memo(&rooms, &name, &errors));
+                let diff = next.diff(&last).map_or(0, |d| d.to_string().len());
+                last = next;
+                diff
+            });
+            memoized.push(per_event);
+            memo_bytes = bytes / events;
             let mut last = form("", &errors);
             let (per_event, bytes) = run(events, |i| {
                 let name = format!("typed {i}");
@@ -111,13 +143,17 @@ pub(crate) fn main(args: &[String]) -> anyhow::Result<()> {
             tracked.push(per_event);
             tracked_bytes = bytes / events;
         }
-        let (by_value, tracked) = (median(by_value), median(tracked));
+        let (by_value, memoized, tracked) = (median(by_value), median(memoized), median(tracked));
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-12);
         writeln!(
             out,
-            "{n:>5}  {:>11.2}  {:>10.2}  {:>16.1}  {value_bytes:>19}  {tracked_bytes:>18}",
-            by_value.as_secs_f64() * 1e6,
-            tracked.as_secs_f64() * 1e6,
-            by_value.as_secs_f64() / tracked.as_secs_f64().max(1e-12),
+            "{n:>5}  {:>11.2}  {:>7.2}  {:>10.2}  {:>13.1}  {:>12.1}  {value_bytes:>19}  {memo_bytes:>15}  {tracked_bytes:>18}",
+            us(by_value),
+            us(memoized),
+            us(tracked),
+            ratio(by_value, memoized),
+            ratio(memoized, tracked),
         )?;
     }
     Ok(())
