@@ -158,6 +158,24 @@ try {
     await other.close();
   });
 
+  await step("a flash put before a live navigation shows on the next view", async () => {
+    await page.goto(`${BASE}/live/counter`);
+    await connected();
+    await page.evaluate(() => {
+      window.__marker = "again";
+    });
+    await page.click("#inc");
+    await eventually("1", async () => (await text("#count")) === "1");
+    await page.click("#done");
+    await eventually("the rooms", () => page.evaluate(() => !!document.querySelector("#rooms")));
+    assert(new URL(page.url()).pathname === "/live/rooms", `url ${page.url()}`);
+    assert((await page.evaluate(() => window.__marker)) === "again", "the page was reloaded");
+    await eventually("the flash", async () =>
+      (await page.locator("#flash-info").count()) === 1 &&
+      (await text("#flash-info")) === "You counted to 1.",
+    );
+  });
+
   await step("no page raised an error", async () => {
     assert(errors.length === 0, errors.join("\n"));
   });

@@ -835,3 +835,38 @@ async fn one_client_holds_no_more_than_its_sockets_and_channels() {
     .await;
     stop(server).await;
 }
+
+/// One session waits with one poll at a time: a newer poll answers the older one at once, so
+/// a client cannot hold many of the endpoint's connections waiting on one session.
+#[tokio::test]
+async fn a_newer_longpoll_poll_answers_the_older_one() {
+    let server = serve(transport(RoomSocket::new()).longpoll_window(Duration::from_secs(30))).await;
+    let lp = LongPoll::at(&server);
+    let token = lp.join("room:1").await;
+    // The join's reply is waiting: take it, so the next polls find nothing.
+    let joined = lp.get(Some(&token)).await;
+    assert_eq!(joined["status"], 200, "{joined}");
+    let older = tokio::spawn({
+        let (http, url) = (lp.http.clone(), format!("{}&token={token}", lp.base));
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!older.is_finished(), "a poll with nothing to take waits");
+    let newer = tokio::spawn({
+        let (http, url) = (lp.http.clone(), format!("{}&token={token}", lp.base));
+        async move { http.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    });
+    let answered = tests::within(DEADLINE, "the older poll", older).await.unwrap();
+    assert_eq!(answered["status"], 204, "{answered}");
+    // The newer one waits, and gets what comes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!newer.is_finished());
+    let ping = json!(["1", "2", "room:1", "ping", {}]).to_string();
+    let url = format!("{}&token={token}", lp.base);
+    let posted: Value = lp.http.post(url).body(ping).send().await.unwrap().json().await.unwrap();
+    assert_eq!(posted["status"], 200);
+    let got = tests::within(DEADLINE, "the newer poll", newer).await.unwrap();
+    assert_eq!(got["status"], 200, "{got}");
+    assert!(got["messages"].to_string().contains("pong"), "{got}");
+    stop(server).await;
+}

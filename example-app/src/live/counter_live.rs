@@ -12,7 +12,8 @@ pub const MAX_STEP: i64 = 1_000;
 /// param sets (a live patch: the URL changes, the page does not reload).
 ///
 /// The page's ids are a contract tests rely on: `#count`, `#step`, `#inc`, `#dec`,
-/// `#step-5` (a patch link to `?step=5`), `#to-rooms` (a live navigation to `/live/rooms`).
+/// `#step-5` (a patch link to `?step=5`), `#to-rooms` (a live navigation to `/live/rooms`),
+/// `#done` (the server navigates to `/live/rooms`, where a flash says what the count was).
 #[derive(Debug)]
 pub struct CounterLive {
     count: i64,
@@ -46,11 +47,16 @@ impl LiveView<AppState> for CounterLive {
         &mut self,
         event: &str,
         _value: Value,
-        _socket: &mut LiveSocket<AppState>,
+        socket: &mut LiveSocket<AppState>,
     ) {
         match event {
             "inc" => self.count = self.count.saturating_add(self.step),
             "dec" => self.count = self.count.saturating_sub(self.step),
+            "done" => {
+                // Shown by the next view: the flash travels with the navigation.
+                socket.put_flash("info", format!("You counted to {}.", self.count));
+                socket.push_navigate("/live/rooms");
+            }
             _ => tracing::debug!(event, "the counter ignores an unknown event"),
         }
     }
@@ -65,6 +71,7 @@ impl LiveView<AppState> for CounterLive {
   <div class="row">
     <button id="dec" class="button secondary" phx-click="dec">−</button>
     <button id="inc" class="button" phx-click="inc">+</button>
+    <button id="done" class="button secondary" phx-click="done">Done</button>
   </div>
   <p class="links">
     <a id="step-1" href="/live/counter" data-phx-link="patch" data-phx-link-state="push">step 1</a>

@@ -76,15 +76,15 @@ impl TrustedProxies {
             return peer;
         }
         let mut client = peer;
-        // Right to left over every `X-Forwarded-For` line, as if they were one list.
-        let lines: Vec<&str> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        for hop in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
+        // Right to left over every `X-Forwarded-For` line, as if they were one list, read as
+        // bytes: a hop that is not text is garbage like any other, and ends the trust.
+        let lines: Vec<&[u8]> =
+            headers.get_all("x-forwarded-for").iter().map(http::HeaderValue::as_bytes).collect();
+        let hops = lines.iter().rev().flat_map(|line| line.rsplit(|byte| *byte == b','));
+        for hop in hops {
             // What a trusted proxy wrote is an address; anything else ends the trust.
-            let Some(addr) = parse_hop(hop.trim()) else { break };
+            let hop = std::str::from_utf8(hop).ok().and_then(|hop| parse_hop(hop.trim()));
+            let Some(addr) = hop else { break };
             client = canonical(addr);
             if !self.trusts(client) {
                 break;
@@ -105,11 +105,18 @@ pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// `1.2.3.4`, `1.2.3.4:5678`, `::1` or `[::1]:5678`.
+/// `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]` or `[::1]:5678`.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<IpAddr>()
         .ok()
         .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|addr| addr.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')?
+                .strip_suffix(']')?
+                .parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(IpAddr::V6)
+        })
 }
 
 /// An IPv4 address a dual-stack socket reports as `::ffff:a.b.c.d` is that IPv4 address.
@@ -145,6 +152,16 @@ mod tests {
         // Several lines read as one list; ports and brackets are allowed.
         let many = headers(&["6.6.6.6, 7.7.7.7", "[2001:db8::1]:443, 10.2.2.2:80"]);
         assert_eq!(proxies.client_ip(peer, &many), ip("2001:db8::1"));
+        // A bracketed IPv6 address without a port is an address.
+        assert_eq!(proxies.client_ip(peer, &headers(&["[2001:db8::2]"])), ip("2001:db8::2"));
+        // A hop that is not text ends the trust as garbage does; it is not skipped, and the
+        // address a proxy appended after it still counts.
+        let mut raw = headers(&["9.9.9.9"]);
+        raw.append("x-forwarded-for", http::HeaderValue::from_bytes(b"\xff, 7.7.7.7").unwrap());
+        assert_eq!(proxies.client_ip(peer, &raw), ip("7.7.7.7"));
+        let mut raw = headers(&["9.9.9.9"]);
+        raw.append("x-forwarded-for", http::HeaderValue::from_bytes(b"\xff, 10.7.7.7").unwrap());
+        assert_eq!(proxies.client_ip(peer, &raw), ip("10.7.7.7"));
         // Garbage ends the trust: the last address read stands.
         assert_eq!(proxies.client_ip(peer, &headers(&["8.8.8.8, junk, 10.3.3.3"])), ip("10.3.3.3"));
         // Every hop trusted: the left-most.

@@ -144,6 +144,9 @@ struct LpSession {
     held: Arc<Held>,
     held_limit: usize,
     notify: Notify,
+    /// Polls made so far: only the newest may wait, so one session holds at most one of the
+    /// endpoint's connections waiting (the official client never has two).
+    polls: std::sync::atomic::AtomicU64,
     last_poll: Mutex<Instant>,
     closed: AtomicBool,
     limit: usize,
@@ -298,6 +301,7 @@ async fn open<S: Socket>(
         outbound,
         pending: Mutex::new(Vec::new()),
         notify: Notify::new(),
+        polls: std::sync::atomic::AtomicU64::new(0),
         last_poll: Mutex::new(Instant::now()),
         closed: AtomicBool::new(false),
         limit: inner.config.outbound_limit,
@@ -392,10 +396,20 @@ async fn pump(lp: &LpSession, cancel: CancellationToken, window: Duration) {
 async fn listen<S: Socket>(inner: &Inner<S>, lp: &LpSession, token: String) -> Response<Body> {
     lp.touch();
     let deadline = Instant::now() + inner.config.longpoll_window;
+    let this_poll = lp.polls.fetch_add(1, Ordering::AcqRel) + 1;
+    // An older poll still waiting on this session gives way to this one.
+    lp.notify.notify_waiters();
     loop {
         let notified = lp.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        if lp.polls.load(Ordering::Acquire) != this_poll {
+            // A newer poll of the session waits instead: answered as a poll with nothing.
+            return status_json(
+                StatusCode::NO_CONTENT,
+                serde_json::Map::from_iter([("token".to_owned(), Value::from(token))]),
+            );
+        }
         let messages = lp.take_pending();
         if !messages.is_empty() {
             lp.touch();
