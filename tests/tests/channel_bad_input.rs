@@ -472,6 +472,21 @@ async fn a_socket_closed_for_bad_input_leaves_nothing_behind() {
     stop(server).await;
 }
 
+/// Joins `topic` again and again (refs from 3 on) until it is accepted: room is made when
+/// channels that went have stopped.
+async fn join_once_room_is_made(ws: &mut Ws, topic: &str) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    for attempt in 3.. {
+        let join_ref = attempt.to_string();
+        let got = join(ws, &join_ref, topic, json!({})).await;
+        if got == reply(Some(&join_ref), &join_ref, topic, "ok", json!({})) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no room was made: {got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_channels_of_all_sockets_together_are_bounded() {
     let server = serve(transport(RoomSocket::new()).max_channels_total(3)).await;
@@ -500,16 +515,7 @@ async fn the_channels_of_all_sockets_together_are_bounded() {
     );
     // A socket that goes makes room, once its channels have stopped.
     drop(first);
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    for attempt in 3.. {
-        let join_ref = attempt.to_string();
-        let got = join(&mut second, &join_ref, "room:4", json!({})).await;
-        if got == reply(Some(&join_ref), &join_ref, "room:4", "ok", json!({})) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no room was made: {got}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    join_once_room_is_made(&mut second, "room:4").await;
     stop(server).await;
 }
 
@@ -817,16 +823,7 @@ async fn one_client_holds_no_more_than_its_sockets_and_channels() {
     );
     // A channel that leaves makes room for the client's next join.
     send(&mut a1, json!(["1", "3", "room:1", "phx_leave", {}])).await;
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    for attempt in 3.. {
-        let join_ref = attempt.to_string();
-        let got = join(&mut a2, &join_ref, "room:5", json!({})).await;
-        if got == reply(Some(&join_ref), &join_ref, "room:5", "ok", json!({})) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no room was made: {got}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    join_once_room_is_made(&mut a2, "room:5").await;
     // A socket that ends gives its place back.
     drop(a2);
     tests::eventually_async(DEADLINE, "the closed socket's place to come back", || async {

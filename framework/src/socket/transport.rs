@@ -118,12 +118,16 @@ impl Config {
 }
 
 impl<S: Socket> Transport<S> {
-    fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
+    fn configure(mut self, f: impl FnOnce(&mut Inner<S>)) -> Self {
         match Arc::get_mut(&mut self.inner) {
-            Some(inner) => f(&mut inner.config),
+            Some(inner) => f(inner),
             None => unreachable!("transports are configured before they are cloned"),
         }
         self
+    }
+
+    fn config(self, f: impl FnOnce(&mut Config)) -> Self {
+        self.configure(|inner| f(&mut inner.config))
     }
 
     /// Which browser origins may connect (default: the request's own host).
@@ -163,12 +167,8 @@ impl<S: Socket> Transport<S> {
     /// the topics each may join would be more memory than it has. Past it, a join is answered
     /// `{"reason": "too many channels on this server"}`.
     #[must_use]
-    pub fn max_channels_total(mut self, max: usize) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.budget = super::protocol::ChannelBudget::new(max),
-            None => unreachable!("transports are configured before they are cloned"),
-        }
-        self
+    pub fn max_channels_total(self, max: usize) -> Self {
+        self.configure(|inner| inner.budget = super::protocol::ChannelBudget::new(max))
     }
 
     /// How many bytes of messages still coming all the WebSockets of this transport may hold
@@ -176,20 +176,12 @@ impl<S: Socket> Transport<S> {
     /// [`Transport::max_frame_size`] a socket. Past it, a socket holding more than 16 KiB of an
     /// unfinished message is closed when it reads more.
     #[must_use]
-    pub fn max_incoming_bytes(mut self, bytes: usize) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.incoming = super::websocket::Incoming::new(bytes),
-            None => unreachable!("transports are configured before they are cloned"),
-        }
-        self
+    pub fn max_incoming_bytes(self, bytes: usize) -> Self {
+        self.configure(|inner| inner.incoming = super::websocket::Incoming::new(bytes))
     }
 
-    fn clients(mut self, f: impl FnOnce(&mut super::per_client::Clients)) -> Self {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => f(&mut inner.clients),
-            None => unreachable!("transports are configured before they are cloned"),
-        }
-        self
+    fn clients(self, f: impl FnOnce(&mut super::per_client::Clients)) -> Self {
+        self.configure(|inner| f(&mut inner.clients))
     }
 
     /// How many sockets one client may hold open on this transport at once (default: no
