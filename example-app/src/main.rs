@@ -148,6 +148,12 @@ where
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `example-app routes` (what `fawkes routes` runs): the route table, from the router itself.
+    if std::env::args().nth(1).as_deref() == Some("routes") {
+        let table = fawkes::router::route_table(example_app::router::AppRouter::ROUTE_TABLE);
+        std::io::stdout().lock().write_all(table.as_bytes())?;
+        return Ok(());
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if var("LOG_FORMAT")?.is_some_and(|f| f.eq_ignore_ascii_case("json")) {

@@ -384,3 +384,48 @@ async fn each_router_uses_the_repo_it_was_built_with() {
     assert_eq!(first.get("/api/rooms").send().await.json()["data"].as_array().unwrap().len(), 1);
     second.get("/api/rooms").send().await.assert_json(&json!({"data": []}));
 }
+
+/// `path` with its params filled in: `:id` as `1`, a catch-all as `x`.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| match segment.chars().next() {
+            Some(':') => "1",
+            Some('*') => "x",
+            _ => segment,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The table `fawkes routes` prints is the router's own: every route in it is where its
+/// requests go, and is served (no `404` for a path without params, no `405` ever).
+#[tokio::test]
+async fn the_route_table_is_what_the_router_serves() {
+    let db = test_db().await;
+    let key_base = fawkes::security::SecretKeyBase::generate();
+    let app = example_app::app(&db.url, key_base.clone()).await.expect("app starts");
+    let router = app.router.clone();
+    let client = ConnTest::new(app.router).secret_key_base(key_base);
+    let table = AppRouter::ROUTE_TABLE;
+    assert_eq!(table.len(), AppRouter::ROUTES.len());
+    for route in table {
+        let path = concrete(route.path);
+        let method = match route.method {
+            "*" => http::Method::GET,
+            method => method.parse().expect("a method"),
+        };
+        assert_eq!(router.recognize(&method, &path), Some(route.path), "{route:?}");
+        let resp = client.request(method.clone(), &path).send().await;
+        assert_ne!(resp.status(), 405, "{route:?}");
+        if !route.path.contains(':') && route.method != "*" {
+            assert_ne!(resp.status(), 404, "{route:?}");
+        }
+    }
+    assert_eq!(router.recognize(&http::Method::GET, "/no/such/page"), None);
+    // Each line of the printed table is one route, with its helper and pipelines.
+    let printed = fawkes::router::route_table(table);
+    assert_eq!(printed.lines().count(), table.len());
+    let show = printed.lines().find(|l| l.contains("GET") && l.contains("/api/rooms/:id")).unwrap();
+    assert!(show.starts_with("room_show_path "), "{show}");
+    assert!(show.contains("crate::controllers::room_controller::show") && show.ends_with("| api"));
+}

@@ -13,6 +13,7 @@
 mod builder;
 mod future;
 mod service;
+mod table;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ pub use builder::{Builder, ForwardedFrom, MethodFilter};
 pub(crate) use future::{service_failed, service_panicked, RouteFuture};
 pub(crate) use service::Dispatch;
 pub use service::{Router, RouterFuture};
+pub use table::{route_table, RouteInfo};
 
 /// The default limit on a request body the router decodes: 8 MB.
 pub const DEFAULT_MAX_BODY: usize = 8 * 1024 * 1024;

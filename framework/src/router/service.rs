@@ -173,6 +173,25 @@ impl Router {
         self.run(routed, Dispatch::Timed).await
     }
 
+    /// The pattern of the route a `method` request for `path` reaches (`/api/rooms/:id` for
+    /// `GET /api/rooms/7`), as Phoenix's `route_info`; `None` when none does (a `404` or a
+    /// `405`). A `forward` or `socket` route answers with its mount pattern.
+    ///
+    /// ```
+    /// async fn show(conn: fawkes::Conn) -> fawkes::Conn { conn.text("room") }
+    /// fawkes::router! { pub App; get "/rooms/:id" => show; }
+    ///
+    /// let router: fawkes::Router = App::new().into();
+    /// assert_eq!(router.recognize(&http::Method::GET, "/rooms/7"), Some("/rooms/:id"));
+    /// assert_eq!(router.recognize(&http::Method::POST, "/rooms/7"), None);
+    /// ```
+    pub fn recognize(&self, method: &Method, path: &str) -> Option<&'static str> {
+        match self.lookup(method, path) {
+            Lookup::Found(index, _) => Some(self.inner.targets[index].pattern),
+            Lookup::MethodNotAllowed(_) | Lookup::NotFound => None,
+        }
+    }
+
     /// Matches a request that came on an endpoint's connection described by `info` to its
     /// route, answering 404 and 405 on the spot.
     ///

@@ -431,6 +431,29 @@ impl Context {
             let (m, p) = (r.method.as_str(), &r.path.phoenix);
             quote! { (#m, #p) }
         });
+        let helper_names: std::collections::HashSet<String> =
+            helpers.iter().map(|(ident, _)| ident.to_string()).collect();
+        let infos = self.routes.iter().map(|r| {
+            let (m, p) = (r.method.as_str(), &r.path.phoenix);
+            let target = target_text(r);
+            let helper = match &r.helper {
+                Some((base, _)) if helper_names.contains(&format!("{base}_path")) => {
+                    let name = format!("{base}_path");
+                    quote! { ::std::option::Option::Some(#name) }
+                }
+                _ => quote! { ::std::option::Option::None },
+            };
+            let pipes = r.pipes.iter().map(ToString::to_string);
+            quote! {
+                ::fawkes::router::RouteInfo {
+                    method: #m,
+                    path: #p,
+                    target: #target,
+                    helper: #helper,
+                    pipelines: &[#(#pipes),*],
+                }
+            }
+        });
         quote! {
             #(#attrs)*
             #[derive(Clone, Debug)]
@@ -441,6 +464,10 @@ impl Context {
             impl #name {
                 /// Every route as `(method, path)`, in declaration order (`*` for any method).
                 pub const ROUTES: &'static [(&'static str, &'static str)] = &[#(#table),*];
+
+                /// Every route with what serves it, its helper and its pipelines, in
+                /// declaration order: what `fawkes::router::route_table` prints.
+                pub const ROUTE_TABLE: &'static [::fawkes::router::RouteInfo] = &[#(#infos),*];
 
                 #new_doc
                 #[must_use]
@@ -495,6 +522,51 @@ fn describe(route: &Resolved) -> String {
     };
     format!("{kind}{} {}", route.method.as_str(), route.path.phoenix)
 }
+
+/// What serves a route, as the route table shows it: the action's path as written, `live
+/// View`, `forward <expression>` or `socket <expression>` (spaces of the token stream removed).
+fn target_text(route: &Resolved) -> String {
+    let compact = |tokens: TokenStream| {
+        let text = tokens.to_string();
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars().peekable();
+        let mut prev = ' ';
+        while let Some(c) = chars.next() {
+            // Keep a space only between two words (`dyn Trait`), drop the token stream's others
+            // (and the line breaks it puts in long expressions).
+            if c.is_whitespace() {
+                let next = chars.peek().copied().unwrap_or(' ');
+                if prev.is_alphanumeric() && next.is_alphanumeric() {
+                    out.push(' ');
+                }
+                continue;
+            }
+            out.push(c);
+            prev = c;
+        }
+        out
+    };
+    if let Some(view) = &route.live {
+        return format!("live {}", compact(quote! { #view }));
+    }
+    // A mounted service or socket is an expression, maybe a long chain of settings: its
+    // start says what it is.
+    let clipped = |tokens: TokenStream| {
+        let text = compact(tokens);
+        match text.char_indices().nth(MAX_TARGET_CHARS) {
+            Some((at, _)) => format!("{}…", &text[..at]),
+            None => text,
+        }
+    };
+    match &route.target {
+        Target::Action(action) => compact(quote! { #action }),
+        Target::Forward(service) => format!("forward {}", clipped(quote! { #service })),
+        Target::Socket(socket) => format!("socket {}", clipped(quote! { #socket })),
+    }
+}
+
+/// The longest a mounted expression is shown in the route table.
+const MAX_TARGET_CHARS: usize = 48;
 
 fn stage_var(pipeline: &str, index: usize) -> Ident {
     format_ident!("__fawkes_pipeline_{}_{}", pipeline, index)
