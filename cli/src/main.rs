@@ -1,7 +1,8 @@
 //! `fawkes`: the command that goes with the framework, as `mix phx.*` goes with Phoenix.
 //!
 //! ```text
-//! fawkes routes [CARGO_ARGS]...   the route table of the project in this directory
+//! fawkes new NAME --no-db [--path DIR] [--fawkes-path PATH]   a new service
+//! fawkes routes [CARGO_ARGS]...                                the route table of the project here
 //! ```
 //!
 //! `fawkes routes` prints the router's own table: it runs the project's binary with the
@@ -9,6 +10,10 @@
 //! answers by printing `fawkes::router::route_table(AppRouter::ROUTE_TABLE)` (the example app
 //! and generated projects do).
 
+mod new;
+
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 use anyhow::Context as _;
@@ -23,6 +28,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Creates a new service: router with `browser` and `api` pipelines, probes and metrics,
+    /// a socket with a channel, tests, a README, a Dockerfile and Kubernetes manifests.
+    New {
+        /// The service's name, in snake_case (its crate and binary name).
+        name: String,
+        /// The directory to create (default: ./NAME).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// No database (the only kind generated so far).
+        #[arg(long)]
+        no_db: bool,
+        /// The database (default: sqlite).
+        #[arg(long, value_enum)]
+        db: Option<new::Db>,
+        /// Depend on the framework at this checkout (its workspace root) instead of by version.
+        #[arg(long)]
+        fawkes_path: Option<PathBuf>,
+    },
     /// Prints the route table of the project in this directory: method, path, what serves
     /// it, its path helper and its pipelines, from the router itself.
     Routes {
@@ -45,6 +68,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Routes { cargo_args } => routes(&cargo_args),
+        Cmd::New { name, path, no_db, db, fawkes_path } => {
+            let args = new::NewArgs { name, path, db, no_db, fawkes_path };
+            let dir = new::run(&args)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "created {}", dir.display())?;
+            writeln!(out, "\n    cd {}\n    cargo test\n    cargo run\n", dir.display())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
