@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! fawkes new NAME --no-db [--path DIR] [--fawkes-path PATH]   a new service
+//! fawkes gen channel NAME                                     a channel, its test, its route
 //! fawkes routes [CARGO_ARGS]...                                the route table of the project here
 //! ```
 //!
@@ -10,6 +11,7 @@
 //! answers by printing `fawkes::router::route_table(AppRouter::ROUTE_TABLE)` (the example app
 //! and generated projects do).
 
+mod gen;
 mod new;
 
 use std::io::Write as _;
@@ -46,12 +48,27 @@ enum Cmd {
         #[arg(long)]
         fawkes_path: Option<PathBuf>,
     },
+    /// Adds code to the project in this directory.
+    Gen {
+        #[command(subcommand)]
+        what: Gen,
+    },
     /// Prints the route table of the project in this directory: method, path, what serves
     /// it, its path helper and its pipelines, from the router itself.
     Routes {
         /// Passed to `cargo run` (a package, features…), before `-- routes`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum Gen {
+    /// A channel `NameChannel` on `name:*` (CamelCase NAME), its test, and its route on the
+    /// socket in `src/channels/mod.rs`.
+    Channel {
+        /// The channel's name, in CamelCase (`Room` makes `RoomChannel` on `room:*`).
+        name: String,
     },
 }
 
@@ -68,6 +85,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Routes { cargo_args } => routes(&cargo_args),
+        Cmd::Gen { what: Gen::Channel { name } } => {
+            let written = gen::channel(std::path::Path::new("."), &name)?;
+            let mut out = std::io::stdout().lock();
+            for file in written {
+                writeln!(out, "* {file}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::New { name, path, no_db, db, fawkes_path } => {
             let args = new::NewArgs { name, path, db, no_db, fawkes_path };
             let dir = new::run(&args)?;

@@ -187,7 +187,12 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<PathBuf> {
             .replace("__NAME__", name);
         write(&dir.join(path), &text)?;
     }
-    // Laid out by rustfmt, whatever the name's length does to the lines.
+    format(&dir);
+    Ok(dir)
+}
+
+/// Lays the project at `dir` out with rustfmt, whatever a name's length did to the lines.
+pub(crate) fn format(dir: &Path) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let formatted = std::process::Command::new(cargo)
         .arg("fmt")
@@ -197,7 +202,6 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<PathBuf> {
     if !formatted.is_ok_and(|status| status.success()) {
         eprintln!("fawkes: note: `cargo fmt` did not run; the code is correct but not laid out");
     }
-    Ok(dir)
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

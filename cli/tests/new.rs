@@ -1,6 +1,7 @@
-//! `fawkes new`: a service generated against this checkout passes `cargo fmt --check`,
-//! `cargo clippy -D warnings` and its own tests, prints its routes, and serves `/healthz` and
-//! its API when run. Bad names and an existing directory are refused with a clear error.
+//! `fawkes new` and `fawkes gen channel`: a service generated against this checkout, with a
+//! generated channel, passes `cargo fmt --check`, `cargo clippy -D warnings` and its own tests,
+//! prints its routes, and serves `/healthz` and its API when run. Bad names, an existing
+//! directory and a channel generated twice are refused with a clear error.
 //!
 //! The service builds in this workspace's target directory with this workspace's lockfile, so
 //! the crates it shares are not fetched or resolved again.
@@ -98,12 +99,28 @@ fn a_new_service_passes_its_checks_and_serves() {
     let again = fawkes(&work, &["new", "demo_service", "--no-db", "--fawkes-path", ws]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
+    // A channel: its module, its test, its route on the socket; once only, CamelCase only.
+    let generated = fawkes(&dir, &["gen", "channel", "Lobby"]);
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    assert!(String::from_utf8_lossy(&generated.stdout).contains("src/channels/lobby_channel.rs"));
+    let socket = std::fs::read_to_string(dir.join("src/channels/mod.rs")).unwrap();
+    assert!(socket.contains(".channel::<LobbyChannel>(\"lobby:*\")"), "{socket}");
+    let twice = fawkes(&dir, &["gen", "channel", "Lobby"]);
+    let stderr = String::from_utf8_lossy(&twice.stderr);
+    assert!(
+        !twice.status.success() && stderr.contains("src/channels/lobby_channel.rs already exists"),
+        "{stderr}"
+    );
+    let lower = fawkes(&dir, &["gen", "channel", "lobby"]);
+    assert!(String::from_utf8_lossy(&lower.stderr).contains("is not a CamelCase name"));
+
     std::fs::copy(Path::new(ws).join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     cargo(&dir, &["fmt", "--check"]);
     cargo(&dir, &["clippy", "--all-targets", "--", "-D", "warnings"]);
     let tests = cargo(&dir, &["test"]);
     assert!(tests.contains("the_endpoint_serves_over_http ... ok"), "{tests}");
     assert!(tests.contains("a_message_reaches_the_room_with_its_sender ... ok"), "{tests}");
+    assert!(tests.contains("shout_goes_to_everyone_on_the_topic ... ok"), "{tests}");
 
     let routes = fawkes(&dir, &["routes"]);
     let table = String::from_utf8_lossy(&routes.stdout);
