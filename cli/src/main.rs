@@ -1,7 +1,7 @@
 //! `fawkes`: the command that goes with the framework, as `mix phx.*` goes with Phoenix.
 //!
 //! ```text
-//! fawkes new NAME --no-db [--path DIR] [--fawkes-path PATH]   a new service
+//! fawkes new NAME [--no-db] [--path DIR] [--fawkes-path PATH] a new service
 //! fawkes gen channel NAME                                     a channel, its test, its route
 //! fawkes routes [CARGO_ARGS]...                                the route table of the project here
 //! ```
@@ -38,10 +38,10 @@ enum Cmd {
         /// The directory to create (default: ./NAME).
         #[arg(long)]
         path: Option<PathBuf>,
-        /// No database (the only kind generated so far).
+        /// No database.
         #[arg(long)]
         no_db: bool,
-        /// The database (default: sqlite).
+        /// The database (default: sqlite; postgres is not generated yet).
         #[arg(long, value_enum)]
         db: Option<new::Db>,
         /// Depend on the framework at this checkout (its workspace root) instead of by version.

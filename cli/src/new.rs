@@ -28,6 +28,11 @@ const FILES: &[(&str, &str)] = &[
     ),
     ("tests/http.rs", include_str!("../templates/new/tests/http.rs.tmpl")),
     ("tests/channels.rs", include_str!("../templates/new/tests/channels.rs.tmpl")),
+    ("src/repo.rs", include_str!("../templates/new/src/repo.rs.tmpl")),
+    (
+        "migrations/20260101000000_init.sql",
+        include_str!("../templates/new/migrations/20260101000000_init.sql.tmpl"),
+    ),
     ("deploy/Dockerfile", include_str!("../templates/new/deploy/Dockerfile.tmpl")),
     (
         "deploy/k8s/deployment.yaml",
@@ -154,11 +159,9 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<PathBuf> {
     if args.no_db && args.db.is_some() {
         bail!("--no-db and --db ask for opposite things: give one of them");
     }
-    if !args.no_db {
-        bail!(
-            "services with a database are not generated yet: pass --no-db for a service \
-             without one (SQLite and Postgres come with `fawkes gen json`)"
-        );
+    let db = if args.no_db { None } else { Some(args.db.unwrap_or(Db::Sqlite)) };
+    if db == Some(Db::Postgres) {
+        bail!("services on Postgres are not generated yet: use SQLite (the default) or --no-db");
     }
     let dir = args.path.clone().unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() {
@@ -180,7 +183,11 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<PathBuf> {
     let (name, title) = (args.name.as_str(), title(&args.name));
     let kebab = name.replace('_', "-");
     for (path, template) in FILES {
-        let text = template
+        let db_only = path.starts_with("migrations/") || *path == "src/repo.rs";
+        if db_only && db.is_none() {
+            continue;
+        }
+        let text = select(template, db == Some(Db::Sqlite))
             .replace("__FAWKES__", &fawkes)
             .replace("__TITLE__", &title)
             .replace("__KEBAB__", &kebab)
@@ -202,6 +209,24 @@ pub(crate) fn format(dir: &Path) {
     if !formatted.is_ok_and(|status| status.success()) {
         eprintln!("fawkes: note: `cargo fmt` did not run; the code is correct but not laid out");
     }
+}
+
+/// The lines of `template` for the kind of service asked for: what stands between
+/// `@@if sqlite@@` and `@@else@@` (or `@@end@@`) only with SQLite, what stands between
+/// `@@else@@` and `@@end@@` only without it.
+fn select(template: &str, sqlite: bool) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut keep = true;
+    for line in template.split_inclusive('\n') {
+        match line.trim() {
+            "@@if sqlite@@" => keep = sqlite,
+            "@@else@@" => keep = !sqlite,
+            "@@end@@" => keep = true,
+            _ if keep => out.push_str(line),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -237,5 +262,17 @@ mod tests {
             assert!(check_name(bad).is_err(), "{bad}");
         }
         assert_eq!(title("chat_service_2"), "ChatService2");
+    }
+
+    #[test]
+    fn sections_follow_the_database() {
+        let template = "a\n@@if sqlite@@\nb\n@@else@@\nc\n@@end@@\nd\n";
+        assert_eq!(select(template, true), "a\nb\nd\n");
+        assert_eq!(select(template, false), "a\nc\nd\n");
+        // Every template's sections are closed.
+        for (path, template) in FILES {
+            let opened = template.matches("@@if sqlite@@").count();
+            assert_eq!(opened, template.matches("@@end@@").count(), "{path}");
+        }
     }
 }

@@ -68,9 +68,10 @@ fn a_new_service_passes_its_checks_and_serves() {
 
     // Bad input first: each is refused, and nothing is written.
     for (args, says) in [
-        (vec!["new", "Demo-Service", "--no-db"], "is not a snake_case name"),
-        (vec!["new", "type", "--no-db"], "is a Rust keyword"),
-        (vec!["new", "demo_service"], "pass --no-db"),
+        (vec!["new", "Demo-Service"], "is not a snake_case name"),
+        (vec!["new", "type"], "is a Rust keyword"),
+        (vec!["new", "demo_service", "--db", "postgres"], "not generated yet"),
+        (vec!["new", "demo_service", "--no-db", "--db", "sqlite"], "opposite things"),
     ] {
         let out = fawkes(&work, &args);
         assert!(!out.status.success(), "{args:?}");
@@ -79,9 +80,12 @@ fn a_new_service_passes_its_checks_and_serves() {
     }
     assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0, "nothing written");
 
-    let out = fawkes(&work, &["new", "demo_service", "--no-db", "--fawkes-path", ws]);
+    // The default: a service on SQLite.
+    let out = fawkes(&work, &["new", "demo_service", "--fawkes-path", ws]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for file in [
+        "src/repo.rs",
+        "migrations/20260101000000_init.sql",
         "Cargo.toml",
         "README.md",
         ".gitignore",
@@ -96,7 +100,7 @@ fn a_new_service_passes_its_checks_and_serves() {
         assert!(dir.join(file).is_file(), "{file}");
     }
     // Again: the directory exists, and is named.
-    let again = fawkes(&work, &["new", "demo_service", "--no-db", "--fawkes-path", ws]);
+    let again = fawkes(&work, &["new", "demo_service", "--fawkes-path", ws]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
     // A channel: its module, its test, its route on the socket; once only, CamelCase only.
@@ -136,6 +140,7 @@ fn a_new_service_passes_its_checks_and_serves() {
     // Run it as `cargo run` would, on a free port, and ask it.
     let exe = target_dir().join("debug").join("demo_service");
     let mut child = Command::new(&exe)
+        .current_dir(&dir)
         .env("PORT", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -153,5 +158,18 @@ fn a_new_service_passes_its_checks_and_serves() {
     assert!(body.contains("\"service\":\"demo_service\""), "{body}");
     let _ = child.kill();
     let _ = child.wait();
+    // Its database, a SQLite file where it ran, migrated at startup.
+    assert!(dir.join("demo_service_dev.db").is_file());
+
+    // Without a database: no repo, no migrations, and the same checks pass.
+    let plain = work.join("plain_service");
+    let out = fawkes(&work, &["new", "plain_service", "--no-db", "--fawkes-path", ws]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!plain.join("src/repo.rs").exists() && !plain.join("migrations").exists());
+    std::fs::copy(Path::new(ws).join("Cargo.lock"), plain.join("Cargo.lock")).unwrap();
+    cargo(&plain, &["fmt", "--check"]);
+    cargo(&plain, &["clippy", "--all-targets", "--", "-D", "warnings"]);
+    let tests = cargo(&plain, &["test"]);
+    assert!(tests.contains("the_endpoint_serves_over_http ... ok"), "{tests}");
     let _ = std::fs::remove_dir_all(&work);
 }
