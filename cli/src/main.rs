@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! fawkes new NAME [--no-db] [--path DIR] [--fawkes-path PATH] a new service
+//! fawkes gen json Context Schema plural field:type...          a JSON resource over the database
 //! fawkes gen channel NAME                                     a channel, its test, its route
 //! fawkes routes [CARGO_ARGS]...                                the route table of the project here
 //! ```
@@ -64,6 +65,20 @@ enum Cmd {
 
 #[derive(Debug, Subcommand)]
 enum Gen {
+    /// A JSON resource: a migration, the context (schema, params with validation, queries),
+    /// a controller with index, show, create, update and delete, its JSON view, a test of
+    /// every action, and the `resources` route in the `/api` scope.
+    Json {
+        /// The context module, in CamelCase (`Blog` makes `src/blog.rs`).
+        context: String,
+        /// The schema, in CamelCase (`Post`).
+        schema: String,
+        /// The table and the path, in snake_case (`posts`).
+        plural: String,
+        /// The fields, as name:type (string, text, integer, float, boolean, datetime).
+        #[arg(required = true)]
+        fields: Vec<String>,
+    },
     /// A channel `NameChannel` on `name:*` (CamelCase NAME), its test, and its route on the
     /// socket in `src/channels/mod.rs`.
     Channel {
@@ -85,8 +100,21 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Cmd::Routes { cargo_args } => routes(&cargo_args),
-        Cmd::Gen { what: Gen::Channel { name } } => {
-            let written = gen::channel(std::path::Path::new("."), &name)?;
+        Cmd::Gen { what } => {
+            let here = std::path::Path::new(".");
+            let written = match what {
+                Gen::Channel { name } => gen::channel(here, &name)?,
+                Gen::Json { context, schema, plural, fields } => {
+                    let fields = gen::parse_fields(&fields)?;
+                    let spec = gen::Json {
+                        context: &context,
+                        schema: &schema,
+                        plural: &plural,
+                        fields: &fields,
+                    };
+                    gen::json(here, &spec, &timestamp())?
+                }
+            };
             let mut out = std::io::stdout().lock();
             for file in written {
                 writeln!(out, "* {file}")?;
@@ -102,6 +130,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The migration's version: the time now, `YYYYMMDDHHMMSS` in UTC, as `sqlx migrate add` names
+/// them.
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
 }
 
 /// Runs the project's binary with `routes`, its output going straight to ours.
@@ -120,5 +173,18 @@ fn routes(cargo_args: &[String]) -> anyhow::Result<ExitCode> {
             "`cargo run -- routes` failed ({status}): is this a Fawkes project whose `main` \
              prints its route table when given `routes`?"
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_migration_version_is_the_utc_time() {
+        let version = super::timestamp();
+        assert_eq!(version.len(), 14, "{version}");
+        assert!(version.starts_with("20"), "{version}");
+        let month: u32 = version[4..6].parse().unwrap();
+        let day: u32 = version[6..8].parse().unwrap();
+        assert!((1..=12).contains(&month) && (1..=31).contains(&day), "{version}");
     }
 }

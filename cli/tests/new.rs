@@ -118,6 +118,22 @@ fn a_new_service_passes_its_checks_and_serves() {
     let lower = fawkes(&dir, &["gen", "channel", "lobby"]);
     assert!(String::from_utf8_lossy(&lower.stderr).contains("is not a CamelCase name"));
 
+    // A JSON resource over the database: once only, with known field types.
+    let json =
+        ["gen", "json", "Blog", "Post", "posts", "title:string", "body:text", "published:boolean"];
+    let generated = fawkes(&dir, &json);
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let router = std::fs::read_to_string(dir.join("src/router.rs")).unwrap();
+    assert!(
+        router.contains("resources \"/posts\" => crate::controllers::post_controller"),
+        "{router}"
+    );
+    let twice = fawkes(&dir, &json);
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already exists"));
+    let typo = fawkes(&dir, &["gen", "json", "Web", "Page", "pages", "title:strin"]);
+    assert!(String::from_utf8_lossy(&typo.stderr)
+        .contains("`strin` in `title:strin` is not a field type"));
+
     std::fs::copy(Path::new(ws).join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     cargo(&dir, &["fmt", "--check"]);
     cargo(&dir, &["clippy", "--all-targets", "--", "-D", "warnings"]);
@@ -125,6 +141,7 @@ fn a_new_service_passes_its_checks_and_serves() {
     assert!(tests.contains("the_endpoint_serves_over_http ... ok"), "{tests}");
     assert!(tests.contains("a_message_reaches_the_room_with_its_sender ... ok"), "{tests}");
     assert!(tests.contains("shout_goes_to_everyone_on_the_topic ... ok"), "{tests}");
+    assert!(tests.contains("every_action_of_posts ... ok"), "{tests}");
 
     let routes = fawkes(&dir, &["routes"]);
     let table = String::from_utf8_lossy(&routes.stdout);
@@ -156,6 +173,8 @@ fn a_new_service_passes_its_checks_and_serves() {
     let (status, body) = get(&addr, "/api/status");
     assert_eq!(status, 200);
     assert!(body.contains("\"service\":\"demo_service\""), "{body}");
+    let (status, body) = get(&addr, "/api/posts");
+    assert_eq!((status, body.trim()), (200, "{\"data\":[]}"));
     let _ = child.kill();
     let _ = child.wait();
     // Its database, a SQLite file where it ran, migrated at startup.
@@ -166,6 +185,8 @@ fn a_new_service_passes_its_checks_and_serves() {
     let out = fawkes(&work, &["new", "plain_service", "--no-db", "--fawkes-path", ws]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!plain.join("src/repo.rs").exists() && !plain.join("migrations").exists());
+    let no_db = fawkes(&plain, &["gen", "json", "Blog", "Post", "posts", "title:string"]);
+    assert!(String::from_utf8_lossy(&no_db.stderr).contains("needs a service with a database"));
     std::fs::copy(Path::new(ws).join("Cargo.lock"), plain.join("Cargo.lock")).unwrap();
     cargo(&plain, &["fmt", "--check"]);
     cargo(&plain, &["clippy", "--all-targets", "--", "-D", "warnings"]);
