@@ -345,7 +345,8 @@ mod tests {
     fn a_socket_and_a_channel_keep_small_state() {
         let protocol = std::mem::size_of::<super::Protocol>();
         let channel = std::mem::size_of::<crate::channel::ChannelSocket>();
-        assert!(protocol <= 192, "{protocol}");
+        // 200: the per-client limits' place (one pointer) joined the 192 before them.
+        assert!(protocol <= 200, "{protocol}");
         assert!(channel <= 224, "{channel}");
     }
 }
