@@ -10,18 +10,7 @@ const CHANNELS_MARKER: &str = "// fawkes:channels";
 
 /// `RoomLobby` → `room_lobby`.
 fn snake(camel: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    heck::ToSnakeCase::to_snake_case(camel)
 }
 
 /// Checks a type name: CamelCase (`Room`, `RoomLobby`), ASCII.

@@ -142,15 +142,7 @@ pub(crate) fn check_name(name: &str) -> anyhow::Result<()> {
 
 /// `chat_service` → `ChatService`.
 fn title(name: &str) -> String {
-    name.split('_')
-        .map(|word| {
-            let mut chars = word.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
+    heck::ToUpperCamelCase::to_upper_camel_case(name)
 }
 
 /// Writes the service; returns its directory.
