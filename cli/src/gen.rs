@@ -264,11 +264,7 @@ pub(crate) fn json(dir: &Path, spec: &Json<'_>, timestamp: &str) -> anyhow::Resu
     let g = Gen { package: &package, context: &context, spec, singular: &singular };
     let contents = [g.migration(), g.context_module(), g.controller(), g.json_view(), g.test()];
     for (file, text) in files.iter().zip(&contents) {
-        let path = dir.join(file);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("cannot write {file}"))?;
+        crate::new::write(&dir.join(file), text)?;
     }
     let line_start = router[..marker_at].rfind('\n').map_or(0, |i| i + 1);
     let indent = &router[line_start..marker_at];

@@ -194,15 +194,9 @@ where
 /// The flash in the request's `__phoenix_flash__` cookie, which is removed in the response (a
 /// flash shows once); none when there is no such cookie or its token does not verify.
 fn take_flash_cookie(conn: Conn, key_base: &crate::security::SecretKeyBase) -> (Conn, Flash) {
-    let token = conn
-        .headers()
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == FLASH_COOKIE)
-        .map(|cookie| cookie.value().to_owned());
+    let headers = conn.headers().get_all(http::header::COOKIE);
+    let headers = headers.iter().filter_map(|value| value.to_str().ok());
+    let token = crate::security::session::cookie_value(headers, FLASH_COOKIE);
     match token {
         Some(token) => (put_flash_cookie(conn, ""), Flash::verify(key_base, &token)),
         None => (conn, Flash::default()),

@@ -360,6 +360,18 @@ impl FetchSession {
     }
 }
 
+/// The value of the cookie `name` among the `Cookie` header values `headers`.
+pub(crate) fn cookie_value<'a>(
+    headers: impl Iterator<Item = &'a str>,
+    name: &str,
+) -> Option<String> {
+    let found = headers
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)?;
+    Some(found.value().to_owned())
+}
+
 /// The session in the cookie `name` of the `Cookie` header values `headers`, if that cookie is
 /// there and opens with `key` (signed or encrypted as `store` says) no older than `max_age` at
 /// `now` (ms). Apart from the conn, so the decoding can be driven with any bytes.
@@ -371,12 +383,7 @@ pub(crate) fn read_cookie<'a>(
     max_age: Duration,
     now: u64,
 ) -> Option<Map<String, Value>> {
-    let value = headers
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)?
-        .value()
-        .to_owned();
+    let value = cookie_value(headers, name)?;
     let read = match store {
         SessionStore::Signed => token::verify_at(key, &value, max_age, now),
         SessionStore::Encrypted => token::decrypt_at(key, &value, max_age, now),
