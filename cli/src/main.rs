@@ -13,6 +13,7 @@
 //! and generated projects do).
 
 mod gen;
+mod json;
 mod new;
 
 use std::io::Write as _;
@@ -42,7 +43,7 @@ enum Cmd {
         /// No database.
         #[arg(long)]
         no_db: bool,
-        /// The database (default: sqlite; postgres is not generated yet).
+        /// The database (default: sqlite).
         #[arg(long, value_enum)]
         db: Option<new::Db>,
         /// Depend on the framework at this checkout (its workspace root) instead of by version.
@@ -75,7 +76,8 @@ enum Gen {
         schema: String,
         /// The table and the path, in snake_case (`posts`).
         plural: String,
-        /// The fields, as name:type (string, text, integer, float, boolean, datetime).
+        /// The fields, as name:type (string, text, integer, float, boolean, datetime), or
+        /// name:references:table for an optional reference to a row of another table.
         #[arg(required = true)]
         fields: Vec<String>,
     },
@@ -105,14 +107,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let written = match what {
                 Gen::Channel { name } => gen::channel(here, &name)?,
                 Gen::Json { context, schema, plural, fields } => {
-                    let fields = gen::parse_fields(&fields)?;
-                    let spec = gen::Json {
+                    let fields = json::parse_fields(&fields)?;
+                    let spec = json::Json {
                         context: &context,
                         schema: &schema,
                         plural: &plural,
                         fields: &fields,
                     };
-                    gen::json(here, &spec, &timestamp())?
+                    json::json(here, &spec, &timestamp())?
                 }
             };
             let mut out = std::io::stdout().lock();

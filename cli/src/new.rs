@@ -152,9 +152,6 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<PathBuf> {
         bail!("--no-db and --db ask for opposite things: give one of them");
     }
     let db = if args.no_db { None } else { Some(args.db.unwrap_or(Db::Sqlite)) };
-    if db == Some(Db::Postgres) {
-        bail!("services on Postgres are not generated yet: use SQLite (the default) or --no-db");
-    }
     let dir = args.path.clone().unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() {
         bail!("{} already exists: choose another --path or remove it", dir.display());
@@ -179,7 +176,12 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<PathBuf> {
         if db_only && db.is_none() {
             continue;
         }
-        let text = select(template, db == Some(Db::Sqlite))
+        let flags: &[&str] = match db {
+            Some(Db::Sqlite) => &["db", "sqlite"],
+            Some(Db::Postgres) => &["db", "postgres"],
+            None => &[],
+        };
+        let text = select(template, flags)
             .replace("__FAWKES__", &fawkes)
             .replace("__TITLE__", &title)
             .replace("__KEBAB__", &kebab)
@@ -203,19 +205,23 @@ pub(crate) fn format(dir: &Path) {
     }
 }
 
-/// The lines of `template` for the kind of service asked for: what stands between
-/// `@@if sqlite@@` and `@@else@@` (or `@@end@@`) only with SQLite, what stands between
-/// `@@else@@` and `@@end@@` only without it.
-fn select(template: &str, sqlite: bool) -> String {
+/// The lines of `template` for the kind of service asked for. A section opens with
+/// `@@if FLAG@@` and closes with `@@end@@`, with an optional `@@else@@` between; it is kept
+/// when `flags` holds FLAG (`db` for any database, `sqlite`, `postgres`). Sections do not nest.
+fn select(template: &str, flags: &[&str]) -> String {
     let mut out = String::with_capacity(template.len());
-    let mut keep = true;
+    let (mut keep, mut cond) = (true, true);
     for line in template.split_inclusive('\n') {
-        match line.trim() {
-            "@@if sqlite@@" => keep = sqlite,
-            "@@else@@" => keep = !sqlite,
-            "@@end@@" => keep = true,
-            _ if keep => out.push_str(line),
-            _ => {}
+        let trimmed = line.trim();
+        if let Some(flag) = trimmed.strip_prefix("@@if ").and_then(|f| f.strip_suffix("@@")) {
+            cond = flags.contains(&flag);
+            keep = cond;
+        } else if trimmed == "@@else@@" {
+            keep = !cond;
+        } else if trimmed == "@@end@@" {
+            keep = true;
+        } else if keep {
+            out.push_str(line);
         }
     }
     out
@@ -258,12 +264,13 @@ mod tests {
 
     #[test]
     fn sections_follow_the_database() {
-        let template = "a\n@@if sqlite@@\nb\n@@else@@\nc\n@@end@@\nd\n";
-        assert_eq!(select(template, true), "a\nb\nd\n");
-        assert_eq!(select(template, false), "a\nc\nd\n");
+        let template = "a\n@@if db@@\nb\n@@else@@\nc\n@@end@@\n@@if postgres@@\ne\n@@end@@\nd\n";
+        assert_eq!(select(template, &["db", "sqlite"]), "a\nb\nd\n");
+        assert_eq!(select(template, &["db", "postgres"]), "a\nb\ne\nd\n");
+        assert_eq!(select(template, &[]), "a\nc\nd\n");
         // Every template's sections are closed.
         for (path, template) in FILES {
-            let opened = template.matches("@@if sqlite@@").count();
+            let opened = template.matches("@@if ").count();
             assert_eq!(opened, template.matches("@@end@@").count(), "{path}");
         }
     }
