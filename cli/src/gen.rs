@@ -37,29 +37,81 @@ pub(crate) fn package_name(dir: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("{} names no package", manifest.display()))
 }
 
-/// `fawkes gen channel NAME` in the project at `dir`: the channel, its test, and its route
-/// on the socket. Returns the files written or changed.
-pub(crate) fn channel(dir: &Path, name: &str) -> anyhow::Result<Vec<String>> {
+/// Where `fawkes gen socket` adds its `socket` line: the line of `src/router.rs` that
+/// `fawkes new` writes after the `/socket` route.
+const SOCKETS_MARKER: &str = "// fawkes:sockets";
+
+/// Reads `path` of the project at `dir`, saying which file is missing.
+fn read(dir: &Path, path: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(dir.join(path))
+        .with_context(|| format!("cannot read {path}: is this a project `fawkes new` made?"))
+}
+
+/// Fails, naming the file, when one of `files` exists in `dir`.
+fn refuse_existing(dir: &Path, files: &[&String], command: &str) -> anyhow::Result<()> {
+    for file in files {
+        if dir.join(file).exists() {
+            bail!("{file} already exists: `fawkes {command}` ran before, or the name is taken");
+        }
+    }
+    Ok(())
+}
+
+/// `mod.rs` of `src/channels` with `module` declared and its `item` re-exported, each
+/// before the first of its kind.
+fn declare(mod_text: &str, module: &str, item: &str) -> String {
+    mod_text.replacen("\nmod ", &format!("\nmod {module};\nmod "), 1).replacen(
+        "\npub use ",
+        &format!("\npub use {module}::{item};\npub use "),
+        1,
+    )
+}
+
+/// `fawkes gen channel NAME [--socket SOCKET]` in the project at `dir`: the channel, its
+/// test, and its route on the socket (`UserSocket` in `src/channels/mod.rs`, or a socket
+/// `fawkes gen socket` made). Returns the files written or changed.
+pub(crate) fn channel(dir: &Path, name: &str, socket: Option<&str>) -> anyhow::Result<Vec<String>> {
     check_camel(name)?;
+    if let Some(socket) = socket {
+        check_camel(socket)?;
+    }
     let package = package_name(dir)?;
     let topic = snake(name);
     let module = format!("{topic}_channel");
     let source = format!("src/channels/{module}.rs");
     let test = format!("tests/{module}.rs");
-    let mod_path = dir.join("src/channels/mod.rs");
     // Everything is checked before anything is written.
-    for file in [&source, &test] {
-        if dir.join(file).exists() {
-            bail!("{file} already exists: `fawkes gen channel {name}` ran before, or the name is taken");
-        }
-    }
-    let mod_text = std::fs::read_to_string(&mod_path).with_context(|| {
-        format!("cannot read {}: is this a project `fawkes new` made?", mod_path.display())
-    })?;
-    let route = format!(".channel::<{name}Channel>(\"{topic}:*\")");
-    let Some(changed) = insert_before_marker(&mod_text, CHANNELS_MARKER, &route) else {
+    refuse_existing(dir, &[&source, &test], &format!("gen channel {name}"))?;
+    let mod_file = "src/channels/mod.rs".to_owned();
+    let mod_text = read(dir, &mod_file)?;
+    let (socket_file, socket_type, params, channel_type) = match socket {
+        None => (
+            mod_file.clone(),
+            "UserSocket".to_owned(),
+            "json!({ \"user\": \"ada\" })",
+            format!("{name}Channel"),
+        ),
+        Some(socket) => (
+            format!("src/channels/{}_socket.rs", snake(socket)),
+            format!("{socket}Socket"),
+            "json!({})",
+            format!("super::{name}Channel"),
+        ),
+    };
+    let socket_text = if socket_file == mod_file {
+        mod_text.clone()
+    } else {
+        read(dir, &socket_file).map_err(|_| {
+            anyhow::anyhow!(
+                "{socket_file} is missing: make the socket first (`fawkes gen socket {}`)",
+                socket.unwrap_or_default()
+            )
+        })?
+    };
+    let route = format!(".channel::<{channel_type}>(\"{topic}:*\")");
+    let Some(socket_text) = insert_before_marker(&socket_text, CHANNELS_MARKER, &route) else {
         bail!(
-            "src/channels/mod.rs has no `{CHANNELS_MARKER}` line to add the route at: add \
+            "{socket_file} has no `{CHANNELS_MARKER}` line to add the route at: add \
              `{route}` to the socket's `Channels` yourself, or put the marker line after them"
         );
     };
@@ -67,24 +119,78 @@ pub(crate) fn channel(dir: &Path, name: &str) -> anyhow::Result<Vec<String>> {
         template
             .replace("__CAMEL__", name)
             .replace("__TOPIC__", &topic)
+            .replace("__SOCKET__", &socket_type)
+            .replace("__PARAMS__", params)
             .replace("__NAME__", &package)
     };
-    let changed = changed.replacen("\nmod ", &format!("\nmod {module};\nmod "), 1).replacen(
-        "\npub use ",
-        &format!("\npub use {module}::{name}Channel;\npub use "),
-        1,
-    );
-    std::fs::write(
-        dir.join(&source),
-        fill(include_str!("../templates/gen_channel/channel.rs.tmpl")),
-    )
-    .with_context(|| format!("cannot write {source}"))?;
-    std::fs::write(dir.join(&test), fill(include_str!("../templates/gen_channel/test.rs.tmpl")))
-        .with_context(|| format!("cannot write {test}"))?;
-    std::fs::write(&mod_path, changed)
-        .with_context(|| format!("cannot write {}", mod_path.display()))?;
+    let mod_text = if socket_file == mod_file { socket_text.clone() } else { mod_text };
+    let mod_text = declare(&mod_text, &module, &format!("{name}Channel"));
+    crate::new::write(
+        &dir.join(&source),
+        &fill(include_str!("../templates/gen_channel/channel.rs.tmpl")),
+    )?;
+    crate::new::write(
+        &dir.join(&test),
+        &fill(include_str!("../templates/gen_channel/test.rs.tmpl")),
+    )?;
+    crate::new::write(&dir.join(&mod_file), &mod_text)?;
+    let mut written = vec![source, test, mod_file.clone()];
+    if socket_file != mod_file {
+        crate::new::write(&dir.join(&socket_file), &socket_text)?;
+        written.push(socket_file);
+    }
     crate::new::format(dir);
-    Ok(vec![source, test, "src/channels/mod.rs".to_owned()])
+    Ok(written)
+}
+
+/// `fawkes gen socket NAME [--path PATH]` in the project at `dir`: the socket (no channels
+/// yet), its test, and its route (default `/name_socket`). Returns the files written or
+/// changed.
+pub(crate) fn socket(dir: &Path, name: &str, path: Option<&str>) -> anyhow::Result<Vec<String>> {
+    check_camel(name)?;
+    let package = package_name(dir)?;
+    let module = format!("{}_socket", snake(name));
+    let path = path.map_or_else(|| format!("/{module}"), str::to_owned);
+    let path_ok = path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/_-".contains(&b));
+    if !path_ok {
+        bail!("`{path}` is not a socket path: use lowercase letters, digits, `_`, `-` and `/`, starting with `/` (e.g. `/admin/socket`)");
+    }
+    let source = format!("src/channels/{module}.rs");
+    let test = format!("tests/{module}.rs");
+    refuse_existing(dir, &[&source, &test], &format!("gen socket {name}"))?;
+    let router = read(dir, "src/router.rs")?;
+    if router.contains(&format!("socket \"{path}\"")) {
+        bail!("src/router.rs has a socket at `{path}` already: choose another --path");
+    }
+    let route = format!("socket \"{path}\" => crate::channels::{name}Socket;");
+    let Some(router) = insert_before_marker(&router, SOCKETS_MARKER, &route) else {
+        bail!(
+            "src/router.rs has no `{SOCKETS_MARKER}` line to add the route at: add `{route}` \
+             after the other sockets yourself"
+        );
+    };
+    let mod_text = declare(&read(dir, "src/channels/mod.rs")?, &module, &format!("{name}Socket"));
+    let fill = |template: &str| {
+        template.replace("__CAMEL__", name).replace("__PATH__", &path).replace("__NAME__", &package)
+    };
+    crate::new::write(
+        &dir.join(&source),
+        &fill(include_str!("../templates/gen_socket/socket.rs.tmpl")),
+    )?;
+    crate::new::write(
+        &dir.join(&test),
+        &fill(include_str!("../templates/gen_socket/test.rs.tmpl")),
+    )?;
+    crate::new::write(&dir.join("src/channels/mod.rs"), &mod_text)?;
+    crate::new::write(&dir.join("src/router.rs"), &router)?;
+    crate::new::format(dir);
+    Ok(vec![source, test, "src/channels/mod.rs".to_owned(), "src/router.rs".to_owned()])
 }
 
 /// `text` with `line` added before the line that holds `marker`, at the marker's indent

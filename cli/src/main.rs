@@ -3,7 +3,8 @@
 //! ```text
 //! fawkes new NAME [--no-db] [--path DIR] [--fawkes-path PATH] a new service
 //! fawkes gen json Context Schema plural field:type...          a JSON resource over the database
-//! fawkes gen channel NAME                                     a channel, its test, its route
+//! fawkes gen channel NAME [--socket SOCKET]                    a channel, its test, its route
+//! fawkes gen socket NAME [--path PATH]                         a socket, its test, its route
 //! fawkes routes [CARGO_ARGS]...                                the route table of the project here
 //! ```
 //!
@@ -86,6 +87,18 @@ enum Gen {
     Channel {
         /// The channel's name, in CamelCase (`Room` makes `RoomChannel` on `room:*`).
         name: String,
+        /// The socket to route it on, one `fawkes gen socket` made (default: `UserSocket`).
+        #[arg(long)]
+        socket: Option<String>,
+    },
+    /// A socket `NameSocket` (CamelCase NAME) with no channels yet, its test, and its route
+    /// in the router (`/name_socket`, or --path).
+    Socket {
+        /// The socket's name, in CamelCase (`Admin` makes `AdminSocket` at `/admin_socket`).
+        name: String,
+        /// Where clients connect (the `phoenix` client adds `/websocket` or `/longpoll`).
+        #[arg(long)]
+        path: Option<String>,
     },
 }
 
@@ -105,7 +118,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Gen { what } => {
             let here = std::path::Path::new(".");
             let written = match what {
-                Gen::Channel { name } => gen::channel(here, &name)?,
+                Gen::Channel { name, socket } => gen::channel(here, &name, socket.as_deref())?,
+                Gen::Socket { name, path } => gen::socket(here, &name, path.as_deref())?,
                 Gen::Json { context, schema, plural, fields } => {
                     let fields = json::parse_fields(&fields)?;
                     let spec = json::Json {
