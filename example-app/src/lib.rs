@@ -57,8 +57,8 @@ pub async fn app(
     key_base: fawkes::security::SecretKeyBase,
 ) -> anyhow::Result<App> {
     let repo = Repo::connect(database_url).await?;
-    let assets = assets::Assets::from_env()?;
-    let vendor = assets::Vendor::from_env().unwrap_or_else(|err| {
+    let assets = assets::assets_from_env()?;
+    let vendor = assets::vendor_from_env().unwrap_or_else(|err| {
         tracing::warn!("{err}");
         assets::Vendor::missing()
     });

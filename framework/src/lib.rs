@@ -28,6 +28,7 @@
 // module's default flash markup, `router!` in the crate's own tests.
 extern crate self as fawkes;
 
+pub mod assets;
 pub mod channel;
 pub mod conn;
 pub mod controller;

@@ -25,6 +25,8 @@ const LAYERS: &[&str] = &[
     "presence",
     // HTTP: the conn, what renders onto it, plugs and pipelines, routes.
     "conn",
+    // Static files, served as any service is.
+    "assets",
     "controller",
     "plug",
     "security",
