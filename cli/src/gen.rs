@@ -151,22 +151,13 @@ pub(crate) fn socket(dir: &Path, name: &str, path: Option<&str>) -> anyhow::Resu
     let package = package_name(dir)?;
     let module = format!("{}_socket", snake(name));
     let path = path.map_or_else(|| format!("/{module}"), str::to_owned);
-    let path_ok = path.starts_with('/')
-        && path.len() > 1
-        && !path.ends_with('/')
-        && !path.contains("//")
-        && path
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/_-".contains(&b));
-    if !path_ok {
-        bail!("`{path}` is not a socket path: use lowercase letters, digits, `_`, `-` and `/`, starting with `/` (e.g. `/admin/socket`)");
-    }
+    check_path(&path, "/admin/socket")?;
     let source = format!("src/channels/{module}.rs");
     let test = format!("tests/{module}.rs");
     refuse_existing(dir, &[&source, &test], &format!("gen socket {name}"))?;
     let router = read(dir, "src/router.rs")?;
-    if router.contains(&format!("socket \"{path}\"")) {
-        bail!("src/router.rs has a socket at `{path}` already: choose another --path");
+    if router.contains(&format!("\"{path}\"")) {
+        bail!("src/router.rs has a route at `{path}` already: choose another --path");
     }
     let route = format!("socket \"{path}\" => crate::channels::{name}Socket;");
     let Some(router) = insert_before_marker(&router, SOCKETS_MARKER, &route) else {
@@ -191,6 +182,77 @@ pub(crate) fn socket(dir: &Path, name: &str, path: Option<&str>) -> anyhow::Resu
     crate::new::write(&dir.join("src/router.rs"), &router)?;
     crate::new::format(dir);
     Ok(vec![source, test, "src/channels/mod.rs".to_owned(), "src/router.rs".to_owned()])
+}
+
+/// Checks a path given with `--path`: lowercase letters, digits, `_`, `-` and `/`, from `/`.
+fn check_path(path: &str, example: &str) -> anyhow::Result<()> {
+    let path_ok = path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"/_-".contains(&b));
+    if !path_ok {
+        bail!("`{path}` is not a path for --path: use lowercase letters, digits, `_`, `-` and `/`, starting with `/` (e.g. `{example}`)");
+    }
+    Ok(())
+}
+
+/// Where `fawkes gen live` adds its route: the line of `src/router.rs` that `fawkes new`
+/// writes at the end of the browser scope.
+const LIVE_ROUTES_MARKER: &str = "// fawkes:live-routes";
+
+/// Where `fawkes gen live` declares its module: the line of `src/live/mod.rs` that
+/// `fawkes new` writes.
+const LIVE_MODULES_MARKER: &str = "// fawkes:live-modules";
+
+/// `fawkes gen live NAME [--path PATH]` in the project at `dir`: the view, its test (the
+/// page over HTTP, then joined live), and its `live` route in the browser scope (default
+/// `/name`). Returns the files written or changed.
+pub(crate) fn live(dir: &Path, name: &str, path: Option<&str>) -> anyhow::Result<Vec<String>> {
+    check_camel(name)?;
+    let package = package_name(dir)?;
+    let topic = snake(name);
+    let module = format!("{topic}_live");
+    let path = path.map_or_else(|| format!("/{topic}"), str::to_owned);
+    check_path(&path, "/dashboard")?;
+    let source = format!("src/live/{module}.rs");
+    let test = format!("tests/{module}.rs");
+    refuse_existing(dir, &[&source, &test], &format!("gen live {name}"))?;
+    let router = read(dir, "src/router.rs")?;
+    if router.contains(&format!("\"{path}\"")) {
+        bail!("src/router.rs has a route at `{path}` already: choose another --path");
+    }
+    let route = format!("live \"{path}\" => crate::live::{name}Live;");
+    let Some(router) = insert_before_marker(&router, LIVE_ROUTES_MARKER, &route) else {
+        bail!(
+            "src/router.rs has no `{LIVE_ROUTES_MARKER}` line to add the route at: add `{route}` \
+             to the scope that pipes through the browser pipeline yourself"
+        );
+    };
+    let live_mod = read(dir, "src/live/mod.rs")?;
+    let declaration = format!("mod {module};\npub use {module}::{name}Live;");
+    let Some(live_mod) = insert_before_marker(&live_mod, LIVE_MODULES_MARKER, &declaration) else {
+        bail!("src/live/mod.rs has no `{LIVE_MODULES_MARKER}` line: add `{declaration}` yourself");
+    };
+    let flags: &[&str] = if dir.join("src/repo.rs").is_file() { &["db"] } else { &[] };
+    let fill = |template: &str| {
+        crate::new::select(template, flags)
+            .replace("__CAMEL__", name)
+            .replace("__TOPIC__", &topic)
+            .replace("__PATH__", &path)
+            .replace("__NAME__", &package)
+    };
+    crate::new::write(
+        &dir.join(&source),
+        &fill(include_str!("../templates/gen_live/live.rs.tmpl")),
+    )?;
+    crate::new::write(&dir.join(&test), &fill(include_str!("../templates/gen_live/test.rs.tmpl")))?;
+    crate::new::write(&dir.join("src/live/mod.rs"), &live_mod)?;
+    crate::new::write(&dir.join("src/router.rs"), &router)?;
+    crate::new::format(dir);
+    Ok(vec![source, test, "src/live/mod.rs".to_owned(), "src/router.rs".to_owned()])
 }
 
 /// `text` with `line` added before the line that holds `marker`, at the marker's indent

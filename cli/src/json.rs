@@ -648,7 +648,8 @@ impl Gen<'_> {
              async fn app() -> ConnTest {{\n    \
              let url = {package}::repo::test_database_url().await.unwrap();\n    \
              let repo = {package}::repo::Repo::connect(&url).await.unwrap();\n    \
-             ConnTest::new({package}::AppRouter::new({package}::router::AppState {{ repo }}))\n}}\n\n\
+             let clients = fawkes::assets::PhoenixClients::missing();\n    \
+             ConnTest::new({package}::AppRouter::new({package}::router::AppState {{ repo, clients }}))\n}}\n\n\
              #[tokio::test]\n\
              async fn every_action_of_{plural}() {{\n    \
              let app = app().await;\n    \

@@ -5,6 +5,7 @@
 //! fawkes gen json Context Schema plural field:type...          a JSON resource over the database
 //! fawkes gen channel NAME [--socket SOCKET]                    a channel, its test, its route
 //! fawkes gen socket NAME [--path PATH]                         a socket, its test, its route
+//! fawkes gen live NAME [--path PATH]                           a live page, its test, its route
 //! fawkes routes [CARGO_ARGS]...                                the route table of the project here
 //! ```
 //!
@@ -91,6 +92,15 @@ enum Gen {
         #[arg(long)]
         socket: Option<String>,
     },
+    /// A live page `NameLive` (CamelCase NAME), its test, and its `live` route in the
+    /// browser scope (`/name`, or --path).
+    Live {
+        /// The view's name, in CamelCase (`Dashboard` makes `DashboardLive` at `/dashboard`).
+        name: String,
+        /// Where the page is served.
+        #[arg(long)]
+        path: Option<String>,
+    },
     /// A socket `NameSocket` (CamelCase NAME) with no channels yet, its test, and its route
     /// in the router (`/name_socket`, or --path).
     Socket {
@@ -120,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let written = match what {
                 Gen::Channel { name, socket } => gen::channel(here, &name, socket.as_deref())?,
                 Gen::Socket { name, path } => gen::socket(here, &name, path.as_deref())?,
+                Gen::Live { name, path } => gen::live(here, &name, path.as_deref())?,
                 Gen::Json { context, schema, plural, fields } => {
                     let fields = json::parse_fields(&fields)?;
                     let spec = json::Json {

@@ -28,6 +28,8 @@ const FILES: &[(&str, &str)] = &[
     ),
     ("tests/http.rs", include_str!("../templates/new/tests/http.rs.tmpl")),
     ("tests/channels.rs", include_str!("../templates/new/tests/channels.rs.tmpl")),
+    ("src/live/mod.rs", include_str!("../templates/new/src/live/mod.rs.tmpl")),
+    ("package.json", include_str!("../templates/new/package.json.tmpl")),
     ("src/repo.rs", include_str!("../templates/new/src/repo.rs.tmpl")),
     (
         "migrations/20260101000000_init.sql",
@@ -208,7 +210,7 @@ pub(crate) fn format(dir: &Path) {
 /// The lines of `template` for the kind of service asked for. A section opens with
 /// `@@if FLAG@@` and closes with `@@end@@`, with an optional `@@else@@` between; it is kept
 /// when `flags` holds FLAG (`db` for any database, `sqlite`, `postgres`). Sections do not nest.
-fn select(template: &str, flags: &[&str]) -> String {
+pub(crate) fn select(template: &str, flags: &[&str]) -> String {
     let mut out = String::with_capacity(template.len());
     let (mut keep, mut cond) = (true, true);
     for line in template.split_inclusive('\n') {
