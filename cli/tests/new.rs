@@ -310,6 +310,22 @@ fn a_new_service_passes_its_checks_and_serves() {
         "needs a service with a database",
     );
     generate(&plain, &["gen", "live", "Board"]);
+    // A router without the marker: the command says what to add, and writes nothing.
+    let router_path = plain.join("src/router.rs");
+    let router = std::fs::read_to_string(&router_path).unwrap();
+    let unmarked: String = router
+        .lines()
+        .filter(|l| !l.contains("// fawkes:live-routes"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&router_path, &unmarked).unwrap();
+    refused(&plain, &["gen", "live", "Other"], "has no `// fawkes:live-routes` line to add the route at: add `live \"/other\" => crate::live::OtherLive;`");
+    assert!(
+        !plain.join("src/live/other_live.rs").exists()
+            && !plain.join("tests/other_live.rs").exists()
+    );
+    assert_eq!(std::fs::read_to_string(&router_path).unwrap(), unmarked);
+    std::fs::write(&router_path, &router).unwrap();
     let tests = check(&plain, &[]);
     assert!(tests.contains("the_endpoint_serves_over_http ... ok"), "{tests}");
     assert!(tests.contains("the_page_renders_and_clicks_change_it ... ok"), "{tests}");
