@@ -20,6 +20,8 @@
 //! | `ASSETS_DIR`                   | the `example-app/assets` it was built from |
 //! | `RUST_LOG`                     | `info`                                     |
 //! | `LOG_FORMAT`                   | text (`json` for one JSON object a line)   |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT`  | unset: no traces (set: OTLP/HTTP, `http://collector:4318`) |
+//! | `OTEL_SERVICE_NAME`, `OTEL_*`  | the OpenTelemetry SDK's (docs/observability.md) |
 //!
 //! `SECRET_KEY_BASE` signs the session cookies, CSRF tokens and socket tokens: at least 64
 //! bytes (`head -c 48 /dev/urandom | base64 -w0`), the same on every replica. A shorter one
@@ -37,6 +39,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use example_app::keys::{self, AppEnv, Keys};
 use fawkes::Endpoint;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 // Returns memory to the system after a burst, which glibc's malloc does not (its arenas keep
@@ -154,15 +158,26 @@ async fn main() -> anyhow::Result<()> {
         std::io::stdout().lock().write_all(table.as_bytes())?;
         return Ok(());
     }
+    // Traces go to an OpenTelemetry collector when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    let otel = fawkes::otel::Otel::from_env().context("OpenTelemetry")?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if var("LOG_FORMAT")?.is_some_and(|f| f.eq_ignore_ascii_case("json")) {
-        // One JSON object a line, with the current span's fields (request ids), for log
-        // collectors.
-        logs.json().with_current_span(true).init();
-    } else {
-        logs.with_ansi(std::io::stderr().is_terminal()).init();
-    }
+    let json = var("LOG_FORMAT")?.is_some_and(|f| f.eq_ignore_ascii_case("json"));
+    // One JSON object a line, with the current span's fields (request and trace ids), for log
+    // collectors; or text, coloured on a terminal.
+    let json_logs = json.then(|| {
+        tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(std::io::stderr)
+    });
+    let text_logs = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json_logs)
+        .with(text_logs)
+        .with(otel.as_ref().map(fawkes::otel::Otel::layer))
+        .init();
 
     let config = Config::from_env()?;
     if config.keys.generated {
@@ -218,6 +233,10 @@ async fn main() -> anyhow::Result<()> {
 
     until_signal.await?;
     state.repo.close().await;
+    if let Some(otel) = otel {
+        // The batched spans, sent before the process ends.
+        tokio::task::spawn_blocking(move || otel.shutdown()).await?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -55,6 +55,10 @@ mod secret;
 #[path = "fuzz.rs"]
 pub mod __fuzz;
 mod mailbox;
+#[cfg(feature = "otel")]
+pub mod otel;
+#[cfg(not(feature = "otel"))]
+mod otel;
 pub mod plug;
 pub mod presence;
 pub mod pubsub;

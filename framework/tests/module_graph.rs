@@ -19,6 +19,7 @@ const LAYERS: &[&str] = &[
     "serializer",
     "supervisor",
     "instrument",
+    "otel",
     "secret",
     // Messaging between processes and nodes, and presence on top of it: no HTTP in them.
     "pubsub",

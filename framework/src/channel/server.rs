@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use futures_util::FutureExt;
 use serde_json::json;
@@ -36,6 +37,8 @@ pub(crate) struct Start {
     pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
     /// The route pattern that matched, for telemetry labels.
     pub(crate) pattern: Arc<str>,
+    /// The trace the join continues: the request that opened the socket.
+    pub(crate) parent: crate::otel::Parent,
 }
 
 /// Broadcasts to a channel's topic: straight to the socket unless intercepted.
@@ -110,6 +113,7 @@ pub(crate) fn run<C: Channel<S>, S: Send + Sync + 'static>(
         socket_id,
         mailbox,
         pattern,
+        parent,
     } = start;
     let mut socket = ChannelSocket {
         topic,
@@ -133,6 +137,7 @@ pub(crate) fn run<C: Channel<S>, S: Send + Sync + 'static>(
             &mailbox,
             &token,
             &pattern,
+            &parent,
         )
         .await;
         if let Some(id) = socket.subscriber.take() {
@@ -154,14 +159,22 @@ async fn run_joined<C: Channel<S>, S: Send + Sync>(
     mailbox: &Arc<Mailbox<ChannelMsg>>,
     token: &CancellationToken,
     pattern: &str,
+    parent: &crate::otel::Parent,
 ) -> bool {
+    // With OpenTelemetry on, the join is a span of the trace that opened the socket, and
+    // each message a span linked to it (a disabled span otherwise).
+    let join_span = crate::otel::join_span(&socket.topic, pattern, parent);
+    let join_link = crate::otel::Link::to(&join_span);
     // `join` borrows the topic and the socket at once; the copy lives only as long as it runs.
     let joined = {
         let topic = socket.topic.clone();
         // Boxed, as every callback's future below: the task's state is the largest of the
         // futures it awaits, held for the channel's whole life, and a callback that queries a
         // database has a future of a kilobyte or more. A box lives only while its call runs.
-        AssertUnwindSafe(Box::pin(C::join(&topic, payload, socket))).catch_unwind().await
+        AssertUnwindSafe(Box::pin(C::join(&topic, payload, socket)))
+            .catch_unwind()
+            .instrument(join_span)
+            .await
     };
     let mut channel = match joined {
         Ok(Ok((channel, reply))) => {
@@ -200,8 +213,10 @@ async fn run_joined<C: Channel<S>, S: Send + Sync>(
             None => Step::Stop(StopReason::SocketClosed, None),
             Some(ChannelMsg::In { event, payload, msg_ref }) => {
                 let start = std::time::Instant::now();
+                let span = crate::otel::handle_in_span(&socket.topic, pattern, &event, &join_link);
                 let result = AssertUnwindSafe(Box::pin(channel.handle_in(&event, payload, socket)))
                     .catch_unwind()
+                    .instrument(span)
                     .await;
                 handled_in.record_duration(start.elapsed());
                 match result {

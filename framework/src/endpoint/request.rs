@@ -64,14 +64,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let start = Instant::now();
         let in_flight = InFlight::begin(&self.activity);
         let method = req.method().clone();
-        // Plugs record into this span (the request id plug fills `request_id`), so every log
-        // line of a request carries its method, path and id. With the level off it is a no-op.
-        let span = tracing::info_span!(
-            "request",
-            method = %method,
-            path = %crate::instrument::clip(req.uri().path()),
-            request_id = tracing::field::Empty,
-        );
+        let span = crate::otel::request_span(&req, self.info.remote_addr());
         // Routed here, outside the future, so the future holds the conn rather than the
         // request. The conn carries the connection info without inserting it into the
         // request's extensions (see `Conn::extensions`).
@@ -153,11 +146,17 @@ impl Future for RequestFuture {
         };
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(this.start);
+        // A router served directly leaves its dispatch to be recorded here: one record,
+        // with the same clock reading, stands for the endpoint's and the route's.
+        let dispatched = this.run.dispatched();
+        crate::otel::record_response(
+            &this.span,
+            &this.method,
+            resp.status(),
+            dispatched.map(|(p, _)| p),
+        );
         if let Some(activity) = &this.in_flight.0 {
             let telemetry = &activity.shared.telemetry;
-            // A router served directly leaves its dispatch to be recorded here: one record,
-            // with the same clock reading, stands for the endpoint's and the route's.
-            let dispatched = this.run.dispatched();
             let route = dispatched.and_then(|(pattern, panicked)| (!panicked).then_some(pattern));
             telemetry.endpoint_stop(&this.method, resp.status(), elapsed, route);
             if let Some((pattern, true)) = dispatched {

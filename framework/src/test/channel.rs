@@ -138,6 +138,7 @@ impl ChannelTest {
             max_channels: 100,
             budget: crate::socket::protocol::ChannelBudget::new(usize::MAX),
             client: None,
+            trace_parent: crate::otel::Parent::current(),
         });
         Ok(Self {
             protocol,
