@@ -275,11 +275,35 @@ impl Drop for InFlight {
 /// client: a slow reader of a large answer is not idle. It holds the connection's slot, which
 /// an upgrade to a WebSocket takes along.
 pub(super) struct Socket {
-    pub(super) io: TcpStream,
+    pub(super) io: Io,
     /// Let go once the connection is gone and only this socket holds it, as after an upgrade
     /// to a WebSocket, which then has no use for it.
     pub(super) activity: Option<Arc<Activity>>,
     pub(super) _slot: Slot,
+}
+
+/// A connection's bytes: in the clear, or through TLS.
+pub(super) enum Io {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// `$io` (an `Io`) as the stream it holds, pinned, for one call.
+macro_rules! with_io {
+    ($io:expr, |$stream:ident| $call:expr) => {
+        match $io {
+            Io::Plain($stream) => {
+                let $stream = Pin::new($stream);
+                $call
+            }
+            #[cfg(feature = "tls")]
+            Io::Tls($stream) => {
+                let $stream = Pin::new(&mut **$stream);
+                $call
+            }
+        }
+    };
 }
 
 impl Socket {
@@ -312,7 +336,7 @@ impl tokio::io::AsyncRead for Socket {
         if self.activity.as_ref().is_some_and(|a| Arc::strong_count(a) == 1) {
             self.activity = None;
         }
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        with_io!(&mut self.io, |io| io.poll_read(cx, buf))
     }
 }
 
@@ -322,7 +346,7 @@ impl tokio::io::AsyncWrite for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        let written = with_io!(&mut self.io, |io| io.poll_write(cx, buf));
         self.note(written)
     }
 
@@ -331,19 +355,23 @@ impl tokio::io::AsyncWrite for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        let written = with_io!(&mut self.io, |io| io.poll_write_vectored(cx, bufs));
         self.note(written)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            Io::Plain(io) => io.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            Io::Tls(io) => io.is_write_vectored(),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        with_io!(&mut self.io, |io| io.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        with_io!(&mut self.io, |io| io.poll_shutdown(cx))
     }
 }

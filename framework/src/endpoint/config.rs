@@ -76,6 +76,9 @@ pub struct Config {
     /// LongPoll session tokens. Without one (the default) LongPoll signs with a random key
     /// made at startup, which only that process accepts.
     pub secret_key_base: Option<crate::security::SecretKeyBase>,
+    /// The certificate the endpoint serves TLS with (feature `tls`; default none: cleartext).
+    #[cfg(feature = "tls")]
+    pub tls: Option<super::Tls>,
 }
 
 impl Default for Config {
@@ -96,6 +99,8 @@ impl Default for Config {
             max_restarts: 3,
             restart_window: Duration::from_secs(5),
             secret_key_base: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::activity::{Activity, Socket};
+use super::activity::{Activity, Io, Socket};
 use super::request::ConnService;
 use super::slots::{Slot, Slots};
 use super::{App, Config, ConnInfo, SharedRef};
@@ -58,7 +58,26 @@ pub(crate) async fn serve(
         token.cancelled().await;
         tokio::time::sleep(DRAIN_GRACE).await;
     };
-    let http1 = tokio::select! {
+    // Over TLS the protocol is the one ALPN agreed on (HTTP/2 only when the client asked for
+    // `h2`); the handshake has the first request's allowance.
+    let opening = async {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &config.tls {
+            return match tls.acceptor().accept(stream).await {
+                Ok(stream) => {
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    Some((Io::Tls(Box::new(stream)), !h2))
+                }
+                Err(err) => {
+                    tracing::debug!(peer = %remote_addr, error = %err, "TLS handshake failed");
+                    None
+                }
+            };
+        }
+        let http1 = speaks_http1(&stream).await;
+        Some((Io::Plain(stream), http1))
+    };
+    let (io, http1) = tokio::select! {
         biased;
         () = drained => return,
         () = activity.evicted() => return,
@@ -66,7 +85,10 @@ pub(crate) async fn serve(
             tracing::debug!(peer = %remote_addr, "closing idle connection");
             return;
         }
-        http1 = speaks_http1(&stream) => http1,
+        opened = opening => match opened {
+            Some(opened) => opened,
+            None => return,
+        },
     };
     // On HTTP/1 the endpoint keeps the header read timeout itself, as the allowance between
     // requests (see `Activity`): hyper's arms a timer for every request head, which costs
@@ -74,18 +96,20 @@ pub(crate) async fn serve(
     if !http1 {
         activity.set_allowance(config.idle_timeout);
     }
+    let tls = !matches!(io, Io::Plain(_));
     let service = ConnService {
         app,
         info: ConnInfo { remote_addr, shared },
         watch: activity.clone(),
         activity: activity.clone(),
+        tls,
     };
     // Only what hyper-util serves needs its builder, which the connection borrows.
     let mut builder;
     let mut conn = if http1 {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.header_read_timeout(None).max_buf_size(config.max_header_bytes.max(8192));
-        let socket = Socket { io: stream, activity: Some(activity.clone()), _slot: slot };
+        let socket = Socket { io, activity: Some(activity.clone()), _slot: slot };
         Served::Http1(h1.serve_connection(TokioIo::new(socket), service).with_upgrades())
     } else {
         builder = auto::Builder::new(TokioExecutor::new());
@@ -101,7 +125,7 @@ pub(crate) async fn serve(
             .timer(TokioTimer::new())
             .keep_alive_interval(config.send_timeout)
             .keep_alive_timeout(config.send_timeout);
-        let socket = Socket { io: stream, activity: None, _slot: slot };
+        let socket = Socket { io, activity: None, _slot: slot };
         Served::Auto(Box::pin(
             builder.serve_connection_with_upgrades(TokioIo::new(socket), service),
         ))
@@ -207,6 +231,7 @@ pub(crate) async fn serve_script(
         info: ConnInfo { remote_addr, shared },
         watch: activity.clone(),
         activity,
+        tls: false,
     };
     let (client, server) = tokio::io::duplex(64 * 1024);
     let mut h1 = hyper::server::conn::http1::Builder::new();

@@ -23,6 +23,8 @@ pub(crate) use connection::serve_script;
 mod request;
 mod running;
 mod slots;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ pub(crate) use app::App;
 pub use app::{Service, ServiceFuture};
 pub use config::Config;
 pub use running::RunningEndpoint;
+#[cfg(feature = "tls")]
+pub use tls::{Tls, TlsError};
 
 use crate::supervisor::ChildSpec;
 use crate::{Error, Router};
@@ -299,6 +303,16 @@ impl Endpoint {
     /// ```
     pub fn secret_key_base(mut self, key: crate::security::SecretKeyBase) -> Self {
         self.config.secret_key_base = Some(key);
+        self
+    }
+
+    /// Serves over TLS (feature `tls`) with this certificate: HTTP/2 or HTTP/1.1 as each
+    /// client's ALPN asks, sockets as `wss://`. Requests see the `https` scheme, so secure
+    /// cookies and [`force_ssl`](crate::security::force_ssl) know it. On Unix, `SIGHUP`
+    /// reloads the certificate from its files (see [`Tls`]).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.config.tls = Some(tls);
         self
     }
 

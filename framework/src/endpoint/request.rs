@@ -53,6 +53,8 @@ pub(super) struct ConnService {
     /// The activity again, as the watch over request bodies.
     pub(super) watch: Arc<dyn crate::conn::ReadWatch>,
     pub(super) activity: Arc<Activity>,
+    /// Whether the connection is TLS: its HTTP/1 requests get the `https` scheme.
+    pub(super) tls: bool,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
@@ -74,6 +76,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             body
         });
         let http1 = req.version() < http::Version::HTTP_2;
+        let mut req = req;
+        if self.tls && req.uri().scheme().is_none() {
+            with_https_scheme(&mut req);
+        }
         if let Some(problem) = host_problem(&req) {
             return RequestFuture {
                 run: refuse(req, problem),
@@ -86,6 +92,25 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         }
         let run = self.app.call(req, &self.info);
         RequestFuture { run, span, start, method, in_flight, http1 }
+    }
+}
+
+/// Gives an HTTP/1 request that came over TLS the `https` scheme (and its `Host` as the
+/// authority), as an HTTP/2 request has from its `:scheme`.
+fn with_https_scheme<B>(req: &mut Request<B>) {
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok());
+    let Some(authority) = host.and_then(|h| h.parse::<http::uri::Authority>().ok()) else {
+        // Without a valid host the request is refused below: its URI stays as it came.
+        return;
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTPS);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
     }
 }
 

@@ -168,6 +168,34 @@ pub(crate) async fn start(
 /// up on the attempt.
 const BACKLOG: u32 = 1024;
 
+/// Reloads the certificate on every `SIGHUP` until the endpoint stops: a renewal (cert-manager,
+/// certbot's deploy hook) rewrites the files and signals the process.
+#[cfg(all(feature = "tls", unix))]
+fn reload_on_hangup(tls: super::Tls, stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP: the TLS certificate reloads only through Tls::reload");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                hangup = hangups.recv() => if hangup.is_none() { return },
+            }
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: the TLS certificate is reloaded"),
+                Err(err) => {
+                    tracing::error!(error = %err, "SIGHUP: the TLS certificate cannot be reloaded; the current one stays");
+                }
+            }
+        }
+    });
+}
+
 /// Binds `addr` as `TcpListener::bind` does, with a larger backlog.
 fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
@@ -209,6 +237,10 @@ async fn run(
             stop_accepting.cancel();
         })
     };
+    #[cfg(all(feature = "tls", unix))]
+    if let Some(tls) = config.tls.clone() {
+        reload_on_hangup(tls, stop.clone());
+    }
     let acceptor = Acceptor {
         slots: Slots::new(config.max_connections, &config.probe_paths, shared.telemetry.clone()),
         app,

@@ -64,7 +64,7 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
-    fn trusts(&self, addr: IpAddr) -> bool {
+    pub(crate) fn trusts(&self, addr: IpAddr) -> bool {
         let addr = canonical(addr);
         self.0.iter().any(|net| net.contains(&addr))
     }

@@ -14,6 +14,7 @@ pub(crate) mod csrf;
 mod headers;
 mod rate_limit;
 pub(crate) mod session;
+mod ssl;
 pub(crate) mod token;
 
 pub use crate::secret::{
@@ -30,4 +31,5 @@ pub use session::{
     fetch_session, FetchSession, SameSite, SecureCookie, SessionConfig, SessionExt, SessionOption,
     SessionStore, MAX_COOKIE_BYTES,
 };
+pub use ssl::{force_ssl, ForceSsl};
 pub use token::{Token, TokenError};
