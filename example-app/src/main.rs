@@ -20,6 +20,7 @@
 //! | `ASSETS_DIR`                   | the `example-app/assets` it was built from |
 //! | `RUST_LOG`                     | `info`                                     |
 //! | `LOG_FORMAT`                   | text (`json` for one JSON object a line)   |
+//! | `TLS_CERT_FILE`, `TLS_KEY_FILE` | unset: cleartext (set: HTTPS and `wss://`, PEM files; `SIGHUP` reloads them) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT`  | unset: no traces (set: OTLP/HTTP, `http://collector:4318`) |
 //! | `OTEL_SERVICE_NAME`, `OTEL_*`  | the OpenTelemetry SDK's (docs/observability.md) |
 //!
@@ -67,6 +68,16 @@ struct Config {
 }
 
 impl Config {
+    /// The certificate to serve HTTPS with: `TLS_CERT_FILE` and `TLS_KEY_FILE`, both or
+    /// neither. A certificate that cannot be served stops the app here, saying why.
+    fn tls(&self) -> anyhow::Result<Option<fawkes::endpoint::Tls>> {
+        match (var("TLS_CERT_FILE")?, var("TLS_KEY_FILE")?) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(fawkes::endpoint::Tls::from_pem_files(cert, key)?)),
+            _ => anyhow::bail!("TLS_CERT_FILE and TLS_KEY_FILE go together: set both, or neither"),
+        }
+    }
+
     fn from_env() -> anyhow::Result<Self> {
         let env = AppEnv::parse(var(keys::APP_ENV)?.as_deref())?;
         let keys = keys::load(env, var(keys::SECRET_KEY_BASE_ENV)?.as_deref())?;
@@ -195,6 +206,9 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("cannot open the database at {}", config.database_url))?;
 
     let mut endpoint = Endpoint::new(router);
+    if let Some(tls) = config.tls()? {
+        endpoint = endpoint.tls(tls);
+    }
     if let Some(max) = config.max_connections {
         endpoint = endpoint.max_connections(max);
     }

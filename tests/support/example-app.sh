@@ -209,7 +209,7 @@ start_example_app() {
   exec {fd}<&-
   url="${line##* listening on }"
   case "$url" in
-    http://*) ;;
+    http://* | https://*) ;;
     *)
       echo "unexpected first line from the app: $line" >&2
       show_app_log

@@ -37,6 +37,8 @@ use crate::Error;
 #[derive(Debug, Clone)]
 pub struct RunningEndpoint {
     local_addr: SocketAddr,
+    /// Whether it serves TLS, for its URL's scheme.
+    tls: bool,
     shared: SharedRef,
     stop: CancellationToken,
     done: watch::Receiver<Option<Result<(), String>>>,
@@ -48,9 +50,10 @@ impl RunningEndpoint {
         self.local_addr
     }
 
-    /// `http://<local address>`.
+    /// `http://<local address>`, or `https://` over TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// Whether the endpoint reports ready (false once shutdown has begun).
@@ -155,9 +158,13 @@ pub(crate) async fn start(
     });
     let stop = CancellationToken::new();
     let (done_tx, done) = watch::channel(None);
-    tracing::info!(addr = %local_addr, "endpoint listening");
+    #[cfg(feature = "tls")]
+    let tls = config.tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    let tls = false;
+    tracing::info!(addr = %local_addr, tls, "endpoint listening");
     tokio::spawn(run(listener, app, Arc::new(config), shared.clone(), stop.clone(), done_tx));
-    Ok(RunningEndpoint { local_addr, shared, stop, done })
+    Ok(RunningEndpoint { local_addr, tls, shared, stop, done })
 }
 
 /// How many connections the kernel may complete for the accept loop before it takes them
