@@ -428,3 +428,25 @@ fn invalid(message: String) -> io::Error {
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
+
+/// Writes a self-signed certificate for `localhost` and `127.0.0.1`, valid for 30 days from an
+/// hour ago, and its key, as `cert.pem` and `key.pem` in `dir` (created if missing): for the
+/// suites that serve TLS.
+///
+/// # Errors
+///
+/// When the directory cannot be written or the certificate cannot be made.
+pub fn write_self_signed(dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let key = rcgen::KeyPair::generate()?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let mut params = rcgen::CertificateParams::new(names)?;
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+    params.not_before = now - Duration::from_secs(3_600);
+    params.not_after = now + Duration::from_secs(30 * 86_400);
+    let cert = params.self_signed(&key)?;
+    std::fs::write(dir.join("cert.pem"), cert.pem())?;
+    std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+    Ok(())
+}

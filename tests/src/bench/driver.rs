@@ -27,6 +27,8 @@ pub(crate) struct Options {
     pub(crate) quick: bool,
     pub(crate) json: Option<PathBuf>,
     pub(crate) http: bool,
+    /// The HTTP/2 suite (h2c and TLS, with h2load).
+    pub(crate) h2: bool,
     pub(crate) ws: bool,
     pub(crate) pin: bool,
     /// Tokio workers per WebSocket server; one per core unless given.
@@ -78,6 +80,10 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<()> {
         };
         report.set_wrk(wrk.version(), pin);
         run_http(&wrk, &settings, pin, &mut report)?;
+    }
+    if options.h2 {
+        let pin = options.pin && pinning_available();
+        report.h2 = crate::h2::run(&settings, pin)?;
     }
     if options.ws {
         report.ws = crate::ws::run(&settings, options.ws_workers)?;

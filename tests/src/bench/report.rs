@@ -173,6 +173,8 @@ pub(crate) struct Report {
     elapsed: Duration,
     loadavg_end: String,
     pub(crate) http: Vec<Row>,
+    /// HTTP/2 results, from the `h2` suite.
+    pub(crate) h2: Vec<Value>,
     /// WebSocket results; the `ws` suite fills it once it exists.
     pub(crate) ws: Vec<Value>,
     pub(crate) failures: Vec<String>,
@@ -189,6 +191,7 @@ impl Report {
             elapsed: Duration::ZERO,
             loadavg_end: String::new(),
             http: Vec::new(),
+            h2: Vec::new(),
             ws: Vec::new(),
             failures: Vec::new(),
         }
@@ -263,12 +266,48 @@ impl Report {
         if self.http_suite {
             self.print_http(&mut out)?;
         }
+        if !self.h2.is_empty() {
+            self.print_h2(&mut out)?;
+        }
         if !self.failures.is_empty() {
             writeln!(out, "\nFAILURES:")?;
             for failure in &self.failures {
                 writeln!(out, "  {failure}")?;
             }
         }
+        Ok(())
+    }
+
+    fn print_h2(&self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+        let s = &self.settings;
+        let first = &self.h2[0];
+        writeln!(
+            out,
+            "\nHTTP/2: h2load -t1 -c{} -m{} on plaintext; {} interleaved rounds of {} s after a {} s \
+             warm-up; every server on one tokio worker thread.",
+            first["connections"], first["streams_per_connection"], s.rounds, s.round.as_secs(), s.warmup.as_secs(),
+        )?;
+        writeln!(
+            out,
+            "{:<10} {:<7} {:>10} {:>10} {:>9}",
+            "protocol", "server", "best req/s", "median", "vs fawkes"
+        )?;
+        for row in &self.h2 {
+            let number = |key: &str| row[key].as_f64().unwrap_or_default();
+            writeln!(
+                out,
+                "{:<10} {:<7} {:>10} {:>10} {:>8.2}x",
+                row["protocol"].as_str().unwrap_or_default(),
+                row["server"].as_str().unwrap_or_default(),
+                thousands(number("best_rps")),
+                thousands(number("median_rps")),
+                number("ratio_to_fawkes"),
+            )?;
+        }
+        writeln!(
+            out,
+            "vs fawkes: the median over rounds of req/s over Fawkes' in the same round."
+        )?;
         Ok(())
     }
 
@@ -382,6 +421,7 @@ impl Report {
         let (m, s) = (&self.machine, &self.settings);
         json!({
             "http": http,
+            "h2": self.h2,
             "ws": self.ws,
             "meta": {
                 "mode": if s.quick { "quick" } else { "full" },

@@ -148,17 +148,27 @@ fn parse(stdout: &str) -> anyhow::Result<WrkResult> {
 ///
 /// When wrk is missing and cannot be installed.
 pub(crate) fn ensure() -> anyhow::Result<PathBuf> {
-    if let Some(path) = which("wrk") {
+    ensure_installed("wrk", "wrk")
+}
+
+/// `program` from the PATH, installed from Debian's `package` first when it is missing and
+/// this user is root.
+///
+/// # Errors
+///
+/// When it is missing and cannot be installed.
+pub(crate) fn ensure_installed(program: &str, package: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = which(program) {
         return Ok(path);
     }
     if !is_root() {
         bail!(
-            "`wrk` is not installed and this user cannot install it; \
-             run `sudo apt-get install -y wrk` (Debian/Ubuntu) and try again"
+            "`{program}` is not installed and this user cannot install it; \
+             run `sudo apt-get install -y {package}` (Debian/Ubuntu) and try again"
         );
     }
-    eprintln!("wrk not found: running `apt-get update && apt-get install -y wrk`");
-    for args in [&["update"][..], &["install", "-y", "wrk"][..]] {
+    eprintln!("{program} not found: running `apt-get update && apt-get install -y {package}`");
+    for args in [&["update"][..], &["install", "-y", package][..]] {
         let status = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -167,10 +177,11 @@ pub(crate) fn ensure() -> anyhow::Result<PathBuf> {
             .status()
             .context("failed to run apt-get")?;
         if !status.success() {
-            bail!("`apt-get {}` failed with {status}; install wrk by hand", args.join(" "));
+            bail!("`apt-get {}` failed with {status}; install {package} by hand", args.join(" "));
         }
     }
-    which("wrk").context("apt-get installed wrk but it is not on the PATH")
+    which(program)
+        .with_context(|| format!("apt-get installed {package} but `{program}` is not on the PATH"))
 }
 
 /// An executable of that name on the `PATH`.

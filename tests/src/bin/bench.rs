@@ -23,6 +23,8 @@ mod app_memory;
 mod client;
 #[path = "../bench/driver.rs"]
 mod driver;
+#[path = "../bench/h2.rs"]
+mod h2;
 #[path = "../bench/live_diff.rs"]
 mod live_diff;
 #[path = "../bench/live_memory.rs"]
@@ -53,8 +55,9 @@ use anyhow::{bail, Context as _};
 
 const USAGE: &str = "\
 usage:
-  bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin] [--ws-workers N]
+  bench [http] [--quick] [--json PATH] [--only http,h2,ws] [--no-pin] [--ws-workers N]
   bench server <fawkes|axum|hyper> [--routes N] [--port P] [--layer cors (fawkes, axum)]
+               [--h2c on | --tls DIR (cert.pem, key.pem)]
   bench server <ws-fawkes|ws-tungstenite> [--port P] [--workers N] [--redis URL (ws-fawkes)]
   bench ws-client <fawkes|tungstenite> --port P --conns N --first-ip K --expect M --timeout S
   bench gen-routes N
@@ -104,6 +107,7 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
             let mut routes = driver::MAIN_ROUTES;
             let mut port = 0;
             let mut cors = false;
+            let mut protocol = server::Protocol::Http1;
             let mut rest = args[2..].iter();
             while let Some(flag) = rest.next() {
                 let value = rest.next().with_context(|| format!("{flag} needs a value"))?;
@@ -111,10 +115,12 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
                     "--routes" => routes = value.parse().context("--routes takes a number")?,
                     "--port" => port = value.parse().context("--port takes a port number")?,
                     "--layer" if value == "cors" && kind != server::Kind::Hyper => cors = true,
+                    "--h2c" if value == "on" => protocol = server::Protocol::H2c,
+                    "--tls" => protocol = server::Protocol::H2Tls(value.into()),
                     _ => bail!("unknown server option `{flag}`\n{USAGE}"),
                 }
             }
-            server::main(kind, routes, port, cors)
+            server::main(kind, routes, port, cors, &protocol)
         }
         Some("gen-routes") => {
             let n: usize = args.get(1).context("gen-routes needs N")?.parse()?;
@@ -136,6 +142,7 @@ fn parse_driver(args: &[String], http_only: bool) -> anyhow::Result<driver::Opti
         quick: false,
         json: None,
         http: true,
+        h2: !http_only,
         ws: !http_only,
         pin: true,
         ws_workers: None,
@@ -153,12 +160,14 @@ fn parse_driver(args: &[String], http_only: bool) -> anyhow::Result<driver::Opti
             "--only" => {
                 let list = rest.next().context("--only needs a suite list")?;
                 options.http = false;
+                options.h2 = false;
                 options.ws = false;
                 for suite in list.split(',') {
                     match suite.trim() {
                         "http" => options.http = true,
+                        "h2" => options.h2 = true,
                         "ws" => options.ws = true,
-                        other => bail!("unknown suite `{other}`; expected http or ws"),
+                        other => bail!("unknown suite `{other}`; expected http, h2 or ws"),
                     }
                 }
             }

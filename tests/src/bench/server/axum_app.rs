@@ -19,6 +19,7 @@ pub(super) async fn start(
     addr: SocketAddr,
     routes: usize,
     cors: bool,
+    protocol: &super::Protocol,
 ) -> anyhow::Result<SocketAddr> {
     let mut app = Router::new();
     for route in table(routes) {
@@ -39,6 +40,12 @@ pub(super) async fn start(
         .await
         .with_context(|| format!("axum failed to bind {addr}"))?;
     let local = listener.local_addr().context("axum listener has no address")?;
+    // `axum::serve` has no TLS: over TLS the router is served by hyper-util's automatic
+    // builder, as `axum::serve` serves it in the clear (HTTP/1.1 or h2c alike).
+    if let super::Protocol::H2Tls(dir) = protocol {
+        serve_tls(listener, super::tls_acceptor(dir)?, app);
+        return Ok(local);
+    }
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -77,4 +84,27 @@ async fn echo(Json(body): Json<Map<String, Value>>) -> impl IntoResponse {
 
 async fn filler() -> impl IntoResponse {
     (bench_header(), "filler")
+}
+
+/// Serves `app` over TLS: each connection's handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
+fn serve_tls(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: Router) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let _ = stream.set_nodelay(true);
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                let served =
+                    builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                if let Err(err) = served {
+                    tracing::debug!(error = %err, "connection ended with an error");
+                }
+            });
+        }
+    });
 }

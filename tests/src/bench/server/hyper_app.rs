@@ -20,11 +20,19 @@ use crate::scenario::{Ids, Keys, Message, BENCH_HEADER, BENCH_HEADER_VALUE, HELL
 /// The same limit axum's `Json` applies by default.
 const MAX_BODY: usize = 2 * 1024 * 1024;
 
-pub(super) async fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub(super) async fn start(
+    addr: SocketAddr,
+    protocol: &super::Protocol,
+) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("hyper failed to bind {addr}"))?;
     let local = listener.local_addr().context("hyper listener has no address")?;
+    let tls = match protocol {
+        super::Protocol::H2Tls(dir) => Some(super::tls_acceptor(dir)?),
+        _ => None,
+    };
+    let h2 = *protocol != super::Protocol::Http1;
     tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
@@ -35,16 +43,43 @@ pub(super) async fn start(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
                 }
             };
             let _ = stream.set_nodelay(true);
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(handle));
-                if let Err(err) = conn.await {
+                let served = match (tls, h2) {
+                    (None, false) => {
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service_fn(handle))
+                            .await
+                    }
+                    (None, true) => {
+                        h2_builder()
+                            .serve_connection(TokioIo::new(stream), service_fn(handle))
+                            .await
+                    }
+                    (Some(tls), _) => match tls.accept(stream).await {
+                        Ok(stream) => {
+                            h2_builder()
+                                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                                .await
+                        }
+                        Err(err) => {
+                            tracing::debug!(error = %err, "TLS handshake failed");
+                            return;
+                        }
+                    },
+                };
+                if let Err(err) = served {
                     tracing::debug!(error = %err, "connection ended with an error");
                 }
             });
         }
     });
     Ok(local)
+}
+
+/// HTTP/2 only, with hyper's defaults (the HTTP/2 suite's clients all speak it).
+fn h2_builder() -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
+    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
 }
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

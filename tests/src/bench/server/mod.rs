@@ -15,6 +15,7 @@ mod hyper_app;
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -54,32 +55,65 @@ impl Kind {
     }
 }
 
-/// Starts a server of `kind` on the current runtime and returns its address; with `cors`, the
-/// whole application sits behind tower-http's permissive CORS layer (what an endpoint-wide
-/// layer costs; fawkes and axum only).
-pub(crate) async fn start(
+/// How a server speaks: HTTP/1.1 (the main suite), HTTP/2 with prior knowledge (`h2c`), or
+/// HTTP/2 over TLS with the certificate of a directory (`cert.pem`, `key.pem`), chosen by
+/// ALPN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Http1,
+    H2c,
+    H2Tls(PathBuf),
+}
+
+/// Starts a server of `kind`, speaking `protocol`, on the current runtime and returns its
+/// address; with `cors`, the whole application sits behind tower-http's permissive CORS layer
+/// (what an endpoint-wide layer costs; fawkes and axum only).
+pub(crate) async fn start_with(
     kind: Kind,
     routes: usize,
     port: u16,
     cors: bool,
+    protocol: &Protocol,
 ) -> anyhow::Result<SocketAddr> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     match kind {
-        Kind::Fawkes => fawkes_app::start(addr, routes, cors).await,
-        Kind::Axum => axum_app::start(addr, routes, cors).await,
-        Kind::Hyper => hyper_app::start(addr).await,
+        Kind::Fawkes => fawkes_app::start(addr, routes, cors, protocol).await,
+        Kind::Axum => axum_app::start(addr, routes, cors, protocol).await,
+        Kind::Hyper => hyper_app::start(addr, protocol).await,
     }
 }
 
+/// The TLS side of [`Protocol::H2Tls`] for the servers that are not Fawkes: rustls on ring
+/// with the directory's certificate, ALPN `h2` then `http/1.1`, as `Endpoint::tls` offers.
+pub(crate) fn tls_acceptor(dir: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("key.pem"))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
 /// The `bench server` subcommand: serves until stdin closes.
-pub(crate) fn main(kind: Kind, routes: usize, port: u16, cors: bool) -> anyhow::Result<()> {
+pub(crate) fn main(
+    kind: Kind,
+    routes: usize,
+    port: u16,
+    cors: bool,
+    protocol: &Protocol,
+) -> anyhow::Result<()> {
     init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("failed to build the tokio runtime")?;
-    let addr = runtime.block_on(start(kind, routes, port, cors))?;
+    let addr = runtime.block_on(start_with(kind, routes, port, cors, protocol))?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", addr.port()).context("failed to print the port")?;
     stdout.flush().context("failed to print the port")?;
@@ -114,7 +148,9 @@ mod tests {
             .unwrap();
         let addrs: Vec<(Kind, SocketAddr)> = Kind::ALL
             .into_iter()
-            .map(|kind| (kind, runtime.block_on(start(kind, 100, 0, false)).unwrap()))
+            .map(|kind| {
+                (kind, runtime.block_on(start_with(kind, 100, 0, false, &Protocol::Http1)).unwrap())
+            })
             .collect();
         for scenario in Scenario::ALL {
             let answers: Vec<_> = addrs
@@ -139,10 +175,12 @@ mod tests {
             .build()
             .unwrap();
         for routes in crate::routes::SIZES {
-            let addr = runtime.block_on(start(Kind::Fawkes, routes, 0, false)).unwrap();
+            let addr = runtime
+                .block_on(start_with(Kind::Fawkes, routes, 0, false, &Protocol::Http1))
+                .unwrap();
             crate::client::check(addr, Scenario::DeepPath)
                 .unwrap_or_else(|e| panic!("{routes} routes: {e:#}"));
         }
-        assert!(runtime.block_on(start(Kind::Fawkes, 7, 0, false)).is_err());
+        assert!(runtime.block_on(start_with(Kind::Fawkes, 7, 0, false, &Protocol::Http1)).is_err());
     }
 }

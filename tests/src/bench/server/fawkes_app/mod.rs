@@ -18,10 +18,16 @@ pub(super) async fn start(
     addr: SocketAddr,
     routes: usize,
     cors: bool,
+    protocol: &super::Protocol,
 ) -> anyhow::Result<SocketAddr> {
     let mut endpoint = Endpoint::new(router(routes)?);
     if cors {
         endpoint = endpoint.layer(tower_http::cors::CorsLayer::permissive());
+    }
+    // HTTP/1.1 and h2c are told apart by the first bytes; TLS is the endpoint's own.
+    if let super::Protocol::H2Tls(dir) = protocol {
+        let tls = fawkes::endpoint::Tls::from_pem_files(dir.join("cert.pem"), dir.join("key.pem"))?;
+        endpoint = endpoint.tls(tls);
     }
     let running = endpoint
         .bind(addr)
