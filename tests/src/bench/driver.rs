@@ -2,11 +2,9 @@
 //! measures it with wrk in interleaved rounds, and stops it.
 
 use std::collections::HashMap;
-use std::io::BufRead as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -267,37 +265,9 @@ struct Server {
 
 impl Server {
     fn start(exe: &Path, kind: Kind, routes: usize, pin: bool) -> anyhow::Result<Self> {
-        let mut command = if pin {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "0"]).arg(exe);
-            c
-        } else {
-            Command::new(exe)
-        };
-        command
-            .args(["server", kind.name(), "--routes", &routes.to_string(), "--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = ChildGuard::spawn(&mut command, kind.name())?;
-        let stdout = child.take_stdout().context("server stdout is not piped")?;
-        // Reading a pipe blocks, so the first line is read on a thread under a deadline.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let read = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(read.map(|_| line));
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(line)) if !line.is_empty() => line,
-            Ok(Ok(_)) => bail!("{} exited before printing its port", kind.name()),
-            Ok(Err(err)) => bail!("failed to read the port of {}: {err}", kind.name()),
-            Err(_) => bail!("{} printed no port within 30 s", kind.name()),
-        };
-        let port: u16 = line
-            .trim()
-            .parse()
-            .with_context(|| format!("{} printed {:?}, not a port", kind.name(), line.trim()))?;
+        let routes = routes.to_string();
+        let args = [kind.name(), "--routes", &routes, "--port", "0"].map(std::ffi::OsStr::new);
+        let (child, port) = process::spawn_server(exe, &args, pin, kind.name())?;
         let mut server =
             Self { child, addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), name: kind.name() };
         server.wait_ready(Instant::now() + Duration::from_secs(10))?;

@@ -3,10 +3,8 @@
 //! `nghttp2-client`, installed like wrk). The rounds interleave the servers as the HTTP/1.1
 //! suite's do, and each peer is compared with Fawkes round by round.
 
-use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -47,32 +45,12 @@ struct Server {
 
 impl Server {
     fn start(exe: &Path, kind: Kind, mode: Mode, certs: &Path, pin: bool) -> anyhow::Result<Self> {
-        let mut command = if pin {
-            let mut c = Command::new("taskset");
-            c.args(["-c", "0"]).arg(exe);
-            c
-        } else {
-            Command::new(exe)
-        };
-        command.args(["server", kind.name(), "--port", "0"]);
+        let mut args = [kind.name(), "--port", "0"].map(std::ffi::OsStr::new).to_vec();
         match mode {
-            Mode::H2c => command.args(["--h2c", "on"]),
-            Mode::Tls => command.arg("--tls").arg(certs),
-        };
-        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = ChildGuard::spawn(&mut command, kind.name())?;
-        let stdout = child.take_stdout().context("server stdout is not piped")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let read = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(read.map(|_| line));
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(line)) if !line.trim().is_empty() => line,
-            _ => bail!("{} printed no port within 30 s", kind.name()),
-        };
-        let port: u16 = line.trim().parse().context("not a port")?;
+            Mode::H2c => args.extend(["--h2c", "on"].map(std::ffi::OsStr::new)),
+            Mode::Tls => args.extend([std::ffi::OsStr::new("--tls"), certs.as_os_str()]),
+        }
+        let (child, port) = crate::process::spawn_server(exe, &args, pin, kind.name())?;
         let scheme = if mode == Mode::Tls { "https" } else { "http" };
         let url = format!("{scheme}://127.0.0.1:{port}{}", Scenario::Plaintext.path());
         Ok(Self { kind, _child: child, url })

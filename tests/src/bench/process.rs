@@ -65,6 +65,55 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Starts `bench server ARGS` from `exe` (on CPU 0 with `pin`), its stdin piped so it never
+/// outlives the harness, and reads the port it prints first, within 30 s.
+///
+/// # Errors
+///
+/// When it cannot start, exits first, or prints something else.
+pub(crate) fn spawn_server(
+    exe: &Path,
+    args: &[&std::ffi::OsStr],
+    pin: bool,
+    name: &str,
+) -> anyhow::Result<(ChildGuard, u16)> {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+    let mut command = if pin {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    command
+        .arg("server")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = ChildGuard::spawn(&mut command, name)?;
+    let stdout = child.take_stdout().context("server stdout is not piped")?;
+    // Reading a pipe blocks, so the first line is read on a thread under a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(read.map(|_| line));
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(line)) if !line.is_empty() => line,
+        Ok(Ok(_)) => bail!("{name} exited before printing its port"),
+        Ok(Err(err)) => bail!("failed to read the port of {name}: {err}"),
+        Err(_) => bail!("{name} printed no port within 30 s"),
+    };
+    let port = line
+        .trim()
+        .parse()
+        .with_context(|| format!("{name} printed {:?}, not a port", line.trim()))?;
+    Ok((child, port))
+}
+
 /// A directory under the system temp dir, removed when dropped.
 #[derive(Debug)]
 pub(crate) struct ScratchDir(PathBuf);
