@@ -107,8 +107,9 @@ pub(crate) fn record_response(
 /// The trace a socket's channels continue: the context of the request that opened it.
 #[derive(Clone, Default)]
 pub(crate) struct Parent {
+    // Boxed: a socket keeps it for its whole life, and is usually not traced.
     #[cfg(feature = "otel")]
-    cx: Option<opentelemetry::Context>,
+    cx: Option<Box<opentelemetry::Context>>,
 }
 
 impl std::fmt::Debug for Parent {
@@ -126,7 +127,7 @@ impl Parent {
         #[cfg(feature = "otel")]
         {
             use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-            Self { cx: Some(tracing::Span::current().context()) }
+            Self { cx: Some(Box::new(tracing::Span::current().context())) }
         }
         #[cfg(not(feature = "otel"))]
         Self::default()
@@ -151,7 +152,7 @@ pub(crate) fn join_span(topic: &str, pattern: &str, parent: &Parent) -> tracing:
     #[cfg(feature = "otel")]
     if let Some(cx) = &parent.cx {
         use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-        let _ = span.set_parent(cx.clone());
+        let _ = span.set_parent((**cx).clone());
     }
     #[cfg(not(feature = "otel"))]
     let _ = parent;

@@ -55,6 +55,9 @@ pub(crate) struct Outbound {
     overflow_notify: tokio::sync::Notify,
     /// The endpoint's: the socket's channels record their joins, messages and pushes there.
     pub(crate) telemetry: crate::instrument::Telemetry,
+    /// The trace the socket's channels continue: the request that opened it (taken when
+    /// the socket is made, within that request).
+    pub(crate) trace_parent: crate::otel::Parent,
 }
 
 impl Outbound {
@@ -71,6 +74,7 @@ impl Outbound {
             overflowed: AtomicBool::new(false),
             overflow_notify: tokio::sync::Notify::new(),
             telemetry,
+            trace_parent: crate::otel::Parent::current(),
         })
     }
 

@@ -37,8 +37,6 @@ pub(crate) struct Start {
     pub(crate) mailbox: Arc<Mailbox<ChannelMsg>>,
     /// The route pattern that matched, for telemetry labels.
     pub(crate) pattern: Arc<str>,
-    /// The trace the join continues: the request that opened the socket.
-    pub(crate) parent: crate::otel::Parent,
 }
 
 /// Broadcasts to a channel's topic: straight to the socket unless intercepted.
@@ -113,7 +111,6 @@ pub(crate) fn run<C: Channel<S>, S: Send + Sync + 'static>(
         socket_id,
         mailbox,
         pattern,
-        parent,
     } = start;
     let mut socket = ChannelSocket {
         topic,
@@ -137,7 +134,6 @@ pub(crate) fn run<C: Channel<S>, S: Send + Sync + 'static>(
             &mailbox,
             &token,
             &pattern,
-            &parent,
         )
         .await;
         if let Some(id) = socket.subscriber.take() {
@@ -159,11 +155,10 @@ async fn run_joined<C: Channel<S>, S: Send + Sync>(
     mailbox: &Arc<Mailbox<ChannelMsg>>,
     token: &CancellationToken,
     pattern: &str,
-    parent: &crate::otel::Parent,
 ) -> bool {
     // With OpenTelemetry on, the join is a span of the trace that opened the socket, and
     // each message a span linked to it (a disabled span otherwise).
-    let join_span = crate::otel::join_span(&socket.topic, pattern, parent);
+    let join_span = crate::otel::join_span(&socket.topic, pattern, &socket.outbound.trace_parent);
     let join_link = crate::otel::Link::to(&join_span);
     // `join` borrows the topic and the socket at once; the copy lives only as long as it runs.
     let joined = {

@@ -295,7 +295,6 @@ async fn open<S: Socket>(
         max_channels: inner.config.max_channels,
         budget: inner.budget.clone(),
         client,
-        trace_parent: crate::otel::Parent::current(),
     });
     let lp = Arc::new(LpSession {
         protocol: Mutex::new(protocol),

@@ -71,8 +71,6 @@ pub(crate) struct Protocol {
     client: Option<super::per_client::ClientSocket>,
     joined: Joins,
     disconnect: Option<SubscriberId>,
-    /// The trace the socket's channels continue: the request that opened it.
-    trace_parent: crate::otel::Parent,
 }
 
 /// The channels every socket of a transport runs, against their limit: each costs a task and
@@ -122,8 +120,6 @@ pub(crate) struct ProtocolConfig {
     pub(crate) max_channels: usize,
     pub(crate) budget: Arc<ChannelBudget>,
     pub(crate) client: Option<super::per_client::ClientSocket>,
-    /// The trace the socket's channels continue: the request that opened it.
-    pub(crate) trace_parent: crate::otel::Parent,
 }
 
 impl Protocol {
@@ -138,7 +134,6 @@ impl Protocol {
             max_channels,
             budget,
             client,
-            trace_parent,
         } = config;
         let disconnect = socket_id
             .as_ref()
@@ -155,7 +150,6 @@ impl Protocol {
             client,
             joined: Joins::default(),
             disconnect,
-            trace_parent,
         }
     }
 
@@ -282,7 +276,6 @@ impl Protocol {
             socket_id: self.socket_id.clone(),
             mailbox: mailbox.clone(),
             pattern,
-            parent: self.trace_parent.clone(),
         };
         let spawned = self.supervisor.spawn_temporary_shared("channel", move |token| {
             let channel = start_channel(start, token);

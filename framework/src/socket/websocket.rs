@@ -127,7 +127,6 @@ pub(crate) async fn upgrade<S: Socket>(
         max_channels: inner.config.max_channels,
         budget: inner.budget.clone(),
         client,
-        trace_parent: crate::otel::Parent::current(),
     };
     let spawned = supervisor
         .spawn_temporary_shared("socket", move |token| run(inner, config, on_upgrade, token));

@@ -138,7 +138,6 @@ impl ChannelTest {
             max_channels: 100,
             budget: crate::socket::protocol::ChannelBudget::new(usize::MAX),
             client: None,
-            trace_parent: crate::otel::Parent::current(),
         });
         Ok(Self {
             protocol,
