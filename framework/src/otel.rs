@@ -39,21 +39,29 @@ pub(crate) fn active() -> bool {
 
 /// The span of one request: with OpenTelemetry on, named and filled as the HTTP conventions
 /// say and continuing the caller's trace; otherwise the plain one.
+#[inline]
 pub(crate) fn request_span<B>(
     req: &http::Request<B>,
     client: std::net::SocketAddr,
 ) -> tracing::Span {
-    let path = crate::instrument::clip(req.uri().path());
     if !active() {
         // Plugs record into this span (the request id plug fills `request_id`), so every log
-        // line of a request carries its method, path and id. With the level off it is a no-op.
+        // line of a request carries its method, path and id. With the level off it is a
+        // no-op: nothing is evaluated.
         return tracing::info_span!(
             "request",
             method = %req.method(),
-            path = %path,
+            path = %crate::instrument::clip(req.uri().path()),
             request_id = Empty,
         );
     }
+    otel_request_span(req, client)
+}
+
+/// [`request_span`] with OpenTelemetry on, out of the common path.
+#[inline(never)]
+fn otel_request_span<B>(req: &http::Request<B>, client: std::net::SocketAddr) -> tracing::Span {
+    let path = crate::instrument::clip(req.uri().path());
     // `host:port` from the URI (HTTP/2) or the `Host` header (HTTP/1), without the port.
     let authority = req.uri().authority().cloned().or_else(|| {
         let host = req.headers().get(http::header::HOST)?;

@@ -70,13 +70,12 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         // Routed here, outside the future, so the future holds the conn rather than the
         // request. The conn carries the connection info without inserting it into the
         // request's extensions (see `Conn::extensions`).
-        let req = req.map(|incoming| {
+        let mut req = req.map(|incoming| {
             let mut body = Body::new(incoming);
             body.watch_reads(&self.watch);
             body
         });
         let http1 = req.version() < http::Version::HTTP_2;
-        let mut req = req;
         if self.tls && req.uri().scheme().is_none() {
             with_https_scheme(&mut req);
         }
