@@ -50,8 +50,9 @@ pub(crate) async fn serve(
     let _registered = (!slot.probe).then(|| slots.register(activity.clone()));
     // The protocol is read off the first bytes, left in the socket. hyper-util's automatic
     // builder would read them itself and then wrap the socket and the connection to replay
-    // them, which costs a few hundred instructions on every request of an HTTP/1 connection;
-    // it still serves what does not look like HTTP/1 (HTTP/2, or a preface cut short).
+    // them, which costs a few hundred instructions on every request of an HTTP/1 connection.
+    // The whole preface goes to hyper's HTTP/2 directly; only a preface cut short (or no
+    // bytes yet) leaves it to the automatic builder to decide.
     // A connection that is drained before its first bytes arrive still has a moment to send
     // them: it may have been waiting in the listener's backlog.
     let drained = async {
@@ -66,7 +67,8 @@ pub(crate) async fn serve(
             return match tls.acceptor().accept(stream).await {
                 Ok(stream) => {
                     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-                    Some((Io::Tls(Box::new(stream)), !h2))
+                    let protocol = if h2 { Protocol::Http2 } else { Protocol::Http1 };
+                    Some((Io::Tls(Box::new(stream)), protocol))
                 }
                 Err(err) => {
                     tracing::debug!(peer = %remote_addr, error = %err, "TLS handshake failed");
@@ -74,10 +76,10 @@ pub(crate) async fn serve(
                 }
             };
         }
-        let http1 = speaks_http1(&stream).await;
-        Some((Io::Plain(stream), http1))
+        let protocol = sniff(&stream).await;
+        Some((Io::Plain(stream), protocol))
     };
-    let (io, http1) = tokio::select! {
+    let (io, protocol) = tokio::select! {
         biased;
         () = drained => return,
         () = activity.evicted() => return,
@@ -93,7 +95,7 @@ pub(crate) async fn serve(
     // On HTTP/1 the endpoint keeps the header read timeout itself, as the allowance between
     // requests (see `Activity`): hyper's arms a timer for every request head, which costs
     // about a thousand instructions a request.
-    if !http1 {
+    if protocol != Protocol::Http1 {
         activity.set_allowance(config.idle_timeout);
     }
     let tls = !matches!(io, Io::Plain(_));
@@ -106,11 +108,22 @@ pub(crate) async fn serve(
     };
     // Only what hyper-util serves needs its builder, which the connection borrows.
     let mut builder;
-    let mut conn = if http1 {
+    let mut conn = if protocol == Protocol::Http1 {
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.header_read_timeout(None).max_buf_size(config.max_header_bytes.max(8192));
         let socket = Socket { io, activity: Some(activity.clone()), _slot: slot };
         Served::Http1(h1.serve_connection(TokioIo::new(socket), service).with_upgrades())
+    } else if protocol == Protocol::Http2 {
+        // Known to be HTTP/2 (the whole preface, or ALPN): hyper's HTTP/2 directly, without
+        // the automatic builder's second read of the preface behind a rewinding wrapper. A
+        // peer that stops reading stops answering PINGs too: its connection, and the answers
+        // it holds, go after `send_timeout`.
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .keep_alive_interval(config.send_timeout)
+            .keep_alive_timeout(config.send_timeout);
+        let socket = Socket { io, activity: None, _slot: slot };
+        Served::Http2(Box::pin(h2.serve_connection(TokioIo::new(socket), service)))
     } else {
         builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -251,31 +264,49 @@ pub(crate) async fn serve_script(
     output
 }
 
-/// Whether the client's first bytes can only be HTTP/1: they are not the start of the HTTP/2
-/// preface. `false` too when the client closes before sending any.
-async fn speaks_http1(stream: &TcpStream) -> bool {
+/// What a connection speaks, as far as its first bytes (or ALPN) tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// The first bytes cannot begin the HTTP/2 preface.
+    Http1,
+    /// The whole preface came, or ALPN agreed on `h2`.
+    Http2,
+    /// Part of the preface, or nothing yet: hyper-util's automatic builder reads on and
+    /// decides.
+    Unsure,
+}
+
+/// What the client's first bytes say: HTTP/1 when they are not the start of the HTTP/2
+/// preface, HTTP/2 when they are the whole of it, unsure otherwise (and when the client
+/// closes before sending any). The bytes are peeked, left for hyper.
+async fn sniff(stream: &TcpStream) -> Protocol {
     const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     let mut first = [0; 24];
     match stream.peek(&mut first).await {
-        Ok(n) if n > 0 => first[..n] != H2_PREFACE[..n],
-        _ => false,
+        Ok(n) if n > 0 && first[..n] != H2_PREFACE[..n] => Protocol::Http1,
+        Ok(24) => Protocol::Http2,
+        _ => Protocol::Unsure,
     }
 }
 
-/// A connection served by hyper's HTTP/1 implementation directly, or by hyper-util's
-/// automatic one when it may be HTTP/2.
+/// A connection served by hyper's HTTP/1 or HTTP/2 implementation directly, or by
+/// hyper-util's automatic one while its first bytes leave the protocol open.
 enum Served<H, A> {
     Http1(H),
+    Http2(Pin<Box<Http2Conn>>),
     Auto(Pin<Box<A>>),
 }
 
 type Http1Conn = hyper::server::conn::http1::UpgradeableConnection<TokioIo<Socket>, ConnService>;
+type Http2Conn =
+    hyper::server::conn::http2::Connection<TokioIo<Socket>, ConnService, TokioExecutor>;
 type AutoConn<'a> = auto::UpgradeableConnection<'a, TokioIo<Socket>, ConnService, TokioExecutor>;
 
 impl Served<Http1Conn, AutoConn<'_>> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), crate::BoxError>> {
         match self {
             Self::Http1(conn) => Pin::new(conn).poll(cx).map_err(Into::into),
+            Self::Http2(conn) => conn.as_mut().poll(cx).map_err(Into::into),
             Self::Auto(conn) => conn.as_mut().poll(cx),
         }
     }
@@ -283,6 +314,7 @@ impl Served<Http1Conn, AutoConn<'_>> {
     fn graceful_shutdown(&mut self) {
         match self {
             Self::Http1(conn) => Pin::new(conn).graceful_shutdown(),
+            Self::Http2(conn) => conn.as_mut().graceful_shutdown(),
             Self::Auto(conn) => conn.as_mut().graceful_shutdown(),
         }
     }
@@ -363,16 +395,17 @@ mod tests {
 
     #[tokio::test]
     async fn only_bytes_that_cannot_begin_the_http2_preface_count_as_http1() {
+        use super::Protocol::{Http1, Http2, Unsure};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        for (sent, http1) in [
-            (&b"GET / HTTP/1.1\r\n"[..], true),
-            (b"PUT", true),
-            (b"P", false),
-            (b"PRI * HTTP/2.0", false),
-            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false),
-            (b"PRI * HTTP/1.1\r\n", true),
-            (b"", false),
+        for (sent, protocol) in [
+            (&b"GET / HTTP/1.1\r\n"[..], Http1),
+            (b"PUT", Http1),
+            (b"P", Unsure),
+            (b"PRI * HTTP/2.0", Unsure),
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Http2),
+            (b"PRI * HTTP/1.1\r\n", Http1),
+            (b"", Unsure),
         ] {
             let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (server, _) = listener.accept().await.unwrap();
@@ -380,8 +413,13 @@ mod tests {
             if sent.is_empty() {
                 client.shutdown().await.unwrap();
             }
-            let got = tokio::time::timeout(Duration::from_secs(5), super::speaks_http1(&server));
-            assert_eq!(got.await.expect("an answer"), http1, "{}", String::from_utf8_lossy(sent));
+            let got = tokio::time::timeout(Duration::from_secs(5), super::sniff(&server));
+            assert_eq!(
+                got.await.expect("an answer"),
+                protocol,
+                "{}",
+                String::from_utf8_lossy(sent)
+            );
             // Peeked, not read: the bytes are still there for hyper.
             let mut left = vec![0; sent.len()];
             let mut server = server;
