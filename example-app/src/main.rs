@@ -40,9 +40,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use example_app::keys::{self, AppEnv, Keys};
 use fawkes::Endpoint;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 // Returns memory to the system after a burst, which glibc's malloc does not (its arenas keep
 // what they grew to): see docs/reliability.md.
@@ -171,24 +172,26 @@ async fn main() -> anyhow::Result<()> {
     }
     // Traces go to an OpenTelemetry collector when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     let otel = fawkes::otel::Otel::from_env().context("OpenTelemetry")?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // RUST_LOG filters the logs only: traces keep every request's span at any log level.
+    let log_filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let json = var("LOG_FORMAT")?.is_some_and(|f| f.eq_ignore_ascii_case("json"));
     // One JSON object a line, with the current span's fields (request and trace ids), for log
     // collectors; or text, coloured on a terminal.
     let json_logs = json.then(|| {
-        tracing_subscriber::fmt::layer().json().with_current_span(true).with_writer(std::io::stderr)
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter())
     });
     let text_logs = (!json).then(|| {
         tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
+            .with_filter(log_filter())
     });
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(json_logs)
-        .with(text_logs)
-        .with(otel.as_ref().map(fawkes::otel::Otel::layer))
-        .init();
+    let traces = otel.as_ref().map(|otel| otel.layer().with_filter(LevelFilter::INFO));
+    tracing_subscriber::registry().with(json_logs).with(text_logs).with(traces).init();
 
     let config = Config::from_env()?;
     if config.keys.generated {

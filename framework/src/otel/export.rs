@@ -24,17 +24,24 @@ use super::ACTIVE;
 /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`), the
 /// batch's `OTEL_BSP_*`; `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turn it off.
 ///
+/// The endpoint's spans are at the `INFO` level: a filter applied to the whole subscriber
+/// (`RUST_LOG=warn` as a global `EnvFilter`) drops them before the layer sees them. Filter the
+/// log layers alone, as below and in docs/observability.md.
+///
 /// # Examples
 ///
 /// ```no_run
 /// use tracing_subscriber::layer::SubscriberExt as _;
 /// use tracing_subscriber::util::SubscriberInitExt as _;
+/// use tracing_subscriber::Layer as _;
 ///
 /// # fn main() -> Result<(), fawkes::otel::OtelError> {
 /// // `None` unless an OTLP endpoint is configured.
 /// let otel = fawkes::otel::Otel::from_env()?;
+/// let logs = tracing_subscriber::fmt::layer()
+///     .with_filter(tracing_subscriber::EnvFilter::from_default_env());
 /// tracing_subscriber::registry()
-///     .with(tracing_subscriber::fmt::layer())
+///     .with(logs)
 ///     .with(otel.as_ref().map(|otel| otel.layer()))
 ///     .init();
 /// // ... serve ...
