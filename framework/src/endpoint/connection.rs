@@ -37,7 +37,12 @@ pub(crate) async fn serve(
     // hyper's header read timeout only starts once the protocol is known, which takes a first
     // byte: a client that never sends one is held to the same allowance here.
     let start = Instant::now();
-    let first_request = config.header_read_timeout.min(config.idle_timeout);
+    let mut first_request = config.header_read_timeout.min(config.idle_timeout);
+    if slot.probe {
+        // A probe is a quick client (its handshake and request are moments away), and the
+        // probe lane is small: a connection that dawdles in it is not one.
+        first_request = first_request.min(PROBE_ALLOWANCE);
+    }
     let activity = Arc::new(Activity::new(
         start,
         first_request,
@@ -99,12 +104,16 @@ pub(crate) async fn serve(
         activity.set_allowance(config.idle_timeout);
     }
     let tls = !matches!(io, Io::Plain(_));
+    // Over TLS the probe lane takes a connection before its request can be seen: it answers
+    // only the probe paths (see `Slots::shed`).
+    let probes_only = (tls && slot.probe).then(|| config.probe_paths.clone());
     let service = ConnService {
         app,
         info: ConnInfo { remote_addr, shared },
         watch: activity.clone(),
         activity: activity.clone(),
         tls,
+        probes_only,
     };
     // Only what hyper-util serves needs its builder, which the connection borrows.
     let mut builder;
@@ -214,6 +223,10 @@ pub(crate) async fn serve(
     }
 }
 
+/// The longest a connection of the probe lane has for its first request (its TLS handshake
+/// included).
+const PROBE_ALLOWANCE: Duration = Duration::from_secs(1);
+
 /// How long an idle HTTP/1 connection stays open once the endpoint closes its listener: long
 /// enough for a request already on its way to arrive and be answered.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
@@ -245,6 +258,7 @@ pub(crate) async fn serve_script(
         watch: activity.clone(),
         activity,
         tls: false,
+        probes_only: None,
     };
     let (client, server) = tokio::io::duplex(64 * 1024);
     let mut h1 = hyper::server::conn::http1::Builder::new();

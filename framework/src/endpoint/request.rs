@@ -55,6 +55,9 @@ pub(super) struct ConnService {
     pub(super) activity: Arc<Activity>,
     /// Whether the connection is TLS: its HTTP/1 requests get the `https` scheme.
     pub(super) tls: bool,
+    /// On a connection the probe lane took over TLS, before its request could be seen: the
+    /// probe paths, the only requests it serves (anything else is the 503 of a full endpoint).
+    pub(super) probes_only: Option<Vec<String>>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
@@ -78,6 +81,18 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let http1 = req.version() < http::Version::HTTP_2;
         if self.tls && req.uri().scheme().is_none() {
             with_https_scheme(&mut req);
+        }
+        if let Some(paths) = &self.probes_only {
+            if !super::slots::Slots::is_probe_request(paths, req.method(), req.uri().path()) {
+                return RequestFuture {
+                    run: turn_away(&req),
+                    span,
+                    start,
+                    method,
+                    in_flight,
+                    http1,
+                };
+            }
         }
         if let Some(problem) = host_problem(&req) {
             return RequestFuture {
@@ -128,6 +143,21 @@ fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
         }
         (None, _) => None,
     }
+}
+
+/// The 503 of an endpoint whose connections are all busy, for a request that reached the probe
+/// lane over TLS without being a probe; the connection closes after it.
+fn turn_away(req: &Request<Body>) -> RouteFuture {
+    let mut resp = Response::builder()
+        .status(http::StatusCode::SERVICE_UNAVAILABLE)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::RETRY_AFTER, "1")
+        .body(Body::from(super::slots::SHED_BODY))
+        .unwrap_or_default();
+    if req.version() < http::Version::HTTP_2 {
+        resp.headers_mut().insert(http::header::CONNECTION, CLOSE);
+    }
+    RouteFuture::ready(resp, req.method() == http::Method::HEAD)
 }
 
 /// Answers a request the endpoint will not route with a 400, closing an HTTP/1 connection.

@@ -340,8 +340,12 @@ impl Acceptor {
     /// Answers 503, or serves a health probe beyond the limit.
     async fn turn_away(&self, stream: TcpStream, remote: SocketAddr) {
         let this = self.clone();
+        #[cfg(feature = "tls")]
+        let tls = self.config.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let tls = false;
         self.slots
-            .shed(stream, move |stream, slot| {
+            .shed(stream, tls, move |stream, slot| {
                 this.serve(stream, remote, Some(slot));
             })
             .await;

@@ -22,6 +22,9 @@ use tokio::time::Instant;
 
 use super::activity::Activity;
 
+/// The body of [`SHED_RESPONSE`], for the 503 answered inside TLS.
+pub(super) const SHED_BODY: &str = "{\"errors\":{\"detail\":\"too many connections, retry\"}}";
+
 /// What a connection turned away at the limit reads.
 const SHED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\n\
@@ -152,9 +155,15 @@ impl Slots {
     /// their request for a broken connection; the head is looked at without being read, so a
     /// probe reaches hyper whole. The connection is kept until the client closes or the linger
     /// ends: closing with unread bytes would reset it, and the client could lose the answer.
+    ///
+    /// Over TLS (`tls`) the request cannot be looked at before the handshake: the connection
+    /// goes to the probe lane as it is, and its one request is answered there, the probe
+    /// normally and anything else with the same 503 (see `ConnService`). When the lane is full
+    /// it is closed without an answer, which a client can only read as a failed handshake.
     pub(super) async fn shed(
         self: &Arc<Self>,
         mut stream: TcpStream,
+        tls: bool,
         probe: impl FnOnce(TcpStream, Slot) + Send + 'static,
     ) {
         let shedding = match self.shedding.clone().try_acquire_owned() {
@@ -171,6 +180,14 @@ impl Slots {
                 }
             }
         };
+        if tls {
+            if let Ok(permit) = self.probes.clone().try_acquire_owned() {
+                drop(shedding);
+                return probe(stream, Slot { _permit: permit, probe: true });
+            }
+            self.telemetry.connection_turned_away("full");
+            return;
+        }
         let slots = self.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
@@ -194,6 +211,16 @@ impl Slots {
             let _ = tokio::time::timeout(SHED_LINGER, answer).await;
             drop(shedding);
         });
+    }
+
+    /// Whether a request is a `GET` or `HEAD` of one of `probe_paths`.
+    pub(super) fn is_probe_request(
+        probe_paths: &[String],
+        method: &http::Method,
+        path: &str,
+    ) -> bool {
+        matches!(*method, http::Method::GET | http::Method::HEAD)
+            && probe_paths.iter().any(|p| p == path)
     }
 
     /// Whether a request head is a `GET` or `HEAD` of one of the probe paths.

@@ -75,10 +75,17 @@ async fn scheme(conn: crate::Conn) -> crate::Conn {
     conn.text(scheme)
 }
 
+async fn slow(conn: crate::Conn) -> crate::Conn {
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    conn.text("slow")
+}
+
 crate::router! {
     /// Answers with the request's URI scheme.
     pub App;
     get "/scheme" => scheme;
+    get "/slow" => slow;
+    get "/healthz" => crate::telemetry::healthz;
 }
 
 /// The certificate a TLS handshake with `addr` presents.
@@ -149,6 +156,48 @@ async fn http1_and_http2_over_tls_see_https_and_a_reload_changes_the_certificate
     std::fs::copy(&next_key, &key).unwrap();
     tls.reload().unwrap();
     assert_eq!(presented(running.local_addr(), &cert).await, next_der);
+    running.shutdown();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn when_every_connection_is_busy_tls_clients_get_the_probe_lane_and_a_503_inside_tls() {
+    let dir = scratch();
+    let (cert, key, _) = certificate(&dir, "server", -1, 90);
+    let running = crate::Endpoint::new(App::new())
+        .bind("127.0.0.1:0")
+        .max_connections(1)
+        .tls(Tls::from_pem_files(&cert, &key).unwrap())
+        .start()
+        .await
+        .unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap();
+    let client = || {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(ca.clone())
+            .resolve("localhost", running.local_addr())
+            .http1_only()
+            .no_proxy()
+            .build()
+            .unwrap()
+    };
+    let base = format!("https://localhost:{}", running.local_addr().port());
+    // The one slot is busy with a request in flight: it cannot be closed to make room.
+    let busy = tokio::spawn({
+        let (client, url) = (client(), format!("{base}/slow"));
+        async move { client.get(url).send().await.unwrap().status() }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A probe is served on its lane; anything else learns, over TLS, to come back.
+    let probe = client().get(format!("{base}/healthz")).send().await.expect("the probe is served");
+    assert_eq!(probe.status(), 200);
+    let turned =
+        client().get(format!("{base}/scheme")).send().await.expect("an answer, not a TLS error");
+    assert_eq!(turned.status(), 503);
+    assert_eq!(turned.headers()["retry-after"], "1");
+    assert!(turned.text().await.unwrap().contains("too many connections"));
+    assert_eq!(busy.await.unwrap(), 200);
     running.shutdown();
     std::fs::remove_dir_all(&dir).unwrap();
 }
