@@ -162,7 +162,12 @@ pub(crate) async fn start(
     let tls = config.tls.is_some();
     #[cfg(not(feature = "tls"))]
     let tls = false;
-    tracing::info!(addr = %local_addr, tls, "endpoint listening");
+    // `addr` ends the line: scripts read the address off its end.
+    if tls {
+        tracing::info!(addr = %local_addr, "endpoint listening (TLS)");
+    } else {
+        tracing::info!(addr = %local_addr, "endpoint listening");
+    }
     tokio::spawn(run(listener, app, Arc::new(config), shared.clone(), stop.clone(), done_tx));
     Ok(RunningEndpoint { local_addr, tls, shared, stop, done })
 }
