@@ -4,7 +4,7 @@
 //! suite's do, and each peer is compared with Fawkes round by round.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -86,13 +86,7 @@ fn parse(output: &str) -> anyhow::Result<f64> {
 
 /// One h2load run of `duration` (or of `requests`, to check a server answers).
 fn h2load(program: &Path, url: &str, duration: Option<Duration>, pin: bool) -> anyhow::Result<f64> {
-    let mut command = if pin {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "1"]).arg(program);
-        c
-    } else {
-        Command::new(program)
-    };
+    let mut command = crate::process::command_on(pin.then_some("1"), program);
     command.args(["-t", "1", "-c", &CONNECTIONS.to_string(), "-m", &STREAMS.to_string()]);
     match duration {
         Some(d) => command.args(["-D", &d.as_secs().max(1).to_string()]),

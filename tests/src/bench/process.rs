@@ -65,6 +65,18 @@ impl Drop for ChildGuard {
     }
 }
 
+/// A command running `program`, on the CPUs of `cpus` (a `taskset` list) when given.
+pub(crate) fn command_on(cpus: Option<&str>, program: &Path) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpus]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
 /// Starts `bench server ARGS` from `exe` (on CPU 0 with `pin`), its stdin piped so it never
 /// outlives the harness, and reads the port it prints first, within 30 s.
 ///
@@ -79,13 +91,7 @@ pub(crate) fn spawn_server(
 ) -> anyhow::Result<(ChildGuard, u16)> {
     use std::io::BufRead as _;
     use std::process::Stdio;
-    let mut command = if pin {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0"]).arg(exe);
-        c
-    } else {
-        Command::new(exe)
-    };
+    let mut command = command_on(pin.then_some("0"), exe);
     command
         .arg("server")
         .args(args)

@@ -79,14 +79,7 @@ impl Wrk {
         url: &str,
         duration: Duration,
     ) -> anyhow::Result<WrkResult> {
-        let mut command = match &self.cpus {
-            Some(cpus) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", cpus]).arg(&self.program);
-                c
-            }
-            None => Command::new(&self.program),
-        };
+        let mut command = crate::process::command_on(self.cpus.as_deref(), &self.program);
         command
             .arg(format!("-t{}", self.threads))
             .arg(format!("-c{}", self.connections))
