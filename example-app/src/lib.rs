@@ -2,20 +2,19 @@
 //!
 //! Laid out like a small Phoenix app: [`chat`] is the context that owns the data, [`repo`] the
 //! database (schema in `migrations/`), [`controllers`] the actions, their JSON views and the
-//! browser pages (askama templates in `templates/`: a chat at `/` with a login form, a live
-//! dashboard at `/dashboard`), [`assets`] their stylesheet and scripts (`assets/`, served with
-//! versioned URLs), [`channels`] the real-time side (a socket at `/socket` with its `room:*`
-//! and `dashboard:*` channels), [`dashboard`] the worker that samples the metrics, [`keys`]
-//! the secret key base, [`router`] the routes and the [`AppState`](router::AppState) that
-//! actions, plugs, the socket and its channels share. `main` only reads the environment,
-//! starts the endpoint and the dashboard worker, so tests build the same app in process with
-//! [`app`]. Nothing is a global: everything the app holds is in its state.
+//! browser pages (askama templates in `templates/`: a chat at `/` with a login form),
+//! [`assets`] their stylesheet and scripts (`assets/`, served with versioned URLs),
+//! [`channels`] the real-time side (a socket at `/socket` with its `room:*` channels),
+//! [`live`] the live pages, [`keys`] the secret key base, [`router`] the routes (the
+//! framework's live dashboard among them, at `/dev/dashboard`) and the
+//! [`AppState`](router::AppState) that actions, plugs, the socket and its channels share.
+//! `main` only reads the environment and starts the endpoint, so tests build the same app in
+//! process with [`app`]. Nothing is a global: everything the app holds is in its state.
 
 pub mod assets;
 pub mod channels;
 pub mod chat;
 pub mod controllers;
-pub mod dashboard;
 pub mod keys;
 pub mod live;
 pub mod repo;
@@ -29,8 +28,8 @@ pub use router::AppRouter;
 pub struct App {
     /// Every route, with the app's state.
     pub router: fawkes::Router,
-    /// The state the router was built with: the database to close on shutdown, the
-    /// dashboard's history for its sampling worker, the key base the endpoint signs with.
+    /// The state the router was built with: the database to close on shutdown, the key base
+    /// the endpoint signs with.
     pub state: router::AppState,
 }
 
@@ -62,10 +61,9 @@ pub async fn app(
         tracing::warn!("{err}");
         assets::Vendor::missing()
     });
-    let dashboard = dashboard::Dashboard::default();
     let clients = router::ClientLimits::from_env()?;
     let writes = clients.writes();
-    let state = router::AppState { repo, key_base, dashboard, assets, vendor, clients, writes };
+    let state = router::AppState { repo, key_base, assets, vendor, clients, writes };
     let router = router::AppRouter::new(state.clone()).into();
     Ok(App { router, state })
 }

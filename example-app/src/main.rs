@@ -228,15 +228,6 @@ async fn main() -> anyhow::Result<()> {
         .start()
         .await?;
 
-    // The live dashboard's sampler, supervised with the connections it counts.
-    let supervisor = running.supervisor();
-    let sampler = state.dashboard.worker(
-        supervisor.clone(),
-        running.pubsub().clone(),
-        running.telemetry().clone(),
-    );
-    supervisor.start_child(sampler).await.context("cannot start the dashboard worker")?;
-
     // The signal handlers are installed by this call, before the URL is announced, so a
     // SIGTERM sent as soon as the line is read still drains gracefully.
     let until_signal = running.run_until_signal();

@@ -15,8 +15,6 @@ pub struct AppState {
     pub repo: Repo,
     /// The secret sessions and user tokens are signed with.
     pub key_base: SecretKeyBase,
-    /// The live dashboard's history, which its channel replies with.
-    pub dashboard: crate::dashboard::Dashboard,
     /// The pages' stylesheet and scripts, and their versioned URLs.
     pub assets: crate::assets::Assets,
     /// The official clients of the live pages, from npm.
@@ -107,6 +105,15 @@ fawkes::router! {
         });
     }
 
+    // The operators' pages: the framework's live dashboard, for logged-in visitors only. The
+    // dashboard's socket is under its mount, so this pipeline guards the upgrade as well.
+    pipeline ops {
+        plug fawkes::plug::request_id();
+        plug fawkes::security::fetch_session(session_config(state.key_base.clone()));
+        plug fawkes::security::put_secure_browser_headers();
+        plug crate::controllers::session_controller::require_login;
+    }
+
     pipeline api {
         plug fawkes::plug::request_id();
         plug fawkes::plug::accepts(["json"]);
@@ -141,13 +148,17 @@ fawkes::router! {
     scope "/" {
         pipe_through browser;
         get "/" => crate::controllers::page_controller::index;
-        get "/dashboard" => crate::controllers::page_controller::dashboard;
         live "/live/counter" => crate::live::CounterLive;
         live "/live/rooms" => crate::live::RoomsLive;
         post "/session" => crate::controllers::session_controller::create;
         delete "/session" => crate::controllers::session_controller::delete;
         // HTML forms can only GET and POST.
         post "/session/delete" => crate::controllers::session_controller::delete, as: logout;
+    }
+
+    scope "/dev" {
+        pipe_through ops;
+        forward "/dashboard" => fawkes::dashboard::Dashboard::new();
     }
 
     scope "/api" {

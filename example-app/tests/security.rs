@@ -238,10 +238,32 @@ async fn the_chat_page_has_secure_headers_and_a_fresh_csrf_token_per_request() {
     assert!(first.body.contains(r#"<input type="hidden" name="_csrf_token" value=""#));
     assert_eq!(first.meta("user-token"), None, "anonymous visitors get no socket token");
     assert_eq!(first.meta("user-name"), None);
+}
 
-    let dashboard = browser.get("/dashboard").await;
+/// The framework's dashboard is for logged-in visitors: anyone else is sent to the login
+/// form, for the page and its socket alike. Its page keeps the pipeline's secure headers,
+/// with a stricter policy of its own.
+#[tokio::test]
+async fn the_dashboard_is_for_logged_in_visitors_only() {
+    let app = App::start().await;
+    let mut browser = app.browser();
+    for path in ["/dev/dashboard", "/dev/dashboard/dashboard.js", "/dev/dashboard/socket/websocket"]
+    {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, StatusCode::FOUND, "{path}");
+        assert_eq!(page.header("location"), Some("/"), "{path}");
+    }
+    browser.log_in("Ops").await;
+    let dashboard = browser.get("/dev/dashboard").await;
     assert_eq!(dashboard.status, StatusCode::OK);
-    dashboard.assert_secure_headers();
+    assert!(dashboard.body.contains(r#"src="/dev/dashboard/dashboard.js""#), "{}", dashboard.body);
+    for (name, value) in &SECURE_HEADERS[1..] {
+        assert_eq!(dashboard.header(name), Some(*value), "{name}");
+    }
+    assert_eq!(
+        dashboard.header("content-security-policy"),
+        Some("default-src 'self'; frame-ancestors 'none'")
+    );
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ pub mod assets;
 pub mod channel;
 pub mod conn;
 pub mod controller;
+pub mod dashboard;
 pub mod endpoint;
 pub mod live;
 #[doc = include_str!("../../docs/channels.md")]
@@ -42,6 +43,8 @@ pub mod liveview_guide {}
 pub mod guide {}
 #[doc = include_str!("../../docs/security.md")]
 pub mod security_guide {}
+#[doc = include_str!("../../docs/observability.md")]
+pub mod observability_guide {}
 #[cfg(feature = "redis")]
 #[doc = include_str!("../../docs/scaling.md")]
 pub mod scaling_guide {}

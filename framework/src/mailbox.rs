@@ -56,6 +56,12 @@ impl<T> Mailbox<T> {
         Ok(())
     }
 
+    /// How many items are queued.
+    #[cfg(feature = "redis")]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
     /// Pushes whatever the length; fails only when closed.
     pub(crate) fn push(&self, item: T) -> Result<(), PushError<T>> {
         self.push_bounded(item, usize::MAX)

@@ -40,6 +40,8 @@ const LAYERS: &[&str] = &[
     // Serving it all, and what applications mount to watch it (probes, the exporter).
     "endpoint",
     "telemetry",
+    // The live dashboard reads the telemetry and serves a socket of its own.
+    "dashboard",
     // Test support and fuzzing entry points use everything.
     "test",
     "fuzz",

@@ -221,9 +221,13 @@ try {
     assert(result.left === "closed", `left: ${result.left}`);
   });
 
-  await step("the dashboard shows live numbers that move with traffic", async () => {
+  await step("the framework's dashboard, mounted at /dev/dashboard for logged-in visitors, shows live numbers that move with traffic", async () => {
     const dash = await newPage();
-    await dash.goto(`${BASE}/dashboard`);
+    // Anonymous: sent to the login form.
+    await dash.goto(`${BASE}/dev/dashboard`);
+    assert(dash.url() === `${BASE}/`, `an anonymous visit is sent to the login form (${dash.url()})`);
+    await logIn(dash, "Ops");
+    await dash.goto(`${BASE}/dev/dashboard`);
     await eventually("the dashboard socket", () => dash.textContent("#status").then((t) => t === "Live"));
     const total = async () => {
       const sub = await dash.textContent('[data-metric="requests_per_sec"] .sub');
@@ -250,12 +254,31 @@ try {
     const lines = await dash.locator(".chart svg polyline").count();
     assert(lines >= 10, `the charts are drawn (${lines} lines)`);
     console.log(`  requests total ${before} -> ${after}, ${rps} req/s, ${memory} MB, ${sockets} sockets`);
+    // The cluster: this node, with the presences of the people in rooms (Ada and Grace at least).
+    const node = await dash.textContent("#node");
+    const presences = await eventually("this node's presences", async () => {
+      const cell = dash.locator(`#nodes tr[data-node="${node}"] td.num`);
+      if ((await cell.count()) === 0) return null;
+      const n = Number((await cell.textContent()).replace(/,/g, ""));
+      return n >= 2 ? n : null;
+    });
+    assert(await dash.locator(`#nodes tr[data-node="${node}"] td.local`).count() === 1, "this node is marked as local");
+    assert((await dash.textContent('#pubsub dd[data-key="Adapter"]')) === "local", "the pubsub adapter is named");
+    // The supervision tree: the endpoint's supervisor, the dashboard's worker, and the
+    // connections, sockets and channels counted by name.
+    await eventually("the supervision tree", () => dash.locator("#tree [data-supervisor]").count().then((n) => n >= 1));
+    assert(await dash.locator('#tree [data-child="dashboard"]').count() === 1, "the dashboard's worker is in the tree");
+    const temporaries = await dash.locator("#tree [data-temporary]").evaluateAll((nodes) => nodes.map((n) => n.dataset.temporary));
+    for (const name of ["connection", "socket", "channel"]) {
+      assert(temporaries.includes(name), `the tree counts ${name}s (${temporaries})`);
+    }
+    console.log(`  node ${node}: ${presences} presences, temporaries ${temporaries.join(", ")}`);
     // Two more samples, so the charts show the burst and what follows it.
     for (let i = 0; i < 2; i += 1) {
       const seen = await dash.textContent("#updated");
       await eventually("the next sample", () => dash.textContent("#updated").then((t) => t !== seen), 5000);
     }
-    await dash.screenshot({ path: path.join(SHOTS, "dashboard.png") });
+    await dash.screenshot({ path: path.join(SHOTS, "dashboard.png"), fullPage: true });
   });
 
   await step("a signed-in message carries the session's name, whatever the script claims", async () => {

@@ -298,6 +298,11 @@ async fn a_node_that_never_returns_holds_the_queue_for_the_peer_wait_only() {
             .await;
     connected(&[&a, &b, &c]).await;
     eventually(WAIT, "a to know b and c", || a_adapter.peers() == ["b", "c"]).await;
+    // What the live dashboard shows of the adapter.
+    let details = a.pubsub().adapter().details();
+    assert_eq!(details["peers"], json!(["b", "c"]), "{details}");
+    assert_eq!(details["dropped"], 0, "{details}");
+    assert!(details["channel"].as_str().is_some_and(|c| c.starts_with("fawkes:")), "{details}");
     let mut on_b = b.pubsub().subscribe("room:1");
 
     for outage in 1..=2 {
@@ -309,6 +314,8 @@ async fn a_node_that_never_returns_holds_the_queue_for_the_peer_wait_only() {
         for n in 0..N {
             a.pubsub().broadcast("room:1", "down", json!({"from": "a", "n": n}));
         }
+        let details = a.pubsub().adapter().details();
+        assert!(details["queued"].as_i64() >= Some(N), "queued while Redis is down: {details}");
         redis.restart();
         let restarted = std::time::Instant::now();
         connected(&[&a, &b]).await;

@@ -3,18 +3,15 @@
 //! [`UserSocket`] is mounted at `/socket` (WebSocket and LongPoll). It checks the user token
 //! the chat page hands a logged-in visitor ([`sign_user_token`]), and routes `room:*` to
 //! [`RoomChannel`], where messages are validated, stored for real rooms and broadcast to every
-//! member; `dashboard:*` to [`DashboardChannel`], which carries the live metrics; and, in a
-//! build with the `test-channels` feature (the tests' build, never the production one),
+//! member; and, in a build with the `test-channels` feature (the tests' build, never the production one),
 //! `test:*` to `TestChannel`, whose events exercise crashes, pushes and binary payloads for
 //! the client compatibility tests.
 
-mod dashboard_channel;
 mod room_channel;
 #[cfg(feature = "test-channels")]
 mod test_channel;
 mod user_socket;
 
-pub use dashboard_channel::DashboardChannel;
 pub use room_channel::{room_topic, RoomChannel};
 #[cfg(feature = "test-channels")]
 pub use test_channel::TestChannel;

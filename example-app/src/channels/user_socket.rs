@@ -7,7 +7,7 @@ use fawkes::security::{SecretKeyBase, Token, TokenError};
 use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
 use serde_json::{Map, Value};
 
-use super::{DashboardChannel, RoomChannel};
+use super::RoomChannel;
 use crate::controllers::session_controller::MAX_NAME_CHARS;
 use crate::router::AppState;
 
@@ -73,7 +73,7 @@ pub fn verify_user_token(key_base: &SecretKeyBase, token: &str) -> Result<String
 /// with the `user` param (unverified) or not at all.
 ///
 /// The router builds the socket from its state, and the socket routes its channels with it:
-/// they read the repo and the dashboard from `socket.state()`, as actions read them from
+/// they read the repo from `socket.state()`, as actions read it from
 /// `State<AppState>`. What differs per connection, the [`User`], is in the assigns.
 ///
 /// A name given with `user` must fit a login name ([`MAX_NAME_CHARS`] characters): every
@@ -185,9 +185,7 @@ impl Socket for UserSocket {
     }
 
     fn channels(&self) -> Channels {
-        let channels = Channels::new()
-            .channel_with::<RoomChannel, _>("room:*", self.state.clone())
-            .channel_with::<DashboardChannel, _>("dashboard:*", self.state.clone());
+        let channels = Channels::new().channel_with::<RoomChannel, _>("room:*", self.state.clone());
         #[cfg(feature = "test-channels")]
         if self.test_channels {
             return channels.channel::<super::TestChannel>("test:*");

@@ -1,4 +1,4 @@
-//! The browser side: the chat page at `/` and the live dashboard at `/dashboard`.
+//! The browser side: the chat page at `/`.
 //!
 //! The pages are askama templates (`example-app/templates/`, compiled into the binary and
 //! checked against these structs at build time), which escape every value for HTML. They
@@ -48,14 +48,6 @@ struct ChatPage<'a> {
     login_error: &'a str,
 }
 
-/// `templates/dashboard.html`.
-#[derive(Template)]
-#[template(path = "dashboard.html")]
-struct DashboardPage<'a> {
-    page: &'static str,
-    assets: &'a Assets,
-}
-
 /// Renders the chat page: with the login dialog open on `attempt`'s error, if given.
 pub(crate) fn chat(mut conn: Conn, state: &AppState, attempt: Option<LoginAttempt<'_>>) -> Conn {
     let user = session_controller::current_name(&conn);
@@ -74,11 +66,6 @@ pub(crate) fn chat(mut conn: Conn, state: &AppState, attempt: Option<LoginAttemp
 
 fn page_user(key_base: &SecretKeyBase, name: &str) -> PageUser {
     PageUser { name: name.to_owned(), token: sign_user_token(key_base, name) }
-}
-
-/// `GET /dashboard`: the live metrics.
-pub async fn dashboard(conn: Conn, state: State<AppState>) -> Conn {
-    render(conn, &DashboardPage { page: "dashboard", assets: &state.assets })
 }
 
 /// Renders `page` as the HTML response; a template that fails (a value whose `Display`
@@ -118,13 +105,11 @@ mod tests {
     async fn pages_and_their_assets_are_served() {
         let http = ConnTest::new(router().await);
         let assets = crate::assets::Assets::load(crate::assets::BUILT_ASSETS_DIR).unwrap();
-        let (chat_js, dashboard_js) = (assets.path("chat.js"), assets.path("dashboard.js"));
+        let chat_js = assets.path("chat.js");
         for (path, content_type, marker) in [
             ("/", "text/html; charset=utf-8", format!(r#"<script type="module" src="{chat_js}">"#)),
-            ("/dashboard", "text/html; charset=utf-8", format!(r#"src="{dashboard_js}""#)),
             ("/assets/app.css", "text/css", ".sidebar".to_owned()),
             ("/assets/chat.js", "text/javascript", "from \"/js/fawkes.js\"".to_owned()),
-            ("/assets/dashboard.js", "text/javascript", "dashboard:metrics".to_owned()),
         ] {
             let resp = http.get(path).header("accept", "text/html,*/*").send().await;
             resp.assert_status(200).assert_header("content-type", content_type);

@@ -88,6 +88,20 @@ pub async fn delete(conn: Conn) -> Conn {
     conn.clear_session().configure_session(SessionOption::Drop).redirect("/")
 }
 
+/// A plug for pages only a logged-in visitor may see: anyone else is sent to the chat,
+/// whose login form comes first.
+///
+/// The example app has no roles, so any visitor who logs in passes. An app with accounts
+/// would check the user's role here instead: this is the plug that guards the live
+/// dashboard.
+pub async fn require_login(conn: Conn) -> Conn {
+    if current_name(&conn).is_some() {
+        conn
+    } else {
+        conn.redirect("/").halt()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

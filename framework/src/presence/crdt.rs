@@ -186,6 +186,11 @@ impl State {
         changes
     }
 
+    /// How many entries each replica holds now.
+    pub(crate) fn counts(&self) -> impl Iterator<Item = (&Replica, usize)> {
+        self.parts.iter().map(|(replica, part)| (replica, part.entries.len()))
+    }
+
     /// The whole part of `replica`, as a delta another node can join.
     pub(crate) fn part_of(&self, replica: &Replica) -> Delta {
         let mut delta = Delta::new(replica.clone());

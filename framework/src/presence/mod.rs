@@ -160,6 +160,18 @@ impl fmt::Display for PresenceError {
 
 impl std::error::Error for PresenceError {}
 
+/// A node of the cluster as [`Presence::nodes`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct NodePresences {
+    /// The node's name ([`PubSub::node`]).
+    pub name: String,
+    /// How many presences it tracks, over every topic.
+    pub presences: usize,
+    /// Whether it is this node.
+    pub local: bool,
+}
+
 /// A node's presence tracker, reached through [`PubSub::presence`] or
 /// [`ChannelSocket::presence`](crate::channel::ChannelSocket::presence). Cheap to create and
 /// clone.
@@ -226,6 +238,44 @@ impl Presence {
         nodes.sort();
         nodes.dedup();
         nodes
+    }
+
+    /// This node and the nodes it hears from, each with how many presences it tracks now
+    /// (over every topic), sorted by name; this node's entry has `local` set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::json;
+    ///
+    /// let pubsub = fawkes::PubSub::new("node-a");
+    /// let worker = pubsub.presence().group();
+    /// worker.track("room:1", "ada", json!({})).unwrap();
+    /// worker.track("room:2", "ada", json!({})).unwrap();
+    /// let nodes = pubsub.presence().nodes();
+    /// assert_eq!(nodes.len(), 1);
+    /// assert_eq!((nodes[0].name.as_str(), nodes[0].presences, nodes[0].local), ("node-a", 2, true));
+    /// ```
+    pub fn nodes(&self) -> Vec<NodePresences> {
+        let state = self.tracker().lock();
+        let mut nodes: std::collections::BTreeMap<&str, NodePresences> =
+            std::collections::BTreeMap::new();
+        let me = std::iter::once((&state.me.node, true));
+        for (name, local) in me.chain(state.peers.keys().map(|r| (&r.node, false))) {
+            let entry = nodes.entry(name).or_insert_with(|| NodePresences {
+                name: name.clone(),
+                presences: 0,
+                local,
+            });
+            entry.local |= local;
+        }
+        for (replica, count) in state.crdt.counts() {
+            // A replica reported down keeps its (empty) part: only live ones are listed.
+            if let Some(entry) = nodes.get_mut(replica.node.as_str()) {
+                entry.presences += count;
+            }
+        }
+        nodes.into_values().collect()
     }
 
     /// The worker that replicates this node's presences to the other nodes: heartbeats, state

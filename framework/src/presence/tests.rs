@@ -375,6 +375,8 @@ async fn nodes_converge_including_a_late_joiner_and_diffs_reach_local_subscriber
     assert_eq!(b.keys("room:1"), ["alice", "bob"]);
     assert_eq!(a.pubsub.presence().list("room:1"), b.pubsub.presence().list("room:1"));
     assert_eq!(a.pubsub.presence().peers(), ["b"]);
+    assert_eq!(nodes(&a), [("a".to_owned(), 1, true), ("b".to_owned(), 1, false)]);
+    assert_eq!(nodes(&b), [("a".to_owned(), 1, false), ("b".to_owned(), 1, true)]);
 
     // Diffs from the other node reach local subscribers too.
     let mut on_a = a.pubsub.subscribe("room:1");
@@ -405,7 +407,14 @@ async fn a_graceful_stop_removes_a_nodes_presences_at_once() {
     b.token.cancel();
     b.task.await.unwrap();
     eventually("bob to leave a", || a.keys("room:1").is_empty()).await;
+    eventually("b to leave a's nodes", || nodes(&a) == [("a".to_owned(), 0, true)]).await;
     drop(bob);
+}
+
+/// A node's view of the cluster, as the dashboard lists it: name, presences, whether local.
+fn nodes(node: &Node) -> Vec<(String, usize, bool)> {
+    let nodes = node.pubsub.presence().nodes();
+    nodes.into_iter().map(|n| (n.name, n.presences, n.local)).collect()
 }
 
 // Timers on tokio's paused clock: the intervals and periods below are exact, and the test

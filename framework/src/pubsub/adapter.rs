@@ -32,6 +32,12 @@ pub trait Adapter: Send + Sync + 'static {
     fn is_connected(&self) -> bool {
         true
     }
+    /// What a live dashboard shows of the adapter beyond its name and connection: for
+    /// [`Redis`](super::Redis), its channel, the peers it knows, the messages queued for
+    /// the other nodes and those dropped. `null` when there is nothing more to say.
+    fn details(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
     /// Whether `/readyz` should answer 503 while the adapter is disconnected.
     fn required_for_readiness(&self) -> bool {
         false

@@ -241,6 +241,15 @@ impl Adapter for Redis {
         self.state.connected.load(Ordering::Acquire)
     }
 
+    fn details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "channel": self.channel,
+            "peers": self.peers(),
+            "queued": self.state.outbox.len(),
+            "dropped": self.dropped(),
+        })
+    }
+
     fn required_for_readiness(&self) -> bool {
         self.required_for_readiness
     }

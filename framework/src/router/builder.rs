@@ -271,7 +271,18 @@ where
     conn.restore_request(restored);
     match result {
         Ok(resp) => {
+            // Headers the pipeline put before the forward (the secure browser headers, a
+            // request id) stay, unless the service answered with its own of the same name.
+            let mut before = std::mem::take(conn.resp_headers_mut());
             conn.set_response(resp.map(Body::new));
+            let headers = conn.resp_headers_mut();
+            let mut name = None;
+            for (key, value) in before.drain() {
+                name = key.or(name);
+                if let Some(name) = name.as_ref().filter(|n| !headers.contains_key(*n)) {
+                    headers.append(name.clone(), value);
+                }
+            }
             conn
         }
         Err(err) => {

@@ -382,3 +382,45 @@ async fn an_error_response_keeps_the_assigns_and_callbacks_plugs_set() {
     assert_eq!(resp.headers()["x-assign"], "kept");
     assert_eq!(plugs_headers(&resp), "vary: accept, origin; x: 1, 2, 3");
 }
+
+async fn put_headers(conn: Conn) -> Conn {
+    conn.put_resp_header("x-pipeline", "yes").put_resp_header("x-frame-options", "DENY")
+}
+
+fn framed() -> impl tower_service::Service<
+    Request<Body>,
+    Response = http::Response<Body>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync {
+    tower::service_fn(|_req: Request<Body>| async move {
+        let resp = http::Response::builder()
+            .header("x-frame-options", "SAMEORIGIN")
+            .body(Body::from("framed"))
+            .unwrap();
+        Ok::<_, std::convert::Infallible>(resp)
+    })
+}
+
+crate::router! {
+    pub HeaderRouter;
+    pipeline headers { plug put_headers; }
+    scope "/" {
+        pipe_through headers;
+        forward "/framed" => framed();
+    }
+}
+
+/// A forwarded service's response keeps the headers its pipeline put, as an action's does;
+/// where both set one, the service's wins.
+#[tokio::test]
+async fn a_forward_keeps_the_pipelines_headers_unless_the_service_sets_them() {
+    let req = Request::get("/framed").body(Body::empty()).unwrap();
+    let resp = HeaderRouter::new().router().dispatch(req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["x-pipeline"], "yes");
+    let framing: Vec<_> = resp.headers().get_all("x-frame-options").iter().collect();
+    assert_eq!(framing, ["SAMEORIGIN"]);
+}

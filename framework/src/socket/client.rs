@@ -5,7 +5,7 @@ use http::{header, StatusCode};
 use crate::{Body, Conn};
 
 /// The client's source, an ES module with no dependencies.
-const CLIENT_JS: &str = include_str!("client.js");
+pub(crate) const CLIENT_JS: &str = include_str!("client.js");
 
 /// Browsers may reuse the module this long without asking; after that the ETag makes the
 /// check a 304. Short, because the URL does not change when the framework is upgraded.

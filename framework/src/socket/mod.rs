@@ -29,6 +29,7 @@ use serde_json::{Map, Value};
 pub(crate) use crate::channel::outbound::{Outbound, Outgoing};
 use crate::channel::{self, Channel};
 pub use client::client_js;
+pub(crate) use client::CLIENT_JS;
 pub use origin::CheckOrigin;
 pub use transport::{transport, IntoTransport, Transport};
 

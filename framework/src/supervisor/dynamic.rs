@@ -80,6 +80,22 @@ struct State {
     aborting: bool,
     /// `None` between admission and spawn: the slot is reserved first so shutdown waits for it.
     tasks: HashMap<u64, Option<AbortHandle>, BuildHasherDefault<IdHasher>>,
+    /// How many children of each name are running, in order of first spawn: a handful of
+    /// names (connections, sockets, channels), so a list beats a map.
+    by_name: Vec<(&'static str, usize)>,
+}
+
+impl State {
+    fn count(&mut self, name: &'static str) -> &mut usize {
+        let i = match self.by_name.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                self.by_name.push((name, 0));
+                self.by_name.len() - 1
+            }
+        };
+        &mut self.by_name[i].1
+    }
 }
 
 /// The temporary children of one supervisor.
@@ -99,6 +115,11 @@ impl Temporaries {
 
     pub(crate) fn len(&self) -> usize {
         self.tracker.len()
+    }
+
+    /// How many children of each name are running (names with none included, once seen).
+    pub(crate) fn by_name(&self) -> Vec<(&'static str, usize)> {
+        self.lock().by_name.clone()
     }
 
     /// Map slots in use; equals `len` whenever no spawn is in flight.
@@ -144,6 +165,7 @@ impl Temporaries {
 struct Registration {
     shared: Arc<Shared>,
     id: u64,
+    name: &'static str,
     // Dropped after `Drop::drop` has removed the slot, so `TaskTracker::wait` only resolves
     // once the map is clean.
     _tracked: TaskTrackerToken,
@@ -151,7 +173,10 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.shared.temporaries.lock().tasks.remove(&self.id);
+        let mut state = self.shared.temporaries.lock();
+        state.tasks.remove(&self.id);
+        let count = state.count(self.name);
+        *count = count.saturating_sub(1);
     }
 }
 
@@ -165,7 +190,6 @@ pin_project_lite::pin_project! {
         #[pin]
         fut: futures_util::future::CatchUnwind<AssertUnwindSafe<Fut>>,
         registration: Option<Registration>,
-        name: &'static str,
     }
 }
 
@@ -180,18 +204,19 @@ impl<Fut: Future<Output = ()>> Future for Temporary<Fut> {
         let result = std::task::ready!(this.fut.poll(cx));
         if let Some(registration) = this.registration.take() {
             if let Err(payload) = result {
-                registration.shared.record_exit(this.name, &ExitReason::from_panic(&*payload));
+                let reason = ExitReason::from_panic(&*payload);
+                registration.shared.record_exit(registration.name, &reason);
             }
         }
         std::task::Poll::Ready(())
     }
 }
 
-fn run_temporary<Fut>(registration: Registration, name: &'static str, fut: Fut) -> Temporary<Fut>
+fn run_temporary<Fut>(registration: Registration, fut: Fut) -> Temporary<Fut>
 where
     Fut: Future<Output = ()>,
 {
-    Temporary { fut: AssertUnwindSafe(fut).catch_unwind(), registration: Some(registration), name }
+    Temporary { fut: AssertUnwindSafe(fut).catch_unwind(), registration: Some(registration) }
 }
 
 /// Which token a temporary child gets.
@@ -280,10 +305,11 @@ impl Supervisor {
                 return Err(Error::stopped(&shared.name));
             }
             state.tasks.insert(id, None);
+            *state.count(name) += 1;
             temporaries.tracker.token()
         };
         // From here on every path frees the slot: the registration is dropped with the future.
-        let registration = Registration { shared: Arc::clone(shared), id, _tracked: tracked };
+        let registration = Registration { shared: Arc::clone(shared), id, name, _tracked: tracked };
         let token = match token {
             Token::Child => shared.stop.child_token(),
             Token::Shared => shared.stop.clone(),
@@ -297,7 +323,7 @@ impl Supervisor {
         };
         // Spawned outside the lock: on a runtime that is shutting down, `spawn` drops the future
         // in place, and the registration's drop takes the lock.
-        let task = shared.runtime.spawn(run_temporary(registration, name, fut));
+        let task = shared.runtime.spawn(run_temporary(registration, fut));
         let abort_now = {
             let mut state = temporaries.lock();
             let State { aborting, tasks, .. } = &mut *state;

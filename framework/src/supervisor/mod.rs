@@ -38,7 +38,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -73,7 +73,8 @@ use runner::{Command, Runner};
 /// let builder = Supervisor::builder().strategy(Strategy::RestForOne);
 /// # let _ = builder;
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Only the child that exited is restarted.
     #[default]
@@ -87,7 +88,7 @@ pub enum Strategy {
 }
 
 /// A snapshot of a supervisor's children and history, from [`Supervisor::stats`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Static children currently running.
@@ -100,6 +101,43 @@ pub struct Stats {
     pub panics: u64,
     /// Abnormal exits (errors and panics) so far, in static and temporary children alike.
     pub abnormal_exits: u64,
+}
+
+/// A supervisor and its children at one moment, from [`Supervisor::tree`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Tree {
+    /// The supervisor's name.
+    pub name: String,
+    /// How it restarts its children.
+    pub strategy: Strategy,
+    /// False once it has begun shutting down.
+    pub running: bool,
+    /// Its counters.
+    pub stats: Stats,
+    /// Its temporary children (connections, sockets, channels) counted by the name they were
+    /// spawned with, in the order the names first appeared.
+    pub temporaries: Vec<(String, usize)>,
+    /// Its static children, in start order.
+    pub children: Vec<ChildInfo>,
+}
+
+/// A static child in a [`Tree`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ChildInfo {
+    /// The child's id.
+    pub id: String,
+    /// When it is restarted.
+    pub restart: Restart,
+    /// Whether it is running now (false between an exit and its restart).
+    pub running: bool,
+    /// How often it was restarted after failing.
+    pub restarts: u64,
+    /// How it last exited abnormally (`error: …`, `panic: …`), if it ever did.
+    pub last_exit: Option<String>,
+    /// For a nested supervisor: its own tree, while it runs.
+    pub supervisor: Option<Box<Tree>>,
 }
 
 /// Configures and starts a [`Supervisor`]; from [`Supervisor::builder`].
@@ -184,6 +222,8 @@ impl SupervisorBuilder {
             temporaries: Temporaries::default(),
             counters: Counters::default(),
             dynamic_shutdown_timeout: self.dynamic_shutdown_timeout,
+            strategy: self.strategy,
+            children: Mutex::default(),
         });
         let runner = Runner::new(
             Arc::clone(&shared),
@@ -223,8 +263,11 @@ impl SupervisorBuilder {
     /// # }
     /// ```
     pub fn into_child_spec(self, id: impl Into<String>) -> ChildSpec {
-        ChildSpec::new(id, move |token: CancellationToken| {
+        let slot: Arc<Mutex<Option<Supervisor>>> = Arc::default();
+        let latest = Arc::clone(&slot);
+        let mut spec = ChildSpec::new(id, move |token: CancellationToken| {
             let nested = self.clone().start();
+            *latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(nested.clone());
             async move {
                 // If the parent aborts this child, the nested supervisor must not be orphaned.
                 let _stop_on_drop = StopOnDrop(nested.clone());
@@ -234,7 +277,9 @@ impl SupervisorBuilder {
                 }
             }
         })
-        .shutdown_timeout(Duration::MAX)
+        .shutdown_timeout(Duration::MAX);
+        spec.nested = Some(slot);
+        spec
     }
 }
 
@@ -268,6 +313,20 @@ struct Shared {
     temporaries: Temporaries,
     counters: Counters,
     dynamic_shutdown_timeout: Duration,
+    strategy: Strategy,
+    /// The static children as the supervisor task last saw them, for [`Supervisor::tree`].
+    children: Mutex<Vec<ChildReport>>,
+}
+
+/// What [`Supervisor::tree`] shows of a static child; kept up to date by the supervisor task.
+#[derive(Clone)]
+struct ChildReport {
+    id: Arc<str>,
+    restart: Restart,
+    running: bool,
+    restarts: u64,
+    last_exit: Option<String>,
+    nested: Option<Arc<Mutex<Option<Supervisor>>>>,
 }
 
 impl Shared {
@@ -379,6 +438,70 @@ impl Supervisor {
             restarts: counters.restarts.load(Ordering::Relaxed),
             panics: counters.panics.load(Ordering::Relaxed),
             abnormal_exits: counters.abnormal_exits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The supervisor and its children as they are now: each static child with its restarts
+    /// and its last abnormal exit (and, for a nested supervisor, its own tree), and the
+    /// temporary children counted by name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fawkes::supervisor::{ChildSpec, Supervisor};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let idle = |token: fawkes::supervisor::CancellationToken| async move {
+    ///     token.cancelled().await;
+    ///     Ok::<_, std::io::Error>(())
+    /// };
+    /// let workers = Supervisor::builder().name("workers").child(ChildSpec::new("worker", idle));
+    /// let root = Supervisor::builder()
+    ///     .name("root")
+    ///     .child(ChildSpec::new("cache", idle))
+    ///     .child(workers.into_child_spec("workers"))
+    ///     .start();
+    /// root.spawn_temporary("conn", |token| async move { token.cancelled().await }).unwrap();
+    /// tokio::task::yield_now().await;
+    ///
+    /// let tree = root.tree();
+    /// assert_eq!(tree.name, "root");
+    /// assert_eq!(tree.temporaries, vec![("conn".to_owned(), 1)]);
+    /// let ids: Vec<&str> = tree.children.iter().map(|c| c.id.as_str()).collect();
+    /// assert_eq!(ids, ["cache", "workers"]);
+    /// let nested = tree.children[1].supervisor.as_ref().expect("a nested supervisor");
+    /// assert_eq!(nested.children[0].id, "worker");
+    /// root.shutdown().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn tree(&self) -> Tree {
+        let reports = self.shared.children.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let children = reports
+            .into_iter()
+            .map(|report| {
+                let nested = report
+                    .nested
+                    .and_then(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).clone());
+                ChildInfo {
+                    id: report.id.to_string(),
+                    restart: report.restart,
+                    running: report.running,
+                    restarts: report.restarts,
+                    last_exit: report.last_exit,
+                    supervisor: nested.filter(|_| report.running).map(|s| Box::new(s.tree())),
+                }
+            })
+            .collect();
+        let temporaries = self.shared.temporaries.by_name();
+        Tree {
+            name: self.shared.name.clone(),
+            strategy: self.shared.strategy,
+            running: self.is_running(),
+            stats: self.stats(),
+            temporaries: temporaries.into_iter().map(|(n, c)| (n.to_owned(), c)).collect(),
+            children,
         }
     }
 

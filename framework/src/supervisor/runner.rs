@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::spec::StartFn;
-use super::{ChildSpec, Error, ExitReason, Restart, Shared, Strategy};
+use super::{ChildReport, ChildSpec, Error, ExitReason, Restart, Shared, Strategy};
 
 /// Requests from handles, answered through `reply`.
 pub(crate) enum Command {
@@ -32,6 +32,16 @@ struct Exit {
 struct Child {
     spec: ChildSpec,
     running: Option<Running>,
+    /// Restarts after this child failed (not those its siblings' failures caused).
+    restarts: u64,
+    /// Its last abnormal exit.
+    last_exit: Option<String>,
+}
+
+impl Child {
+    fn new(spec: ChildSpec) -> Self {
+        Self { spec, running: None, restarts: 0, last_exit: None }
+    }
 }
 
 struct Running {
@@ -71,7 +81,7 @@ impl Runner {
             strategy,
             max_restarts,
             within,
-            children: specs.into_iter().map(|spec| Child { spec, running: None }).collect(),
+            children: specs.into_iter().map(Child::new).collect(),
             restarts: VecDeque::new(),
             commands,
             exits,
@@ -105,7 +115,7 @@ impl Runner {
             self.stop_child(i).await;
         }
         self.children.clear();
-        self.publish_count();
+        self.publish();
         // Set before the guard cancels `done`, so waiters always find it.
         let _ = self.shared.outcome.set(outcome);
     }
@@ -120,6 +130,9 @@ impl Runner {
         };
         // The task sent its exit as its last act, so its handle can be dropped.
         self.children[i].running = None;
+        if exit.reason.is_abnormal() {
+            self.children[i].last_exit = Some(exit.reason.to_string());
+        }
         let restart = match self.children[i].spec.restart {
             Restart::Permanent => true,
             Restart::Transient => exit.reason.is_abnormal(),
@@ -127,7 +140,7 @@ impl Runner {
         };
         if !restart {
             self.children.remove(i);
-            self.publish_count();
+            self.publish();
             return Ok(());
         }
         if self.shared.stop.is_cancelled() {
@@ -145,6 +158,7 @@ impl Runner {
             return Err(error);
         }
         self.shared.counters.restarts.fetch_add(1, Ordering::Relaxed);
+        self.children[i].restarts += 1;
         tracing::info!(
             supervisor = %self.shared.name,
             child = %self.children[i].spec.id,
@@ -175,7 +189,7 @@ impl Runner {
                 let result = if self.children.iter().any(|c| c.spec.id == spec.id) {
                     Err(Error::duplicate(&spec.id))
                 } else {
-                    self.children.push(Child { spec, running: None });
+                    self.children.push(Child::new(spec));
                     self.start_stopped_children();
                     Ok(())
                 };
@@ -186,7 +200,7 @@ impl Runner {
                     Some(i) => {
                         self.stop_child(i).await;
                         self.children.remove(i);
-                        self.publish_count();
+                        self.publish();
                         Ok(())
                     }
                     None => Err(Error::not_found(&id)),
@@ -224,7 +238,7 @@ impl Runner {
             ));
             child.running = Some(Running { instance, token, task });
         }
-        self.publish_count();
+        self.publish();
     }
 
     /// Cancels a child and waits for it, aborting it after its shutdown timeout.
@@ -246,12 +260,27 @@ impl Runner {
             // Ends at the child's next await point; the child's exit message is never sent.
             let _ = task.await;
         }
-        self.publish_count();
+        self.publish();
     }
 
-    fn publish_count(&self) {
+    /// Publishes the children for [`Supervisor::stats`](super::Supervisor::stats) and
+    /// [`Supervisor::tree`](super::Supervisor::tree).
+    fn publish(&self) {
         let running = self.children.iter().filter(|c| c.running.is_some()).count();
         self.shared.counters.static_children.store(running, Ordering::Relaxed);
+        let reports = self
+            .children
+            .iter()
+            .map(|c| ChildReport {
+                id: Arc::clone(&c.spec.id),
+                restart: c.spec.restart,
+                running: c.running.is_some(),
+                restarts: c.restarts,
+                last_exit: c.last_exit.clone(),
+                nested: c.spec.nested.clone(),
+            })
+            .collect();
+        *self.shared.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = reports;
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -22,7 +22,8 @@ use crate::BoxError;
 ///     .restart(Restart::Transient);
 /// # let _ = migrate;
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Restart {
     /// Always restarted, whatever the exit: for services that should run forever.
     #[default]
@@ -60,6 +61,12 @@ pub struct ChildSpec {
     pub(crate) start: StartFn,
     pub(crate) restart: Restart,
     pub(crate) shutdown_timeout: Duration,
+    /// For a nested supervisor ([`SupervisorBuilder::into_child_spec`]): the one its latest
+    /// start runs, so that [`Supervisor::tree`] shows its children too.
+    ///
+    /// [`SupervisorBuilder::into_child_spec`]: super::SupervisorBuilder::into_child_spec
+    /// [`Supervisor::tree`]: super::Supervisor::tree
+    pub(crate) nested: Option<Arc<Mutex<Option<super::Supervisor>>>>,
 }
 
 impl ChildSpec {
@@ -86,6 +93,7 @@ impl ChildSpec {
             start,
             restart: Restart::default(),
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
+            nested: None,
         }
     }
 

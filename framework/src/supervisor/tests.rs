@@ -110,6 +110,21 @@ async fn panic_in_permanent_child_is_caught_counted_and_restarted_alone() {
     let stats = sup.stats();
     assert_eq!((stats.panics, stats.abnormal_exits, stats.restarts), (1, 1, 1));
     assert!(sup.is_running());
+    // The tree names the child that failed, how, and how often it was restarted.
+    let tree = sup.tree();
+    assert_eq!(
+        (tree.name.as_str(), tree.strategy, tree.running),
+        ("one_for_one", Strategy::OneForOne, true)
+    );
+    let children: Vec<_> = tree
+        .children
+        .iter()
+        .map(|c| (c.id.as_str(), c.running, c.restarts, c.last_exit.as_deref()))
+        .collect();
+    assert_eq!(
+        children,
+        [("a", true, 0, None), ("b", true, 1, Some("panic: boom")), ("c", true, 0, None)]
+    );
 
     sup.shutdown().await.unwrap();
     assert_eq!(sup.stats().static_children, 0);
@@ -330,6 +345,14 @@ async fn nested_supervisor_failing_counts_as_a_restart_in_its_parent() {
     assert_eq!((stats.restarts, stats.abnormal_exits, stats.static_children), (1, 1, 2));
     assert_eq!(sibling.load(SeqCst), 1);
     assert_eq!(inner_starts.load(SeqCst), 2);
+    // The parent's tree holds the nested supervisor's, the one its restart runs now.
+    let tree = parent.tree();
+    let inner = &tree.children[1];
+    assert_eq!((inner.id.as_str(), inner.restarts), ("inner", 1));
+    assert!(inner.last_exit.as_deref().is_some_and(|e| e.contains("intensity")), "{inner:?}");
+    let nested = inner.supervisor.as_ref().expect("the nested tree");
+    assert_eq!((nested.name.as_str(), nested.children.len()), ("inner", 1));
+    assert_eq!((nested.children[0].id.as_str(), nested.children[0].restarts), ("inner_child", 0));
 
     parent.shutdown().await.unwrap();
     assert!(inner_stopped.load(SeqCst), "the nested supervisor shut its child down");
@@ -624,4 +647,28 @@ async fn spawning_while_shutting_down_never_leaks_a_child() {
     assert_eq!(finished.load(SeqCst), admitted, "every admitted child ran to its end");
     assert_eq!(sup.stats().temporary_children, 0);
     assert_eq!(sup.shared.temporaries.slots(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tree_counts_temporary_children_by_name_as_they_come_and_go() {
+    let sup = Supervisor::builder().name("endpoint").start();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let wait = |mut released: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = released.wait_for(|done| *done).await;
+    };
+    for _ in 0..3 {
+        sup.spawn_temporary("connection", |_| wait(released.clone())).unwrap();
+    }
+    sup.spawn_temporary("channel", |_| wait(released.clone())).unwrap();
+    // One that panics is gone from the count too.
+    sup.spawn_temporary("channel", |_| async { panic!("boom") }).unwrap();
+    settle().await;
+    let temporaries = sup.tree().temporaries;
+    assert_eq!(temporaries, [("connection".to_owned(), 3), ("channel".to_owned(), 1)]);
+
+    release.send(true).unwrap();
+    eventually("every child gone", || sup.stats().temporary_children == 0).await;
+    let temporaries = sup.tree().temporaries;
+    assert_eq!(temporaries, [("connection".to_owned(), 0), ("channel".to_owned(), 0)]);
+    sup.shutdown().await.unwrap();
 }

@@ -1,6 +1,7 @@
-// The live dashboard: samples arrive once a second on `dashboard:metrics`.
+// The live dashboard: a sample and the status arrive once a second on the dashboard's channel.
+// Everything is served under the mount, so URLs are relative to this module.
 
-import { Socket } from "/js/fawkes.js";
+import { Socket } from "./client.js";
 
 const WINDOW_MS = 60 * 1000;
 
@@ -139,6 +140,72 @@ function renderCharts() {
   }
 }
 
+// ---- status -----------------------------------------------------------------------------------
+
+function renderPubsub(status) {
+  const { adapter, connected, details } = status.pubsub;
+  const rows = [["Adapter", adapter], ["Connected", connected ? "yes" : "no"]];
+  if (details && typeof details === "object") {
+    for (const [key, value] of Object.entries(details)) {
+      rows.push([key, Array.isArray(value) ? value.join(", ") || "none" : String(value)]);
+    }
+  }
+  $("pubsub").replaceChildren(
+    ...rows.flatMap(([key, value]) => {
+      const dd = el("dd", key === "Connected" ? (connected ? "ok" : "bad") : "", value);
+      dd.dataset.key = key;
+      return [el("dt", "", key), dd];
+    }),
+  );
+}
+
+function renderNodes(status) {
+  const body = $("nodes").tBodies[0];
+  body.replaceChildren(
+    ...status.nodes.map((node) => {
+      const row = el("tr");
+      row.dataset.node = node.name;
+      row.append(el("td", node.local ? "local" : "", node.name), el("td", "num", fmtInt(node.presences)));
+      return row;
+    }),
+  );
+}
+
+function treeNode(tree) {
+  const list = el("ul");
+  const head = el("li");
+  head.dataset.supervisor = tree.name;
+  head.append(el("span", "id", tree.name));
+  head.append(el("span", "meta", `${tree.strategy.replaceAll("_", " ")} · ${tree.stats.restarts} restarts · ${tree.stats.panics} panics`));
+  const children = el("ul");
+  for (const child of tree.children) {
+    const item = el("li", child.running ? "" : "stopped");
+    item.dataset.child = child.id;
+    item.append(el("span", "id", child.id), el("span", "meta", child.restart));
+    if (child.restarts > 0) item.append(el("span", "restarts", `restarted ${child.restarts}×`));
+    if (child.last_exit) item.append(el("span", "exit", child.last_exit));
+    if (child.supervisor) item.append(treeNode(child.supervisor));
+    children.append(item);
+  }
+  for (const [name, count] of tree.temporaries) {
+    const item = el("li");
+    item.dataset.temporary = name;
+    item.append(el("span", "id", `${name} ×${fmtInt(count)}`), el("span", "meta", "temporary"));
+    children.append(item);
+  }
+  head.append(children);
+  list.append(head);
+  return list;
+}
+
+function renderStatus(status) {
+  if (!status) return;
+  $("node").textContent = status.node;
+  renderPubsub(status);
+  renderNodes(status);
+  $("tree").replaceChildren(treeNode(status.supervisor));
+}
+
 // ---- data ------------------------------------------------------------------------------------
 
 function addSamples(incoming) {
@@ -160,17 +227,20 @@ function setStatus(kind, text) {
   $("status").textContent = text;
 }
 
-const socket = new Socket("/socket");
+const socket = new Socket(new URL("socket", import.meta.url).pathname);
 socket.onOpen(() => setStatus("online", "Live"));
 socket.onClose(() => setStatus("connecting", "Reconnecting…"));
 socket.onError(() => setStatus("offline", "Offline"));
 socket.connect();
 
-const channel = socket.channel("dashboard:metrics", {});
-channel.on("sample", (sample) => addSamples([sample]));
-channel.join().receive("ok", (reply) => {
-  const { history = [], ...latest } = reply;
-  addSamples([...history, latest]);
+const channel = socket.channel(document.body.dataset.topic, {});
+channel.on("sample", ({ sample, status }) => {
+  addSamples([sample]);
+  renderStatus(status);
+});
+channel.join().receive("ok", ({ history = [], status }) => {
+  addSamples(history);
+  renderStatus(status);
 });
 
 renderCharts();
