@@ -34,6 +34,8 @@ pub mod conn;
 pub mod controller;
 pub mod dashboard;
 pub mod endpoint;
+#[cfg(feature = "graphql")]
+pub mod graphql;
 pub mod live;
 #[doc = include_str!("../../docs/channels.md")]
 pub mod channels_guide {}

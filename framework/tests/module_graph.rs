@@ -37,6 +37,8 @@ const LAYERS: &[&str] = &[
     "socket",
     // Live pages: views served over channels on a socket of their own.
     "live",
+    // GraphQL: a schema served over HTTP, its own WebSocket, and channels.
+    "graphql",
     // Serving it all, and what applications mount to watch it (probes, the exporter).
     "endpoint",
     "telemetry",

@@ -107,6 +107,23 @@ impl<S> ChannelSocket<S> {
         }
     }
 
+    /// Pushes an event to this channel's client on another topic, with no join ref: what
+    /// Phoenix's "fastlane" sends a socket subscribed to a topic it never joined. Absinthe's
+    /// subscriptions arrive this way, each on its `__absinthe__:doc:…` topic.
+    ///
+    /// Returns false when the socket is gone or its outbound queue is full, as
+    /// [`push`](Self::push) does.
+    pub fn push_to(&self, topic: &str, event: &str, payload: impl Into<Payload>) -> bool {
+        let payload = payload.into();
+        match serializer::encode_push(self.outbound.vsn, None, topic, event, &payload) {
+            Some(frame) => self.send_frame(frame),
+            None => {
+                tracing::warn!(topic, event, "binary payloads need serializer 2.0.0");
+                false
+            }
+        }
+    }
+
     /// The serializer version the client speaks.
     pub(crate) fn vsn(&self) -> serializer::Vsn {
         self.outbound.vsn

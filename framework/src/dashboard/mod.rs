@@ -181,20 +181,7 @@ impl Dashboard {
 
     /// The page, with the mount's path for its script and stylesheet.
     fn page(&self, req: &Request<Body>) -> String {
-        let base = match req.extensions().get::<ForwardedFrom>() {
-            // The router strips the mount's path; a request for the mount itself arrives as
-            // `/`, with or without the original's trailing slash.
-            Some(ForwardedFrom(original)) => {
-                let original = original.path();
-                let rest = req.uri().path();
-                if rest == "/" {
-                    original.trim_end_matches('/')
-                } else {
-                    original.strip_suffix(rest).unwrap_or_default()
-                }
-            }
-            None => "",
-        };
+        let base = ForwardedFrom::mount_path(req);
         let node = self.shared.endpoint.get().map_or("", |(pubsub, _)| pubsub.node());
         PAGE.replace("{{base}}", &crate::live::escape(base))
             .replace("{{topic}}", &crate::live::escape(&self.shared.topic))

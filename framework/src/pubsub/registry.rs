@@ -135,6 +135,29 @@ impl Subscription {
     pub async fn recv(&mut self) -> Option<Arc<Broadcast>> {
         self.queue.recv().await
     }
+
+    /// The broadcasts as a stream, for what consumes streams: a GraphQL subscription's
+    /// resolver, a server-sent events body. Dropping the stream unsubscribes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::StreamExt as _;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pubsub = fawkes::PubSub::new("node-a");
+    /// let mut messages = pubsub.subscribe("room:1").into_stream();
+    /// pubsub.broadcast("room:1", "new_msg", serde_json::json!({"body": "hi"}));
+    /// let message = messages.next().await.unwrap();
+    /// assert_eq!(message.event(), "new_msg");
+    /// # }
+    /// ```
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Arc<Broadcast>> + Send + 'static {
+        futures_util::stream::unfold(self, |mut subscription| async move {
+            subscription.recv().await.map(|message| (message, subscription))
+        })
+    }
 }
 
 impl Drop for Subscription {

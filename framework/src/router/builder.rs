@@ -307,3 +307,22 @@ impl ForwardedAssigns {
 /// The original URI of a request a router forwarded, in the forwarded request's extensions.
 #[derive(Debug, Clone)]
 pub struct ForwardedFrom(pub http::Uri);
+
+impl ForwardedFrom {
+    /// The path a forwarded request's service is mounted at (`/dev/dashboard` for
+    /// `/dev/dashboard/app.js`), without a trailing slash: `""` for a request that was not
+    /// forwarded, or forwarded from `/`. A page the service serves links its own files with
+    /// it.
+    pub fn mount_path<B>(req: &http::Request<B>) -> &str {
+        let Some(ForwardedFrom(original)) = req.extensions().get::<ForwardedFrom>() else {
+            return "";
+        };
+        let original = original.path();
+        // The router strips the mount's path; a request for the mount itself arrives as `/`,
+        // with or without the original's trailing slash.
+        match req.uri().path() {
+            "/" => original.trim_end_matches('/'),
+            rest => original.strip_suffix(rest).unwrap_or_default(),
+        }
+    }
+}

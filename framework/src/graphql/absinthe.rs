@@ -1,0 +1,248 @@
+//! Absinthe's channel protocol, as `absinthe_phoenix` speaks it and `@absinthe/socket`
+//! expects it:
+//!
+//! - the client joins `__absinthe__:control`;
+//! - it pushes `doc` with `{query, variables, operationName}`: a query or a mutation is
+//!   answered with its result (`ok` with `{data, errors?}`, or `error` with `{errors}` when
+//!   there is no data); a subscription with `ok` and `{subscriptionId}`, or `error` and
+//!   `{errors}` when the document is refused;
+//! - each result of a subscription arrives as `subscription:data` with
+//!   `{result, subscriptionId}`, on the topic named by the id, with no join ref (as Phoenix's
+//!   fastlane sends it);
+//! - `unsubscribe` with `{subscriptionId}` stops one, answered `ok` with the id.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use async_graphql::parser::types::OperationType;
+use async_graphql::Executor;
+use futures_util::{FutureExt as _, StreamExt as _};
+use serde_json::{json, Value};
+use tokio::task::AbortHandle;
+
+use super::{nesting, nesting_message, operation_type, GraphQL, MAX_NESTING};
+use crate::channel::{Channel, ChannelHandle, ChannelSocket, Payload, Reply};
+
+/// The channel of `__absinthe__:control`: GraphQL over a Fawkes socket, in Absinthe's
+/// protocol, for `@absinthe/socket` and the Absinthe clients of other languages. Route it
+/// in a socket's channels with the [`GraphQL`] it serves as state.
+///
+/// Resolvers see the socket's assigns (what its `connect` put) and the endpoint's pubsub,
+/// through [`ContextExt`](super::ContextExt). A channel runs
+/// [`GraphQL::max_operations`](super::GraphQL::max_operations) subscriptions at once; they
+/// stop with it.
+///
+/// # Examples
+///
+/// ```
+/// use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+/// use fawkes::graphql::{AbsintheChannel, GraphQL};
+/// use fawkes::socket::{Channels, ConnectInfo, Refused, Socket};
+///
+/// struct Query;
+///
+/// #[Object]
+/// impl Query {
+///     async fn hello(&self) -> &str {
+///         "world"
+///     }
+/// }
+///
+/// type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+///
+/// struct UserSocket {
+///     graphql: GraphQL<AppSchema>,
+/// }
+///
+/// impl Socket for UserSocket {
+///     async fn connect(
+///         &self,
+///         _params: &serde_json::Map<String, serde_json::Value>,
+///         _info: &ConnectInfo,
+///     ) -> Result<fawkes::Assigns, Refused> {
+///         Ok(fawkes::Assigns::new())
+///     }
+///
+///     fn channels(&self) -> Channels {
+///         Channels::new().channel_with::<AbsintheChannel<AppSchema>, _>(
+///             "__absinthe__:control",
+///             self.graphql.clone(),
+///         )
+///     }
+/// }
+/// # let _ = UserSocket {
+/// #     graphql: GraphQL::new(Schema::new(Query, EmptyMutation, EmptySubscription)),
+/// # };
+/// ```
+pub struct AbsintheChannel<E> {
+    subscriptions: HashMap<String, AbortHandle>,
+    schema: PhantomData<fn() -> E>,
+}
+
+impl<E> std::fmt::Debug for AbsintheChannel<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AbsintheChannel").field("subscriptions", &self.subscriptions.len()).finish()
+    }
+}
+
+impl<E> Drop for AbsintheChannel<E> {
+    fn drop(&mut self) {
+        for task in self.subscriptions.values() {
+            task.abort();
+        }
+    }
+}
+
+/// A result of one of an [`AbsintheChannel`]'s subscriptions, on its way to the client, or
+/// the end of the subscription.
+#[derive(Debug)]
+pub struct SubscriptionEvent {
+    id: String,
+    response: Option<async_graphql::Response>,
+}
+
+/// `{errors: [{message}]}`: a refusal in GraphQL's shape.
+fn refusal(message: &str) -> Reply {
+    Reply::error(json!({ "errors": [{ "message": message }] }))
+}
+
+/// The `doc` payload as a GraphQL request.
+fn request_of(payload: &Payload) -> Result<async_graphql::Request, Reply> {
+    let Some(fields) = payload.as_json().and_then(Value::as_object) else {
+        return Err(refusal("a doc is an object with a query"));
+    };
+    let Some(query) = fields.get("query").and_then(Value::as_str) else {
+        return Err(refusal("a doc needs a query"));
+    };
+    if nesting(query) > MAX_NESTING {
+        return Err(refusal(&nesting_message()));
+    }
+    let mut request = async_graphql::Request::new(query);
+    match fields.get("variables") {
+        None | Some(Value::Null) => {}
+        Some(variables @ Value::Object(_)) => {
+            request.variables = async_graphql::Variables::from_json(variables.clone());
+        }
+        // Absinthe's own words for it.
+        Some(_) => return Err(Reply::error(json!({ "error": "Could not parse variables" }))),
+    }
+    request.operation_name = fields.get("operationName").and_then(Value::as_str).map(str::to_owned);
+    Ok(request)
+}
+
+impl<E: Executor> AbsintheChannel<E> {
+    async fn doc(&mut self, payload: &Payload, socket: &mut ChannelSocket<GraphQL<E>>) -> Reply {
+        let request = match request_of(payload) {
+            Ok(request) => request,
+            Err(reply) => return reply,
+        };
+        let kind = operation_type(&request.query, request.operation_name.as_deref());
+        let request = request.data(socket.assigns().clone()).data(socket.pubsub().clone());
+        let graphql = socket.state().clone();
+        if kind != Some(OperationType::Subscription) {
+            let response = graphql.executor.execute(request).await;
+            let result = serde_json::to_value(&response).unwrap_or(Value::Null);
+            return if response.data == async_graphql::Value::Null && response.is_err() {
+                Reply::error(result)
+            } else {
+                Reply::ok(result)
+            };
+        }
+        // Finished subscriptions leave their slot when their end is handled; a channel whose
+        // subscriptions end at once must not fill up meanwhile.
+        let max = graphql.config.max_operations;
+        if self.subscriptions.len() >= max {
+            return refusal(&format!("{max} subscriptions at once at most"));
+        }
+        let mut stream = graphql.executor.execute_stream(request, None);
+        // A document refused (invalid, or its arguments) answers at once, before any event:
+        // the doc is then refused rather than subscribed.
+        let first = match stream.next().now_or_never() {
+            Some(Some(response))
+                if response.data == async_graphql::Value::Null && response.is_err() =>
+            {
+                return Reply::error(json!({ "errors": response.errors }));
+            }
+            Some(None) => return refusal("the subscription ended before it began"),
+            Some(Some(response)) => Some(response),
+            None => None,
+        };
+        let id = format!("__absinthe__:doc:{:032x}", rand::random::<u128>());
+        let handle: ChannelHandle<SubscriptionEvent> = socket.handle();
+        let task = tokio::spawn({
+            let id = id.clone();
+            async move {
+                let events = futures_util::stream::iter(first).chain(stream);
+                futures_util::pin_mut!(events);
+                while let Some(response) = events.next().await {
+                    let event = SubscriptionEvent { id: id.clone(), response: Some(response) };
+                    if handle.send(event).is_err() {
+                        return;
+                    }
+                }
+                let _ = handle.send(SubscriptionEvent { id, response: None });
+            }
+        });
+        self.subscriptions.insert(id.clone(), task.abort_handle());
+        Reply::ok(json!({ "subscriptionId": id }))
+    }
+}
+
+impl<E: Executor> Channel<GraphQL<E>> for AbsintheChannel<E> {
+    type Info = SubscriptionEvent;
+
+    async fn join(
+        _topic: &str,
+        _payload: Payload,
+        _socket: &mut ChannelSocket<GraphQL<E>>,
+    ) -> Result<(Self, Value), Value> {
+        Ok((Self { subscriptions: HashMap::new(), schema: PhantomData }, json!({})))
+    }
+
+    async fn handle_in(
+        &mut self,
+        event: &str,
+        payload: Payload,
+        socket: &mut ChannelSocket<GraphQL<E>>,
+    ) -> Reply {
+        match event {
+            "doc" => self.doc(&payload, socket).await,
+            "unsubscribe" => {
+                let id = payload
+                    .as_json()
+                    .and_then(|p| p.get("subscriptionId"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                match self.subscriptions.remove(&id) {
+                    Some(task) => {
+                        task.abort();
+                        Reply::ok(json!({ "subscriptionId": id }))
+                    }
+                    None => refusal("no such subscription"),
+                }
+            }
+            _ => Reply::error(json!({ "reason": "unknown event" })),
+        }
+    }
+
+    async fn handle_info(
+        &mut self,
+        event: SubscriptionEvent,
+        socket: &mut ChannelSocket<GraphQL<E>>,
+    ) {
+        // Events of a subscription stopped meanwhile are dropped.
+        if !self.subscriptions.contains_key(&event.id) {
+            return;
+        }
+        match event.response {
+            Some(result) => {
+                let payload = json!({ "result": result, "subscriptionId": event.id });
+                socket.push_to(&event.id, "subscription:data", payload);
+            }
+            None => {
+                self.subscriptions.remove(&event.id);
+            }
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! GraphQL on [`async_graphql`]: a schema served with `forward`, with subscriptions over
+//! WebSocket (`graphql-transport-ws`) and over channels in Absinthe's protocol, so that
+//! `@absinthe/socket` clients work unchanged.
+//!
+//! [`GraphQL`] wraps a schema as a tower service. Mounted with `forward`, it answers:
+//!
+//! - `POST` with `application/json`: one request, or a batch (an array), as every GraphQL
+//!   client sends; `application/graphql`: the body is the query;
+//! - `GET` with `query`, `variables` (JSON), `operationName` in the query string: queries
+//!   only, so that a link or an `<img>` can never run a mutation (`405` otherwise);
+//! - a WebSocket upgrade offering the `graphql-transport-ws` subprotocol (the `graphql-ws`
+//!   npm client's, GraphiQL's): queries, mutations and subscriptions;
+//! - `GET` from a browser with no query: GraphiQL, when [`GraphQL::graphiql`] is on.
+//!
+//! The pipeline in front of the mount runs first: its assigns (the signed-in user a plug
+//! put) reach resolvers through [`ContextExt::assign`], and so does the endpoint's
+//! [`PubSub`], for subscriptions fed by broadcasts from any node of the cluster
+//! ([`Subscription::into_stream`](crate::pubsub::Subscription::into_stream)).
+//!
+//! Results are `200` with the GraphQL response, errors included, as the GraphQL-over-HTTP
+//! spec has it for `application/json`. Requests that are not GraphQL are refused with
+//! `{"errors": [{"message": …}]}` and the status that says why: `400` (not JSON, no query,
+//! a batch too large, a document nested deeper than [`MAX_NESTING`]), `405`, `413` (past
+//! [`GraphQL::body_limit`]), `415`.
+//!
+//! Limits on what a query may ask are the schema's, set when it is built:
+//! `Schema::build(..).limit_depth(10).limit_complexity(200)`, and
+//! `.disable_introspection()` in production (see docs/graphql.md).
+//!
+//! # Examples
+//!
+//! ```
+//! use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+//!
+//! struct Query;
+//!
+//! #[Object]
+//! impl Query {
+//!     async fn hello(&self) -> &str {
+//!         "world"
+//!     }
+//! }
+//!
+//! type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+//!
+//! fn graphql() -> fawkes::graphql::GraphQL<AppSchema> {
+//!     let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+//!         .limit_depth(10)
+//!         .limit_complexity(200)
+//!         .finish();
+//!     fawkes::graphql::GraphQL::new(schema).graphiql(true)
+//! }
+//!
+//! fawkes::router! {
+//!     pub AppRouter;
+//!     forward "/api/graphql" => graphql();
+//! }
+//! # let _ = AppRouter::new();
+//! ```
+
+mod absinthe;
+mod ws;
+
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::Executor;
+use futures_util::future::BoxFuture;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use tower::Service;
+
+pub use absinthe::{AbsintheChannel, SubscriptionEvent};
+
+use crate::conn::{Assigns, ConnInfo};
+use crate::router::{ForwardedAssigns, ForwardedFrom};
+use crate::socket::CheckOrigin;
+use crate::{Body, PubSub};
+
+/// How deeply brackets (`{`, `(`, `[`) may nest in a document before it is refused unread.
+/// async-graphql's parser recurses once per level before it checks its own limit, and a
+/// thread's stack ends a replica when it overflows: a body of a few hundred kilobytes of `{`
+/// would. Real queries nest a few levels; the schema's `limit_depth` is the limit on what a
+/// query may ask.
+pub const MAX_NESTING: usize = 128;
+
+/// A schema served over HTTP, WebSocket and channels: see the [module](self) docs.
+///
+/// Cloning is cheap and shares the schema, the settings and the WebSocket budget.
+pub struct GraphQL<E> {
+    executor: E,
+    config: Arc<Config>,
+}
+
+impl<E: Clone> Clone for GraphQL<E> {
+    fn clone(&self) -> Self {
+        Self { executor: self.executor.clone(), config: Arc::clone(&self.config) }
+    }
+}
+
+impl<E> std::fmt::Debug for GraphQL<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphQL")
+            .field("graphiql", &self.config.graphiql)
+            .field("body_limit", &self.config.body_limit)
+            .field("max_batch", &self.config.max_batch)
+            .field("max_operations", &self.config.max_operations)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    graphiql: bool,
+    body_limit: usize,
+    max_batch: usize,
+    max_operations: usize,
+    max_connections: usize,
+    init_timeout: Duration,
+    keepalive: Duration,
+    check_origin: CheckOrigin,
+    /// WebSockets open now, over every clone.
+    connections: Arc<AtomicUsize>,
+}
+
+impl<E: Executor> GraphQL<E> {
+    /// Serves `executor` (an `async_graphql::Schema`) with the defaults: GraphiQL off,
+    /// bodies of 256 KiB at most, batches of 10, 100 operations at once on a WebSocket or an
+    /// Absinthe channel, 10,000 WebSockets at once, the request's own origin only.
+    #[must_use]
+    pub fn new(executor: E) -> Self {
+        Self {
+            executor,
+            config: Arc::new(Config {
+                graphiql: false,
+                body_limit: 256 * 1024,
+                max_batch: 10,
+                max_operations: 100,
+                max_connections: 10_000,
+                init_timeout: Duration::from_secs(10),
+                keepalive: Duration::from_secs(30),
+                check_origin: CheckOrigin::default(),
+                connections: Arc::default(),
+            }),
+        }
+    }
+
+    fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Whether a browser's `GET` with no query gets GraphiQL, the in-browser IDE (loaded
+    /// from a CDN). Off by default: turn it on in development.
+    #[must_use]
+    pub fn graphiql(self, on: bool) -> Self {
+        self.configure(|c| c.graphiql = on)
+    }
+
+    /// The largest request body read, and the largest WebSocket message (default 256 KiB):
+    /// past it, `413` (or the WebSocket is closed with 1009).
+    #[must_use]
+    pub fn body_limit(self, bytes: usize) -> Self {
+        self.configure(|c| c.body_limit = bytes)
+    }
+
+    /// The most requests in one batch (default 10); a larger batch is refused with `400`.
+    #[must_use]
+    pub fn max_batch(self, requests: usize) -> Self {
+        self.configure(|c| c.max_batch = requests.max(1))
+    }
+
+    /// The most operations one WebSocket or one Absinthe channel runs at once (default
+    /// 100): subscriptions, and queries still running. Past it, a WebSocket is closed with
+    /// 4429 and a channel's `doc` is answered with an error.
+    #[must_use]
+    pub fn max_operations(self, operations: usize) -> Self {
+        self.configure(|c| c.max_operations = operations.max(1))
+    }
+
+    /// The most GraphQL WebSockets open at once (default 10,000): past it, an upgrade is
+    /// answered `503` with `retry-after`.
+    #[must_use]
+    pub fn max_connections(self, connections: usize) -> Self {
+        self.configure(|c| c.max_connections = connections)
+    }
+
+    /// Which browser origins may open a WebSocket (default: the request's own host), as for
+    /// [`Transport::check_origin`](crate::socket::Transport::check_origin): the pipeline's
+    /// assigns come from the browser's cookies, which another site's page would send too.
+    #[must_use]
+    pub fn check_origin(self, check: CheckOrigin) -> Self {
+        self.configure(|c| c.check_origin = check)
+    }
+
+    /// How long a WebSocket may take to send `connection_init` (default 10 s) before it is
+    /// closed with 4408.
+    #[must_use]
+    pub fn init_timeout(self, timeout: Duration) -> Self {
+        self.configure(|c| c.init_timeout = timeout)
+    }
+
+    /// The schema.
+    pub fn executor(&self) -> &E {
+        &self.executor
+    }
+
+    async fn serve(self, req: Request<Body>) -> Response<Body> {
+        if ws::is_upgrade(req.headers()) {
+            return ws::upgrade(self, req).await;
+        }
+        match *req.method() {
+            Method::GET | Method::HEAD => self.get(req).await,
+            Method::POST => self.post(req).await,
+            _ => {
+                let mut resp =
+                    error(StatusCode::METHOD_NOT_ALLOWED, "GraphQL is served over GET and POST");
+                resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+                resp
+            }
+        }
+    }
+
+    async fn get(self, req: Request<Body>) -> Response<Body> {
+        let query = req.uri().query().unwrap_or_default();
+        let params: GetParams = match serde_urlencoded::from_str(query) {
+            Ok(params) => params,
+            Err(err) => return error(StatusCode::BAD_REQUEST, &format!("query string: {err}")),
+        };
+        let Some(document) = params.query else {
+            let html = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"));
+            if self.config.graphiql && html {
+                return graphiql(ForwardedFrom::mount_path(&req));
+            }
+            return error(StatusCode::BAD_REQUEST, "a GET request needs a `query` parameter");
+        };
+        let mut request = async_graphql::Request::new(document);
+        request.operation_name = params.operation_name;
+        if let Some(variables) = params.variables {
+            match serde_json::from_str(&variables) {
+                Ok(variables) => request.variables = variables,
+                Err(err) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("`variables` is not JSON: {err}"),
+                    )
+                }
+            }
+        }
+        if let Some(resp) = too_nested(&request.query) {
+            return resp;
+        }
+        match operation_type(&request.query, request.operation_name.as_deref()) {
+            Some(OperationType::Mutation | OperationType::Subscription) => {
+                let mut resp = error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "mutations and subscriptions are not sent with GET",
+                );
+                resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return resp;
+            }
+            // Documents that do not parse are the executor's to report, as GraphQL errors.
+            Some(OperationType::Query) | None => {}
+        }
+        let request = with_context(request, &req);
+        let response = self.executor.execute(request).await;
+        let cache = response.cache_control.value();
+        let mut resp = json_response(&response);
+        if let Some(value) = cache.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, value);
+        }
+        resp
+    }
+
+    async fn post(self, req: Request<Body>) -> Response<Body> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+        let json = match content_type.as_deref() {
+            Some("application/json" | "application/graphql-response+json") | None => true,
+            Some("application/graphql") => false,
+            Some(other) => {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    &format!("`{other}` is not GraphQL: send application/json"),
+                )
+            }
+        };
+        let (parts, body) = req.into_parts();
+        let req = Request::from_parts(parts, Body::empty());
+        let bytes = match body.collect(self.config.body_limit).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let limit = self.config.body_limit;
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the request body is larger than {limit} bytes"),
+                );
+            }
+        };
+        let batch = if json {
+            match serde_json::from_slice::<async_graphql::BatchRequest>(&bytes) {
+                Ok(batch) => batch,
+                Err(err) => {
+                    return error(StatusCode::BAD_REQUEST, &format!("not a GraphQL request: {err}"))
+                }
+            }
+        } else {
+            match std::str::from_utf8(&bytes) {
+                Ok(query) => {
+                    async_graphql::BatchRequest::Single(async_graphql::Request::new(query))
+                }
+                Err(_) => return error(StatusCode::BAD_REQUEST, "the query is not UTF-8"),
+            }
+        };
+        let batch = match batch {
+            async_graphql::BatchRequest::Batch(requests)
+                if requests.len() > self.config.max_batch =>
+            {
+                let max = self.config.max_batch;
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("a batch holds {max} requests at most"),
+                );
+            }
+            async_graphql::BatchRequest::Single(request) => {
+                if let Some(resp) = too_nested(&request.query) {
+                    return resp;
+                }
+                async_graphql::BatchRequest::Single(with_context(request, &req))
+            }
+            async_graphql::BatchRequest::Batch(requests) => {
+                let mut checked = Vec::with_capacity(requests.len());
+                for request in requests {
+                    if let Some(resp) = too_nested(&request.query) {
+                        return resp;
+                    }
+                    checked.push(with_context(request, &req));
+                }
+                async_graphql::BatchRequest::Batch(checked)
+            }
+        };
+        let response = self.executor.execute_batch(batch).await;
+        json_response(&response)
+    }
+}
+
+impl<E: Executor> Service<Request<Body>> for GraphQL<E> {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.serve(req).await) })
+    }
+}
+
+/// The query string of a `GET`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+/// What resolvers read of the request: the pipeline's assigns and the endpoint's pubsub.
+fn with_context(request: async_graphql::Request, req: &Request<Body>) -> async_graphql::Request {
+    let request = request.data(ForwardedAssigns::of(req));
+    match req.extensions().get::<ConnInfo>() {
+        Some(info) => request.data(info.pubsub().clone()),
+        None => request,
+    }
+}
+
+/// The type of the operation `query` runs (`name` picks one of several), or `None` when the
+/// document does not parse or names no such operation.
+pub(crate) fn operation_type(query: &str, name: Option<&str>) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    match document.operations {
+        DocumentOperations::Single(operation) => Some(operation.node.ty),
+        DocumentOperations::Multiple(operations) => match name {
+            Some(name) => {
+                operations.iter().find(|(n, _)| n.as_str() == name).map(|(_, op)| op.node.ty)
+            }
+            None if operations.len() == 1 => operations.values().next().map(|op| op.node.ty),
+            None => None,
+        },
+    }
+}
+
+/// How deeply brackets nest in `document`, outside strings and comments, stopping at
+/// [`MAX_NESTING`] + 1.
+pub(crate) fn nesting(document: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let bytes = document.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if deepest > MAX_NESTING {
+                    return deepest;
+                }
+            }
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                // A block string (`"""…"""`) or a string, whose escapes may hide a quote.
+                if bytes[i..].starts_with(b"\"\"\"") {
+                    i += 3;
+                    while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                        i += if bytes[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                    }
+                    i += 2;
+                } else {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
+}
+
+/// Refuses a document nested deeper than [`MAX_NESTING`], before any parser sees it.
+fn too_nested(document: &str) -> Option<Response<Body>> {
+    (nesting(document) > MAX_NESTING).then(|| error(StatusCode::BAD_REQUEST, &nesting_message()))
+}
+
+pub(crate) fn nesting_message() -> String {
+    format!("the document nests brackets more than {MAX_NESTING} deep")
+}
+
+fn json_response(body: &impl serde::Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"errors\":[]}".to_vec());
+    let mut resp = Response::new(Body::from(bytes));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A request that is not GraphQL, refused in GraphQL's error shape.
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    let mut resp = json_response(&serde_json::json!({ "errors": [{ "message": message }] }));
+    *resp.status_mut() = status;
+    resp
+}
+
+fn graphiql(mount: &str) -> Response<Body> {
+    let endpoint = if mount.is_empty() { "/" } else { mount };
+    let html = async_graphql::http::GraphiQLSource::build()
+        .endpoint(endpoint)
+        .subscription_endpoint(endpoint)
+        .title("GraphiQL")
+        .finish();
+    let mut resp = Response::new(Body::from(html));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    resp
+}
+
+/// What resolvers read of the request or socket they answer: the assigns of the pipeline (or
+/// of the socket's `connect`) and the endpoint's pubsub.
+///
+/// # Examples
+///
+/// ```
+/// use async_graphql::{Context, Object, Result};
+/// use fawkes::graphql::ContextExt as _;
+///
+/// #[derive(Clone)]
+/// struct User(String);
+///
+/// struct Query;
+///
+/// #[Object]
+/// impl Query {
+///     async fn me(&self, ctx: &Context<'_>) -> Result<String> {
+///         let user = ctx.assign::<User>().ok_or("sign in first")?;
+///         Ok(user.0.clone())
+///     }
+/// }
+/// ```
+pub trait ContextExt {
+    /// The assigns: the pipeline's, for HTTP and WebSocket requests; the socket's, for
+    /// Absinthe channels. Empty outside Fawkes.
+    fn assigns(&self) -> &Assigns;
+
+    /// One assign, by type.
+    fn assign<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.assigns().get::<T>()
+    }
+
+    /// The endpoint's pubsub.
+    ///
+    /// # Errors
+    ///
+    /// Outside an endpoint (a schema executed directly), as a GraphQL error.
+    fn pubsub(&self) -> async_graphql::Result<&PubSub>;
+}
+
+impl<T> ContextExt for async_graphql::context::ContextBase<'_, T> {
+    fn assigns(&self) -> &Assigns {
+        static EMPTY: std::sync::OnceLock<Assigns> = std::sync::OnceLock::new();
+        self.data_opt::<Assigns>().unwrap_or_else(|| EMPTY.get_or_init(Assigns::default))
+    }
+
+    fn pubsub(&self) -> async_graphql::Result<&PubSub> {
+        self.data_opt::<PubSub>().ok_or_else(|| "no pubsub: not served by an endpoint".into())
+    }
+}

@@ -1,0 +1,315 @@
+//! The `graphql-transport-ws` protocol (the `graphql-ws` npm client's): a WebSocket running
+//! many operations, each under its client-chosen id.
+//!
+//! Written here rather than taken from async-graphql's `WebSocket`, which keeps every
+//! operation a client starts with no bound and waits for `connection_init` forever: a
+//! connection here runs [`GraphQL::max_operations`](super::GraphQL::max_operations) at once,
+//! is closed with 4408 without `connection_init` in time, is pinged and closed when its
+//! client goes silent, and runs under the endpoint's supervisor like every socket.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use async_graphql::http::ClientMessage;
+use async_graphql::Executor;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{error, nesting, nesting_message, GraphQL, MAX_NESTING};
+use crate::conn::{Assigns, ConnInfo};
+use crate::router::ForwardedAssigns;
+use crate::{Body, PubSub};
+
+/// The subprotocol spoken.
+const PROTOCOL: &str = "graphql-transport-ws";
+
+/// How long a write may wait on a client that does not read.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+}
+
+/// Whether `headers` ask for a WebSocket.
+pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
+    has_token(headers, header::UPGRADE, "websocket")
+}
+
+/// Checks and answers an upgrade, then runs the connection under the endpoint's supervisor.
+pub(super) async fn upgrade<E: Executor>(
+    graphql: GraphQL<E>,
+    mut req: Request<Body>,
+) -> Response<Body> {
+    let headers = req.headers();
+    if req.method() != Method::GET
+        || !has_token(headers, header::CONNECTION, "upgrade")
+        || headers.get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13")
+    {
+        return error(StatusCode::BAD_REQUEST, "expected a websocket upgrade (GET, version 13)");
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return error(StatusCode::BAD_REQUEST, "missing sec-websocket-key");
+    };
+    if !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, PROTOCOL) {
+        return error(StatusCode::BAD_REQUEST, "expected the graphql-transport-ws subprotocol");
+    }
+    if !graphql.config.check_origin.allows(headers) {
+        tracing::info!(origin = ?headers.get(header::ORIGIN), "graphql websocket refused: origin not allowed");
+        return error(StatusCode::FORBIDDEN, "origin not allowed");
+    }
+    let Some(info) = req.extensions().get::<ConnInfo>().cloned() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "websockets must be served by an endpoint",
+        );
+    };
+    let Some(slot) = Slot::take(&graphql) else {
+        let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, "too many GraphQL websockets");
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return resp;
+    };
+    let assigns = ForwardedAssigns::of(&req);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let context = (assigns, info.pubsub().clone());
+    let telemetry = info.telemetry().clone();
+    let spawned = info.supervisor().spawn_temporary("graphql_ws", move |token| async move {
+        let _slot = slot;
+        let _gauge = telemetry.gauge(crate::instrument::GaugeKind::Sockets);
+        match on_upgrade.await {
+            Ok(upgraded) => run(graphql, upgraded, context, token).await,
+            Err(err) => tracing::debug!(error = %err, "graphql websocket upgrade failed"),
+        }
+    });
+    if spawned.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
+    resp
+}
+
+/// One of the [`GraphQL::max_connections`](super::GraphQL::max_connections) WebSockets,
+/// given back when dropped.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    fn take<E>(graphql: &GraphQL<E>) -> Option<Self> {
+        let counter = &graphql.config.connections;
+        let max = graphql.config.max_connections;
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Self(Arc::clone(counter)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What an operation's task sends the connection to write.
+enum Out {
+    Next(String, async_graphql::Response),
+    Error(String, async_graphql::Response),
+    Complete(String),
+}
+
+/// Aborts the operations still running when the connection ends.
+#[derive(Default)]
+struct Operations(HashMap<String, AbortHandle>);
+
+impl Drop for Operations {
+    fn drop(&mut self) {
+        for task in self.0.values() {
+            task.abort();
+        }
+    }
+}
+
+async fn run<E: Executor>(
+    graphql: GraphQL<E>,
+    upgraded: hyper::upgrade::Upgraded,
+    (assigns, pubsub): (Assigns, PubSub),
+    token: CancellationToken,
+) {
+    let config = &graphql.config;
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.body_limit))
+        .max_frame_size(Some(config.body_limit));
+    let mut ws =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
+            .await;
+    let (out_tx, mut out_rx) = mpsc::channel::<Out>(64);
+    let mut operations = Operations::default();
+    let mut acked = false;
+    let started = Instant::now();
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval_at(Instant::now() + config.keepalive, config.keepalive);
+    let close: Option<(u16, String)> = loop {
+        let init_deadline = started + config.init_timeout;
+        tokio::select! {
+            () = token.cancelled() => break Some((1001, "server restart".to_owned())),
+            () = tokio::time::sleep_until(init_deadline), if !acked => {
+                break Some((4408, "Connection initialisation timeout".to_owned()));
+            }
+            _ = ping.tick() => {
+                // A client answers every ping: one silent for two rounds is gone.
+                if last_heard.elapsed() > config.keepalive * 2 + config.keepalive / 2 {
+                    break Some((1001, "no answer to pings".to_owned()));
+                }
+                if send(&mut ws, json!({"type": "ping"})).await.is_err() {
+                    break None;
+                }
+            }
+            Some(out) = out_rx.recv() => {
+                // An operation the client completed first may still have results queued: it
+                // has heard the last of it.
+                let message = match out {
+                    Out::Next(id, _) if !operations.0.contains_key(&id) => continue,
+                    Out::Next(id, response) => json!({"id": id, "type": "next", "payload": response}),
+                    Out::Error(id, _) | Out::Complete(id) if operations.0.remove(&id).is_none() => continue,
+                    Out::Error(id, response) => json!({"id": id, "type": "error", "payload": response.errors}),
+                    Out::Complete(id) => json!({"id": id, "type": "complete"}),
+                };
+                if send(&mut ws, message).await.is_err() {
+                    break None;
+                }
+            }
+            message = ws.next() => {
+                let text = match message {
+                    Some(Ok(WsMessage::Text(text))) => text,
+                    Some(Ok(WsMessage::Close(_))) | None => break None,
+                    Some(Ok(WsMessage::Binary(_))) => break Some((4400, "binary messages are not spoken".to_owned())),
+                    Some(Ok(_)) => {
+                        last_heard = Instant::now();
+                        continue;
+                    }
+                    Some(Err(err)) => {
+                        tracing::debug!(error = %err, "graphql websocket read failed");
+                        break Some((1009, "message too large or malformed".to_owned()));
+                    }
+                };
+                last_heard = Instant::now();
+                let message = match ClientMessage::from_bytes(text.as_bytes()) {
+                    Ok(message) => message,
+                    Err(err) => break Some((4400, format!("invalid message: {err}"))),
+                };
+                match message {
+                    ClientMessage::ConnectionInit { .. } if acked => {
+                        break Some((4429, "Too many initialisation requests".to_owned()));
+                    }
+                    ClientMessage::ConnectionInit { .. } => {
+                        acked = true;
+                        if send(&mut ws, json!({"type": "connection_ack"})).await.is_err() {
+                            break None;
+                        }
+                    }
+                    ClientMessage::Ping { .. } => {
+                        if send(&mut ws, json!({"type": "pong"})).await.is_err() {
+                            break None;
+                        }
+                    }
+                    ClientMessage::Pong { .. } => {}
+                    ClientMessage::Start { .. } if !acked => break Some((4401, "Unauthorized".to_owned())),
+                    ClientMessage::Start { id, .. } if operations.0.contains_key(&id) => {
+                        break Some((4409, format!("Subscriber for {id} already exists")));
+                    }
+                    ClientMessage::Start { .. } if operations.0.len() >= config.max_operations => {
+                        break Some((4429, format!("{} operations at once at most", config.max_operations)));
+                    }
+                    ClientMessage::Start { id, payload } => {
+                        if nesting(&payload.query) > MAX_NESTING {
+                            let response = async_graphql::Response::from_errors(vec![
+                                async_graphql::ServerError::new(nesting_message(), None),
+                            ]);
+                            let message = json!({"id": id, "type": "error", "payload": response.errors});
+                            if send(&mut ws, message).await.is_err() {
+                                break None;
+                            }
+                            continue;
+                        }
+                        let request = payload.data(assigns.clone()).data(pubsub.clone());
+                        let stream = graphql.executor.execute_stream(request, None);
+                        let task = tokio::spawn(forward(id.clone(), stream, out_tx.clone()));
+                        operations.0.insert(id, task.abort_handle());
+                    }
+                    ClientMessage::Stop { id } => {
+                        if let Some(task) = operations.0.remove(&id) {
+                            task.abort();
+                        }
+                    }
+                    ClientMessage::ConnectionTerminate => break None,
+                }
+            }
+        }
+    };
+    drop(operations);
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(Some(frame))).await;
+    }
+}
+
+/// Sends one message, giving up on a client that does not read.
+async fn send<S>(ws: &mut WebSocketStream<S>, message: Value) -> Result<(), ()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let text = message.to_string();
+    match tokio::time::timeout(WRITE_TIMEOUT, ws.send(WsMessage::text(text))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Runs one operation, handing its results to the connection. A first result with errors and
+/// no data is the document refused before it ran: an `error` message, as the protocol has it.
+async fn forward(
+    id: String,
+    mut stream: futures_util::stream::BoxStream<'static, async_graphql::Response>,
+    out: mpsc::Sender<Out>,
+) {
+    let mut first = true;
+    while let Some(response) = stream.next().await {
+        let refused = first && response.data == async_graphql::Value::Null && response.is_err();
+        first = false;
+        let message = if refused {
+            Out::Error(id.clone(), response)
+        } else {
+            Out::Next(id.clone(), response)
+        };
+        if out.send(message).await.is_err() {
+            return;
+        }
+        if refused {
+            return;
+        }
+    }
+    let _ = out.send(Out::Complete(id)).await;
+}
