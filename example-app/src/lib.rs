@@ -5,7 +5,8 @@
 //! browser pages (askama templates in `templates/`: a chat at `/` with a login form),
 //! [`assets`] their stylesheet and scripts (`assets/`, served with versioned URLs),
 //! [`channels`] the real-time side (a socket at `/socket` with its `room:*` channels),
-//! [`live`] the live pages, [`keys`] the secret key base, [`router`] the routes (the
+//! [`live`] the live pages, [`graphql`] the chat as a GraphQL schema, [`keys`] the secret
+//! key base, [`router`] the routes (the
 //! framework's live dashboard among them, at `/dev/dashboard`) and the
 //! [`AppState`](router::AppState) that actions, plugs, the socket and its channels share.
 //! `main` only reads the environment and starts the endpoint, so tests build the same app in
@@ -15,6 +16,7 @@ pub mod assets;
 pub mod channels;
 pub mod chat;
 pub mod controllers;
+pub mod graphql;
 pub mod keys;
 pub mod live;
 pub mod repo;
@@ -63,7 +65,9 @@ pub async fn app(
     });
     let clients = router::ClientLimits::from_env()?;
     let writes = clients.writes();
-    let state = router::AppState { repo, key_base, assets, vendor, clients, writes };
+    let env = keys::AppEnv::parse(std::env::var(keys::APP_ENV).ok().as_deref())?;
+    let graphql = graphql::service(repo.clone(), env);
+    let state = router::AppState { repo, key_base, assets, vendor, clients, writes, graphql };
     let router = router::AppRouter::new(state.clone()).into();
     Ok(App { router, state })
 }

@@ -21,9 +21,12 @@ pub struct AppState {
     pub vendor: crate::assets::Vendor,
     /// How the sockets tell clients apart and bound each one.
     pub clients: ClientLimits,
-    /// The writes one client may make, over the JSON API and the live rooms form together
-    /// ([`ClientLimits::writes`]).
+    /// The writes one client may make, over the JSON API, GraphQL and the live rooms form
+    /// together ([`ClientLimits::writes`]).
     pub writes: fawkes::security::RateLimit,
+    /// The chat's GraphQL schema, served at `/api/graphql` and over the socket's
+    /// `__absinthe__:control` channel.
+    pub graphql: fawkes::graphql::GraphQL<crate::graphql::ChatSchema>,
 }
 
 /// The sockets' per-client limits ([`MAX_SOCKETS_PER_CLIENT`] and the others), and the
@@ -114,6 +117,13 @@ fawkes::router! {
         plug crate::controllers::session_controller::require_login;
     }
 
+    // GraphQL: queries are POSTs too, so the write budget is spent by mutations only, in
+    // their resolver; the plug hands it over as an assign.
+    pipeline graphql {
+        plug fawkes::plug::request_id();
+        plug crate::graphql::writer(state.writes.clone());
+    }
+
     pipeline api {
         plug fawkes::plug::request_id();
         plug fawkes::plug::accepts(["json"]);
@@ -159,6 +169,11 @@ fawkes::router! {
     scope "/dev" {
         pipe_through ops;
         forward "/dashboard" => fawkes::dashboard::Dashboard::new();
+    }
+
+    scope "/api/graphql" {
+        pipe_through graphql;
+        forward "/" => state.graphql.clone();
     }
 
     scope "/api" {

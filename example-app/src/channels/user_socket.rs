@@ -169,6 +169,10 @@ impl Socket for UserSocket {
         };
         let mut assigns = fawkes::Assigns::new();
         assigns.insert(user);
+        // GraphQL mutations over the socket spend the client's write budget, as the API's do.
+        let limit = self.state.writes.clone();
+        let client = info.peer.map(|peer| limit.client_ip(peer.ip(), &info.headers));
+        assigns.insert(crate::graphql::Writer { limit, client });
         if let Some(token) = &info.auth_token {
             assigns.insert(AuthToken(token.clone()));
         }
@@ -185,7 +189,13 @@ impl Socket for UserSocket {
     }
 
     fn channels(&self) -> Channels {
-        let channels = Channels::new().channel_with::<RoomChannel, _>("room:*", self.state.clone());
+        let channels = Channels::new()
+            .channel_with::<RoomChannel, _>("room:*", self.state.clone())
+            // GraphQL in Absinthe's protocol, for `@absinthe/socket`.
+            .channel_with::<fawkes::graphql::AbsintheChannel<crate::graphql::ChatSchema>, _>(
+                "__absinthe__:control",
+                self.state.graphql.clone(),
+            );
         #[cfg(feature = "test-channels")]
         if self.test_channels {
             return channels.channel::<super::TestChannel>("test:*");

@@ -3,8 +3,8 @@
 //!
 //! - the client joins `__absinthe__:control`;
 //! - it pushes `doc` with `{query, variables, operationName}`: a query or a mutation is
-//!   answered with its result (`ok` with `{data, errors?}`, or `error` with `{errors}` when
-//!   there is no data); a subscription with `ok` and `{subscriptionId}`, or `error` and
+//!   answered with its result (`ok` with `{data, errors?}`), or `error` with `{errors}` when
+//!   the document is refused before it runs (it does not parse, or fails validation); a subscription with `ok` and `{subscriptionId}`, or `error` and
 //!   `{errors}` when the document is refused;
 //! - each result of a subscription arrives as `subscription:data` with
 //!   `{result, subscriptionId}`, on the topic named by the id, with no join ref (as Phoenix's
@@ -141,11 +141,13 @@ impl<E: Executor> AbsintheChannel<E> {
         let graphql = socket.state().clone();
         if kind != Some(OperationType::Subscription) {
             let response = graphql.executor.execute(request).await;
-            let result = serde_json::to_value(&response).unwrap_or(Value::Null);
-            return if response.data == async_graphql::Value::Null && response.is_err() {
-                Reply::error(result)
+            // As `absinthe_phoenix` answers: a document that ran is `ok`, with its data and
+            // errors (a failed field's error is at its path); one refused before it ran is
+            // `error`, with the errors alone.
+            return if super::refused(&response) {
+                Reply::error(json!({ "errors": response.errors }))
             } else {
-                Reply::ok(result)
+                Reply::ok(serde_json::to_value(&response).unwrap_or(Value::Null))
             };
         }
         // Finished subscriptions leave their slot when their end is handled; a channel whose
@@ -155,8 +157,10 @@ impl<E: Executor> AbsintheChannel<E> {
             return refusal(&format!("{max} subscriptions at once at most"));
         }
         let mut stream = graphql.executor.execute_stream(request, None);
-        // A document refused (invalid, or its arguments) answers at once, before any event:
-        // the doc is then refused rather than subscribed.
+        // A document refused (invalid, or its arguments, or its resolver failing to set the
+        // stream up) answers at once with errors and no data, before any event: the doc is
+        // then refused rather than subscribed, as Absinthe refuses a subscription whose
+        // `config` fails.
         let first = match stream.next().now_or_never() {
             Some(Some(response))
                 if response.data == async_graphql::Value::Null && response.is_err() =>

@@ -382,13 +382,14 @@ struct GetParams {
     variables: Option<String>,
 }
 
-/// What resolvers read of the request: the pipeline's assigns and the endpoint's pubsub.
+/// What resolvers read of the request: the pipeline's assigns and the endpoint's pubsub (the
+/// process's outside an endpoint, as [`Conn::pubsub`](crate::Conn::pubsub) has it).
 fn with_context(request: async_graphql::Request, req: &Request<Body>) -> async_graphql::Request {
-    let request = request.data(ForwardedAssigns::of(req));
-    match req.extensions().get::<ConnInfo>() {
-        Some(info) => request.data(info.pubsub().clone()),
-        None => request,
-    }
+    let pubsub = match req.extensions().get::<ConnInfo>() {
+        Some(info) => info.pubsub().clone(),
+        None => PubSub::process().clone(),
+    };
+    request.data(ForwardedAssigns::of(req)).data(pubsub)
 }
 
 /// The type of the operation `query` runs (`name` picks one of several), or `None` when the
@@ -405,6 +406,15 @@ pub(crate) fn operation_type(query: &str, name: Option<&str>) -> Option<Operatio
             None => None,
         },
     }
+}
+
+/// Whether `response` is a document refused before it ran (it does not parse, or fails
+/// validation): errors, none of them at a field's path, and no data. A document that ran and
+/// whose fields failed has its errors at their paths, and counts as answered.
+pub(crate) fn refused(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
 }
 
 /// How deeply brackets nest in `document`, outside strings and comments, stopping at
@@ -518,11 +528,11 @@ pub trait ContextExt {
         self.assigns().get::<T>()
     }
 
-    /// The endpoint's pubsub.
+    /// The endpoint's pubsub (the process's, for a request served outside an endpoint).
     ///
     /// # Errors
     ///
-    /// Outside an endpoint (a schema executed directly), as a GraphQL error.
+    /// For a schema executed directly, not through [`GraphQL`]: a GraphQL error.
     fn pubsub(&self) -> async_graphql::Result<&PubSub>;
 }
 

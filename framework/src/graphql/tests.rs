@@ -482,7 +482,12 @@ async fn absinthe_over_a_channel_answers_docs_and_pushes_subscription_data() {
     let doc = json!({"query": "query A($a: Int!) { add(a: $a, b: 1) }", "variables": {"a": 1}});
     ws.send(push("3", "doc", doc)).await.unwrap();
     assert_eq!(reply(&mut ws, "3").await.1, json!({"data": {"add": 2}}));
-    // No data: an error reply with the errors.
+    // A field that fails: `ok`, with the error at its path.
+    ws.send(push("13", "doc", json!({"query": "{ fail }"}))).await.unwrap();
+    let (status, response) = reply(&mut ws, "13").await;
+    assert_eq!(status, "ok", "{response}");
+    assert_eq!(response["errors"][0]["path"], json!(["fail"]), "{response}");
+    // A document refused before it runs: an error reply with the errors.
     ws.send(push("4", "doc", json!({"query": "{ nothing }"}))).await.unwrap();
     let (status, response) = reply(&mut ws, "4").await;
     assert_eq!(status, "error");

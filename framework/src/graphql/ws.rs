@@ -288,8 +288,8 @@ where
     }
 }
 
-/// Runs one operation, handing its results to the connection. A first result with errors and
-/// no data is the document refused before it ran: an `error` message, as the protocol has it.
+/// Runs one operation, handing its results to the connection. A document refused before it
+/// ran ([`refused`](super::refused)) is an `error` message, as the protocol has it.
 async fn forward(
     id: String,
     mut stream: futures_util::stream::BoxStream<'static, async_graphql::Response>,
@@ -297,7 +297,7 @@ async fn forward(
 ) {
     let mut first = true;
     while let Some(response) = stream.next().await {
-        let refused = first && response.data == async_graphql::Value::Null && response.is_err();
+        let refused = first && super::refused(&response);
         first = false;
         let message = if refused {
             Out::Error(id.clone(), response)
