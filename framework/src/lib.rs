@@ -47,6 +47,9 @@ pub mod guide {}
 pub mod security_guide {}
 #[doc = include_str!("../../docs/observability.md")]
 pub mod observability_guide {}
+#[cfg(feature = "graphql")]
+#[doc = include_str!("../../docs/graphql.md")]
+pub mod graphql_guide {}
 #[cfg(feature = "redis")]
 #[doc = include_str!("../../docs/scaling.md")]
 pub mod scaling_guide {}
