@@ -28,6 +28,8 @@ pub(crate) struct Options {
     /// The HTTP/2 suite (h2c and TLS, with h2load).
     pub(crate) h2: bool,
     pub(crate) ws: bool,
+    /// The GraphQL suite (a small query against the same data from a REST action).
+    pub(crate) graphql: bool,
     pub(crate) pin: bool,
     /// Tokio workers per WebSocket server; one per core unless given.
     pub(crate) ws_workers: Option<usize>,
@@ -82,6 +84,10 @@ pub(crate) fn run(options: &Options) -> anyhow::Result<()> {
     if options.h2 {
         let pin = options.pin && pinning_available();
         report.h2 = crate::h2::run(&settings, pin)?;
+    }
+    if options.graphql {
+        let pin = options.pin && pinning_available();
+        report.graphql = crate::graphql::run(&settings, pin)?;
     }
     if options.ws {
         report.ws = crate::ws::run(&settings, options.ws_workers)?;

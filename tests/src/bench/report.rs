@@ -175,6 +175,8 @@ pub(crate) struct Report {
     pub(crate) http: Vec<Row>,
     /// HTTP/2 results, from the `h2` suite.
     pub(crate) h2: Vec<Value>,
+    /// GraphQL against REST on one Fawkes server, from the `graphql` suite.
+    pub(crate) graphql: Vec<Value>,
     /// WebSocket results; the `ws` suite fills it once it exists.
     pub(crate) ws: Vec<Value>,
     pub(crate) failures: Vec<String>,
@@ -192,6 +194,7 @@ impl Report {
             loadavg_end: String::new(),
             http: Vec::new(),
             h2: Vec::new(),
+            graphql: Vec::new(),
             ws: Vec::new(),
             failures: Vec::new(),
         }
@@ -269,12 +272,44 @@ impl Report {
         if !self.h2.is_empty() {
             self.print_h2(&mut out)?;
         }
+        if !self.graphql.is_empty() {
+            self.print_graphql(&mut out)?;
+        }
         if !self.failures.is_empty() {
             writeln!(out, "\nFAILURES:")?;
             for failure in &self.failures {
                 writeln!(out, "  {failure}")?;
             }
         }
+        Ok(())
+    }
+
+    fn print_graphql(&self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+        let s = &self.settings;
+        writeln!(
+            out,
+            "\nGraphQL: wrk -t{} -c{} on one Fawkes server; {} interleaved rounds of {} s after a {} s \
+             warm-up; the same body bytes both ways.",
+            s.threads, s.connections, s.rounds, s.round.as_secs(), s.warmup.as_secs(),
+        )?;
+        writeln!(
+            out,
+            "{:<8} {:>10} {:>10} {:>8}  request",
+            "api", "best req/s", "median", "vs rest"
+        )?;
+        for row in &self.graphql {
+            let number = |key: &str| row[key].as_f64().unwrap_or_default();
+            writeln!(
+                out,
+                "{:<8} {:>10} {:>10} {:>7.2}x  {}",
+                row["api"].as_str().unwrap_or_default(),
+                thousands(number("best_rps")),
+                thousands(number("median_rps")),
+                number("ratio_to_rest"),
+                row["request"].as_str().unwrap_or_default(),
+            )?;
+        }
+        writeln!(out, "vs rest: the median over rounds of req/s over REST's in the same round.")?;
         Ok(())
     }
 
@@ -422,6 +457,7 @@ impl Report {
         json!({
             "http": http,
             "h2": self.h2,
+            "graphql": self.graphql,
             "ws": self.ws,
             "meta": {
                 "mode": if s.quick { "quick" } else { "full" },

@@ -153,7 +153,7 @@ pub(crate) fn echo_body() -> String {
 }
 
 /// wrk calls `done` once after the run; latencies arrive in microseconds.
-const DONE_HOOK: &str = r#"
+pub(crate) const DONE_HOOK: &str = r#"
 done = function(summary, latency, requests)
   local seconds = summary.duration / 1e6
   local e = summary.errors

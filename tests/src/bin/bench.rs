@@ -3,8 +3,9 @@
 //! One binary holds the driver and the three servers, so a run builds nothing:
 //!
 //! ```text
-//! bench [http] [--quick] [--json PATH] [--only http|ws|http,ws] [--no-pin] [--ws-workers N]
+//! bench [http] [--quick] [--json PATH] [--only http,h2,graphql,ws] [--no-pin] [--ws-workers N]
 //! bench server <fawkes|axum|hyper> [--routes N] [--port P]
+//! bench server fawkes-graphql [--port P]
 //! bench server <ws-fawkes|ws-tungstenite> [--port P] [--redis URL (ws-fawkes)]
 //! bench ws-client <fawkes|tungstenite> --port P --conns N ...
 //! bench gen-routes N
@@ -23,6 +24,8 @@ mod app_memory;
 mod client;
 #[path = "../bench/driver.rs"]
 mod driver;
+#[path = "../bench/graphql.rs"]
+mod graphql;
 #[path = "../bench/h2.rs"]
 mod h2;
 #[path = "../bench/live_diff.rs"]
@@ -55,7 +58,8 @@ use anyhow::{bail, Context as _};
 
 const USAGE: &str = "\
 usage:
-  bench [http] [--quick] [--json PATH] [--only http,h2,ws] [--no-pin] [--ws-workers N]
+  bench [http] [--quick] [--json PATH] [--only http,h2,graphql,ws] [--no-pin] [--ws-workers N]
+  bench server fawkes-graphql [--port P]
   bench server <fawkes|axum|hyper> [--routes N] [--port P] [--layer cors (fawkes, axum)]
                [--h2c on | --tls DIR (cert.pem, key.pem)]
   bench server <ws-fawkes|ws-tungstenite> [--port P] [--workers N] [--redis URL (ws-fawkes)]
@@ -97,6 +101,16 @@ fn run(args: Vec<String>) -> anyhow::Result<()> {
                 }
             }
             ws_server::main(kind, port, redis, workers)
+        }
+        Some("server") if args.get(1).is_some_and(|k| k == "fawkes-graphql") => {
+            let port = match args.get(2..4) {
+                Some([flag, value]) if flag == "--port" => {
+                    value.parse().context("--port takes a port")?
+                }
+                None => 0,
+                _ => bail!("fawkes-graphql takes --port P only\n{USAGE}"),
+            };
+            graphql::serve(port)
         }
         Some("ws-client") => ws_client::main(&args[1..]),
         Some("app-memory") => app_memory::main(&args[1..]),
@@ -143,6 +157,7 @@ fn parse_driver(args: &[String], http_only: bool) -> anyhow::Result<driver::Opti
         json: None,
         http: true,
         h2: !http_only,
+        graphql: !http_only,
         ws: !http_only,
         pin: true,
         ws_workers: None,
@@ -162,12 +177,14 @@ fn parse_driver(args: &[String], http_only: bool) -> anyhow::Result<driver::Opti
                 options.http = false;
                 options.h2 = false;
                 options.ws = false;
+                options.graphql = false;
                 for suite in list.split(',') {
                     match suite.trim() {
                         "http" => options.http = true,
                         "h2" => options.h2 = true,
                         "ws" => options.ws = true,
-                        other => bail!("unknown suite `{other}`; expected http, h2 or ws"),
+                        "graphql" => options.graphql = true,
+                        other => bail!("unknown suite `{other}`; expected http, h2, ws or graphql"),
                     }
                 }
             }
