@@ -67,7 +67,8 @@ pub async fn app(
     let writes = clients.writes();
     let env = keys::AppEnv::parse(std::env::var(keys::APP_ENV).ok().as_deref())?;
     let graphql = graphql::service(repo.clone(), env);
-    let state = router::AppState { repo, key_base, assets, vendor, clients, writes, graphql };
+    let ops = controllers::session_controller::OpsAccess::from_env(env);
+    let state = router::AppState { repo, key_base, assets, vendor, clients, writes, ops, graphql };
     let router = router::AppRouter::new(state.clone()).into();
     Ok(App { router, state })
 }

@@ -23,6 +23,7 @@
 //! | `TLS_CERT_FILE`, `TLS_KEY_FILE` | unset: cleartext (set: HTTPS and `wss://`, PEM files; `SIGHUP` reloads them) |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT`  | unset: no traces (set: OTLP/HTTP, `http://collector:4318`) |
 //! | `OTEL_SERVICE_NAME`, `OTEL_*`  | the OpenTelemetry SDK's (docs/observability.md) |
+//! | `DASHBOARD_PASSWORD`           | unset: `/dev/dashboard` for any logged-in visitor, closed (404) in `prod`; set: Basic auth as `ops` |
 //!
 //! `SECRET_KEY_BASE` signs the session cookies, CSRF tokens and socket tokens: at least 64
 //! bytes (`head -c 48 /dev/urandom | base64 -w0`), the same on every replica. A shorter one

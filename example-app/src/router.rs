@@ -24,6 +24,8 @@ pub struct AppState {
     /// The writes one client may make, over the JSON API, GraphQL and the live rooms form
     /// together ([`ClientLimits::writes`]).
     pub writes: fawkes::security::RateLimit,
+    /// Who may open the live dashboard.
+    pub ops: crate::controllers::session_controller::OpsAccess,
     /// The chat's GraphQL schema, served at `/api/graphql` and over the socket's
     /// `__absinthe__:control` channel.
     pub graphql: fawkes::graphql::GraphQL<crate::graphql::ChatSchema>,
@@ -108,13 +110,14 @@ fawkes::router! {
         });
     }
 
-    // The operators' pages: the framework's live dashboard, for logged-in visitors only. The
-    // dashboard's socket is under its mount, so this pipeline guards the upgrade as well.
+    // The operators' pages: the framework's live dashboard, for whom `OpsAccess` lets in (a
+    // password in production). Its socket is under its mount, so this pipeline guards the
+    // upgrade as well.
     pipeline ops {
         plug fawkes::plug::request_id();
         plug fawkes::security::fetch_session(session_config(state.key_base.clone()));
         plug fawkes::security::put_secure_browser_headers();
-        plug crate::controllers::session_controller::require_login;
+        plug state.ops.clone();
     }
 
     // GraphQL: queries are POSTs too, so the write budget is spent by mutations only, in

@@ -90,10 +90,6 @@ pub async fn delete(conn: Conn) -> Conn {
 
 /// A plug for pages only a logged-in visitor may see: anyone else is sent to the chat,
 /// whose login form comes first.
-///
-/// The example app has no roles, so any visitor who logs in passes. An app with accounts
-/// would check the user's role here instead: this is the plug that guards the live
-/// dashboard.
 pub async fn require_login(conn: Conn) -> Conn {
     if current_name(&conn).is_some() {
         conn
@@ -102,9 +98,81 @@ pub async fn require_login(conn: Conn) -> Conn {
     }
 }
 
+/// Who may open the operators' pages (the live dashboard), from the environment: a plug for
+/// their pipeline.
+///
+/// The example app has no roles, and anyone may log in by typing a name: a login is enough
+/// on a developer's machine, never in production.
+#[derive(Debug, Clone)]
+pub enum OpsAccess {
+    /// Any logged-in visitor (development and tests, without `DASHBOARD_PASSWORD`).
+    Login,
+    /// HTTP Basic authentication as `ops` with `DASHBOARD_PASSWORD`, in any environment.
+    Password(fawkes::security::BasicAuth),
+    /// Nobody: production without `DASHBOARD_PASSWORD`; the pages answer 404.
+    Closed,
+}
+
+impl OpsAccess {
+    /// `DASHBOARD_PASSWORD` set (and not blank): [`OpsAccess::Password`]; otherwise
+    /// [`OpsAccess::Closed`] in production and [`OpsAccess::Login`] elsewhere.
+    pub fn from_env(env: crate::keys::AppEnv) -> Self {
+        let password = std::env::var("DASHBOARD_PASSWORD").unwrap_or_default();
+        if !password.trim().is_empty() {
+            Self::Password(fawkes::security::basic_auth("ops", &password))
+        } else if env == crate::keys::AppEnv::Prod {
+            Self::Closed
+        } else {
+            Self::Login
+        }
+    }
+}
+
+impl fawkes::Plug for OpsAccess {
+    async fn call(&self, conn: Conn) -> Conn {
+        match self {
+            Self::Login => require_login(conn).await,
+            Self::Password(guard) => guard.call(conn).await,
+            Self::Closed => fawkes::ActionError::not_found().render_halted(conn),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `plug` does to a request with `authorization`: its status, and whether it halted.
+    async fn ops(plug: &OpsAccess, authorization: Option<&str>) -> (StatusCode, bool) {
+        use fawkes::Plug as _;
+        let mut req = http::Request::get("/dev/dashboard");
+        if let Some(value) = authorization {
+            req = req.header(http::header::AUTHORIZATION, value);
+        }
+        let conn = plug.call(Conn::from_request(req.body(fawkes::Body::empty()).unwrap())).await;
+        (conn.status(), conn.halted())
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_takes_a_password_or_is_closed_in_production() {
+        let password = OpsAccess::Password(fawkes::security::basic_auth("ops", "hunter2"));
+        // "ops:hunter2" and "ops:nope", base64.
+        assert!(!ops(&password, Some("Basic b3BzOmh1bnRlcjI=")).await.1, "the right password passes");
+        assert_eq!(
+            ops(&password, Some("Basic b3BzOm5vcGU=")).await,
+            (StatusCode::UNAUTHORIZED, true)
+        );
+        assert_eq!(ops(&password, None).await, (StatusCode::UNAUTHORIZED, true));
+        assert_eq!(
+            ops(&OpsAccess::Closed, Some("Basic b3BzOmh1bnRlcjI=")).await,
+            (StatusCode::NOT_FOUND, true)
+        );
+        // Production without a password is closed; elsewhere a login will do.
+        if std::env::var("DASHBOARD_PASSWORD").is_err() {
+            assert!(matches!(OpsAccess::from_env(crate::keys::AppEnv::Prod), OpsAccess::Closed));
+            assert!(matches!(OpsAccess::from_env(crate::keys::AppEnv::Dev), OpsAccess::Login));
+        }
+    }
     use serde_json::json;
 
     #[test]

@@ -91,6 +91,9 @@ struct Shared {
     worker_id: String,
     /// The last [`HISTORY`] samples, oldest first.
     history: Mutex<VecDeque<Sample>>,
+    /// The join reply (`{history, status}`) as of the latest sample, built once for every page
+    /// that joins before the next: a page rejoining in a loop costs a copy, not a rebuild.
+    join_reply: Mutex<Option<(u64, Value)>>,
     /// The endpoint the worker samples, once the first request has named it.
     endpoint: OnceLock<(PubSub, Supervisor)>,
     started: AtomicBool,
@@ -114,6 +117,7 @@ impl Dashboard {
             topic: format!("fawkes_dashboard:{n}"),
             worker_id: if n == 0 { "dashboard".to_owned() } else { format!("dashboard-{n}") },
             history: Mutex::default(),
+            join_reply: Mutex::default(),
             endpoint: OnceLock::new(),
             started: AtomicBool::new(false),
         });
@@ -153,12 +157,12 @@ impl Dashboard {
                 Err(never) => match never {},
             };
         }
-        let (content_type, body) = match path {
-            "/" => ("text/html; charset=utf-8", self.page(&req)),
-            "/dashboard.js" => ("text/javascript; charset=utf-8", SCRIPT.to_owned()),
-            "/dashboard.css" => ("text/css; charset=utf-8", STYLE.to_owned()),
-            "/favicon.svg" => ("image/svg+xml", ICON.to_owned()),
-            "/client.js" => ("text/javascript; charset=utf-8", crate::socket::CLIENT_JS.to_owned()),
+        let (content_type, body): (_, Body) = match path {
+            "/" => ("text/html; charset=utf-8", self.page(&req).into()),
+            "/dashboard.js" => ("text/javascript; charset=utf-8", SCRIPT.into()),
+            "/dashboard.css" => ("text/css; charset=utf-8", STYLE.into()),
+            "/favicon.svg" => ("image/svg+xml", ICON.into()),
+            "/client.js" => ("text/javascript; charset=utf-8", crate::socket::CLIENT_JS.into()),
             _ => return plain(StatusCode::NOT_FOUND, "Not Found"),
         };
         if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -166,9 +170,29 @@ impl Dashboard {
             resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
-        let body = if req.method() == Method::HEAD { Body::empty() } else { Body::from(body) };
-        let mut resp = Response::new(body);
+        // The files are the binary's: their tag is their hash, so a page load revalidates
+        // them with a 304 rather than fetching them again. (For `HEAD`, hyper sends the
+        // headers, the length among them, and drops the body.)
+        let etag = (path != "/").then(|| etag(path));
+        let fresh = etag.as_ref().is_some_and(|tag| {
+            req.headers()
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|v| v.trim().trim_start_matches("W/") == tag)
+        });
+        let mut resp = if fresh {
+            let mut resp = Response::new(Body::empty());
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            resp
+        } else {
+            Response::new(body)
+        };
         let headers = resp.headers_mut();
+        if let Some(tag) = etag.and_then(|tag| HeaderValue::from_str(&tag).ok()) {
+            headers.insert(header::ETAG, tag);
+        }
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert(
@@ -187,6 +211,21 @@ impl Dashboard {
             .replace("{{topic}}", &crate::live::escape(&self.shared.topic))
             .replace("{{node}}", &crate::live::escape(node))
     }
+}
+
+/// The entity tag of one of the dashboard's files: a hash of its bytes (the same for every
+/// build of the same files).
+fn etag(path: &str) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let file = match path {
+        "/dashboard.js" => SCRIPT,
+        "/dashboard.css" => STYLE,
+        "/favicon.svg" => ICON,
+        _ => crate::socket::CLIENT_JS,
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    file.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -215,6 +254,22 @@ impl Service<Request<Body>> for Dashboard {
 impl Shared {
     fn history(&self) -> MutexGuard<'_, VecDeque<Sample>> {
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `{history, status}` as of the latest sample.
+    fn join_reply(&self) -> Value {
+        let latest = self.history().back().map_or(0, |sample| sample.at_ms);
+        let mut cached = self.join_reply.lock().unwrap_or_else(PoisonError::into_inner);
+        match cached.as_ref() {
+            Some((at, reply)) if *at == latest && latest > 0 => reply.clone(),
+            _ => {
+                let history: Vec<Sample> = self.history().iter().cloned().collect();
+                let status = self.endpoint.get().map(|(pubsub, sup)| Status::of(pubsub, sup));
+                let reply = json!({ "history": history, "status": status });
+                *cached = Some((latest, reply.clone()));
+                reply
+            }
+        }
     }
 
     fn remember(&self, sample: Sample) {
@@ -313,11 +368,7 @@ impl Channel<Arc<Shared>> for DashboardChannel {
         _payload: Payload,
         socket: &mut ChannelSocket<Arc<Shared>>,
     ) -> Result<(Self, Value), Value> {
-        let shared = socket.state();
-        let history: Vec<Sample> = shared.history().iter().cloned().collect();
-        let status =
-            shared.endpoint.get().map(|(pubsub, supervisor)| Status::of(pubsub, supervisor));
-        Ok((Self, json!({ "history": history, "status": status })))
+        Ok((Self, socket.state().join_reply()))
     }
 
     async fn handle_in(

@@ -95,6 +95,24 @@ async fn the_mounted_dashboard_serves_its_page_and_streams_samples_behind_the_pi
         assert!(resp.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
         assert!(resp.text().await.unwrap().contains(needle), "{path}");
     }
+    // A file's tag revalidates it; HEAD says the length GET sends.
+    let script = get(&format!("{base}/dev/dashboard/dashboard.js"), true).send().await.unwrap();
+    let tag = script.headers()["etag"].clone();
+    let length = script.bytes().await.unwrap().len();
+    let again = get(&format!("{base}/dev/dashboard/dashboard.js"), true)
+        .header("if-none-match", tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let head = reqwest::Client::new()
+        .head(format!("{base}/dev/dashboard/dashboard.js"))
+        .header("x-admin", "yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], length.to_string().as_str());
     let missing = get(&format!("{base}/dev/dashboard/nothing"), true).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let post = reqwest::Client::new()

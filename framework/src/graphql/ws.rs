@@ -70,7 +70,10 @@ pub(super) async fn upgrade<E: Executor>(
         return error(StatusCode::BAD_REQUEST, "expected the graphql-transport-ws subprotocol");
     }
     if !graphql.config.check_origin.allows(headers) {
-        tracing::info!(origin = ?headers.get(header::ORIGIN), "graphql websocket refused: origin not allowed");
+        crate::instrument::limited!(
+            10,
+            info!(origin = ?headers.get(header::ORIGIN), "graphql websocket refused: origin not allowed")
+        );
         return error(StatusCode::FORBIDDEN, "origin not allowed");
     }
     let Some(info) = req.extensions().get::<ConnInfo>().cloned() else {

@@ -5,9 +5,11 @@
 //! [`telemetry`]: crate::telemetry
 
 mod histogram;
+mod log_budget;
 mod recorder;
 
 pub use histogram::Latency;
+pub(crate) use log_budget::{limited, LogBudget};
 pub(crate) use recorder::GaugeKind;
 pub use recorder::{Snapshot, Telemetry, PROCESS_COLLECT_INTERVAL};
 

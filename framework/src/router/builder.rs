@@ -271,24 +271,36 @@ where
     conn.restore_request(restored);
     match result {
         Ok(resp) => {
-            // Headers the pipeline put before the forward (the secure browser headers, a
-            // request id) stay, unless the service answered with its own of the same name.
-            let mut before = std::mem::take(conn.resp_headers_mut());
+            let before = std::mem::take(conn.resp_headers_mut());
             conn.set_response(resp.map(Body::new));
-            let headers = conn.resp_headers_mut();
-            let mut name = None;
-            for (key, value) in before.drain() {
-                name = key.or(name);
-                if let Some(name) = name.as_ref().filter(|n| !headers.contains_key(*n)) {
-                    headers.append(name.clone(), value);
-                }
-            }
+            keep_pipeline_headers(before, conn.resp_headers_mut());
             conn
         }
         Err(err) => {
             let err: BoxError = err.into();
             tracing::error!(error = %err, "forwarded service failed");
             crate::controller::ActionError::internal().render_halted(conn)
+        }
+    }
+}
+
+/// Puts back on a forwarded service's response the headers its pipeline put before the
+/// forward (the secure browser headers, a request id, a session's cookie), every value of
+/// them: a header the service set itself wins, except `set-cookie` and `vary`, which hold a
+/// list, whose values from both are kept.
+fn keep_pipeline_headers(before: http::HeaderMap, headers: &mut http::HeaderMap) {
+    if before.is_empty() {
+        return;
+    }
+    let own: Vec<http::HeaderName> = headers.keys().cloned().collect();
+    let mut name = None;
+    for (key, value) in before {
+        // Only a name's first value comes with its name.
+        name = key.or(name);
+        let Some(name) = &name else { continue };
+        let listed = *name == http::header::SET_COOKIE || *name == http::header::VARY;
+        if listed || !own.contains(name) {
+            headers.append(name.clone(), value);
         }
     }
 }

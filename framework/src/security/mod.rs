@@ -9,6 +9,7 @@
 //! This module knows nothing about routes or the endpoint: its plugs go in a pipeline like
 //! any other. The [security guide](crate::security_guide) shows a full browser pipeline.
 
+mod basic_auth;
 pub(crate) mod client_ip;
 pub(crate) mod csrf;
 mod headers;
@@ -20,6 +21,7 @@ pub(crate) mod token;
 pub use crate::secret::{
     DerivedKey, KeyError, SecretKeyBase, DEFAULT_ITERATIONS, DEFAULT_KEY_LEN, MIN_KEY_BASE_LEN,
 };
+pub use basic_auth::{basic_auth, BasicAuth};
 pub use client_ip::TrustedProxies;
 pub use csrf::{
     csrf_input_tag, csrf_meta_tag, delete_csrf_token, get_csrf_token, protect_from_forgery,

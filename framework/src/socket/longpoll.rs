@@ -259,7 +259,10 @@ async fn open<S: Socket>(
     // costs it nothing; checked again when the session is stored.
     let max_sessions = inner.config.max_longpoll_sessions;
     if inner.longpoll.open_sessions() >= max_sessions {
-        tracing::warn!(max_sessions, "longpoll session refused: too many open");
+        crate::instrument::limited!(
+            10,
+            warn!(max_sessions, "longpoll session refused: too many open")
+        );
         return full();
     }
     let Some(conn_info) = req.extensions().get::<ConnInfo>().cloned() else {
@@ -270,7 +273,10 @@ async fn open<S: Socket>(
     let client = match inner.clients.admit(Some(conn_info.remote_addr()), req.headers()) {
         Ok(client) => client,
         Err(ip) => {
-            tracing::info!(client = %ip, "longpoll session refused: the client holds its most sockets");
+            crate::instrument::limited!(
+                10,
+                info!(client = %ip, "longpoll session refused: the client holds its most sockets")
+            );
             // The body's status is what the official client reads: an error it retries.
             let mut resp = full();
             *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
@@ -479,7 +485,7 @@ pub(crate) fn parse_batch(vsn: Vsn, body: &[u8]) -> Option<Vec<serializer::Messa
         match serializer::decode_text(vsn, line) {
             Ok(msg) => messages.push(msg),
             Err(err) => {
-                tracing::info!(error = %err, "malformed longpoll message");
+                crate::instrument::limited!(10, info!(error = %err, "malformed longpoll message"));
                 return None;
             }
         }

@@ -244,9 +244,12 @@ impl Protocol {
             Some(client) => match client.take_channel() {
                 Some(slot) => Some(slot),
                 None => {
-                    tracing::info!(
-                        topic = %crate::instrument::clip(&msg.topic),
-                        "refusing a join: the client runs its most channels"
+                    crate::instrument::limited!(
+                        10,
+                        info!(
+                            topic = %crate::instrument::clip(&msg.topic),
+                            "refusing a join: the client runs its most channels"
+                        )
                     );
                     let reason = json!({"reason": "too many channels for this client"});
                     self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);
@@ -256,9 +259,12 @@ impl Protocol {
             None => None,
         };
         let Some(slot) = self.budget.take() else {
-            tracing::warn!(
-                topic = %crate::instrument::clip(&msg.topic),
-                "refusing a join: the server runs its most channels"
+            crate::instrument::limited!(
+                10,
+                warn!(
+                    topic = %crate::instrument::clip(&msg.topic),
+                    "refusing a join: the server runs its most channels"
+                )
             );
             let reason = json!({"reason": "too many channels on this server"});
             self.reply(msg.join_ref.as_deref(), &msg, Status::Error, reason);

@@ -81,7 +81,10 @@ pub(crate) async fn upgrade<S: Socket>(
         return error(StatusCode::BAD_REQUEST, "missing sec-websocket-key");
     };
     if !inner.config.check_origin.allows(headers) {
-        tracing::info!(origin = ?headers.get(header::ORIGIN), "websocket refused: origin not allowed");
+        crate::instrument::limited!(
+            10,
+            info!(origin = ?headers.get(header::ORIGIN), "websocket refused: origin not allowed")
+        );
         return error(StatusCode::FORBIDDEN, "origin not allowed");
     }
     let query = req.uri().query().unwrap_or_default();
@@ -101,7 +104,10 @@ pub(crate) async fn upgrade<S: Socket>(
     let client = match inner.clients.admit(Some(conn_info.remote_addr()), req.headers()) {
         Ok(client) => client,
         Err(ip) => {
-            tracing::info!(client = %ip, "websocket refused: the client holds its most sockets");
+            crate::instrument::limited!(
+                10,
+                info!(client = %ip, "websocket refused: the client holds its most sockets")
+            );
             let mut resp = error(StatusCode::TOO_MANY_REQUESTS, "too many sockets for this client");
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return resp;
@@ -370,19 +376,27 @@ async fn run<S: Socket>(
                             size,
                             max_size,
                         }))) => {
-                            tracing::info!(
-                                size,
-                                max_size,
-                                "closing a socket that sent an oversized message"
+                            crate::instrument::limited!(
+                                10,
+                                info!(
+                                    size,
+                                    max_size, "closing a socket that sent an oversized message"
+                                )
                             );
                             break Some((CloseCode::Size, "message too big"));
                         }
                         Some(Err(WsError::Utf8(err))) => {
-                            tracing::info!(error = %err, "closing a socket that sent text that is not UTF-8");
+                            crate::instrument::limited!(
+                                10,
+                                info!(error = %err, "closing a socket that sent text that is not UTF-8")
+                            );
                             break Some((CloseCode::Invalid, "malformed message"));
                         }
                         Some(Err(WsError::Protocol(err))) => {
-                            tracing::info!(error = %err, "closing a socket that broke the protocol");
+                            crate::instrument::limited!(
+                                10,
+                                info!(error = %err, "closing a socket that broke the protocol")
+                            );
                             break Some((CloseCode::Protocol, "protocol error"));
                         }
                         Some(Err(err)) => {
@@ -397,7 +411,10 @@ async fn run<S: Socket>(
                             continue;
                         }
                         Some(Err(err)) => {
-                            tracing::info!(error = %err, "closing a socket that sent a malformed message");
+                            crate::instrument::limited!(
+                                10,
+                                info!(error = %err, "closing a socket that sent a malformed message")
+                            );
                             break Some((CloseCode::Invalid, "malformed message"));
                         }
                     }
