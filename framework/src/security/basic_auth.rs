@@ -17,13 +17,15 @@ use crate::{Conn, Plug};
 /// # Examples
 ///
 /// ```
-/// let password = std::env::var("DASHBOARD_PASSWORD").unwrap_or_default();
-/// let guard = fawkes::security::basic_auth("ops", &password);
+/// fn guard() -> fawkes::security::BasicAuth {
+///     let password = std::env::var("DASHBOARD_PASSWORD").unwrap_or_else(|_| "dev".to_owned());
+///     fawkes::security::basic_auth("ops", &password)
+/// }
 ///
 /// fawkes::router! {
 ///     pub App;
 ///     pipeline ops {
-///         plug guard.clone();
+///         plug guard();
 ///     }
 ///     scope "/dev" {
 ///         pipe_through ops;
