@@ -157,7 +157,10 @@ mod tests {
     async fn the_dashboard_takes_a_password_or_is_closed_in_production() {
         let password = OpsAccess::Password(fawkes::security::basic_auth("ops", "hunter2"));
         // "ops:hunter2" and "ops:nope", base64.
-        assert!(!ops(&password, Some("Basic b3BzOmh1bnRlcjI=")).await.1, "the right password passes");
+        assert!(
+            !ops(&password, Some("Basic b3BzOmh1bnRlcjI=")).await.1,
+            "the right password passes"
+        );
         assert_eq!(
             ops(&password, Some("Basic b3BzOm5vcGU=")).await,
             (StatusCode::UNAUTHORIZED, true)

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::{error, nesting, nesting_message, GraphQL, MAX_NESTING};
 use crate::conn::{Assigns, ConnInfo};
 use crate::router::ForwardedAssigns;
+use crate::socket::has_token;
 use crate::{Body, PubSub};
 
 /// The subprotocol spoken.
@@ -37,14 +38,6 @@ const PROTOCOL: &str = "graphql-transport-ws";
 
 /// How long a write may wait on a client that does not read.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
-}
 
 /// Whether `headers` ask for a WebSocket.
 pub(super) fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -102,17 +95,7 @@ pub(super) async fn upgrade<E: Executor>(
     if spawned.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    let mut resp = Response::new(Body::empty());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    if let Ok(accept) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    }
-    h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(PROTOCOL));
-    resp
+    crate::socket::switching_protocols(&key, Some(PROTOCOL))
 }
 
 /// One of the [`GraphQL::max_connections`](super::GraphQL::max_connections) WebSockets,

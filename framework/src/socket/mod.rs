@@ -32,6 +32,8 @@ pub use client::client_js;
 pub(crate) use client::CLIENT_JS;
 pub use origin::CheckOrigin;
 pub use transport::{transport, IntoTransport, Transport};
+#[cfg(feature = "graphql")]
+pub(crate) use websocket::{has_token, switching_protocols};
 
 /// What the server knows about a connecting client, besides its params.
 ///

@@ -27,7 +27,8 @@ use crate::Body;
 
 const AUTH_PREFIX: &str = "base64url.bearer.phx.";
 
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+/// Whether the comma-separated header `name` holds `token` (case-insensitively).
+pub(crate) fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
         .iter()
@@ -139,6 +140,14 @@ pub(crate) async fn upgrade<S: Socket>(
     if spawned.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
+    switching_protocols(&key, offered_phoenix.then_some("phoenix"))
+}
+
+/// The `101` that completes a WebSocket handshake of `key`, naming the chosen subprotocol.
+pub(crate) fn switching_protocols(
+    key: &HeaderValue,
+    protocol: Option<&'static str>,
+) -> Response<Body> {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -148,8 +157,8 @@ pub(crate) async fn upgrade<S: Socket>(
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
-    if offered_phoenix {
-        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("phoenix"));
+    if let Some(protocol) = protocol {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocol));
     }
     resp
 }

@@ -5,7 +5,6 @@
 //! REST's in the same round: what parsing, validating and executing a query costs over a
 //! hand-written action.
 
-use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::process::ScratchDir;
-use crate::report::Settings;
+use crate::report::{median, Settings};
 use crate::wrk::{self, Wrk};
 
 /// The query the GraphQL side answers.
@@ -91,26 +90,13 @@ fawkes::router! {
 
 /// `bench server fawkes-graphql --port P`: serves until stdin closes, as the other servers do.
 pub(crate) fn serve(port: u16) -> anyhow::Result<()> {
-    crate::server::init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("failed to build the tokio runtime")?;
-    let addr = runtime.block_on(async {
+    crate::server::serve(async move {
         let running = Endpoint::new(GraphQLBench::new())
             .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
             .start()
             .await?;
-        Ok::<_, anyhow::Error>(running.local_addr())
-    })?;
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", addr.port()).context("failed to print the port")?;
-    stdout.flush().context("failed to print the port")?;
-    drop(stdout);
-    let _ = std::io::stdin().lock().read_to_end(&mut Vec::new());
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    Ok(())
+        Ok(running.local_addr())
+    })
 }
 
 /// One side of the comparison.
@@ -234,22 +220,12 @@ pub(crate) fn run(settings: &Settings, pin: bool) -> anyhow::Result<Vec<Value>> 
             "api": api.name(),
             "request": match api { Api::Rest => "GET /users/42".to_owned(), Api::Graphql => format!("POST /graphql {QUERY}") },
             "best_rps": runs.iter().copied().fold(0.0, f64::max).round(),
-            "median_rps": median(runs).round(),
-            "ratio_to_rest": (median(&ratios) * 1000.0).round() / 1000.0,
+            "median_rps": median(runs.clone()).round(),
+            "ratio_to_rest": (median(ratios) * 1000.0).round() / 1000.0,
             "rounds_rps": runs.iter().map(|r| r.round()).collect::<Vec<_>>(),
         }));
     }
     Ok(rows)
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 
 use crate::process::{ChildGuard, ScratchDir};
-use crate::report::Settings;
+use crate::report::{median, Settings};
 use crate::scenario::Scenario;
 use crate::server::Kind;
 use crate::wrk;
@@ -158,8 +158,8 @@ pub(crate) fn run(settings: &Settings, pin: bool) -> anyhow::Result<Vec<Value>> 
                 "protocol": mode.name(),
                 "server": server.kind.name(),
                 "best_rps": runs.iter().copied().fold(0.0, f64::max).round(),
-                "median_rps": median(runs).round(),
-                "ratio_to_fawkes": (median(&ratios) * 1000.0).round() / 1000.0,
+                "median_rps": median(runs.clone()).round(),
+                "ratio_to_fawkes": (median(ratios) * 1000.0).round() / 1000.0,
                 "rounds_rps": runs.iter().map(|r| r.round()).collect::<Vec<_>>(),
                 "connections": CONNECTIONS,
                 "streams_per_connection": STREAMS,
@@ -169,16 +169,6 @@ pub(crate) fn run(settings: &Settings, pin: bool) -> anyhow::Result<Vec<Value>> 
         drop(servers);
     }
     Ok(rows)
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
 }
 
 #[cfg(test)]
@@ -196,7 +186,7 @@ mod tests {
         let errors = ok.replace("0 4xx, 0 5xx", "0 4xx, 12 5xx");
         assert!(parse(&errors).is_err());
         assert!(parse("nothing").is_err());
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 }

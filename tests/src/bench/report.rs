@@ -54,7 +54,8 @@ pub(crate) struct Measured {
     pub(crate) user: Option<Duration>,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The middle value (the mean of the two middle ones for an even count); 0 for none.
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => 0.0,

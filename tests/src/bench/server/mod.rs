@@ -107,13 +107,21 @@ pub(crate) fn main(
     cors: bool,
     protocol: &Protocol,
 ) -> anyhow::Result<()> {
+    serve(start_with(kind, routes, port, cors, protocol))
+}
+
+/// Runs `start` on a one-worker runtime, prints the port it serves on, and serves until stdin
+/// closes: what every server of the harness does.
+pub(crate) fn serve(
+    start: impl std::future::Future<Output = anyhow::Result<SocketAddr>>,
+) -> anyhow::Result<()> {
     init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .context("failed to build the tokio runtime")?;
-    let addr = runtime.block_on(start_with(kind, routes, port, cors, protocol))?;
+    let addr = runtime.block_on(start)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", addr.port()).context("failed to print the port")?;
     stdout.flush().context("failed to print the port")?;
