@@ -257,12 +257,23 @@ async fn message_validation_lists_each_blank_field() {
         ),
         (json!({"message": {"author": "ada"}}), json!({"body": ["can't be blank"]})),
         (json!({"message": {"author": "", "body": "hi"}}), json!({"author": ["can't be blank"]})),
+        // Control characters: nothing a person types, six bytes each in every answer.
+        (
+            json!({"message": {"author": "ada\u{7}", "body": "a\u{1}b"}}),
+            json!({
+                "author": ["contains characters that cannot be shown"],
+                "body": ["contains characters that cannot be shown"],
+            }),
+        ),
     ];
     for (body, errors) in cases {
         let resp = client.post(&path).json(&body).send().await;
         resp.assert_status(422).assert_json(&json!({ "errors": errors }));
     }
     client.get(&path).send().await.assert_json(&json!({"data": []}));
+    // Line breaks and tabs are text.
+    let text = json!({"message": {"author": "ada", "body": "two\nlines\tand a tab"}});
+    client.post(&path).json(&text).send().await.assert_status(201);
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 use serde_json::{json, Value};
 use tokio::task::AbortHandle;
 
-use super::{nesting, nesting_message, operation_type, GraphQL, MAX_NESTING};
+use super::{guard, GraphQL};
 use crate::channel::{Channel, ChannelHandle, ChannelSocket, Payload, Reply};
 
 /// The channel of `__absinthe__:control`: GraphQL over a Fawkes socket, in Absinthe's
@@ -114,9 +114,6 @@ fn request_of(payload: &Payload) -> Result<async_graphql::Request, Reply> {
     let Some(query) = fields.get("query").and_then(Value::as_str) else {
         return Err(refusal("a doc needs a query"));
     };
-    if nesting(query) > MAX_NESTING {
-        return Err(refusal(&nesting_message()));
-    }
     let mut request = async_graphql::Request::new(query);
     match fields.get("variables") {
         None | Some(Value::Null) => {}
@@ -132,11 +129,14 @@ fn request_of(payload: &Payload) -> Result<async_graphql::Request, Reply> {
 
 impl<E: Executor> AbsintheChannel<E> {
     async fn doc(&mut self, payload: &Payload, socket: &mut ChannelSocket<GraphQL<E>>) -> Reply {
-        let request = match request_of(payload) {
+        let mut request = match request_of(payload) {
             Ok(request) => request,
             Err(reply) => return reply,
         };
-        let kind = operation_type(&request.query, request.operation_name.as_deref());
+        let kind = match guard::admit(&mut request) {
+            Ok(kind) => kind,
+            Err(message) => return refusal(&message),
+        };
         let request = request.data(socket.assigns().clone()).data(socket.pubsub().clone());
         let graphql = socket.state().clone();
         if kind != Some(OperationType::Subscription) {
@@ -144,8 +144,11 @@ impl<E: Executor> AbsintheChannel<E> {
             // As `absinthe_phoenix` answers: a document that ran is `ok`, with its data and
             // errors (a failed field's error is at its path); one refused before it ran is
             // `error`, with the errors alone.
+            let limit = graphql.config.max_response_bytes;
             return if super::refused(&response) {
                 Reply::error(json!({ "errors": response.errors }))
+            } else if !super::fits(&response, limit) {
+                refusal(&super::too_large(limit))
             } else {
                 Reply::ok(serde_json::to_value(&response).unwrap_or(Value::Null))
             };
@@ -241,6 +244,12 @@ impl<E: Executor> Channel<GraphQL<E>> for AbsintheChannel<E> {
         }
         match event.response {
             Some(result) => {
+                let limit = socket.state().config.max_response_bytes;
+                let result = if super::fits(&result, limit) {
+                    serde_json::to_value(&result).unwrap_or(Value::Null)
+                } else {
+                    json!({ "data": null, "errors": [{ "message": super::too_large(limit) }] })
+                };
                 let payload = json!({ "result": result, "subscriptionId": event.id });
                 socket.push_to(&event.id, "subscription:data", payload);
             }

@@ -59,6 +59,7 @@
 //! ```
 
 mod absinthe;
+mod guard;
 mod ws;
 
 #[cfg(test)]
@@ -70,7 +71,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use async_graphql::Executor;
 use futures_util::future::BoxFuture;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -78,18 +79,12 @@ use serde::Deserialize;
 use tower::Service;
 
 pub use absinthe::{AbsintheChannel, SubscriptionEvent};
+pub use guard::{MAX_FRAGMENTS, MAX_NESTING, MAX_SELECTIONS};
 
 use crate::conn::{Assigns, ConnInfo};
 use crate::router::{ForwardedAssigns, ForwardedFrom};
 use crate::socket::CheckOrigin;
 use crate::{Body, PubSub};
-
-/// How deeply brackets (`{`, `(`, `[`) may nest in a document before it is refused unread.
-/// async-graphql's parser recurses once per level before it checks its own limit, and a
-/// thread's stack ends a replica when it overflows: a body of a few hundred kilobytes of `{`
-/// would. Real queries nest a few levels; the schema's `limit_depth` is the limit on what a
-/// query may ask.
-pub const MAX_NESTING: usize = 128;
 
 /// A schema served over HTTP, WebSocket and channels: see the [module](self) docs.
 ///
@@ -123,11 +118,14 @@ struct Config {
     max_batch: usize,
     max_operations: usize,
     max_connections: usize,
+    max_response_bytes: usize,
     init_timeout: Duration,
     keepalive: Duration,
     check_origin: CheckOrigin,
     /// WebSockets open now, over every clone.
     connections: Arc<AtomicUsize>,
+    /// WebSockets open now by client, against their per-client limit.
+    clients: Arc<crate::socket::Clients>,
 }
 
 impl<E: Executor> GraphQL<E> {
@@ -144,10 +142,15 @@ impl<E: Executor> GraphQL<E> {
                 max_batch: 10,
                 max_operations: 100,
                 max_connections: 10_000,
+                max_response_bytes: 4 * 1024 * 1024,
                 init_timeout: Duration::from_secs(10),
                 keepalive: Duration::from_secs(30),
                 check_origin: CheckOrigin::default(),
                 connections: Arc::default(),
+                clients: Arc::new(crate::socket::Clients::sockets(
+                    32,
+                    crate::security::TrustedProxies::default(),
+                )),
             }),
         }
     }
@@ -190,6 +193,34 @@ impl<E: Executor> GraphQL<E> {
     #[must_use]
     pub fn max_connections(self, connections: usize) -> Self {
         self.configure(|c| c.max_connections = connections)
+    }
+
+    /// The most GraphQL WebSockets one client (an address; an IPv6 client's /64) holds open
+    /// at once (default 32): past it, an upgrade is answered `429` with `retry-after`.
+    #[must_use]
+    pub fn max_connections_per_client(self, connections: usize) -> Self {
+        self.configure(|c| {
+            c.clients =
+                Arc::new(crate::socket::Clients::sockets(connections, c.clients.proxies.clone()));
+        })
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` names the client, for
+    /// [`max_connections_per_client`](Self::max_connections_per_client) (default: none).
+    #[must_use]
+    pub fn trusted_proxies(self, proxies: crate::security::TrustedProxies) -> Self {
+        self.configure(|c| {
+            let max = c.clients.max_sockets.unwrap_or(usize::MAX);
+            c.clients = Arc::new(crate::socket::Clients::sockets(max, proxies));
+        })
+    }
+
+    /// The largest response, as JSON (default 4 MiB; a batch's responses together): a
+    /// larger one is replaced by a GraphQL error saying so, and is never written out whole.
+    /// Over WebSocket and channels, each result is held to it.
+    #[must_use]
+    pub fn max_response_bytes(self, bytes: usize) -> Self {
+        self.configure(|c| c.max_response_bytes = bytes)
     }
 
     /// Which browser origins may open a WebSocket (default: the request's own host), as for
@@ -258,10 +289,11 @@ impl<E: Executor> GraphQL<E> {
                 }
             }
         }
-        if let Some(resp) = too_nested(&request.query) {
-            return resp;
-        }
-        match operation_type(&request.query, request.operation_name.as_deref()) {
+        let kind = match guard::admit(&mut request) {
+            Ok(kind) => kind,
+            Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        };
+        match kind {
             Some(OperationType::Mutation | OperationType::Subscription) => {
                 let mut resp = error(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -276,7 +308,7 @@ impl<E: Executor> GraphQL<E> {
         let request = with_context(request, &req);
         let response = self.executor.execute(request).await;
         let cache = response.cache_control.value();
-        let mut resp = json_response(&response);
+        let mut resp = json_response_within(&response, self.config.max_response_bytes);
         if let Some(value) = cache.and_then(|v| HeaderValue::from_str(&v).ok()) {
             resp.headers_mut().insert(header::CACHE_CONTROL, value);
         }
@@ -290,13 +322,16 @@ impl<E: Executor> GraphQL<E> {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
         let json = match content_type.as_deref() {
-            Some("application/json" | "application/graphql-response+json") | None => true,
+            Some("application/json" | "application/graphql-response+json") => true,
             Some("application/graphql") => false,
-            Some(other) => {
+            // Without a type (or with one a form may send) a browser posts across sites with
+            // no preflight: a page elsewhere could run a mutation with its visitor's cookies.
+            other => {
+                let sent = other.unwrap_or("no content-type");
                 return error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    &format!("`{other}` is not GraphQL: send application/json"),
-                )
+                    &format!("`{sent}` is not GraphQL: send application/json"),
+                );
             }
         };
         let (parts, body) = req.into_parts();
@@ -336,17 +371,17 @@ impl<E: Executor> GraphQL<E> {
                     &format!("a batch holds {max} requests at most"),
                 );
             }
-            async_graphql::BatchRequest::Single(request) => {
-                if let Some(resp) = too_nested(&request.query) {
-                    return resp;
+            async_graphql::BatchRequest::Single(mut request) => {
+                if let Err(message) = guard::admit(&mut request) {
+                    return error(StatusCode::BAD_REQUEST, &message);
                 }
                 async_graphql::BatchRequest::Single(with_context(request, &req))
             }
             async_graphql::BatchRequest::Batch(requests) => {
                 let mut checked = Vec::with_capacity(requests.len());
-                for request in requests {
-                    if let Some(resp) = too_nested(&request.query) {
-                        return resp;
+                for mut request in requests {
+                    if let Err(message) = guard::admit(&mut request) {
+                        return error(StatusCode::BAD_REQUEST, &message);
                     }
                     checked.push(with_context(request, &req));
                 }
@@ -354,7 +389,7 @@ impl<E: Executor> GraphQL<E> {
             }
         };
         let response = self.executor.execute_batch(batch).await;
-        json_response(&response)
+        json_response_within(&response, self.config.max_response_bytes)
     }
 }
 
@@ -392,22 +427,6 @@ fn with_context(request: async_graphql::Request, req: &Request<Body>) -> async_g
     request.data(ForwardedAssigns::of(req)).data(pubsub)
 }
 
-/// The type of the operation `query` runs (`name` picks one of several), or `None` when the
-/// document does not parse or names no such operation.
-pub(crate) fn operation_type(query: &str, name: Option<&str>) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(query).ok()?;
-    match document.operations {
-        DocumentOperations::Single(operation) => Some(operation.node.ty),
-        DocumentOperations::Multiple(operations) => match name {
-            Some(name) => {
-                operations.iter().find(|(n, _)| n.as_str() == name).map(|(_, op)| op.node.ty)
-            }
-            None if operations.len() == 1 => operations.values().next().map(|op| op.node.ty),
-            None => None,
-        },
-    }
-}
-
 /// Whether `response` is a document refused before it ran (it does not parse, or fails
 /// validation): errors, none of them at a field's path, and no data. A document that ran and
 /// whose fields failed has its errors at their paths, and counts as answered.
@@ -417,63 +436,67 @@ pub(crate) fn refused(response: &async_graphql::Response) -> bool {
         && response.errors.iter().all(|error| error.path.is_empty())
 }
 
-/// How deeply brackets nest in `document`, outside strings and comments, stopping at
-/// [`MAX_NESTING`] + 1.
-pub(crate) fn nesting(document: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let bytes = document.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'{' | b'(' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-                if deepest > MAX_NESTING {
-                    return deepest;
-                }
-            }
-            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'"' => {
-                // A block string (`"""…"""`) or a string, whose escapes may hide a quote.
-                if bytes[i..].starts_with(b"\"\"\"") {
-                    i += 3;
-                    while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                        i += if bytes[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
-                    }
-                    i += 2;
-                } else {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                        i += if bytes[i] == b'\\' { 2 } else { 1 };
-                    }
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    deepest
-}
-
-/// Refuses a document nested deeper than [`MAX_NESTING`], before any parser sees it.
-fn too_nested(document: &str) -> Option<Response<Body>> {
-    (nesting(document) > MAX_NESTING).then(|| error(StatusCode::BAD_REQUEST, &nesting_message()))
-}
-
-pub(crate) fn nesting_message() -> String {
-    format!("the document nests brackets more than {MAX_NESTING} deep")
-}
-
 fn json_response(body: &impl serde::Serialize) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"errors\":[]}".to_vec());
+    json_response_within(body, usize::MAX)
+}
+
+/// `body` as JSON, or, when it would take more than `limit` bytes, a GraphQL error saying so:
+/// written into a buffer that stops at the limit, so a response too large never is.
+fn json_response_within(body: &impl serde::Serialize, limit: usize) -> Response<Body> {
+    let mut out = Bounded { bytes: Vec::new(), limit };
+    let bytes = match serde_json::to_writer(&mut out, body) {
+        Ok(()) => out.bytes,
+        Err(_) => serde_json::to_vec(&serde_json::json!({
+            "data": null,
+            "errors": [{ "message": too_large(limit) }],
+        }))
+        .unwrap_or_default(),
+    };
     let mut resp = Response::new(Body::from(bytes));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+pub(crate) fn too_large(limit: usize) -> String {
+    format!("the response would be larger than {limit} bytes")
+}
+
+/// A writer that fails past `limit` bytes.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether `value` serializes within `limit` bytes, counted without keeping them.
+pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
+    struct Counter(usize, usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > self.1 {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Counter(0, limit), value).is_ok()
 }
 
 /// A request that is not GraphQL, refused in GraphQL's error shape.

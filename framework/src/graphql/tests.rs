@@ -50,6 +50,10 @@ impl Query {
         Node { level: 0 }
     }
 
+    async fn echo(&self, text: String, times: i32) -> String {
+        text.repeat(usize::try_from(times.clamp(0, 1_000_000)).unwrap_or(0))
+    }
+
     async fn fail(&self) -> async_graphql::Result<i32> {
         Err("no luck".into())
     }
@@ -92,6 +96,8 @@ fn graphql() -> GraphQL<TestSchema> {
         .body_limit(8 * 1024)
         .max_batch(3)
         .max_operations(2)
+        .max_response_bytes(64 * 1024)
+        .max_connections_per_client(4)
         .init_timeout(Duration::from_millis(300))
 }
 
@@ -266,9 +272,31 @@ async fn limits_refuse_what_is_too_large_too_deep_or_too_complex() {
     // Just under the limit is the parser's (and the schema's) to judge.
     let query = format!("{{ a{}", "{".repeat(MAX_NESTING - 1));
     assert_eq!(post(&base, json!({ "query": query })).await.0, StatusCode::OK);
-    // Brackets in strings and comments do not count.
+    // Brackets count in comments and strings too: whatever hides from the count (a comment
+    // ending at `\r`) could reach the parser.
+    let query = format!("#\r{{ a(x: {}) }}", "[".repeat(4000));
+    assert_eq!(post(&base, json!({ "query": query })).await.0, StatusCode::BAD_REQUEST);
     let query = format!("{{ hello # {}\n }}", "{".repeat(500));
-    assert_eq!(post(&base, json!({ "query": query })).await.1, json!({"data": {"hello": "world"}}));
+    assert_eq!(post(&base, json!({ "query": query })).await.0, StatusCode::BAD_REQUEST);
+    // Fragments that spread each other into millions of fields: refused before validation.
+    let mut bomb: String = (0..30)
+        .map(|i| format!("fragment f{i} on Query {{ ...f{n} ...f{n} }} ", n = i + 1))
+        .collect();
+    bomb.push_str("fragment f30 on Query { hello }");
+    let (status, body) = post(&base, json!({ "query": format!("{{ ...f0 }} {bomb}") })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A subscription with many root fields (aliases of one) would be many subscriptions.
+    let many = json!({"query": "subscription { a: count(to: 1) b: count(to: 1) }"});
+    assert_eq!(post(&base, many).await.0, StatusCode::BAD_REQUEST);
+    // A request without a content type is not GraphQL: a browser sends one across sites
+    // with no preflight.
+    let untyped = client
+        .post(format!("{base}/graphql"))
+        .body(r#"{"query": "mutation { shout(text: \"x\") }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(untyped.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let batch = json!([{"query": "{ hello }"}, {"query": "{ hello }"}, {"query": "{ hello }"}, {"query": "{ hello }"}]);
     let (status, body) = post(&base, batch).await;
@@ -294,6 +322,15 @@ async fn limits_refuse_what_is_too_large_too_deep_or_too_complex() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    // A response larger than the limit is never written out: an error says so.
+    let (status, body) =
+        post(&base, json!({"query": "{ echo(text: \"xy\", times: 100000) }"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("larger than 65536"), "{body}");
+    let (_, body) = post(&base, json!({"query": "{ echo(text: \"xy\", times: 1000) }"})).await;
+    assert_eq!(body["data"]["echo"].as_str().map(str::len), Some(2000));
 
     let (status, body) = post(&base, json!({"query": "{ hello }"})).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"data": {"hello": "world"}})));
@@ -427,6 +464,18 @@ async fn graphql_transport_ws_runs_subscriptions_fed_by_pubsub() {
     .await;
     assert_eq!(next(&mut twice).await, Err(4409));
 
+    // A result too large for the limit is the operation's error.
+    let mut big = acked(&base).await;
+    let query = json!({"query": "{ echo(text: \"xy\", times: 100000) }"});
+    send(&mut big, json!({"id": "b", "type": "subscribe", "payload": query})).await;
+    let refused = next(&mut big).await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert!(
+        refused["payload"][0]["message"].as_str().unwrap().contains("larger than"),
+        "{refused}"
+    );
+    drop((big, twice));
+
     // A client's `complete` stops its subscription, and frees its slot.
     let mut ws = acked(&base).await;
     for round in 0..3 {
@@ -526,5 +575,29 @@ async fn absinthe_over_a_channel_answers_docs_and_pushes_subscription_data() {
     assert_eq!(reply(&mut ws, "11").await.0, "ok");
     ws.send(push("12", "unsubscribe", json!({"subscriptionId": id}))).await.unwrap();
     assert_eq!(reply(&mut ws, "12").await.0, "error");
+    running.shutdown();
+}
+
+#[tokio::test]
+async fn one_client_holds_a_bounded_number_of_graphql_websockets() {
+    let running = start().await;
+    let base = running.url();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(acked(&base).await);
+    }
+    let url = format!("{}/graphql", base.replace("http", "ws"));
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
+        other => panic!("a fifth websocket of one client: {other:?}"),
+    }
+    // One closed, one more may open.
+    let mut first = held.remove(0);
+    first.close(None).await.unwrap();
+    let _ = next(&mut first).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    held.push(acked(&base).await);
     running.shutdown();
 }

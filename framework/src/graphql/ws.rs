@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{error, nesting, nesting_message, GraphQL, MAX_NESTING};
+use super::{error, guard, GraphQL};
 use crate::conn::{Assigns, ConnInfo};
 use crate::router::ForwardedAssigns;
 use crate::socket::has_token;
@@ -75,6 +75,19 @@ pub(super) async fn upgrade<E: Executor>(
             "websockets must be served by an endpoint",
         );
     };
+    let client = match graphql.config.clients.admit(Some(info.remote_addr()), req.headers()) {
+        Ok(client) => client,
+        Err(ip) => {
+            crate::instrument::limited!(
+                10,
+                info!(client = %ip, "graphql websocket refused: the client holds its most")
+            );
+            let mut resp =
+                error(StatusCode::TOO_MANY_REQUESTS, "too many GraphQL websockets for this client");
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
+    };
     let Some(slot) = Slot::take(&graphql) else {
         let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, "too many GraphQL websockets");
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -85,7 +98,7 @@ pub(super) async fn upgrade<E: Executor>(
     let context = (assigns, info.pubsub().clone());
     let telemetry = info.telemetry().clone();
     let spawned = info.supervisor().spawn_temporary("graphql_ws", move |token| async move {
-        let _slot = slot;
+        let _slots = (slot, client);
         let _gauge = telemetry.gauge(crate::instrument::GaugeKind::Sockets);
         match on_upgrade.await {
             Ok(upgraded) => run(graphql, upgraded, context, token).await,
@@ -119,20 +132,50 @@ impl Drop for Slot {
     }
 }
 
-/// What an operation's task sends the connection to write.
-enum Out {
-    Next(String, async_graphql::Response),
-    Error(String, async_graphql::Response),
-    Complete(String),
+/// One start of an operation: a client may reuse an id once the operation under it is
+/// done, and what the old one queued must not pass for the new one's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Op {
+    id: String,
+    start: u64,
 }
 
-/// Aborts the operations still running when the connection ends.
+/// What an operation's task sends the connection to write.
+enum Out {
+    Next(Op, async_graphql::Response),
+    Error(Op, async_graphql::Response),
+    Complete(Op),
+}
+
+/// The operations running, by id, with their start; aborted when the connection ends.
 #[derive(Default)]
-struct Operations(HashMap<String, AbortHandle>);
+struct Operations {
+    running: HashMap<String, (u64, AbortHandle)>,
+    starts: u64,
+}
+
+impl Operations {
+    /// Whether `op` is the start running under its id.
+    fn is_current(&self, op: &Op) -> bool {
+        self.running.get(&op.id).is_some_and(|(start, _)| *start == op.start)
+    }
+
+    /// Stops `op` (aborting its task) if it is the start running under its id; whether it
+    /// was.
+    fn finish(&mut self, op: &Op) -> bool {
+        if !self.is_current(op) {
+            return false;
+        }
+        if let Some((_, task)) = self.running.remove(&op.id) {
+            task.abort();
+        }
+        true
+    }
+}
 
 impl Drop for Operations {
     fn drop(&mut self) {
-        for task in self.0.values() {
+        for (_, task) in self.running.values() {
             task.abort();
         }
     }
@@ -145,7 +188,11 @@ async fn run<E: Executor>(
     token: CancellationToken,
 ) {
     let config = &graphql.config;
+    // Small buffers, as the channel sockets': an idle connection holds a few KiB, not the
+    // 256 KiB tungstenite's defaults reserve.
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .max_message_size(Some(config.body_limit))
         .max_frame_size(Some(config.body_limit));
     let mut ws =
@@ -174,14 +221,19 @@ async fn run<E: Executor>(
                 }
             }
             Some(out) = out_rx.recv() => {
-                // An operation the client completed first may still have results queued: it
-                // has heard the last of it.
+                // An operation the client completed first (or whose id it reused since) may
+                // still have results queued: they are not for what runs under the id now.
                 let message = match out {
-                    Out::Next(id, _) if !operations.0.contains_key(&id) => continue,
-                    Out::Next(id, response) => json!({"id": id, "type": "next", "payload": response}),
-                    Out::Error(id, _) | Out::Complete(id) if operations.0.remove(&id).is_none() => continue,
-                    Out::Error(id, response) => json!({"id": id, "type": "error", "payload": response.errors}),
-                    Out::Complete(id) => json!({"id": id, "type": "complete"}),
+                    Out::Next(op, _) if !operations.is_current(&op) => continue,
+                    Out::Next(op, response) if !super::fits(&response, config.max_response_bytes) => {
+                        operations.finish(&op);
+                        let errors = [json!({"message": super::too_large(config.max_response_bytes)})];
+                        json!({"id": op.id, "type": "error", "payload": errors})
+                    }
+                    Out::Next(op, response) => json!({"id": op.id, "type": "next", "payload": response}),
+                    Out::Error(op, _) | Out::Complete(op) if !operations.finish(&op) => continue,
+                    Out::Error(op, response) => json!({"id": op.id, "type": "error", "payload": response.errors}),
+                    Out::Complete(op) => json!({"id": op.id, "type": "complete"}),
                 };
                 if send(&mut ws, message).await.is_err() {
                     break None;
@@ -190,11 +242,19 @@ async fn run<E: Executor>(
             message = ws.next() => {
                 let text = match message {
                     Some(Ok(WsMessage::Text(text))) => text,
-                    Some(Ok(WsMessage::Close(_))) | None => break None,
+                    // tungstenite queued the answering close frame: it goes out now.
+                    Some(Ok(WsMessage::Close(_))) => {
+                        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.flush()).await;
+                        break None;
+                    }
+                    None => break None,
                     Some(Ok(WsMessage::Binary(_))) => break Some((4400, "binary messages are not spoken".to_owned())),
                     Some(Ok(_)) => {
                         last_heard = Instant::now();
                         continue;
+                    }
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Utf8(_))) => {
+                        break Some((1007, "text that is not UTF-8".to_owned()));
                     }
                     Some(Err(err)) => {
                         tracing::debug!(error = %err, "graphql websocket read failed");
@@ -223,18 +283,16 @@ async fn run<E: Executor>(
                     }
                     ClientMessage::Pong { .. } => {}
                     ClientMessage::Start { .. } if !acked => break Some((4401, "Unauthorized".to_owned())),
-                    ClientMessage::Start { id, .. } if operations.0.contains_key(&id) => {
+                    ClientMessage::Start { id, .. } if operations.running.contains_key(&id) => {
                         break Some((4409, format!("Subscriber for {id} already exists")));
                     }
-                    ClientMessage::Start { .. } if operations.0.len() >= config.max_operations => {
+                    ClientMessage::Start { .. } if operations.running.len() >= config.max_operations => {
                         break Some((4429, format!("{} operations at once at most", config.max_operations)));
                     }
-                    ClientMessage::Start { id, payload } => {
-                        if nesting(&payload.query) > MAX_NESTING {
-                            let response = async_graphql::Response::from_errors(vec![
-                                async_graphql::ServerError::new(nesting_message(), None),
-                            ]);
-                            let message = json!({"id": id, "type": "error", "payload": response.errors});
+                    ClientMessage::Start { id, mut payload } => {
+                        if let Err(message) = guard::admit(&mut payload) {
+                            let errors = vec![async_graphql::ServerError::new(message, None)];
+                            let message = json!({"id": id, "type": "error", "payload": errors});
                             if send(&mut ws, message).await.is_err() {
                                 break None;
                             }
@@ -242,11 +300,13 @@ async fn run<E: Executor>(
                         }
                         let request = payload.data(assigns.clone()).data(pubsub.clone());
                         let stream = graphql.executor.execute_stream(request, None);
-                        let task = tokio::spawn(forward(id.clone(), stream, out_tx.clone()));
-                        operations.0.insert(id, task.abort_handle());
+                        operations.starts += 1;
+                        let op = Op { id: id.clone(), start: operations.starts };
+                        let task = tokio::spawn(forward(op, stream, out_tx.clone()));
+                        operations.running.insert(id, (operations.starts, task.abort_handle()));
                     }
                     ClientMessage::Stop { id } => {
-                        if let Some(task) = operations.0.remove(&id) {
+                        if let Some((_, task)) = operations.running.remove(&id) {
                             task.abort();
                         }
                     }
@@ -277,7 +337,7 @@ where
 /// Runs one operation, handing its results to the connection. A document refused before it
 /// ran ([`refused`](super::refused)) is an `error` message, as the protocol has it.
 async fn forward(
-    id: String,
+    op: Op,
     mut stream: futures_util::stream::BoxStream<'static, async_graphql::Response>,
     out: mpsc::Sender<Out>,
 ) {
@@ -286,16 +346,36 @@ async fn forward(
         let refused = first && super::refused(&response);
         first = false;
         let message = if refused {
-            Out::Error(id.clone(), response)
+            Out::Error(op.clone(), response)
         } else {
-            Out::Next(id.clone(), response)
+            Out::Next(op.clone(), response)
         };
-        if out.send(message).await.is_err() {
-            return;
-        }
-        if refused {
+        if out.send(message).await.is_err() || refused {
             return;
         }
     }
-    let _ = out.send(Out::Complete(id)).await;
+    let _ = out.send(Out::Complete(op)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an operation queued before its id was reused is not taken for the new one's.
+    #[tokio::test]
+    async fn a_reused_id_is_a_new_start() {
+        let mut operations = Operations::default();
+        let idle = || tokio::spawn(std::future::pending::<()>()).abort_handle();
+        let old = Op { id: "x".to_owned(), start: 1 };
+        operations.running.insert("x".to_owned(), (1, idle()));
+        // The client completes it, then starts a new operation under the same id.
+        operations.running.remove("x");
+        let new = Op { id: "x".to_owned(), start: 2 };
+        operations.running.insert("x".to_owned(), (2, idle()));
+        assert!(!operations.is_current(&old));
+        assert!(!operations.finish(&old), "the old start's end leaves the new one running");
+        assert!(operations.is_current(&new));
+        assert!(operations.finish(&new));
+        assert!(operations.running.is_empty());
+    }
 }

@@ -31,6 +31,8 @@ use crate::channel::{self, Channel};
 pub use client::client_js;
 pub(crate) use client::CLIENT_JS;
 pub use origin::CheckOrigin;
+#[cfg(feature = "graphql")]
+pub(crate) use per_client::Clients;
 pub use transport::{transport, IntoTransport, Transport};
 #[cfg(feature = "graphql")]
 pub(crate) use websocket::{has_token, switching_protocols};

@@ -72,6 +72,12 @@ impl ClientSocket {
 }
 
 impl Clients {
+    /// At most `max_sockets` sockets a client, told apart through `proxies`.
+    #[cfg(feature = "graphql")]
+    pub(crate) fn sockets(max_sockets: usize, proxies: TrustedProxies) -> Self {
+        Self { max_sockets: Some(max_sockets), proxies, ..Self::default() }
+    }
+
     /// Whether any per-client limit is set.
     fn limited(&self) -> bool {
         self.max_sockets.is_some() || self.max_channels.is_some()
