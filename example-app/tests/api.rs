@@ -137,6 +137,10 @@ async fn blank_or_missing_names_are_422() {
     let resp = client.post("/api/rooms").json(&json!({"room": {"name": long}})).send().await;
     resp.assert_status(422)
         .assert_json(&json!({"errors": {"name": ["should be at most 100 character(s)"]}}));
+    let control = json!({"room": {"name": "a\u{0}\u{1b}[2J\u{7}"}});
+    let resp = client.post("/api/rooms").json(&control).send().await;
+    resp.assert_status(422)
+        .assert_json(&json!({"errors": {"name": ["contains characters that cannot be shown"]}}));
     let resp = client
         .post(&format!("/api/rooms/{id}/messages"))
         .json(&json!({"message": {"author": "a".repeat(41), "body": "b".repeat(2001)}}))

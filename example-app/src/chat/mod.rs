@@ -155,6 +155,7 @@ pub fn change_room(attrs: &RoomAttrs) -> Result<(), Error> {
     let mut errors = Checks::default();
     errors.require("name", attrs.name.as_deref());
     errors.max_chars("name", attrs.name.as_deref(), MAX_ROOM_NAME_CHARS);
+    errors.printable("name", attrs.name.as_deref());
     errors.into_result()
 }
 

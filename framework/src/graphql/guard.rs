@@ -6,12 +6,13 @@
 //! bytes of fragments that each spread the next twice cost minutes of CPU. So, before the
 //! schema sees a document:
 //!
-//! - its brackets (`{`, `(`, `[`, counted everywhere, comments and strings included, so no
-//!   lexical trick hides one) nest [`MAX_NESTING`] deep at most;
+//! - its brackets (`{`, `(`, `[`), read with the parser's own lexical rules, nest
+//!   [`MAX_NESTING`] deep at most, and whatever could make the two readings differ is refused;
 //! - it is parsed once (the executor reuses the parse);
 //! - it defines [`MAX_FRAGMENTS`] fragments at most, none spreading itself through others;
-//! - every operation and fragment selects [`MAX_SELECTIONS`] fields at most with its
-//!   fragments expanded, counted once per fragment so the count itself is cheap;
+//! - it makes [`MAX_SELECTIONS`] selections at most over all its operations and fragments,
+//!   each fragment expanded where it is spread, counted once per fragment so the count itself
+//!   is cheap; a spread of a fragment it does not define is refused;
 //! - a subscription selects exactly one root field, as the spec has it: each root field
 //!   would be a subscription of its own, and aliases would multiply one into thousands.
 
@@ -28,29 +29,100 @@ pub const MAX_NESTING: usize = 128;
 /// The most fragments a document may define.
 pub const MAX_FRAGMENTS: usize = 100;
 
-/// The most fields an operation (or a fragment) may select, its fragments expanded.
+/// The most selections (fields, inline fragments, spreads) a document may make, over all its
+/// operations and fragments, each fragment expanded where it is spread.
 pub const MAX_SELECTIONS: usize = 5_000;
 
-/// How deeply brackets nest in `document`, stopping at [`MAX_NESTING`] + 1. Every bracket
-/// counts, in comments and strings too: a count that skipped them would have to agree with
-/// the parser on where each ends, and one disagreement (a comment ending at `\r`) would let
-/// the parser recurse unbounded.
-pub(crate) fn nesting(document: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    for byte in document.bytes() {
-        match byte {
+/// How deeply brackets nest in `document`, read with GraphQL's lexical rules exactly as the
+/// parser reads them (async-graphql's grammar): a `#` comment ends at `\n` or `\r`; a string
+/// ends at its unescaped `"` and may hold no line break; a block string ends at `"""` not
+/// escaped as `\"""`. Brackets inside those do not count, and what could make this reading
+/// part from the parser's is refused instead: a string left open, a line break or an unknown
+/// escape in a string, a closing bracket that does not match. The parser fails on each of
+/// them too, no deeper than where this stops.
+///
+/// # Errors
+///
+/// What is wrong, for the client: nested too deep, or not lexically GraphQL.
+pub(crate) fn nesting(document: &str) -> Result<usize, String> {
+    let bytes = document.as_bytes();
+    let mut open: Vec<u8> = Vec::new();
+    let mut deepest = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
             b'{' | b'(' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
+                open.push(bytes[i]);
+                deepest = deepest.max(open.len());
                 if deepest > MAX_NESTING {
-                    return deepest;
+                    return Err(format!(
+                        "the document nests brackets more than {MAX_NESTING} deep"
+                    ));
                 }
             }
-            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            close @ (b'}' | b')' | b']') => {
+                let opener = match close {
+                    b'}' => b'{',
+                    b')' => b'(',
+                    _ => b'[',
+                };
+                if open.pop() != Some(opener) {
+                    return Err(format!(
+                        "the document closes a `{}` it did not open",
+                        close as char
+                    ));
+                }
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                loop {
+                    if i >= bytes.len() {
+                        return Err("the document leaves a block string open".to_owned());
+                    }
+                    if bytes[i..].starts_with(b"\\\"\"\"") {
+                        i += 4;
+                    } else if bytes[i..].starts_with(b"\"\"\"") {
+                        i += 3;
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                loop {
+                    match bytes.get(i) {
+                        None | Some(b'\n' | b'\r') => {
+                            return Err("the document has a string that does not end on its line"
+                                .to_owned());
+                        }
+                        Some(b'"') => break,
+                        Some(b'\\') => match bytes.get(i + 1) {
+                            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                            Some(b'u') => i += 2,
+                            _ => {
+                                return Err(
+                                    "the document has an unknown escape in a string".to_owned()
+                                )
+                            }
+                        },
+                        Some(_) => i += 1,
+                    }
+                }
+            }
             _ => {}
         }
+        i += 1;
     }
-    deepest
+    Ok(deepest)
 }
 
 /// Checks `request` as the module says, parsing it once; the type of the operation it runs
@@ -60,25 +132,27 @@ pub(crate) fn nesting(document: &str) -> usize {
 ///
 /// What is wrong with the document, for the client.
 pub(crate) fn admit(request: &mut async_graphql::Request) -> Result<Option<OperationType>, String> {
-    if nesting(&request.query) > MAX_NESTING {
-        return Err(format!("the document nests brackets more than {MAX_NESTING} deep"));
-    }
+    nesting(&request.query)?;
     let name = request.operation_name.clone();
     let Ok(document) = request.parsed_query() else { return Ok(None) };
     if document.fragments.len() > MAX_FRAGMENTS {
         return Err(format!("the document defines more than {MAX_FRAGMENTS} fragments"));
     }
     let sizes = fragment_sizes(document)?;
+    // The whole document counts, every operation and fragment: async-graphql validates all
+    // of them, whichever one runs.
     let too_many = || format!("the document selects more than {MAX_SELECTIONS} fields");
-    if sizes.values().any(|&size| size > MAX_SELECTIONS) {
+    let mut total = sizes.values().fold(0usize, |total, &size| total.saturating_add(size));
+    for (_, operation) in document.operations.iter() {
+        let size = selections(&operation.node.selection_set.node, &sizes)?;
+        total = total.saturating_add(size);
+    }
+    if total > MAX_SELECTIONS {
         return Err(too_many());
     }
     let mut chosen = None;
     for (operation_name, operation) in document.operations.iter() {
         let operation = &operation.node;
-        if selections(&operation.selection_set.node, &sizes) > MAX_SELECTIONS {
-            return Err(too_many());
-        }
         if operation.ty == OperationType::Subscription
             && root_fields(&operation.selection_set.node, document, 0) != 1
         {
@@ -97,17 +171,17 @@ pub(crate) fn admit(request: &mut async_graphql::Request) -> Result<Option<Opera
     Ok(chosen)
 }
 
-/// The fields a selection set selects directly, and the fragments it spreads (at any depth
-/// of its own nesting, which brackets bound), each as often as it is spread.
-fn local(set: &SelectionSet, fields: &mut usize, spreads: &mut Vec<String>) {
+/// The selections a selection set makes itself (fields, inline fragments and spreads, each
+/// counting one: a fragment of nothing but spreads costs a walk all the same), and the
+/// fragments it spreads (at any depth of its own nesting, which brackets bound), each as often
+/// as it is spread.
+fn local(set: &SelectionSet, count: &mut usize, spreads: &mut Vec<String>) {
     for item in &set.items {
+        *count += 1;
         match &item.node {
-            Selection::Field(field) => {
-                *fields += 1;
-                local(&field.node.selection_set.node, fields, spreads);
-            }
+            Selection::Field(field) => local(&field.node.selection_set.node, count, spreads),
             Selection::InlineFragment(fragment) => {
-                local(&fragment.node.selection_set.node, fields, spreads);
+                local(&fragment.node.selection_set.node, count, spreads);
             }
             Selection::FragmentSpread(spread) => {
                 spreads.push(spread.node.fragment_name.node.to_string());
@@ -125,11 +199,13 @@ fn local(set: &SelectionSet, fields: &mut usize, spreads: &mut Vec<String>) {
 fn fragment_sizes(document: &ExecutableDocument) -> Result<HashMap<String, usize>, String> {
     let mut local_of: HashMap<String, (usize, Vec<String>)> = HashMap::new();
     for (name, fragment) in &document.fragments {
-        let (mut fields, mut spreads) = (0, Vec::new());
-        local(&fragment.node.selection_set.node, &mut fields, &mut spreads);
-        // Spreads of fragments the document does not define are the executor's to report.
-        spreads.retain(|target| document.fragments.keys().any(|n| n.as_str() == target));
-        local_of.insert(name.to_string(), (fields, spreads));
+        let (mut count, mut spreads) = (0, Vec::new());
+        local(&fragment.node.selection_set.node, &mut count, &mut spreads);
+        if let Some(unknown) = spreads.iter().find(|t| !document.fragments.contains_key(t.as_str()))
+        {
+            return Err(format!("the document spreads `{unknown}`, which it does not define"));
+        }
+        local_of.insert(name.to_string(), (count, spreads));
     }
     // Kahn's order over "spreads": a fragment is ready once every fragment it spreads is.
     let mut waiting: HashMap<&str, usize> = HashMap::new();
@@ -163,12 +239,17 @@ fn fragment_sizes(document: &ExecutableDocument) -> Result<HashMap<String, usize
     Ok(sizes)
 }
 
-/// The fields `set` selects, its fragments expanded (by their sizes).
-fn selections(set: &SelectionSet, sizes: &HashMap<String, usize>) -> usize {
-    let (mut fields, mut spreads) = (0, Vec::new());
-    local(set, &mut fields, &mut spreads);
-    spreads.iter().fold(fields, |total, target| {
-        total.saturating_add(sizes.get(target.as_str()).copied().unwrap_or(0))
+/// The selections `set` makes, its fragments expanded (by their sizes).
+///
+/// # Errors
+///
+/// When it spreads a fragment the document does not define.
+fn selections(set: &SelectionSet, sizes: &HashMap<String, usize>) -> Result<usize, String> {
+    let (mut count, mut spreads) = (0, Vec::new());
+    local(set, &mut count, &mut spreads);
+    spreads.iter().try_fold(count, |total, target| match sizes.get(target.as_str()) {
+        Some(size) => Ok(total.saturating_add(*size)),
+        None => Err(format!("the document spreads `{target}`, which it does not define")),
     })
 }
 
@@ -184,13 +265,13 @@ fn root_fields(set: &SelectionSet, document: &ExecutableDocument, depth: usize) 
             Selection::InlineFragment(fragment) => {
                 root_fields(&fragment.node.selection_set.node, document, depth + 1)
             }
-            Selection::FragmentSpread(spread) => document
-                .fragments
-                .iter()
-                .find(|(name, _)| name.as_str() == spread.node.fragment_name.node.as_str())
-                .map_or(0, |(_, fragment)| {
+            // Every spread is of a defined fragment, and the document's selections with its
+            // fragments expanded are bounded already: this walk visits no more than that.
+            Selection::FragmentSpread(spread) => {
+                document.fragments.get(&spread.node.fragment_name.node).map_or(0, |fragment| {
                     root_fields(&fragment.node.selection_set.node, document, depth + 1)
-                }),
+                })
+            }
         };
         total.saturating_add(more)
     })
@@ -205,18 +286,43 @@ mod tests {
     }
 
     #[test]
-    fn brackets_count_everywhere_so_no_comment_or_string_hides_them() {
+    fn brackets_are_read_as_the_parser_reads_them() {
         let deep = "[".repeat(MAX_NESTING + 1);
+        // Comments end at `\n` and at `\r`, as the grammar has it.
         for query in [
             format!("{{ a(x: {deep}) }}"),
             format!("#\r{{ a(x: {deep}) }}"),
             format!("# a comment\n{{ a(x: {deep}) }}"),
-            format!("{{ a(x: \"{deep}\") }}"),
-            format!("{{ a(x: \"\"\"{deep}\"\"\") }}"),
+            format!("# a comment\r\n{{ a(x: {deep}) }}"),
         ] {
             assert!(check(&query).unwrap_err().contains("nests"), "{query:?}");
         }
-        assert_eq!(nesting("{ a { b(x: [1, [2]]) } }"), 5);
+        // Closing brackets in strings and comments do not cancel real ones.
+        let hidden: String =
+            (0..30).map(|_| format!("{}\"{}\"", "[".repeat(100), "]".repeat(100))).collect();
+        assert!(check(&format!("{{ a(x: {hidden}) }}")).unwrap_err().contains("nests"));
+        let commented: String =
+            (0..30).map(|_| format!("{}#{}\n", "[".repeat(100), "]".repeat(100))).collect();
+        assert!(check(&format!("{{ a(x: {commented}) }}")).unwrap_err().contains("nests"));
+        let blocks: String = (0..30)
+            .map(|_| format!("{}\"\"\"{}\"\"\"", "[".repeat(100), "]".repeat(100)))
+            .collect();
+        assert!(check(&format!("{{ a(x: {blocks}) }}")).unwrap_err().contains("nests"));
+        // A closer that does not match its opener, a string left open or broken by a line, an
+        // unknown escape: the parser fails on them too, and the readings could part there.
+        for query in [
+            format!("{{ a(x: {}) }}", "[(".repeat(10)),
+            "{ a(x: \"open) }".to_owned(),
+            "{ a(x: \"a\nb\") }".to_owned(),
+            "{ a(x: \"a\\qb\") }".to_owned(),
+            "{ a(x: \"\"\"open) }".to_owned(),
+        ] {
+            assert!(check(&query).is_err(), "{query:?}");
+        }
+        // Brackets in strings and comments are text.
+        let text = format!("{{ a(x: \"{deep}\", y: \"\"\"{deep}\\\"\"\"\"\"\") # {deep}\n }}");
+        assert!(check(&text).is_ok(), "{text:?}");
+        assert_eq!(nesting("{ a { b(x: [1, [2]]) } }"), Ok(5));
     }
 
     #[test]
@@ -235,6 +341,25 @@ mod tests {
         assert!(refused.contains("selects more than"), "{refused}");
         // Even unused, it would cost the validation the same.
         assert!(check(&format!("{{ a }} {bomb}")).is_err());
+        // Fragments of nothing but spreads (of a fragment nobody defines) cost a walk too.
+        let mut empty: String = (0..30)
+            .map(|i| format!("fragment f{i} on Query {{ ...f{n} ...f{n} }} ", n = i + 1))
+            .collect();
+        empty.push_str("fragment f30 on Query { ...nope }");
+        assert!(check(&format!("{{ ...f0 }} {empty}")).is_err());
+        assert!(check("{ ...nope }").unwrap_err().contains("does not define"));
+        let subscription: String = (0..60)
+            .map(|i| format!("fragment s{i} on S {{ ...s{n} ...s{n} }} ", n = i + 1))
+            .collect();
+        assert!(check(&format!(
+            "subscription {{ ...s0 }} {subscription} fragment s60 on S {{ a }}"
+        ))
+        .is_err());
+        // Many operations sharing one large fragment: the document counts as a whole.
+        let fields: String = (0..50).map(|i| format!("a{i}: a ")).collect();
+        let operations: String = (0..200).map(|i| format!("query o{i} {{ ...big }} ")).collect();
+        let shared = format!("{operations} fragment big on Query {{ {fields} }}");
+        assert!(check(&shared).unwrap_err().contains("selects more than"));
         // A cycle.
         let cycle = "{ ...a } fragment a on Query { ...b } fragment b on Query { x ...a }";
         assert!(check(cycle).unwrap_err().contains("cycle"));

@@ -388,8 +388,31 @@ impl<E: Executor> GraphQL<E> {
                 async_graphql::BatchRequest::Batch(checked)
             }
         };
-        let response = self.executor.execute_batch(batch).await;
-        json_response_within(&response, self.config.max_response_bytes)
+        let limit = self.config.max_response_bytes;
+        match batch {
+            async_graphql::BatchRequest::Single(request) => {
+                json_response_within(&self.executor.execute(request).await, limit)
+            }
+            // One after another, each measured as it comes: past the limit, the rest are not
+            // run, and no more than one result is held beyond what fits.
+            async_graphql::BatchRequest::Batch(requests) => {
+                let count = requests.len();
+                let (mut responses, mut used) = (Vec::with_capacity(count), 0usize);
+                for request in requests {
+                    let response = self.executor.execute(request).await;
+                    let Some(size) = json_len(&response, limit.saturating_sub(used)) else {
+                        let refused = serde_json::json!({
+                            "data": null,
+                            "errors": [{ "message": too_large(limit) }],
+                        });
+                        return json_response(&vec![refused; count]);
+                    };
+                    used += size;
+                    responses.push(response);
+                }
+                json_response(&responses)
+            }
+        }
     }
 }
 
@@ -483,6 +506,11 @@ impl std::io::Write for Bounded {
 
 /// Whether `value` serializes within `limit` bytes, counted without keeping them.
 pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
+    json_len(value, limit).is_some()
+}
+
+/// How many bytes `value` takes as JSON, counted without keeping them; `None` past `limit`.
+fn json_len(value: &impl serde::Serialize, limit: usize) -> Option<usize> {
     struct Counter(usize, usize);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -496,7 +524,8 @@ pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
             Ok(())
         }
     }
-    serde_json::to_writer(Counter(0, limit), value).is_ok()
+    let mut counter = Counter(0, limit);
+    serde_json::to_writer(&mut counter, value).ok().map(|()| counter.0)
 }
 
 /// A request that is not GraphQL, refused in GraphQL's error shape.

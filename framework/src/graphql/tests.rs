@@ -276,8 +276,13 @@ async fn limits_refuse_what_is_too_large_too_deep_or_too_complex() {
     // ending at `\r`) could reach the parser.
     let query = format!("#\r{{ a(x: {}) }}", "[".repeat(4000));
     assert_eq!(post(&base, json!({ "query": query })).await.0, StatusCode::BAD_REQUEST);
-    let query = format!("{{ hello # {}\n }}", "{".repeat(500));
+    let hidden: String =
+        (0..30).map(|_| format!("{}\"{}\"", "[".repeat(100), "]".repeat(100))).collect();
+    let query = format!("{{ a(x: {hidden}) }}");
     assert_eq!(post(&base, json!({ "query": query })).await.0, StatusCode::BAD_REQUEST);
+    // In a comment or a string, brackets are text.
+    let query = format!("{{ hello # {}\n }}", "{".repeat(500));
+    assert_eq!(post(&base, json!({ "query": query })).await.1, json!({"data": {"hello": "world"}}));
     // Fragments that spread each other into millions of fields: refused before validation.
     let mut bomb: String = (0..30)
         .map(|i| format!("fragment f{i} on Query {{ ...f{n} ...f{n} }} ", n = i + 1))
@@ -331,6 +336,16 @@ async fn limits_refuse_what_is_too_large_too_deep_or_too_complex() {
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("larger than 65536"), "{body}");
     let (_, body) = post(&base, json!({"query": "{ echo(text: \"xy\", times: 1000) }"})).await;
     assert_eq!(body["data"]["echo"].as_str().map(str::len), Some(2000));
+    // A batch counts together: three results that fit alone but not together.
+    let item = json!({"query": "{ echo(text: \"xy\", times: 15000) }"});
+    let (status, body) = post(&base, json!([item, item, item])).await;
+    assert_eq!(status, StatusCode::OK);
+    let items = body.as_array().expect("one answer per request");
+    assert_eq!(items.len(), 3);
+    assert!(
+        items.iter().all(|i| i["errors"][0]["message"].as_str().unwrap().contains("larger")),
+        "{body}"
+    );
 
     let (status, body) = post(&base, json!({"query": "{ hello }"})).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"data": {"hello": "world"}})));
