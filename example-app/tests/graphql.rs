@@ -118,6 +118,15 @@ async fn introspection_is_off_in_production() {
         response.data.into_json().unwrap(),
         json!({"__schema": {"queryType": {"name": "Query"}}})
     );
+    // As deep as GraphiQL's own introspection query reaches (seven levels of `ofType`, under
+    // a field's argument): GraphiQL loads the schema in development.
+    let of_type =
+        (0..7).fold("kind name".to_owned(), |inner, _| format!("kind ofType {{ {inner} }}"));
+    let graphiql = format!(
+        "{{ __schema {{ types {{ name fields {{ name args {{ type {{ {of_type} }} }} }} }} }} }}"
+    );
+    let response = dev.execute(graphiql.as_str()).await;
+    assert!(response.errors.is_empty(), "{:?}", response.errors);
     let prod = example_app::graphql::schema(app.state.repo.clone(), AppEnv::Prod);
     let response = prod.execute(introspect).await;
     assert!(response.is_err() || response.data.into_json().unwrap()["__schema"].is_null());

@@ -29,8 +29,9 @@ pub const MAX_NESTING: usize = 128;
 /// The most fragments a document may define.
 pub const MAX_FRAGMENTS: usize = 100;
 
-/// The most selections (fields, inline fragments, spreads) a document may make, over all its
-/// operations and fragments, each fragment expanded where it is spread.
+/// The most selections (fields, inline fragments, spreads, with their arguments and
+/// directives) a document may make, over all its operations and fragments, each fragment
+/// expanded where it is spread.
 pub const MAX_SELECTIONS: usize = 5_000;
 
 /// How deeply brackets nest in `document`, read with GraphQL's lexical rules exactly as the
@@ -179,15 +180,31 @@ fn local(set: &SelectionSet, count: &mut usize, spreads: &mut Vec<String>) {
     for item in &set.items {
         *count += 1;
         match &item.node {
-            Selection::Field(field) => local(&field.node.selection_set.node, count, spreads),
+            Selection::Field(field) => {
+                // Arguments and directives count too: async-graphql compares the arguments of
+                // two fields of one name pairwise, so thousands of them on a field cost
+                // their square.
+                let field = &field.node;
+                *count += field.arguments.len() + directives(&field.directives);
+                local(&field.selection_set.node, count, spreads);
+            }
             Selection::InlineFragment(fragment) => {
+                *count += directives(&fragment.node.directives);
                 local(&fragment.node.selection_set.node, count, spreads);
             }
             Selection::FragmentSpread(spread) => {
+                *count += directives(&spread.node.directives);
                 spreads.push(spread.node.fragment_name.node.to_string());
             }
         }
     }
+}
+
+/// What directives count: one each, and one for each of their arguments.
+fn directives(
+    directives: &[async_graphql::Positioned<async_graphql::parser::types::Directive>],
+) -> usize {
+    directives.iter().map(|d| 1 + d.node.arguments.len()).sum()
 }
 
 /// Every fragment's size, its spreads expanded: each computed once, in an order where a
@@ -355,6 +372,10 @@ mod tests {
             "subscription {{ ...s0 }} {subscription} fragment s60 on S {{ a }}"
         ))
         .is_err());
+        // Thousands of arguments on two fields of one name (compared pairwise by validation).
+        let arguments: String = (0..3000).map(|i| format!("a{i}: 1 ")).collect();
+        let pair = format!("{{ x: f({arguments}) x: f({arguments}) }}");
+        assert!(check(&pair).unwrap_err().contains("selects more than"));
         // Many operations sharing one large fragment: the document counts as a whole.
         let fields: String = (0..50).map(|i| format!("a{i}: a ")).collect();
         let operations: String = (0..200).map(|i| format!("query o{i} {{ ...big }} ")).collect();
