@@ -511,21 +511,7 @@ pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
 
 /// How many bytes `value` takes as JSON, counted without keeping them; `None` past `limit`.
 fn json_len(value: &impl serde::Serialize, limit: usize) -> Option<usize> {
-    struct Counter(usize, usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            if self.0 > self.1 {
-                return Err(std::io::Error::other("over the limit"));
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0, limit);
-    serde_json::to_writer(&mut counter, value).ok().map(|()| counter.0)
+    crate::serializer::json_len(value, limit).ok()
 }
 
 /// A request that is not GraphQL, refused in GraphQL's error shape.

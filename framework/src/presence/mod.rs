@@ -324,25 +324,13 @@ fn check_size(
     meta: &serde_json::Map<String, Value>,
     limit: usize,
 ) -> Result<(), PresenceError> {
-    /// Counts what is written, and stops once past the limit.
-    struct Count(usize, usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            if self.0 > self.1 {
-                return Err(std::io::Error::other("over the limit"));
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    let Some(room) = limit.checked_sub(key.len()) else {
+        return Err(PresenceError::TooLarge { bytes: key.len(), limit });
+    };
+    match crate::serializer::json_len(meta, room) {
+        Ok(_) => Ok(()),
+        Err(written) => Err(PresenceError::TooLarge { bytes: key.len() + written, limit }),
     }
-    let mut count = Count(key.len(), limit);
-    if key.len() > limit || serde_json::to_writer(&mut count, meta).is_err() {
-        return Err(PresenceError::TooLarge { bytes: count.0.max(key.len()), limit });
-    }
-    Ok(())
 }
 
 impl PresenceGroup {

@@ -253,6 +253,29 @@ fn to_text<T: Serialize>(value: &T) -> Frame {
     Frame::Text(Utf8Bytes::from(serde_json::to_string(value).unwrap_or_default()))
 }
 
+/// How many bytes `value` takes as JSON, counted without keeping them: `Err` with the bytes
+/// counted so far once past `limit`, where the counting stops.
+pub(crate) fn json_len(value: &impl serde::Serialize, limit: usize) -> Result<usize, usize> {
+    struct Count(usize, usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            if self.0 > self.1 {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0, limit);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => Ok(count.0),
+        Err(_) => Err(count.0),
+    }
+}
+
 /// Encodes a push from the server to one client (`join_ref` set, `ref` null).
 ///
 /// A binary payload needs V2; for V1 it is `None`.
