@@ -153,10 +153,10 @@ impl Subscription {
     /// assert_eq!(message.event(), "new_msg");
     /// # }
     /// ```
-    pub fn into_stream(self) -> impl futures_util::Stream<Item = Arc<Broadcast>> + Send + 'static {
-        futures_util::stream::unfold(self, |mut subscription| async move {
+    pub fn into_stream(self) -> futures_util::stream::BoxStream<'static, Arc<Broadcast>> {
+        Box::pin(futures_util::stream::unfold(self, |mut subscription| async move {
             subscription.recv().await.map(|message| (message, subscription))
-        })
+        }))
     }
 }
 
