@@ -37,7 +37,7 @@ mod sample;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -94,9 +94,8 @@ struct Shared {
     /// The join reply (`{history, status}`) as of the latest sample, built once for every page
     /// that joins before the next: a page rejoining in a loop costs a copy, not a rebuild.
     join_reply: Mutex<Option<(u64, Value)>>,
-    /// The endpoint the worker samples, once the first request has named it.
+    /// The endpoint the worker samples, set by the first request, which starts the worker.
     endpoint: OnceLock<(PubSub, Supervisor)>,
-    started: AtomicBool,
 }
 
 impl Default for Dashboard {
@@ -119,7 +118,6 @@ impl Dashboard {
             history: Mutex::default(),
             join_reply: Mutex::default(),
             endpoint: OnceLock::new(),
-            started: AtomicBool::new(false),
         });
         let transport = crate::socket::transport(DashboardSocket(Arc::clone(&shared)))
             .max_channels(1)
@@ -138,7 +136,9 @@ impl Dashboard {
     }
 
     async fn handle(mut self, mut req: Request<Body>) -> Response<Body> {
-        if let Some(info) = req.extensions().get::<ConnInfo>() {
+        if let Some(info) =
+            req.extensions().get::<ConnInfo>().filter(|_| self.shared.endpoint.get().is_none())
+        {
             let (pubsub, supervisor) = (info.pubsub().clone(), info.supervisor().clone());
             let telemetry = info.telemetry().clone();
             self.shared.start(pubsub, supervisor, telemetry).await;
@@ -173,15 +173,9 @@ impl Dashboard {
         // The files are the binary's: their tag is their hash, so a page load revalidates
         // them with a 304 rather than fetching them again. (For `HEAD`, hyper sends the
         // headers, the length among them, and drops the body.)
-        let etag = (path != "/").then(|| etag(path));
-        let fresh = etag.as_ref().is_some_and(|tag| {
-            req.headers()
-                .get_all(header::IF_NONE_MATCH)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|v| v.trim().trim_start_matches("W/") == tag)
-        });
+        let etag = (path != "/").then(|| crate::socket::etag_of(hash(path)));
+        let fresh =
+            etag.as_ref().is_some_and(|tag| crate::socket::if_none_match(req.headers(), tag));
         let mut resp = if fresh {
             let mut resp = Response::new(Body::empty());
             *resp.status_mut() = StatusCode::NOT_MODIFIED;
@@ -213,19 +207,18 @@ impl Dashboard {
     }
 }
 
-/// The entity tag of one of the dashboard's files: a hash of its bytes (the same for every
-/// build of the same files).
-fn etag(path: &str) -> String {
-    use std::hash::{Hash as _, Hasher as _};
-    let file = match path {
-        "/dashboard.js" => SCRIPT,
-        "/dashboard.css" => STYLE,
-        "/favicon.svg" => ICON,
-        _ => crate::socket::CLIENT_JS,
-    };
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    file.hash(&mut hasher);
-    format!("\"{:016x}\"", hasher.finish())
+/// The hash one of the dashboard's files is tagged with, computed when the binary is built.
+fn hash(path: &str) -> u64 {
+    const SCRIPT_HASH: u64 = crate::socket::fnv1a(SCRIPT.as_bytes());
+    const STYLE_HASH: u64 = crate::socket::fnv1a(STYLE.as_bytes());
+    const ICON_HASH: u64 = crate::socket::fnv1a(ICON.as_bytes());
+    const CLIENT_HASH: u64 = crate::socket::fnv1a(crate::socket::CLIENT_JS.as_bytes());
+    match path {
+        "/dashboard.js" => SCRIPT_HASH,
+        "/dashboard.css" => STYLE_HASH,
+        "/favicon.svg" => ICON_HASH,
+        _ => CLIENT_HASH,
+    }
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -287,10 +280,10 @@ impl Shared {
         supervisor: Supervisor,
         telemetry: crate::telemetry::Telemetry,
     ) {
-        if self.started.swap(true, Ordering::AcqRel) {
+        // The first request to set the endpoint starts the worker; any other returns.
+        if self.endpoint.set((pubsub.clone(), supervisor.clone())).is_err() {
             return;
         }
-        let _ = self.endpoint.set((pubsub.clone(), supervisor.clone()));
         let spec = self.worker(pubsub, supervisor.clone(), telemetry);
         // Said once: a retry on every request would log on every request. A supervisor
         // refuses a child only while it shuts down, or for an id it already has (a child of

@@ -1,6 +1,6 @@
 //! The browser client, shipped with the framework so an app needs no npm step to use channels.
 
-use http::{header, StatusCode};
+use http::{header, HeaderMap, StatusCode};
 
 use crate::{Body, Conn};
 
@@ -12,8 +12,10 @@ pub(crate) const CLIENT_JS: &str = include_str!("client.js");
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// FNV-1a of the source, so the ETag changes exactly when the client does.
-const HASH: u64 = {
-    let bytes = CLIENT_JS.as_bytes();
+const HASH: u64 = fnv1a(CLIENT_JS.as_bytes());
+
+/// FNV-1a of `bytes`, at compile time: the entity tag of a file built into the binary.
+pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     while i < bytes.len() {
@@ -22,7 +24,24 @@ const HASH: u64 = {
         i += 1;
     }
     hash
-};
+}
+
+/// The entity tag of a file whose bytes hash to `hash`, quoted.
+pub(crate) fn etag_of(hash: u64) -> String {
+    format!("\"{hash:016x}\"")
+}
+
+/// Whether `If-None-Match` in `headers` names `etag` (weak or strong) or is `*`: the client
+/// holds the file already, and gets a 304.
+pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
+}
 
 /// Serves the JavaScript channels client: `Socket`, `Channel`, `Push` and `Serializer`, with
 /// the API and wire behaviour of the official `phoenix` client (serializer 2.0.0, heartbeats,
@@ -54,12 +73,8 @@ const HASH: u64 = {
 /// </script>
 /// ```
 pub async fn client_js(conn: Conn) -> Conn {
-    let etag = format!("\"{HASH:016x}\"");
-    let fresh = conn.header(header::IF_NONE_MATCH).is_some_and(|tags| {
-        tags.split(',')
-            .map(|tag| tag.trim().trim_start_matches("W/"))
-            .any(|tag| tag == etag || tag == "*")
-    });
+    let etag = etag_of(HASH);
+    let fresh = if_none_match(conn.headers(), &etag);
     let conn = conn
         .put_resp_header(header::CACHE_CONTROL, CACHE_CONTROL)
         .put_resp_header(header::ETAG, etag.as_str());

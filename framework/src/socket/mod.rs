@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 pub(crate) use crate::channel::outbound::{Outbound, Outgoing};
 use crate::channel::{self, Channel};
 pub use client::client_js;
-pub(crate) use client::CLIENT_JS;
+pub(crate) use client::{etag_of, fnv1a, if_none_match, CLIENT_JS};
 pub use origin::CheckOrigin;
 #[cfg(feature = "graphql")]
 pub(crate) use per_client::Clients;
