@@ -388,8 +388,11 @@ impl Postgres {
             .status()
             .unwrap();
         assert!(init.success(), "initdb failed");
-        let options =
-            format!("-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off", pg.dir.display());
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
+             -c dynamic_shared_memory_type=mmap",
+            pg.dir.display()
+        );
         let started = pg
             .command("pg_ctl")
             .arg("-D")
@@ -400,7 +403,10 @@ impl Postgres {
             .stdout(Stdio::null())
             .status()
             .unwrap();
-        assert!(started.success(), "pg_ctl start failed");
+        if !started.success() {
+            let log = std::fs::read_to_string(pg.dir.join("server.log")).unwrap_or_default();
+            panic!("pg_ctl start failed; the server's log:\n{log}");
+        }
         pg
     }
 

@@ -35,34 +35,74 @@ if [ -z "$pg_bin" ]; then
   [ -n "$pg_bin" ] || { echo "no initdb after installing postgresql" >&2; exit 1; }
 fi
 
-dir="$(mktemp -d /tmp/fawkes-postgres.XXXXXX)"
-# Postgres refuses to run as root: as root, the cluster belongs to `nobody`.
-as_owner=()
-if [ "$(id -u)" = 0 ]; then
-  chown nobody "$dir"
-  as_owner=(runuser -u nobody --)
-fi
-
+# The cluster's directory, and the port it listens on, once started.
+dir=""
 port=""
-for candidate in $(seq 55432 55532); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
-    port="$candidate"
-    break
-  fi
-done
-[ -n "$port" ] || { echo "no free port in 55432-55532" >&2; exit 1; }
-
 stop() {
-  "${as_owner[@]}" "$pg_bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$dir"
+  if [ -n "$dir" ]; then
+    "${as_owner[@]}" "$pg_bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+  fi
 }
 trap stop EXIT
 
-log "$("$pg_bin/initdb" --version) on 127.0.0.1:$port"
-"${as_owner[@]}" "$pg_bin/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log"
-"${as_owner[@]}" "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" \
-  start >/dev/null
+# A free loopback port from a range that starts somewhere random, so that two runs (or a port
+# a previous cluster left in use) do not keep choosing the same one.
+free_port() {
+  local offset candidate
+  offset=$((RANDOM % 1000))
+  for i in $(seq 0 999); do
+    candidate=$((55432 + (offset + i) % 1000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+      echo "$candidate"
+      return
+    fi
+  done
+  echo "no free port in 55432-56431" >&2
+  return 1
+}
+
+# Starts a fresh cluster; on failure shows why (the server's log) and leaves nothing behind.
+start_cluster() {
+  dir="$(mktemp -d /tmp/fawkes-postgres.XXXXXX)"
+  # Postgres refuses to run as root: as root, the cluster belongs to `nobody`.
+  as_owner=()
+  if [ "$(id -u)" = 0 ]; then
+    chown nobody "$dir"
+    as_owner=(runuser -u nobody --)
+  fi
+  port="$(free_port)"
+  log "$("$pg_bin/initdb" --version) on 127.0.0.1:$port"
+  if ! "${as_owner[@]}" "$pg_bin/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1; then
+    cat "$dir/initdb.log" >&2
+    stop
+    dir=""
+    return 1
+  fi
+  # Dynamic shared memory in files under the data directory rather than /dev/shm, which some
+  # containers mount small or read-only.
+  if ! "${as_owner[@]}" "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200 -c dynamic_shared_memory_type=mmap" \
+    start >/dev/null; then
+    echo "--- the server's log:" >&2
+    tail -n 40 "$dir/server.log" >&2 || true
+    stop
+    dir=""
+    return 1
+  fi
+}
+
+as_owner=()
+started=""
+for attempt in 1 2 3; do
+  if start_cluster; then
+    started=1
+    break
+  fi
+  echo "Postgres did not start (attempt $attempt of 3)" >&2
+  sleep 1
+done
+[ -n "$started" ] || { echo "Postgres would not start: see its log above" >&2; exit 1; }
 
 log "cargo test -p example-app $* (on Postgres)"
 EXAMPLE_APP_TEST_POSTGRES="postgres://postgres@127.0.0.1:$port/postgres" \
