@@ -265,6 +265,12 @@ impl SubscriptionRoot {
         room_id: ID,
     ) -> Result<impl Stream<Item = MessageNode>> {
         let id = self::room_id(&room_id)?;
+        // Only a room that exists: each subscription is a pubsub topic (a Redis subscription
+        // in a cluster), so an unchecked id would let a client open topics without bound.
+        let repo = ctx.data::<Repo>()?;
+        if chat::get_room(repo, id).await.map_err(internal)?.is_none() {
+            return Err(not_found());
+        }
         let broadcasts = ctx.pubsub()?.subscribe(&room_topic(id)).into_stream();
         Ok(broadcasts.filter_map(move |message| {
             let node = (message.event() == "new_msg")

@@ -125,6 +125,16 @@ test("@absinthe/socket: messageAdded gets what is posted over REST, GraphQL and 
   const sub = absintheSubscribe(absinthe, ADDED, { roomId })
   await sub.started
 
+  // A room that does not exist is refused (each subscription is a pubsub topic): its error
+  // arrives, either as the refused document or as the subscription's only result.
+  const missing = absintheSubscribe(absinthe, ADDED, { roomId: "987654321" })
+  const missingError = await missing.started.then(
+    () => missing.nextWhere((r) => Array.isArray(r.errors), "the missing room's error").then((r) => r.errors),
+    (err) => err,
+  )
+  const missingText = missingError instanceof Error ? missingError.message : JSON.stringify(missingError)
+  assert.match(missingText, /room not found/)
+
   const viaRest = unique("via REST ")
   const posted = await request("POST", `/api/rooms/${roomId}/messages`, { message: { author: "Rest", body: viaRest } })
   assert.equal(posted.status, 201)
@@ -195,6 +205,22 @@ test("graphql-ws: queries and a subscription over graphql-transport-ws", { timeo
     "a refused subscription",
   )
   assert.ok(Array.isArray(refused) && /nothing/.test(refused[0].message), JSON.stringify(refused))
+
+  // A room that does not exist is not subscribed to (each would be a pubsub topic): the
+  // operation ends with the resolver's error.
+  const missing = await within(
+    new Promise((resolve) => {
+      const values = []
+      client.subscribe({ query: ADDED, variables: { roomId: "987654321" } }, {
+        next: (value) => values.push(value),
+        error: (err) => resolve({ error: err }),
+        complete: () => resolve({ values }),
+      })
+    }),
+    "a subscription to a missing room",
+  )
+  const errors = missing.values?.[0]?.errors ?? missing.error
+  assert.ok(Array.isArray(errors) && /room not found/.test(errors[0].message), JSON.stringify(missing))
 })
 
 test("GraphQL over HTTP: limits refuse what costs too much", { timeout: 3 * WAIT_MS }, async () => {

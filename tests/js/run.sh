@@ -14,12 +14,13 @@ ensure_node
 log "npm ci (tests/js)"
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
-# Two nodes sharing one Redis, as replicas would: every test talks to the first, the cluster
-# tests to both.
+# Two nodes sharing one Redis and one database, as replicas would: every test talks to the
+# first, the cluster tests to both. The second starts once the first has migrated the database.
 start_redis
 start_example_app js-a REDIS_URL="$redis_url" NODE_NAME=js-a
 url_a="$url"
-start_example_app js-b REDIS_URL="$redis_url" NODE_NAME=js-b
+start_example_app js-b REDIS_URL="$redis_url" NODE_NAME=js-b \
+  DATABASE_URL="sqlite://$work/js-a.db?mode=rwc"
 url_b="$url"
 # A third serves TLS with a self-signed certificate, which Node trusts through
 # NODE_EXTRA_CA_CERTS (tls.test.js).

@@ -4,8 +4,11 @@
 //! - the client joins `__absinthe__:control`;
 //! - it pushes `doc` with `{query, variables, operationName}`: a query or a mutation is
 //!   answered with its result (`ok` with `{data, errors?}`), or `error` with `{errors}` when
-//!   the document is refused before it runs (it does not parse, or fails validation); a subscription with `ok` and `{subscriptionId}`, or `error` and
-//!   `{errors}` when the document is refused;
+//!   the document is refused before it runs (it does not parse, or fails validation); a
+//!   subscription with `ok` and `{subscriptionId}`, or `error` and `{errors}` when the
+//!   document is refused or its resolver fails at once (a resolver that fails after awaiting
+//!   something, a database lookup say, sends its errors as the subscription's only
+//!   `subscription:data`, and the subscription ends);
 //! - each result of a subscription arrives as `subscription:data` with
 //!   `{result, subscriptionId}`, on the topic named by the id, with no join ref (as Phoenix's
 //!   fastlane sends it);

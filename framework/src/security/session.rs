@@ -48,8 +48,9 @@ pub enum SameSite {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SecureCookie {
-    /// When the request came over HTTPS: an `https` URI scheme, or `x-forwarded-proto: https`
-    /// from a TLS-terminating proxy.
+    /// When the request came over HTTPS: an `https` URI scheme, or `x-forwarded-proto` whose
+    /// last value (the one the nearest proxy wrote) is `https`. A client that sends the header
+    /// itself decides only its own cookie's attribute.
     #[default]
     Auto,
     /// Always.
@@ -398,9 +399,11 @@ pub(crate) fn read_cookie<'a>(
 }
 
 fn is_https(conn: &Conn) -> bool {
+    // The last value: the proxy nearest the server appends its own, after whatever the client
+    // sent (a client's `http` must not take `Secure` off a cookie that travels over HTTPS).
     let forwarded = conn
         .header("x-forwarded-proto")
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
     forwarded || conn.uri().scheme() == Some(&http::uri::Scheme::HTTPS)
 }
@@ -719,6 +722,12 @@ mod tests {
         let https = Conn::from_request(req.body(crate::Body::empty()).unwrap());
         assert!(is_https(&https));
         assert!(!is_https(&conn));
+        let appended = |value: &str| {
+            let req = http::Request::get("/").header("x-forwarded-proto", value);
+            Conn::from_request(req.body(crate::Body::empty()).unwrap())
+        };
+        assert!(is_https(&appended("http, https")), "the proxy's value is the last");
+        assert!(!is_https(&appended("https, http")));
         let never = fetch_session(SessionConfig::new(base()).secure(SecureCookie::Never));
         let conn = never.call(https).await.put_session("k", &1);
         let resp = conn.into_response();
