@@ -171,7 +171,7 @@ fawkes::router! {
 
     scope "/dev" {
         pipe_through ops;
-        forward "/dashboard" => fawkes::dashboard::Dashboard::new();
+        forward "/dashboard" => dashboard();
     }
 
     scope "/api/graphql" {
@@ -217,6 +217,13 @@ pub const API_WRITES: u32 = 30;
 
 /// See [`API_WRITES`]: 30 writes every 10 s is 3 a second, sustained.
 pub const API_WRITES_PERIOD: Duration = Duration::from_secs(10);
+
+/// The framework's live dashboard, its pages' sockets named after the login that opened them,
+/// so logging out closes them.
+fn dashboard() -> fawkes::dashboard::Dashboard {
+    fawkes::dashboard::Dashboard::new()
+        .socket_id(crate::controllers::session_controller::operator_socket)
+}
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "_fawkes_example_key";

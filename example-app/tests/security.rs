@@ -264,6 +264,50 @@ async fn the_dashboard_is_for_logged_in_visitors_only() {
         dashboard.header("content-security-policy"),
         Some("default-src 'self'; frame-ancestors 'none'")
     );
+
+    // Logging out closes the dashboards that login opened, and only those: another login
+    // under the same name keeps its page.
+    let mut other = app.browser();
+    other.log_in("Ops").await;
+    let other_page = other.get("/dev/dashboard").await;
+    let mut mine = open_dashboard(&app, &browser, &dashboard).await;
+    let mut theirs = open_dashboard(&app, &other, &other_page).await;
+    let token = browser.get("/").await.csrf_token();
+    let out = browser.post_form("/session/delete", &[("_csrf_token", &token)]).await;
+    assert_eq!(out.status, StatusCode::FOUND, "{}", out.body);
+    let closed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match mine.next().await {
+                None | Some(Err(_) | Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the logged-out page's socket is closed");
+    send(&mut theirs, json!([null, "7", "phoenix", "heartbeat", {}])).await;
+    loop {
+        let reply = recv(&mut theirs).await;
+        if reply[1] == "7" {
+            assert_eq!(reply[4]["status"], "ok", "{reply}");
+            break;
+        }
+    }
+}
+
+/// The dashboard's socket, opened with `browser`'s cookie and joined to the topic `page`
+/// names.
+async fn open_dashboard(app: &App, browser: &Browser<'_>, page: &Page) -> Ws {
+    let topic = page.body.split("data-topic=\"").nth(1).expect("a topic").split('"').next();
+    let url = format!("ws://{}/dev/dashboard/socket/websocket?vsn=2.0.0", app.addr());
+    let mut req = url.into_client_request().expect("a websocket URL");
+    let cookie = browser.cookie.clone().expect("logged in");
+    req.headers_mut().insert(COOKIE, cookie.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("the dashboard's socket");
+    send(&mut ws, json!(["1", "1", topic, "phx_join", {}])).await;
+    let joined = recv(&mut ws).await;
+    assert_eq!(joined[4]["status"], "ok", "{joined}");
+    ws
 }
 
 #[tokio::test]

@@ -15,6 +15,11 @@ use crate::router::AppState;
 /// The session key holding the logged-in display name.
 pub const NAME_KEY: &str = "user_name";
 
+/// The session key holding a random id of the login: what names the login's dashboard
+/// sockets (`ops_socket:<id>`), so the logout closes them. A display name could not: anyone
+/// may log in under any name, and would then close someone else's.
+pub const LOGIN_ID_KEY: &str = "login_id";
+
 /// The longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 40;
 
@@ -79,13 +84,36 @@ pub async fn create(mut conn: Conn, state: State<AppState>) -> Conn {
     // A new CSRF secret and a freshly signed cookie: nothing handed out before the login,
     // possibly to someone else on a shared browser, works after it.
     delete_csrf_token(&mut conn);
-    conn.put_session(NAME_KEY, &name).configure_session(SessionOption::Renew).redirect("/")
+    let login_id = format!("{:032x}", rand::random::<u128>());
+    conn.put_session(NAME_KEY, &name)
+        .put_session(LOGIN_ID_KEY, &login_id)
+        .configure_session(SessionOption::Renew)
+        .redirect("/")
 }
 
 /// `DELETE /session` (or `POST /session/delete`, for a form): logs out, dropping the session
-/// cookie, and redirects to the chat.
+/// cookie, closes the dashboards the login had open, and redirects to the chat.
 pub async fn delete(conn: Conn) -> Conn {
+    if let Some(login_id) = conn.get_session::<String>(LOGIN_ID_KEY) {
+        conn.pubsub().broadcast(&ops_socket(&login_id), "disconnect", serde_json::json!({}));
+    }
     conn.clear_session().configure_session(SessionOption::Drop).redirect("/")
+}
+
+/// The id of the dashboard sockets a login opened.
+fn ops_socket(login_id: &str) -> String {
+    format!("ops_socket:{login_id}")
+}
+
+/// Who the `ops` pipeline let in, for the dashboard's socket: a login's id, or none (Basic
+/// authentication has no logout).
+#[derive(Debug, Clone)]
+pub struct Operator(Option<String>);
+
+/// Names a dashboard page's socket after the login that opened it
+/// ([`fawkes::dashboard::Dashboard::socket_id`]): [`delete`] closes it.
+pub fn operator_socket(assigns: &fawkes::Assigns) -> Option<String> {
+    assigns.get::<Operator>().and_then(|operator| operator.0.as_deref()).map(ops_socket)
 }
 
 /// A plug for pages only a logged-in visitor may see: anyone else is sent to the chat,
@@ -131,8 +159,15 @@ impl OpsAccess {
 impl fawkes::Plug for OpsAccess {
     async fn call(&self, conn: Conn) -> Conn {
         match self {
-            Self::Login => require_login(conn).await,
-            Self::Password(guard) => guard.call(conn).await,
+            Self::Login => {
+                let conn = require_login(conn).await;
+                if conn.halted() {
+                    return conn;
+                }
+                let login_id = conn.get_session::<String>(LOGIN_ID_KEY);
+                conn.assign(Operator(login_id))
+            }
+            Self::Password(guard) => guard.call(conn).await.assign(Operator(None)),
             Self::Closed => fawkes::ActionError::not_found().render_halted(conn),
         }
     }

@@ -96,7 +96,12 @@ struct Shared {
     join_reply: Mutex<Option<(u64, Value)>>,
     /// The endpoint the worker samples, set by the first request, which starts the worker.
     endpoint: OnceLock<(PubSub, Supervisor)>,
+    /// Names a page's socket from its pipeline's assigns ([`Dashboard::socket_id`]).
+    socket_id: OnceLock<SocketId>,
 }
+
+/// How a page's socket is named from the assigns its pipeline put.
+type SocketId = Box<dyn Fn(&crate::conn::Assigns) -> Option<String> + Send + Sync>;
 
 impl Default for Dashboard {
     fn default() -> Self {
@@ -118,6 +123,7 @@ impl Dashboard {
             history: Mutex::default(),
             join_reply: Mutex::default(),
             endpoint: OnceLock::new(),
+            socket_id: OnceLock::new(),
         });
         let transport = crate::socket::transport(DashboardSocket(Arc::clone(&shared)))
             .max_channels(1)
@@ -127,6 +133,57 @@ impl Dashboard {
             // The page sends joins and heartbeats only.
             .max_frame_size(4 * 1024);
         Self { shared, transport }
+    }
+
+    /// Names each page's socket from the assigns the pipeline in front of the mount put, so
+    /// that a `disconnect` broadcast to that name closes the open pages, as it closes the
+    /// application's own sockets of that name: a logout then ends the dashboards its user had
+    /// open, rather than leaving them streaming until closed. Set once; a second call is
+    /// ignored.
+    ///
+    /// ```
+    /// use fawkes::{Assigns, Conn};
+    ///
+    /// #[derive(Clone)]
+    /// struct Admin(String);
+    ///
+    /// async fn require_admin(conn: Conn) -> Conn {
+    ///     // A real pipeline reads the session; this one trusts a header.
+    ///     match conn.header("x-admin").map(str::to_owned) {
+    ///         Some(name) => conn.assign(Admin(name)),
+    ///         None => conn.send_resp(http::StatusCode::UNAUTHORIZED, "admins only").halt(),
+    ///     }
+    /// }
+    ///
+    /// /// The name the application's logout broadcasts `disconnect` to.
+    /// fn admin_socket(assigns: &Assigns) -> Option<String> {
+    ///     assigns.get::<Admin>().map(|admin| format!("admins_socket:{}", admin.0))
+    /// }
+    ///
+    /// fn dashboard() -> fawkes::dashboard::Dashboard {
+    ///     fawkes::dashboard::Dashboard::new().socket_id(admin_socket)
+    /// }
+    ///
+    /// fawkes::router! {
+    ///     pub App;
+    ///     pipeline admin {
+    ///         plug require_admin;
+    ///     }
+    ///     scope "/dev" {
+    ///         pipe_through admin;
+    ///         forward "/dashboard" => dashboard();
+    ///     }
+    /// }
+    /// # let _ = App::new();
+    /// // At logout: pubsub.broadcast("admins_socket:ada", "disconnect", serde_json::json!({}));
+    /// ```
+    #[must_use]
+    pub fn socket_id(
+        self,
+        id: impl Fn(&crate::conn::Assigns) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        let _ = self.shared.socket_id.set(Box::new(id));
+        self
     }
 
     /// The samples kept so far, oldest first: the last minute's.
@@ -338,10 +395,18 @@ impl Socket for DashboardSocket {
     async fn connect(
         &self,
         _params: &Map<String, Value>,
-        _info: &ConnectInfo,
+        info: &ConnectInfo,
     ) -> Result<crate::conn::Assigns, Refused> {
-        // The pipeline in front of the mount has let the upgrade through.
-        Ok(crate::conn::Assigns::default())
+        // The pipeline in front of the mount has let the upgrade through. Its assigns are
+        // kept only to name the socket.
+        Ok(match self.0.socket_id.get() {
+            Some(_) => info.assigns.clone(),
+            None => crate::conn::Assigns::default(),
+        })
+    }
+
+    fn id(&self, assigns: &crate::conn::Assigns) -> Option<String> {
+        self.0.socket_id.get().and_then(|id| id(assigns))
     }
 
     fn channels(&self) -> Channels {

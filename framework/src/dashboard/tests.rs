@@ -203,3 +203,91 @@ async fn the_mounted_dashboard_serves_its_page_and_streams_samples_behind_the_pi
 
     running.shutdown();
 }
+
+/// Who the pipeline let in, as the named dashboard's pipeline assigns it.
+#[derive(Clone)]
+struct Admin(String);
+
+async fn admin_by_name(conn: Conn) -> Conn {
+    match conn.header("x-admin-name").map(str::to_owned) {
+        Some(name) => conn.assign(Admin(name)),
+        None => conn.send_resp(StatusCode::UNAUTHORIZED, "admins only").halt(),
+    }
+}
+
+fn admin_socket(assigns: &crate::Assigns) -> Option<String> {
+    assigns.get::<Admin>().map(|admin| format!("admins_socket:{}", admin.0))
+}
+
+fn named_dashboard() -> super::Dashboard {
+    super::Dashboard::new().socket_id(admin_socket)
+}
+
+crate::router! {
+    pub NamedDashboardRouter;
+    pipeline admin {
+        plug admin_by_name;
+    }
+    scope "/ops" {
+        pipe_through admin;
+        forward "/dashboard" => named_dashboard();
+    }
+}
+
+/// A page of `admin`'s, joined to the dashboard's topic.
+async fn open_page(base: &str, admin: &str) -> Client {
+    let page = reqwest::Client::new()
+        .get(format!("{base}/ops/dashboard"))
+        .header("x-admin-name", admin)
+        .send()
+        .await
+        .unwrap();
+    let page = page.text().await.unwrap();
+    let topic = page.split("data-topic=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let mut request =
+        format!("{}/ops/dashboard/socket/websocket?vsn=2.0.0", base.replace("http", "ws"))
+            .into_client_request()
+            .unwrap();
+    request.headers_mut().insert("x-admin-name", admin.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::text(json!(["1", "1", topic, "phx_join", {}]).to_string())).await.unwrap();
+    let joined = recv(&mut ws).await;
+    assert_eq!(joined[4]["status"], "ok", "{joined}");
+    ws
+}
+
+#[tokio::test]
+async fn a_disconnect_to_the_named_socket_closes_that_admins_pages_only() {
+    let running =
+        Endpoint::new(NamedDashboardRouter::new()).bind("127.0.0.1:0").start().await.unwrap();
+    let base = running.url();
+    let mut ada = open_page(&base, "ada").await;
+    let mut grace = open_page(&base, "grace").await;
+
+    // Ada logs out: her page closes.
+    running.pubsub().broadcast("admins_socket:ada", "disconnect", json!({}));
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ada.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "ada's page is closed");
+
+    // Grace's page goes on: its heartbeat is answered.
+    grace
+        .send(Message::text(json!([null, "9", "phoenix", "heartbeat", {}]).to_string()))
+        .await
+        .unwrap();
+    let reply = loop {
+        let message = recv(&mut grace).await;
+        if message[1] == "9" {
+            break message;
+        }
+    };
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+    running.shutdown();
+}

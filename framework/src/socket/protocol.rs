@@ -227,6 +227,9 @@ impl Protocol {
     fn join(&mut self, msg: Message) {
         let join_ref = msg.join_ref.clone().or_else(|| msg.msg_ref.clone()).unwrap_or_default();
         if let Some(old) = self.joined.remove(&msg.topic) {
+            // The old channel keeps its places (this server's, its client's) until its task
+            // has ended: handing them to the new join would let a rejoin loop on a topic with
+            // a slow join run any number of joins at once.
             let _ = old.mailbox.push(ChannelMsg::Stop(StopReason::DuplicateJoin));
         }
         if self.joined.len() >= self.max_channels {
