@@ -198,6 +198,18 @@ impl<E: Executor> AbsintheChannel<E> {
     }
 }
 
+/// A `subscription:data` payload: `{result, subscriptionId}`.
+#[derive(serde::Serialize)]
+struct SubscriptionData<'a> {
+    result: &'a async_graphql::Response,
+    #[serde(rename = "subscriptionId")]
+    subscription_id: &'a str,
+}
+
+/// The bytes of a `subscription:data` payload besides its result and its id (a JSON string):
+/// `{"result":` and `,"subscriptionId":` and `}`.
+const DATA_OVERHEAD: usize = 10 + 18 + 1;
+
 impl<E: Executor> Channel<GraphQL<E>> for AbsintheChannel<E> {
     type Info = SubscriptionEvent;
 
@@ -248,17 +260,49 @@ impl<E: Executor> Channel<GraphQL<E>> for AbsintheChannel<E> {
         match event.response {
             Some(result) => {
                 let limit = socket.state().config.max_response_bytes;
-                let result = if super::fits(&result, limit) {
-                    serde_json::to_value(&result).unwrap_or(Value::Null)
-                } else {
-                    json!({ "data": null, "errors": [{ "message": super::too_large(limit) }] })
+                // Serialized once, straight into the frame's payload.
+                let data = SubscriptionData { result: &result, subscription_id: &event.id };
+                let overhead = DATA_OVERHEAD + super::json_string_len(&event.id);
+                let payload = match super::json_within(&data, limit.saturating_add(overhead)) {
+                    Some(bytes) => String::from_utf8(bytes).unwrap_or_default(),
+                    None => {
+                        let result = json!({
+                            "data": null,
+                            "errors": [{ "message": super::too_large(limit) }],
+                        });
+                        json!({ "result": result, "subscriptionId": event.id }).to_string()
+                    }
                 };
-                let payload = json!({ "result": result, "subscriptionId": event.id });
-                socket.push_to(&event.id, "subscription:data", payload);
+                let vsn = socket.vsn();
+                let frame = crate::serializer::encode_push_json(
+                    vsn,
+                    None,
+                    &event.id,
+                    "subscription:data",
+                    &payload,
+                );
+                socket.send_frame(frame);
             }
             None => {
                 self.subscriptions.remove(&event.id);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The limit on a `subscription:data` payload is the result's plus exactly what wraps it.
+    #[test]
+    fn a_data_payload_is_its_result_and_the_overhead() {
+        let result = async_graphql::Response::new(async_graphql::Value::from("hi"));
+        for id in ["__absinthe__:doc:00ff", "a\"b"] {
+            let data = SubscriptionData { result: &result, subscription_id: id };
+            let whole = crate::serializer::json_len(&data, usize::MAX).unwrap();
+            let alone = crate::serializer::json_len(&result, usize::MAX).unwrap();
+            assert_eq!(whole, alone + DATA_OVERHEAD + super::super::json_string_len(id), "{id}");
         }
     }
 }

@@ -397,20 +397,24 @@ impl<E: Executor> GraphQL<E> {
             // run, and no more than one result is held beyond what fits.
             async_graphql::BatchRequest::Batch(requests) => {
                 let count = requests.len();
-                let (mut responses, mut used) = (Vec::with_capacity(count), 0usize);
-                for request in requests {
+                let (mut body, mut used) = (vec![b'['], 0usize);
+                for (i, request) in requests.into_iter().enumerate() {
                     let response = self.executor.execute(request).await;
-                    let Some(size) = json_len(&response, limit.saturating_sub(used)) else {
+                    let Some(bytes) = json_within(&response, limit.saturating_sub(used)) else {
                         let refused = serde_json::json!({
                             "data": null,
                             "errors": [{ "message": too_large(limit) }],
                         });
                         return json_response(&vec![refused; count]);
                     };
-                    used += size;
-                    responses.push(response);
+                    used += bytes.len();
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    body.extend_from_slice(&bytes);
                 }
-                json_response(&responses)
+                body.push(b']');
+                json_bytes(body)
             }
         }
     }
@@ -466,15 +470,18 @@ fn json_response(body: &impl serde::Serialize) -> Response<Body> {
 /// `body` as JSON, or, when it would take more than `limit` bytes, a GraphQL error saying so:
 /// written into a buffer that stops at the limit, so a response too large never is.
 fn json_response_within(body: &impl serde::Serialize, limit: usize) -> Response<Body> {
-    let mut out = Bounded { bytes: Vec::new(), limit };
-    let bytes = match serde_json::to_writer(&mut out, body) {
-        Ok(()) => out.bytes,
-        Err(_) => serde_json::to_vec(&serde_json::json!({
+    let bytes = json_within(body, limit).unwrap_or_else(|| {
+        serde_json::to_vec(&serde_json::json!({
             "data": null,
             "errors": [{ "message": too_large(limit) }],
         }))
-        .unwrap_or_default(),
-    };
+        .unwrap_or_default()
+    });
+    json_bytes(bytes)
+}
+
+/// A JSON response of `bytes`.
+fn json_bytes(bytes: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Body::from(bytes));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
@@ -484,34 +491,19 @@ pub(crate) fn too_large(limit: usize) -> String {
     format!("the response would be larger than {limit} bytes")
 }
 
-/// A writer that fails past `limit` bytes.
-struct Bounded {
-    bytes: Vec<u8>,
-    limit: usize,
-}
-
-impl std::io::Write for Bounded {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.bytes.len() + buf.len() > self.limit {
-            return Err(std::io::Error::other("over the limit"));
-        }
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Whether `value` serializes within `limit` bytes, counted without keeping them.
 pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
-    json_len(value, limit).is_some()
+    crate::serializer::json_len(value, limit).is_ok()
 }
 
-/// How many bytes `value` takes as JSON, counted without keeping them; `None` past `limit`.
-fn json_len(value: &impl serde::Serialize, limit: usize) -> Option<usize> {
-    crate::serializer::json_len(value, limit).ok()
+/// How many bytes `s` takes as a JSON string, quotes and escapes included.
+pub(crate) fn json_string_len(s: &str) -> usize {
+    crate::serializer::json_len(&s, usize::MAX).unwrap_or(s.len() + 2)
+}
+
+/// `value` as JSON within `limit` bytes, serialized once ([`crate::serializer::json_within`]).
+pub(crate) fn json_within(value: &impl serde::Serialize, limit: usize) -> Option<Vec<u8>> {
+    crate::serializer::json_within(value, limit)
 }
 
 /// A request that is not GraphQL, refused in GraphQL's error shape.

@@ -225,12 +225,21 @@ async fn run<E: Executor>(
                 // still have results queued: they are not for what runs under the id now.
                 let message = match out {
                     Out::Next(op, _) if !operations.is_current(&op) => continue,
-                    Out::Next(op, response) if !super::fits(&response, config.max_response_bytes) => {
+                    Out::Next(op, response) => {
+                        // Serialized once, straight into the message.
+                        let next = NextMessage { id: &op.id, kind: "next", payload: &response };
+                        let overhead = NEXT_OVERHEAD + super::json_string_len(&op.id);
+                        let limit = config.max_response_bytes.saturating_add(overhead);
+                        if let Some(text) = super::json_within(&next, limit) {
+                            if send_text(&mut ws, String::from_utf8(text).unwrap_or_default()).await.is_err() {
+                                break None;
+                            }
+                            continue;
+                        }
                         operations.finish(&op);
                         let errors = [json!({"message": super::too_large(config.max_response_bytes)})];
                         json!({"id": op.id, "type": "error", "payload": errors})
                     }
-                    Out::Next(op, response) => json!({"id": op.id, "type": "next", "payload": response}),
                     Out::Error(op, _) | Out::Complete(op) if !operations.finish(&op) => continue,
                     Out::Error(op, response) => json!({"id": op.id, "type": "error", "payload": response.errors}),
                     Out::Complete(op) => json!({"id": op.id, "type": "complete"}),
@@ -323,11 +332,30 @@ async fn run<E: Executor>(
 }
 
 /// Sends one message, giving up on a client that does not read.
+/// A `next` message, serialized as it is sent.
+#[derive(serde::Serialize)]
+struct NextMessage<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    payload: &'a async_graphql::Response,
+}
+
+/// The bytes of a `next` message besides its payload and its id (a JSON string):
+/// `{"id":` and `,"type":"next","payload":` and `}`.
+const NEXT_OVERHEAD: usize = 6 + 25 + 1;
+
 async fn send<S>(ws: &mut WebSocketStream<S>, message: Value) -> Result<(), ()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let text = message.to_string();
+    send_text(ws, message.to_string()).await
+}
+
+async fn send_text<S>(ws: &mut WebSocketStream<S>, text: String) -> Result<(), ()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     match tokio::time::timeout(WRITE_TIMEOUT, ws.send(WsMessage::text(text))).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
@@ -360,6 +388,23 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The limit on a `next` message is the response's plus exactly what wraps it, escaped ids
+    /// included.
+    #[test]
+    fn a_next_message_is_its_payload_and_the_overhead() {
+        let mut response = async_graphql::Response::new(async_graphql::Value::from("hi"));
+        response.errors.clear();
+        for id in ["1", "a\"b\u{1}c", "ünï"] {
+            let next = NextMessage { id, kind: "next", payload: &response };
+            let whole = crate::serializer::json_len(&next, usize::MAX).unwrap();
+            let payload = crate::serializer::json_len(&response, usize::MAX).unwrap();
+            assert_eq!(whole, payload + NEXT_OVERHEAD + super::super::json_string_len(id), "{id}");
+            let limit = payload + NEXT_OVERHEAD + super::super::json_string_len(id);
+            assert!(super::super::json_within(&next, limit).is_some());
+            assert!(super::super::json_within(&next, limit - 1).is_none());
+        }
+    }
 
     /// What an operation queued before its id was reused is not taken for the new one's.
     #[tokio::test]

@@ -253,27 +253,54 @@ fn to_text<T: Serialize>(value: &T) -> Frame {
     Frame::Text(Utf8Bytes::from(serde_json::to_string(value).unwrap_or_default()))
 }
 
+/// A writer that passes what is written on to `inner` up to `limit` bytes in all, and fails
+/// past it: a value too large is never written out whole.
+struct Limited<W> {
+    inner: W,
+    written: usize,
+    limit: usize,
+}
+
+impl<W: std::io::Write> std::io::Write for Limited<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written += buf.len();
+        if self.written > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        self.inner.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `value` as JSON into `inner`, stopping past `limit` bytes: the writer, or the bytes
+/// counted when it stopped.
+fn write_within<W: std::io::Write>(
+    inner: W,
+    value: &impl serde::Serialize,
+    limit: usize,
+) -> Result<Limited<W>, usize> {
+    let mut out = Limited { inner, written: 0, limit };
+    match serde_json::to_writer(&mut out, value) {
+        Ok(()) => Ok(out),
+        Err(_) => Err(out.written),
+    }
+}
+
 /// How many bytes `value` takes as JSON, counted without keeping them: `Err` with the bytes
 /// counted so far once past `limit`, where the counting stops.
 pub(crate) fn json_len(value: &impl serde::Serialize, limit: usize) -> Result<usize, usize> {
-    struct Count(usize, usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            if self.0 > self.1 {
-                return Err(std::io::Error::other("over the limit"));
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0, limit);
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => Ok(count.0),
-        Err(_) => Err(count.0),
-    }
+    write_within(std::io::sink(), value, limit).map(|out| out.written)
+}
+
+/// `value` as JSON, serialized once; `None` when it would take more than `limit` bytes, found
+/// out without writing more than that.
+#[cfg(feature = "graphql")]
+pub(crate) fn json_within(value: &impl serde::Serialize, limit: usize) -> Option<Vec<u8>> {
+    write_within(Vec::new(), value, limit).ok().map(|out| out.inner)
 }
 
 /// Encodes a push from the server to one client (`join_ref` set, `ref` null).
