@@ -269,7 +269,7 @@ async fn a_disconnect_to_the_named_socket_closes_that_admins_pages_only() {
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             match ada.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Err(_) | Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {}
             }
         }
