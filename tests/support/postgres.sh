@@ -46,19 +46,20 @@ stop() {
 }
 trap stop EXIT
 
-# A free loopback port from a range that starts somewhere random, so that two runs (or a port
-# a previous cluster left in use) do not keep choosing the same one.
+# A free loopback port below the kernel's ephemeral range (where the local ports of outgoing
+# connections come from: one of those holding the port makes the server's bind fail although
+# nothing listens there), starting somewhere random in 15432-16431.
 free_port() {
   local offset candidate
   offset=$((RANDOM % 1000))
   for i in $(seq 0 999); do
-    candidate=$((55432 + (offset + i) % 1000))
+    candidate=$((15432 + (offset + i) % 1000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
       echo "$candidate"
       return
     fi
   done
-  echo "no free port in 55432-56431" >&2
+  echo "no free port in 15432-16431" >&2
   return 1
 }
 
