@@ -275,16 +275,7 @@ async fn the_dashboard_is_for_logged_in_visitors_only() {
     let token = browser.get("/").await.csrf_token();
     let out = browser.post_form("/session/delete", &[("_csrf_token", &token)]).await;
     assert_eq!(out.status, StatusCode::FOUND, "{}", out.body);
-    let closed = tokio::time::timeout(DEADLINE, async {
-        loop {
-            match mine.next().await {
-                None | Some(Err(_) | Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the logged-out page's socket is closed");
+    assert_closed(&mut mine).await;
     send(&mut theirs, json!([null, "7", "phoenix", "heartbeat", {}])).await;
     loop {
         let reply = recv(&mut theirs).await;
@@ -293,6 +284,25 @@ async fn the_dashboard_is_for_logged_in_visitors_only() {
             break;
         }
     }
+    // A login over another ends the first one's dashboards too.
+    let token = other.get("/").await.csrf_token();
+    let again = other.post_form("/session", &[("name", "Ops"), ("_csrf_token", &token)]).await;
+    assert_eq!(again.status, StatusCode::FOUND, "{}", again.body);
+    assert_closed(&mut theirs).await;
+}
+
+/// Waits for the server to close `ws`.
+async fn assert_closed(ws: &mut Ws) {
+    let closed = tokio::time::timeout(DEADLINE, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_) | Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket is closed");
 }
 
 /// The dashboard's socket, opened with `browser`'s cookie and joined to the topic `page`

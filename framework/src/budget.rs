@@ -25,6 +25,12 @@ impl Budget {
             .is_ok()
     }
 
+    /// The limit.
+    #[cfg(feature = "graphql")]
+    pub(crate) fn max(&self) -> usize {
+        self.max
+    }
+
     /// Gives back `amount` taken before.
     pub(crate) fn give_back(&self, amount: usize) {
         self.taken.fetch_sub(amount, Ordering::AcqRel);

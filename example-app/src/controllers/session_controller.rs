@@ -84,6 +84,8 @@ pub async fn create(mut conn: Conn, state: State<AppState>) -> Conn {
     // A new CSRF secret and a freshly signed cookie: nothing handed out before the login,
     // possibly to someone else on a shared browser, works after it.
     delete_csrf_token(&mut conn);
+    // A login over another ends it, as a logout would: its dashboards close.
+    close_dashboards(&conn);
     let login_id = format!("{:032x}", rand::random::<u128>());
     conn.put_session(NAME_KEY, &name)
         .put_session(LOGIN_ID_KEY, &login_id)
@@ -94,10 +96,15 @@ pub async fn create(mut conn: Conn, state: State<AppState>) -> Conn {
 /// `DELETE /session` (or `POST /session/delete`, for a form): logs out, dropping the session
 /// cookie, closes the dashboards the login had open, and redirects to the chat.
 pub async fn delete(conn: Conn) -> Conn {
+    close_dashboards(&conn);
+    conn.clear_session().configure_session(SessionOption::Drop).redirect("/")
+}
+
+/// Closes the dashboards the session's login opened, if it has one.
+fn close_dashboards(conn: &Conn) {
     if let Some(login_id) = conn.get_session::<String>(LOGIN_ID_KEY) {
         conn.pubsub().broadcast(&ops_socket(&login_id), "disconnect", serde_json::json!({}));
     }
-    conn.clear_session().configure_session(SessionOption::Drop).redirect("/")
 }
 
 /// The id of the dashboard sockets a login opened.

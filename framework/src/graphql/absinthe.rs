@@ -78,7 +78,10 @@ use crate::channel::{Channel, ChannelHandle, ChannelSocket, Payload, Reply};
 /// # };
 /// ```
 pub struct AbsintheChannel<E> {
-    subscriptions: HashMap<String, AbortHandle>,
+    /// The running subscriptions' tasks, and the bytes their requests keep.
+    subscriptions: HashMap<String, (AbortHandle, usize)>,
+    /// The bytes the running subscriptions' requests keep together.
+    held: usize,
     schema: PhantomData<fn() -> E>,
 }
 
@@ -90,9 +93,19 @@ impl<E> std::fmt::Debug for AbsintheChannel<E> {
 
 impl<E> Drop for AbsintheChannel<E> {
     fn drop(&mut self) {
-        for task in self.subscriptions.values() {
+        for (task, _) in self.subscriptions.values() {
             task.abort();
         }
+    }
+}
+
+impl<E> AbsintheChannel<E> {
+    /// Stops the subscription `id` (aborting its task); whether it ran.
+    fn stop(&mut self, id: &str) -> bool {
+        let Some((task, bytes)) = self.subscriptions.remove(id) else { return false };
+        self.held -= bytes;
+        task.abort();
+        true
     }
 }
 
@@ -162,6 +175,11 @@ impl<E: Executor> AbsintheChannel<E> {
         if self.subscriptions.len() >= max {
             return refusal(&format!("{max} subscriptions at once at most"));
         }
+        let bytes = super::request_bytes(&request);
+        let place = match graphql.run_operation(bytes, self.held) {
+            Ok(place) => place,
+            Err(message) => return refusal(&message),
+        };
         let mut stream = graphql.executor.execute_stream(request, None);
         // A document refused (invalid, or its arguments, or its resolver failing to set the
         // stream up) answers at once with errors and no data, before any event: the doc is
@@ -182,6 +200,7 @@ impl<E: Executor> AbsintheChannel<E> {
         let task = tokio::spawn({
             let id = id.clone();
             async move {
+                let _place = place;
                 let events = futures_util::stream::iter(first).chain(stream);
                 futures_util::pin_mut!(events);
                 while let Some(response) = events.next().await {
@@ -193,7 +212,8 @@ impl<E: Executor> AbsintheChannel<E> {
                 let _ = handle.send(SubscriptionEvent { id, response: None });
             }
         });
-        self.subscriptions.insert(id.clone(), task.abort_handle());
+        self.subscriptions.insert(id.clone(), (task.abort_handle(), bytes));
+        self.held += bytes;
         Reply::ok(json!({ "subscriptionId": id }))
     }
 }
@@ -218,7 +238,7 @@ impl<E: Executor> Channel<GraphQL<E>> for AbsintheChannel<E> {
         _payload: Payload,
         _socket: &mut ChannelSocket<GraphQL<E>>,
     ) -> Result<(Self, Value), Value> {
-        Ok((Self { subscriptions: HashMap::new(), schema: PhantomData }, json!({})))
+        Ok((Self { subscriptions: HashMap::new(), held: 0, schema: PhantomData }, json!({})))
     }
 
     async fn handle_in(
@@ -236,12 +256,10 @@ impl<E: Executor> Channel<GraphQL<E>> for AbsintheChannel<E> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                match self.subscriptions.remove(&id) {
-                    Some(task) => {
-                        task.abort();
-                        Reply::ok(json!({ "subscriptionId": id }))
-                    }
-                    None => refusal("no such subscription"),
+                if self.stop(&id) {
+                    Reply::ok(json!({ "subscriptionId": id }))
+                } else {
+                    refusal("no such subscription")
                 }
             }
             _ => Reply::error(json!({ "reason": "unknown event" })),
@@ -284,7 +302,7 @@ impl<E: Executor> Channel<GraphQL<E>> for AbsintheChannel<E> {
                 socket.send_frame(frame);
             }
             None => {
-                self.subscriptions.remove(&event.id);
+                self.stop(&event.id);
             }
         }
     }

@@ -126,12 +126,56 @@ struct Config {
     connections: Arc<AtomicUsize>,
     /// WebSockets open now by client, against their per-client limit.
     clients: Arc<crate::socket::Clients>,
+    /// The operations running over WebSockets and channels, over every clone.
+    running: Arc<Running>,
+}
+
+/// What the operations running over WebSockets and Absinthe channels hold, server-wide: how
+/// many there are, and the bytes of their documents and variables (a subscription keeps its
+/// request for as long as it runs).
+#[derive(Debug)]
+struct Running {
+    operations: crate::budget::Budget,
+    bytes: crate::budget::Budget,
+}
+
+impl Running {
+    fn new(operations: usize, bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            operations: crate::budget::Budget::new(operations),
+            bytes: crate::budget::Budget::new(bytes),
+        })
+    }
+}
+
+/// A running operation's place under the server-wide limits, given back when dropped (with
+/// the task that runs the operation).
+#[derive(Debug)]
+pub(crate) struct RunningOperation {
+    running: Arc<Running>,
+    bytes: usize,
+}
+
+impl Drop for RunningOperation {
+    fn drop(&mut self) {
+        self.running.operations.give_back(1);
+        self.running.bytes.give_back(self.bytes);
+    }
+}
+
+/// The bytes a request keeps while its operation runs: its document, its variables and its
+/// operation's name.
+pub(crate) fn request_bytes(request: &async_graphql::Request) -> usize {
+    let variables = crate::serializer::json_len(&request.variables, usize::MAX).unwrap_or(0);
+    request.query.len() + variables + request.operation_name.as_ref().map_or(0, String::len)
 }
 
 impl<E: Executor> GraphQL<E> {
     /// Serves `executor` (an `async_graphql::Schema`) with the defaults: GraphiQL off,
     /// bodies of 256 KiB at most, batches of 10, 100 operations at once on a WebSocket or an
-    /// Absinthe channel, 10,000 WebSockets at once, the request's own origin only.
+    /// Absinthe channel (keeping 256 KiB of requests together), 10,000 operations running
+    /// over all of them (keeping 64 MiB), 10,000 WebSockets at once, the request's own origin
+    /// only.
     #[must_use]
     pub fn new(executor: E) -> Self {
         Self {
@@ -151,8 +195,40 @@ impl<E: Executor> GraphQL<E> {
                     32,
                     crate::security::TrustedProxies::default(),
                 )),
+                running: Running::new(10_000, 64 * 1024 * 1024),
             }),
         }
+    }
+
+    /// A place for one more operation over a WebSocket or a channel, whose request keeps
+    /// `bytes`, on a connection whose running operations keep `held` already: the refusal's
+    /// message when the connection's share (`body_limit`) or the server's limits
+    /// ([`max_running_operations`](Self::max_running_operations),
+    /// [`max_running_bytes`](Self::max_running_bytes)) would be passed.
+    pub(crate) fn run_operation(
+        &self,
+        bytes: usize,
+        held: usize,
+    ) -> Result<RunningOperation, String> {
+        let config = &self.config;
+        if held.saturating_add(bytes) > config.body_limit {
+            return Err(format!(
+                "the operations running on this connection would keep more than {} bytes of \
+                 documents and variables",
+                config.body_limit
+            ));
+        }
+        let running = &config.running;
+        if !running.operations.try_take(1) {
+            return Err("too many operations are running on this server: try again later".into());
+        }
+        if !running.bytes.try_take(bytes) {
+            running.operations.give_back(1);
+            return Err("the operations running on this server keep too many bytes: try again \
+                        later"
+                .into());
+        }
+        Ok(RunningOperation { running: Arc::clone(running), bytes })
     }
 
     fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
@@ -186,6 +262,24 @@ impl<E: Executor> GraphQL<E> {
     #[must_use]
     pub fn max_operations(self, operations: usize) -> Self {
         self.configure(|c| c.max_operations = operations.max(1))
+    }
+
+    /// The most operations running at once over every WebSocket and Absinthe channel of this
+    /// server (default 10,000): subscriptions, and queries still running. Past it, the
+    /// operation is refused with an error; the connection stays. Each running subscription
+    /// holds its request and its resolver's stream (some KiB): this bounds them all.
+    #[must_use]
+    pub fn max_running_operations(self, operations: usize) -> Self {
+        self.configure(|c| c.running = Running::new(operations, c.running.bytes.max()))
+    }
+
+    /// The most bytes of documents and variables that the operations running over every
+    /// WebSocket and Absinthe channel keep together (default 64 MiB); a connection's own keep
+    /// at most [`body_limit`](Self::body_limit). Past either, the operation is refused with
+    /// an error; the connection stays.
+    #[must_use]
+    pub fn max_running_bytes(self, bytes: usize) -> Self {
+        self.configure(|c| c.running = Running::new(c.running.operations.max(), bytes))
     }
 
     /// The most GraphQL WebSockets open at once (default 10,000): past it, an upgrade is

@@ -130,15 +130,47 @@ impl Socket for GqlSocket {
     }
 }
 
+/// A schema with tight server-wide limits, shared by `/tight` and the `/tight_socket`
+/// channel as an application shares one `GraphQL` between its mount and its socket: two
+/// operations running at once over both, each connection's keeping 2 KiB of requests.
+fn tight() -> GraphQL<TestSchema> {
+    static TIGHT: std::sync::OnceLock<GraphQL<TestSchema>> = std::sync::OnceLock::new();
+    TIGHT
+        .get_or_init(|| {
+            let schema = Schema::build(Query, Mutation, Subscriptions).finish();
+            GraphQL::new(schema).body_limit(2048).max_running_operations(2)
+        })
+        .clone()
+}
+
+struct TightSocket;
+
+impl Socket for TightSocket {
+    async fn connect(
+        &self,
+        _params: &Map<String, Value>,
+        _info: &ConnectInfo,
+    ) -> Result<crate::conn::Assigns, Refused> {
+        Ok(crate::conn::Assigns::new())
+    }
+
+    fn channels(&self) -> Channels {
+        Channels::new()
+            .channel_with::<AbsintheChannel<TestSchema>, _>("__absinthe__:control", tight())
+    }
+}
+
 crate::router! {
     pub GraphQLRouter;
     pipeline api {
         plug user_from_header;
     }
     socket "/socket" => GqlSocket;
+    socket "/tight_socket" => TightSocket;
     scope "/" {
         pipe_through api;
         forward "/graphql" => graphql();
+        forward "/tight" => tight();
     }
 }
 
@@ -356,7 +388,11 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn gql_ws(base: &str) -> Ws {
-    let url = format!("{}/graphql", base.replace("http", "ws"));
+    gql_ws_at(base, "/graphql").await
+}
+
+async fn gql_ws_at(base: &str, path: &str) -> Ws {
+    let url = format!("{}{path}", base.replace("http", "ws"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
     request.headers_mut().insert("x-user", "grace".parse().unwrap());
@@ -387,7 +423,11 @@ async fn next(ws: &mut Ws) -> Result<Value, u16> {
 }
 
 async fn acked(base: &str) -> Ws {
-    let mut ws = gql_ws(base).await;
+    acked_at(base, "/graphql").await
+}
+
+async fn acked_at(base: &str, path: &str) -> Ws {
+    let mut ws = gql_ws_at(base, path).await;
     send(&mut ws, json!({"type": "connection_init"})).await;
     assert_eq!(next(&mut ws).await, Ok(json!({"type": "connection_ack"})));
     ws
@@ -614,5 +654,106 @@ async fn one_client_holds_a_bounded_number_of_graphql_websockets() {
     let _ = next(&mut first).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     held.push(acked(&base).await);
+    running.shutdown();
+}
+
+/// A subscription with `pad` bytes of variables, which it keeps while it runs.
+fn padded_shouts(id: &str, pad: usize) -> Value {
+    let query = "subscription { shouts }";
+    json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": {"pad": "x".repeat(pad)}}})
+}
+
+/// What subscriptions keep is bounded per connection and server-wide, over both transports;
+/// a refusal is the operation's error and the connection stays; a finished operation gives
+/// its place back.
+#[tokio::test]
+async fn running_operations_are_bounded_per_connection_and_over_the_server() {
+    let running = start().await;
+    let base = running.url();
+
+    // An id longer than 128 bytes closes the connection with 4400.
+    let mut long = acked_at(&base, "/tight").await;
+    send(
+        &mut long,
+        json!({"id": "i".repeat(129), "type": "subscribe", "payload": {"query": "{ hello }"}}),
+    )
+    .await;
+    assert_eq!(next(&mut long).await, Err(4400));
+
+    // A connection's running operations keep 2 KiB of requests at most here.
+    let mut a = acked_at(&base, "/tight").await;
+    send(&mut a, padded_shouts("a1", 1200)).await;
+    send(&mut a, padded_shouts("a2", 1200)).await;
+    let refused = next(&mut a).await.unwrap();
+    assert_eq!(
+        (refused["id"].as_str(), refused["type"].as_str()),
+        (Some("a2"), Some("error")),
+        "{refused}"
+    );
+    let message = refused["payload"][0]["message"].as_str().unwrap();
+    assert!(message.contains("more than 2048 bytes"), "{message}");
+    send(&mut a, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut a).await, Ok(json!({"type": "pong"})), "the connection stays");
+
+    // Two operations run over the whole server here: a1 and b1. b2 is refused.
+    let mut b = acked_at(&base, "/tight").await;
+    send(&mut b, padded_shouts("b1", 10)).await;
+    send(&mut b, padded_shouts("b2", 10)).await;
+    let refused = next(&mut b).await.unwrap();
+    assert_eq!(refused["id"], "b2", "{refused}");
+    assert!(
+        refused["payload"][0]["message"].as_str().unwrap().contains("too many operations"),
+        "{refused}"
+    );
+    // The Absinthe channel shares the limit.
+    let url = format!("{}/tight_socket/websocket?vsn=2.0.0", base.replace("http", "ws"));
+    let (mut phx, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let push = |reference: &str, event: &str, payload: Value| {
+        Message::text(json!(["1", reference, "__absinthe__:control", event, payload]).to_string())
+    };
+    phx.send(push("1", "phx_join", json!({}))).await.unwrap();
+    assert_eq!(reply(&mut phx, "1").await.0, "ok");
+    let doc = json!({"query": "subscription { shouts }"});
+    phx.send(push("2", "doc", doc.clone())).await.unwrap();
+    let (status, response) = reply(&mut phx, "2").await;
+    assert_eq!(status, "error", "{response}");
+    assert!(
+        response["errors"][0]["message"].as_str().unwrap().contains("too many operations"),
+        "{response}"
+    );
+
+    // a1 completes: its place goes back, and the channel's subscription runs.
+    send(&mut a, json!({"id": "a1", "type": "complete"})).await;
+    let subscribed = async {
+        loop {
+            phx.send(push("3", "doc", doc.clone())).await.unwrap();
+            let (status, response) = reply(&mut phx, "3").await;
+            if status == "ok" {
+                return response;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let response =
+        tokio::time::timeout(Duration::from_secs(5), subscribed).await.expect("a place frees up");
+    assert!(response["subscriptionId"].is_string(), "{response}");
+    // The channel keeps 2 KiB of requests at most too; unsubscribing gives its share back.
+    let id = response["subscriptionId"].as_str().unwrap().to_owned();
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let big = json!({"query": "subscription { shouts }", "variables": {"pad": "x".repeat(2000)}});
+    phx.send(push("4", "doc", big.clone())).await.unwrap();
+    let (status, response) = reply(&mut phx, "4").await;
+    assert_eq!(status, "error", "{response}");
+    assert!(
+        response["errors"][0]["message"].as_str().unwrap().contains("more than 2048 bytes"),
+        "{response}"
+    );
+    phx.send(push("5", "unsubscribe", json!({"subscriptionId": id}))).await.unwrap();
+    assert_eq!(reply(&mut phx, "5").await.0, "ok");
+    let fits = json!({"query": "subscription { shouts }", "variables": {"pad": "x".repeat(1500)}});
+    phx.send(push("6", "doc", fits)).await.unwrap();
+    let (status, response) = reply(&mut phx, "6").await;
+    assert_eq!(status, "ok", "{response}");
     running.shutdown();
 }

@@ -147,17 +147,40 @@ enum Out {
     Complete(Op),
 }
 
+/// One running operation: its start, its task, and the bytes its request keeps.
+struct Running {
+    start: u64,
+    task: AbortHandle,
+    bytes: usize,
+}
+
 /// The operations running, by id, with their start; aborted when the connection ends.
 #[derive(Default)]
 struct Operations {
-    running: HashMap<String, (u64, AbortHandle)>,
+    running: HashMap<String, Running>,
     starts: u64,
+    /// The bytes the running operations' requests keep together.
+    held: usize,
 }
 
 impl Operations {
     /// Whether `op` is the start running under its id.
     fn is_current(&self, op: &Op) -> bool {
-        self.running.get(&op.id).is_some_and(|(start, _)| *start == op.start)
+        self.running.get(&op.id).is_some_and(|running| running.start == op.start)
+    }
+
+    /// Records a started operation.
+    fn insert(&mut self, id: String, running: Running) {
+        self.held += running.bytes;
+        self.running.insert(id, running);
+    }
+
+    /// Stops the operation under `id` (aborting its task), if one runs.
+    fn stop(&mut self, id: &str) {
+        if let Some(running) = self.running.remove(id) {
+            self.held -= running.bytes;
+            running.task.abort();
+        }
     }
 
     /// Stops `op` (aborting its task) if it is the start running under its id; whether it
@@ -166,20 +189,22 @@ impl Operations {
         if !self.is_current(op) {
             return false;
         }
-        if let Some((_, task)) = self.running.remove(&op.id) {
-            task.abort();
-        }
+        self.stop(&op.id);
         true
     }
 }
 
 impl Drop for Operations {
     fn drop(&mut self) {
-        for (_, task) in self.running.values() {
-            task.abort();
+        for running in self.running.values() {
+            running.task.abort();
         }
     }
 }
+
+/// The longest operation id a client may choose: ids are kept while the operation runs, and
+/// clients use UUIDs or counters.
+const MAX_ID_BYTES: usize = 128;
 
 async fn run<E: Executor>(
     graphql: GraphQL<E>,
@@ -292,6 +317,9 @@ async fn run<E: Executor>(
                     }
                     ClientMessage::Pong { .. } => {}
                     ClientMessage::Start { .. } if !acked => break Some((4401, "Unauthorized".to_owned())),
+                    ClientMessage::Start { id, .. } if id.len() > MAX_ID_BYTES => {
+                        break Some((4400, format!("Invalid message: an id is {MAX_ID_BYTES} bytes at most")));
+                    }
                     ClientMessage::Start { id, .. } if operations.running.contains_key(&id) => {
                         break Some((4409, format!("Subscriber for {id} already exists")));
                     }
@@ -307,18 +335,27 @@ async fn run<E: Executor>(
                             }
                             continue;
                         }
+                        let bytes = super::request_bytes(&payload);
+                        let place = match graphql.run_operation(bytes, operations.held) {
+                            Ok(place) => place,
+                            Err(message) => {
+                                let errors = [json!({"message": message})];
+                                let message = json!({"id": id, "type": "error", "payload": errors});
+                                if send(&mut ws, message).await.is_err() {
+                                    break None;
+                                }
+                                continue;
+                            }
+                        };
                         let request = payload.data(assigns.clone()).data(pubsub.clone());
                         let stream = graphql.executor.execute_stream(request, None);
                         operations.starts += 1;
                         let op = Op { id: id.clone(), start: operations.starts };
-                        let task = tokio::spawn(forward(op, stream, out_tx.clone()));
-                        operations.running.insert(id, (operations.starts, task.abort_handle()));
+                        let task = tokio::spawn(forward(op, stream, out_tx.clone(), place));
+                        let start = operations.starts;
+                        operations.insert(id, Running { start, task: task.abort_handle(), bytes });
                     }
-                    ClientMessage::Stop { id } => {
-                        if let Some((_, task)) = operations.running.remove(&id) {
-                            task.abort();
-                        }
-                    }
+                    ClientMessage::Stop { id } => operations.stop(&id),
                     ClientMessage::ConnectionTerminate => break None,
                 }
             }
@@ -368,6 +405,7 @@ async fn forward(
     op: Op,
     mut stream: futures_util::stream::BoxStream<'static, async_graphql::Response>,
     out: mpsc::Sender<Out>,
+    _place: super::RunningOperation,
 ) {
     let mut first = true;
     while let Some(response) = stream.next().await {
@@ -412,15 +450,18 @@ mod tests {
         let mut operations = Operations::default();
         let idle = || tokio::spawn(std::future::pending::<()>()).abort_handle();
         let old = Op { id: "x".to_owned(), start: 1 };
-        operations.running.insert("x".to_owned(), (1, idle()));
+        operations.insert("x".to_owned(), Running { start: 1, task: idle(), bytes: 10 });
         // The client completes it, then starts a new operation under the same id.
-        operations.running.remove("x");
+        operations.stop("x");
         let new = Op { id: "x".to_owned(), start: 2 };
-        operations.running.insert("x".to_owned(), (2, idle()));
+        operations.insert("x".to_owned(), Running { start: 2, task: idle(), bytes: 7 });
+        assert_eq!(operations.held, 7);
         assert!(!operations.is_current(&old));
         assert!(!operations.finish(&old), "the old start's end leaves the new one running");
+        assert_eq!(operations.held, 7);
         assert!(operations.is_current(&new));
         assert!(operations.finish(&new));
         assert!(operations.running.is_empty());
+        assert_eq!(operations.held, 0);
     }
 }

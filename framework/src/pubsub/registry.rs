@@ -90,14 +90,22 @@ impl Registry {
 }
 
 /// Subscriptions hold at most this many undelivered messages; past it new ones are dropped.
-const SUBSCRIPTION_LIMIT: usize = 10_000;
+/// A consumer that falls this far behind (a GraphQL subscription whose client does not read)
+/// must not hold a replica's memory: messages of 8 KiB make 8 MiB already.
+pub(crate) const SUBSCRIPTION_LIMIT: usize = 1024;
 
 struct Queue(Arc<Mailbox<Arc<Broadcast>>>);
 
 impl Deliver for Queue {
     fn deliver(&self, msg: &Arc<Broadcast>) {
         if self.0.push_bounded(msg.clone(), SUBSCRIPTION_LIMIT).is_err() {
-            tracing::warn!(topic = msg.topic(), "subscription is full; message dropped");
+            crate::instrument::limited!(
+                10,
+                warn!(
+                    topic = %crate::instrument::clip(msg.topic()),
+                    "subscription is full; message dropped"
+                )
+            );
         }
     }
 }
