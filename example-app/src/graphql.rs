@@ -27,6 +27,7 @@ use crate::channels::room_topic;
 use crate::chat::{self, MessageAttrs};
 use crate::controllers::{iso8601, message_json};
 use crate::keys::AppEnv;
+use crate::router::ClientLimits;
 use crate::Repo;
 
 /// The schema.
@@ -52,9 +53,30 @@ pub fn schema(repo: Repo, env: AppEnv) -> ChatSchema {
     builder.finish()
 }
 
-/// The schema served: GraphiQL outside production.
-pub fn service(repo: Repo, env: AppEnv) -> GraphQL<ChatSchema> {
-    GraphQL::new(schema(repo, env)).graphiql(env != AppEnv::Prod)
+/// The most GraphQL operations (subscriptions, mostly) running at once over the WebSocket
+/// and the Absinthe channel: about 12 KiB each, so about 48 MiB, sized with
+/// [`crate::router::MAX_CHANNELS`] for the manifests' 256 MiB.
+pub const MAX_RUNNING: usize = 4_000;
+
+/// The most one client runs of [`MAX_RUNNING`]: a tenth.
+pub const MAX_RUNNING_PER_CLIENT: usize = MAX_RUNNING / 10;
+
+/// The bytes of documents and variables the running operations keep together.
+pub const MAX_RUNNING_BYTES: usize = 16 * 1024 * 1024;
+
+/// The schema served: GraphiQL outside production; clients told apart as the sockets tell
+/// them (`TRUSTED_PROXIES`), with no per-client limit under `CLIENT_LIMITS=off`.
+pub fn service(repo: Repo, env: AppEnv, clients: &ClientLimits) -> GraphQL<ChatSchema> {
+    let graphql = GraphQL::new(schema(repo, env))
+        .graphiql(env != AppEnv::Prod)
+        .max_running_operations(MAX_RUNNING)
+        .max_running_bytes(MAX_RUNNING_BYTES)
+        .trusted_proxies(clients.proxies.clone());
+    if clients.off {
+        graphql.max_connections_per_client(usize::MAX).max_running_operations_per_client(usize::MAX)
+    } else {
+        graphql.max_running_operations_per_client(MAX_RUNNING_PER_CLIENT)
+    }
 }
 
 /// The client's write budget, as an assign: put by [`writer`] for HTTP and WebSocket

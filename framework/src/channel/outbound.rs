@@ -58,6 +58,9 @@ pub(crate) struct Outbound {
     /// The trace the socket's channels continue: the request that opened it (taken when
     /// the socket is made, within that request).
     pub(crate) trace_parent: crate::otel::Parent,
+    /// The client's address, as the transport tells clients apart (through its trusted
+    /// proxies); `None` outside an endpoint.
+    pub(crate) client_ip: Option<std::net::IpAddr>,
 }
 
 impl Outbound {
@@ -65,6 +68,7 @@ impl Outbound {
         vsn: Vsn,
         limits: Limits,
         telemetry: crate::instrument::Telemetry,
+        client_ip: Option<std::net::IpAddr>,
     ) -> Arc<Self> {
         Arc::new(Self {
             vsn,
@@ -75,6 +79,7 @@ impl Outbound {
             overflow_notify: tokio::sync::Notify::new(),
             telemetry,
             trace_parent: crate::otel::Parent::current(),
+            client_ip,
         })
     }
 

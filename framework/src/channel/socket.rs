@@ -124,6 +124,14 @@ impl<S> ChannelSocket<S> {
         }
     }
 
+    /// The client's address: the peer's, or the one the transport's trusted proxies name
+    /// in `X-Forwarded-For` ([`Transport::trusted_proxies`](crate::socket::Transport::trusted_proxies)),
+    /// as per-client limits tell clients apart. `None` for a channel run without an endpoint
+    /// (in a test).
+    pub fn client_ip(&self) -> Option<std::net::IpAddr> {
+        self.outbound.client_ip
+    }
+
     /// The serializer version the client speaks.
     pub(crate) fn vsn(&self) -> serializer::Vsn {
         self.outbound.vsn

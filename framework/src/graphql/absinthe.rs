@@ -176,7 +176,7 @@ impl<E: Executor> AbsintheChannel<E> {
             return refusal(&format!("{max} subscriptions at once at most"));
         }
         let bytes = super::request_bytes(&request);
-        let place = match graphql.run_operation(bytes, self.held) {
+        let place = match graphql.run_operation(bytes, self.held, socket.client_ip()) {
             Ok(place) => place,
             Err(message) => return refusal(&message),
         };

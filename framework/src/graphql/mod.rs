@@ -65,9 +65,11 @@ mod ws;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -137,29 +139,67 @@ struct Config {
 struct Running {
     operations: crate::budget::Budget,
     bytes: crate::budget::Budget,
+    /// The operations each client (an address; an IPv6 client's /64) runs; a client is
+    /// removed when it runs none.
+    by_client: Mutex<HashMap<IpAddr, usize>>,
+    max_per_client: usize,
 }
 
 impl Running {
-    fn new(operations: usize, bytes: usize) -> Arc<Self> {
+    fn new(operations: usize, bytes: usize, max_per_client: usize) -> Arc<Self> {
         Arc::new(Self {
             operations: crate::budget::Budget::new(operations),
             bytes: crate::budget::Budget::new(bytes),
+            by_client: Mutex::default(),
+            max_per_client,
         })
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.by_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One more operation for `client`; false at its limit.
+    fn take_for(&self, client: IpAddr) -> bool {
+        let mut clients = self.clients();
+        let count = clients.entry(client).or_default();
+        if *count >= self.max_per_client {
+            if *count == 0 {
+                clients.remove(&client);
+            }
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn give_back_for(&self, client: IpAddr) {
+        let mut clients = self.clients();
+        if let Some(count) = clients.get_mut(&client) {
+            *count -= 1;
+            if *count == 0 {
+                clients.remove(&client);
+            }
+        }
     }
 }
 
-/// A running operation's place under the server-wide limits, given back when dropped (with
-/// the task that runs the operation).
+/// A running operation's place under the server-wide and per-client limits, given back when
+/// dropped (with the task that runs the operation).
 #[derive(Debug)]
 pub(crate) struct RunningOperation {
     running: Arc<Running>,
     bytes: usize,
+    client: Option<IpAddr>,
 }
 
 impl Drop for RunningOperation {
     fn drop(&mut self) {
         self.running.operations.give_back(1);
         self.running.bytes.give_back(self.bytes);
+        if let Some(client) = self.client {
+            self.running.give_back_for(client);
+        }
     }
 }
 
@@ -195,7 +235,7 @@ impl<E: Executor> GraphQL<E> {
                     32,
                     crate::security::TrustedProxies::default(),
                 )),
-                running: Running::new(10_000, 64 * 1024 * 1024),
+                running: Running::new(10_000, 64 * 1024 * 1024, 1_000),
             }),
         }
     }
@@ -209,6 +249,7 @@ impl<E: Executor> GraphQL<E> {
         &self,
         bytes: usize,
         held: usize,
+        client: Option<IpAddr>,
     ) -> Result<RunningOperation, String> {
         let config = &self.config;
         if held.saturating_add(bytes) > config.body_limit {
@@ -219,16 +260,32 @@ impl<E: Executor> GraphQL<E> {
             ));
         }
         let running = &config.running;
+        let client = client.map(crate::security::client_ip::client_key);
+        if let Some(client) = client {
+            if !running.take_for(client) {
+                return Err(format!(
+                    "this client runs {} operations already: the most it may",
+                    running.max_per_client
+                ));
+            }
+        }
+        let undo = || {
+            if let Some(client) = client {
+                running.give_back_for(client);
+            }
+        };
         if !running.operations.try_take(1) {
+            undo();
             return Err("too many operations are running on this server: try again later".into());
         }
         if !running.bytes.try_take(bytes) {
             running.operations.give_back(1);
+            undo();
             return Err("the operations running on this server keep too many bytes: try again \
                         later"
                 .into());
         }
-        Ok(RunningOperation { running: Arc::clone(running), bytes })
+        Ok(RunningOperation { running: Arc::clone(running), bytes, client })
     }
 
     fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
@@ -270,7 +327,20 @@ impl<E: Executor> GraphQL<E> {
     /// holds its request and its resolver's stream (some KiB): this bounds them all.
     #[must_use]
     pub fn max_running_operations(self, operations: usize) -> Self {
-        self.configure(|c| c.running = Running::new(operations, c.running.bytes.max()))
+        self.configure(|c| {
+            c.running = Running::new(operations, c.running.bytes.max(), c.running.max_per_client);
+        })
+    }
+
+    /// The most operations one client (an address; an IPv6 client's /64, told apart through
+    /// the transport's trusted proxies) runs at once over every WebSocket and Absinthe channel
+    /// (default 1,000, a tenth of [`max_running_operations`](Self::max_running_operations)),
+    /// so that no one client takes them all. Past it, the operation is refused with an error.
+    #[must_use]
+    pub fn max_running_operations_per_client(self, operations: usize) -> Self {
+        self.configure(|c| {
+            c.running = Running::new(c.running.operations.max(), c.running.bytes.max(), operations);
+        })
     }
 
     /// The most bytes of documents and variables that the operations running over every
@@ -279,7 +349,9 @@ impl<E: Executor> GraphQL<E> {
     /// an error; the connection stays.
     #[must_use]
     pub fn max_running_bytes(self, bytes: usize) -> Self {
-        self.configure(|c| c.running = Running::new(c.running.operations.max(), bytes))
+        self.configure(|c| {
+            c.running = Running::new(c.running.operations.max(), bytes, c.running.max_per_client);
+        })
     }
 
     /// The most GraphQL WebSockets open at once (default 10,000): past it, an upgrade is

@@ -131,14 +131,18 @@ impl Socket for GqlSocket {
 }
 
 /// A schema with tight server-wide limits, shared by `/tight` and the `/tight_socket`
-/// channel as an application shares one `GraphQL` between its mount and its socket: two
-/// operations running at once over both, each connection's keeping 2 KiB of requests.
+/// channel as an application shares one `GraphQL` between its mount and its socket: three
+/// operations running at once over both, two a client, each connection's keeping 2 KiB of
+/// requests.
 fn tight() -> GraphQL<TestSchema> {
     static TIGHT: std::sync::OnceLock<GraphQL<TestSchema>> = std::sync::OnceLock::new();
     TIGHT
         .get_or_init(|| {
             let schema = Schema::build(Query, Mutation, Subscriptions).finish();
-            GraphQL::new(schema).body_limit(2048).max_running_operations(2)
+            GraphQL::new(schema)
+                .body_limit(2048)
+                .max_running_operations(3)
+                .max_running_operations_per_client(2)
         })
         .clone()
 }
@@ -392,11 +396,21 @@ async fn gql_ws(base: &str) -> Ws {
 }
 
 async fn gql_ws_at(base: &str, path: &str) -> Ws {
+    gql_ws_from(base, path, [127, 0, 0, 1]).await
+}
+
+/// A `graphql-transport-ws` connection to `path` from the loopback address `from`.
+async fn gql_ws_from(base: &str, path: &str, from: [u8; 4]) -> Ws {
     let url = format!("{}{path}", base.replace("http", "ws"));
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
     request.headers_mut().insert("x-user", "grace".parse().unwrap());
-    let (ws, resp) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let server: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    let stream = tcp.connect(server).await.unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (ws, resp) = tokio_tungstenite::client_async(request, stream).await.unwrap();
     assert_eq!(resp.headers()["sec-websocket-protocol"], "graphql-transport-ws");
     ws
 }
@@ -427,7 +441,11 @@ async fn acked(base: &str) -> Ws {
 }
 
 async fn acked_at(base: &str, path: &str) -> Ws {
-    let mut ws = gql_ws_at(base, path).await;
+    acked_from(base, path, [127, 0, 0, 1]).await
+}
+
+async fn acked_from(base: &str, path: &str, from: [u8; 4]) -> Ws {
+    let mut ws = gql_ws_from(base, path, from).await;
     send(&mut ws, json!({"type": "connection_init"})).await;
     assert_eq!(next(&mut ws).await, Ok(json!({"type": "connection_ack"})));
     ws
@@ -695,17 +713,23 @@ async fn running_operations_are_bounded_per_connection_and_over_the_server() {
     send(&mut a, json!({"type": "ping"})).await;
     assert_eq!(next(&mut a).await, Ok(json!({"type": "pong"})), "the connection stays");
 
-    // Two operations run over the whole server here: a1 and b1. b2 is refused.
+    // A client runs two operations here: a1 and b1. b2 is refused.
     let mut b = acked_at(&base, "/tight").await;
     send(&mut b, padded_shouts("b1", 10)).await;
     send(&mut b, padded_shouts("b2", 10)).await;
     let refused = next(&mut b).await.unwrap();
     assert_eq!(refused["id"], "b2", "{refused}");
-    assert!(
-        refused["payload"][0]["message"].as_str().unwrap().contains("too many operations"),
-        "{refused}"
-    );
-    // The Absinthe channel shares the limit.
+    let message = refused["payload"][0]["message"].as_str().unwrap();
+    assert!(message.contains("this client runs 2"), "{message}");
+    // Another client runs one more; then the server runs its three.
+    let mut c = acked_from(&base, "/tight", [127, 0, 0, 2]).await;
+    send(&mut c, padded_shouts("c1", 10)).await;
+    send(&mut c, padded_shouts("c2", 10)).await;
+    let refused = next(&mut c).await.unwrap();
+    assert_eq!(refused["id"], "c2", "{refused}");
+    let message = refused["payload"][0]["message"].as_str().unwrap();
+    assert!(message.contains("too many operations"), "{message}");
+    // The Absinthe channel shares the limits: this client's are used up.
     let url = format!("{}/tight_socket/websocket?vsn=2.0.0", base.replace("http", "ws"));
     let (mut phx, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
     let push = |reference: &str, event: &str, payload: Value| {
@@ -717,10 +741,8 @@ async fn running_operations_are_bounded_per_connection_and_over_the_server() {
     phx.send(push("2", "doc", doc.clone())).await.unwrap();
     let (status, response) = reply(&mut phx, "2").await;
     assert_eq!(status, "error", "{response}");
-    assert!(
-        response["errors"][0]["message"].as_str().unwrap().contains("too many operations"),
-        "{response}"
-    );
+    let message = response["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("this client runs 2"), "{message}");
 
     // a1 completes: its place goes back, and the channel's subscription runs.
     send(&mut a, json!({"id": "a1", "type": "complete"})).await;
@@ -756,4 +778,23 @@ async fn running_operations_are_bounded_per_connection_and_over_the_server() {
     let (status, response) = reply(&mut phx, "6").await;
     assert_eq!(status, "ok", "{response}");
     running.shutdown();
+}
+
+/// A client's count goes when it runs nothing, so the map holds running clients only.
+#[test]
+fn per_client_counts_are_kept_for_running_clients_only() {
+    let running = super::Running::new(10, 100, 2);
+    let (a, b): (std::net::IpAddr, std::net::IpAddr) =
+        ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    assert!(running.take_for(a) && running.take_for(a));
+    assert!(!running.take_for(a), "two at most");
+    assert!(running.take_for(b));
+    running.give_back_for(a);
+    running.give_back_for(b);
+    assert_eq!(running.clients().len(), 1);
+    running.give_back_for(a);
+    assert!(running.clients().is_empty());
+    let none = super::Running::new(10, 100, 0);
+    assert!(!none.take_for(a));
+    assert!(none.clients().is_empty(), "a refused client leaves no entry");
 }

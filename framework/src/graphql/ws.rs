@@ -94,8 +94,10 @@ pub(super) async fn upgrade<E: Executor>(
         return resp;
     };
     let assigns = ForwardedAssigns::of(&req);
+    let client_ip =
+        graphql.config.clients.proxies.client_ip(info.remote_addr().ip(), req.headers());
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let context = (assigns, info.pubsub().clone());
+    let context = (assigns, info.pubsub().clone(), client_ip);
     let telemetry = info.telemetry().clone();
     let spawned = info.supervisor().spawn_temporary("graphql_ws", move |token| async move {
         let _slots = (slot, client);
@@ -209,7 +211,7 @@ const MAX_ID_BYTES: usize = 128;
 async fn run<E: Executor>(
     graphql: GraphQL<E>,
     upgraded: hyper::upgrade::Upgraded,
-    (assigns, pubsub): (Assigns, PubSub),
+    (assigns, pubsub, client_ip): (Assigns, PubSub, std::net::IpAddr),
     token: CancellationToken,
 ) {
     let config = &graphql.config;
@@ -336,7 +338,7 @@ async fn run<E: Executor>(
                             continue;
                         }
                         let bytes = super::request_bytes(&payload);
-                        let place = match graphql.run_operation(bytes, operations.held) {
+                        let place = match graphql.run_operation(bytes, operations.held, Some(client_ip)) {
                             Ok(place) => place,
                             Err(message) => {
                                 let errors = [json!({"message": message})];

@@ -283,6 +283,7 @@ async fn open<S: Socket>(
             return resp;
         }
     };
+    let client_ip = inner.clients.proxies.client_ip(conn_info.remote_addr().ip(), req.headers());
     let info = ConnectInfo::of(&req, &conn_info, auth_token);
     let connected =
         super::connect(&inner.socket, ("longpoll", conn_info.telemetry()), &info, &params, vsn)
@@ -290,7 +291,12 @@ async fn open<S: Socket>(
     let Ok(assigns) = connected else {
         return status_only(StatusCode::FORBIDDEN);
     };
-    let outbound = Outbound::new(vsn, inner.config.link_limits(), conn_info.telemetry().clone());
+    let outbound = Outbound::new(
+        vsn,
+        inner.config.link_limits(),
+        conn_info.telemetry().clone(),
+        Some(client_ip),
+    );
     let protocol = Protocol::start(ProtocolConfig {
         outbound: outbound.clone(),
         pubsub: conn_info.pubsub().clone(),

@@ -114,6 +114,7 @@ pub(crate) async fn upgrade<S: Socket>(
             return resp;
         }
     };
+    let client_ip = inner.clients.proxies.client_ip(conn_info.remote_addr().ip(), req.headers());
     let info = ConnectInfo::of(&req, &conn_info, auth_token);
     let connected =
         super::connect(&inner.socket, ("websocket", conn_info.telemetry()), &info, &params, vsn)
@@ -125,7 +126,12 @@ pub(crate) async fn upgrade<S: Socket>(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let supervisor = conn_info.supervisor().clone();
     let config = ProtocolConfig {
-        outbound: Outbound::new(vsn, inner.config.link_limits(), conn_info.telemetry().clone()),
+        outbound: Outbound::new(
+            vsn,
+            inner.config.link_limits(),
+            conn_info.telemetry().clone(),
+            Some(client_ip),
+        ),
         pubsub: conn_info.pubsub().clone(),
         supervisor: supervisor.clone(),
         assigns,

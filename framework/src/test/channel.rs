@@ -127,7 +127,7 @@ impl ChannelTest {
         let supervisor = Supervisor::builder().name("channel test").start();
         let telemetry = crate::instrument::Telemetry::for_pubsub(&pubsub);
         let outbound =
-            Outbound::new(Vsn::V2, crate::channel::outbound::Limits::UNBOUNDED, telemetry);
+            Outbound::new(Vsn::V2, crate::channel::outbound::Limits::UNBOUNDED, telemetry, None);
         let protocol = Protocol::start(ProtocolConfig {
             outbound: outbound.clone(),
             pubsub: pubsub.clone(),
