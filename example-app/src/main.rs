@@ -209,7 +209,8 @@ async fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot open the database at {}", config.database_url))?;
 
-    let mut endpoint = Endpoint::new(router);
+    let mut endpoint =
+        Endpoint::new(router).max_unsent_body_bytes(example_app::router::MAX_UNSENT_BODY_BYTES);
     if let Some(tls) = config.tls()? {
         endpoint = endpoint.tls(tls);
     }

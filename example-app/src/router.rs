@@ -192,6 +192,11 @@ fawkes::router! {
 /// default, 65,536, is for larger machines).
 pub const MAX_CHANNELS: usize = 20_000;
 
+/// The bytes of large answers (a room's history, a GraphQL result) the app holds for clients
+/// that have not read them: 48 MiB of the manifests' 256 MiB (the framework's default, 128 MiB,
+/// is for larger machines).
+pub const MAX_UNSENT_BODY_BYTES: usize = 48 * 1024 * 1024;
+
 /// The most live views the app runs at once. A view keeps its state and its last render: the
 /// counter about what a channel costs, the rooms page every listed room (up to 500; about
 /// 650 KB a view with 500 short names, measured from outside), so the live socket has a budget

@@ -699,6 +699,7 @@ fn shared() -> crate::endpoint::SharedRef {
             Arc::new(crate::endpoint::Shared {
                 ready: std::sync::atomic::AtomicBool::new(true),
                 buffered_bodies: crate::budget::Budget::new(64 * 1024 * 1024),
+                unsent_bodies: crate::budget::Budget::new(128 * 1024 * 1024),
                 supervisor,
                 telemetry: crate::instrument::Telemetry::for_pubsub(&pubsub),
                 pubsub,

@@ -331,6 +331,46 @@ async fn a_client_that_stops_reading_a_large_answer_is_cut_at_the_send_timeout()
 }
 
 #[tokio::test]
+async fn large_answers_waiting_for_their_clients_hold_no_more_than_the_endpoints_budget() {
+    // Room for one large answer and a half.
+    let server = start(endpoint().max_unsent_body_bytes(BIG + BIG / 2)).await;
+    let mut first = RawConn::connect(server.local_addr()).await.unwrap();
+    first.send(&tests::request_bytes("GET", "/big", &[], b"")).await.unwrap();
+    // The first client reads nothing; a second's large answer does not fit beside its own:
+    // 503, to retry, and none of the second answer is held.
+    let busy = within(DEADLINE, "a 503 for the second large answer", async {
+        loop {
+            let mut second = RawConn::connect(server.local_addr()).await.unwrap();
+            let resp = second.get("/big").await.unwrap();
+            if resp.status == 503 {
+                return resp;
+            }
+        }
+    })
+    .await;
+    assert_eq!(busy.header("retry-after"), Some("5"));
+    assert!(String::from_utf8_lossy(&busy.body).contains("answers wait"), "{busy:?}");
+    // Small answers are not counted: they are served meanwhile.
+    let mut other = RawConn::connect(server.local_addr()).await.unwrap();
+    assert_eq!(other.get("/hello").await.unwrap().status, 200);
+    // Once the first client has read its answer, its bytes are given back.
+    let resp = first.read_response().await.expect("the whole answer");
+    assert_eq!((resp.status, resp.body.len()), (200, BIG));
+    let resp = within(DEADLINE, "the budget given back", async {
+        loop {
+            let mut third = RawConn::connect(server.local_addr()).await.unwrap();
+            let resp = third.get("/big").await.unwrap();
+            if resp.status == 200 {
+                return resp;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(resp.body.len(), BIG);
+}
+
+#[tokio::test]
 async fn bodies_still_coming_hold_no_more_than_the_endpoints_budget() {
     const BUDGET: usize = 64 * 1024;
     let server = start(endpoint().max_buffered_body_bytes(BUDGET)).await;

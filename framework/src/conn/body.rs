@@ -181,6 +181,13 @@ impl Body {
         }
     }
 
+    /// Replaces the bytes of an in-memory body with `f`'s; streams are left as they are.
+    pub(crate) fn map_bytes(&mut self, f: impl FnOnce(Bytes) -> Bytes) {
+        if let Inner::Full(bytes @ Some(_)) = &mut self.0 {
+            *bytes = bytes.take().map(f);
+        }
+    }
+
     /// The bytes of an in-memory body; `None` for streams.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match &self.0 {

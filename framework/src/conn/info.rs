@@ -40,6 +40,7 @@ impl ConnInfo {
         let shared = Arc::new(Shared {
             ready: AtomicBool::new(true),
             buffered_bodies: crate::budget::Budget::new(usize::MAX),
+            unsent_bodies: crate::budget::Budget::new(usize::MAX),
             supervisor,
             telemetry: crate::instrument::Telemetry::for_pubsub(&pubsub),
             pubsub,
@@ -85,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) ready: AtomicBool,
     /// Bytes of request bodies held until whole, against their limit.
     pub(crate) buffered_bodies: crate::budget::Budget,
+    /// Bytes of large answers held until their clients have read them, against their limit.
+    pub(crate) unsent_bodies: crate::budget::Budget,
     pub(crate) supervisor: Supervisor,
     pub(crate) pubsub: crate::PubSub,
     /// Includes the pubsub's.

@@ -28,6 +28,12 @@ pub struct Config {
     /// otherwise hold `max_body` each. Past it, a body that needs more answers 503 with
     /// `retry-after`.
     pub max_buffered_body_bytes: usize,
+    /// How many bytes of large answers (over 64 KiB each, in memory) the endpoint holds at
+    /// once for clients that have not read them yet, over all connections (default 128 MiB).
+    /// A client that opens many connections and reads none would otherwise hold each answer
+    /// for `send_timeout`. Past it, a large answer is replaced by a 503 with `retry-after`;
+    /// streamed answers, which wait for the client before they make more, are not counted.
+    pub max_unsent_body_bytes: usize,
     /// Largest request head, in bytes (default 64 KiB); larger answers 431.
     pub max_header_bytes: usize,
     /// Time allowed to send a request's headers (default 10 s). On HTTP/1.1 the wait for the
@@ -87,6 +93,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 4000)),
             max_body: None,
             max_buffered_body_bytes: 64 * 1024 * 1024,
+            max_unsent_body_bytes: 128 * 1024 * 1024,
             max_header_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),

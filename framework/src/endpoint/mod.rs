@@ -240,6 +240,13 @@ impl Endpoint {
         self
     }
 
+    /// Sets how many bytes of large answers the endpoint holds for clients that have not read
+    /// them; see [`Config::max_unsent_body_bytes`].
+    pub fn max_unsent_body_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_unsent_body_bytes = bytes;
+        self
+    }
+
     /// Sets how long an answer may wait for the client to read it; see
     /// [`Config::send_timeout`].
     pub fn send_timeout(mut self, timeout: Duration) -> Self {

@@ -13,8 +13,8 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::activity::{Activity, InFlight};
-use super::App;
 use super::ConnInfo;
+use super::{App, SharedRef};
 use crate::router::RouteFuture;
 use crate::Body;
 
@@ -145,6 +145,52 @@ fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
     }
 }
 
+/// Answers larger than this, in memory, count against the endpoint's
+/// [`max_unsent_body_bytes`](crate::endpoint::Config::max_unsent_body_bytes) until written.
+const LARGE_ANSWER: usize = 64 * 1024;
+
+/// A large answer's bytes, counted against the endpoint's budget until hyper has written them
+/// and dropped the last reference (for HTTP/2, once flow control let them all out).
+struct Unsent {
+    bytes: bytes::Bytes,
+    shared: SharedRef,
+}
+
+impl AsRef<[u8]> for Unsent {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        self.shared.unsent_bodies.give_back(self.bytes.len());
+    }
+}
+
+/// `resp`, whose body is `len` bytes in memory, held against the budget of answers waiting for
+/// their clients; a 503 instead when the budget is spent (the answer is dropped at once).
+fn hold_until_sent(mut resp: Response<Body>, len: usize, shared: &SharedRef) -> Response<Body> {
+    if !shared.unsent_bodies.try_take(len) {
+        crate::instrument::limited!(
+            10,
+            warn!(bytes = len, "answering 503: the endpoint holds its most unread answers")
+        );
+        let mut busy = Response::new(Body::from(
+            "{\"errors\":{\"detail\":\"too many answers wait for their clients, retry\"}}",
+        ));
+        *busy.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        let headers = busy.headers_mut();
+        headers
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+        return busy;
+    }
+    let shared = shared.clone();
+    resp.body_mut().map_bytes(|bytes| bytes::Bytes::from_owner(Unsent { bytes, shared }));
+    resp
+}
+
 /// The 503 of an endpoint whose connections are all busy, for a request that reached the probe
 /// lane over TLS without being a probe; the connection closes after it.
 fn turn_away(req: &Request<Body>) -> RouteFuture {
@@ -223,7 +269,12 @@ impl Future for RequestFuture {
             // closed under their next request.
             resp.headers_mut().insert(http::header::CONNECTION, CLOSE);
         }
-        let resp = if resp.body().as_bytes().is_some() {
+        let resp = if let Some(len) = resp.body().as_bytes().map(<[u8]>::len) {
+            if len > LARGE_ANSWER {
+                if let Some(activity) = &this.in_flight.0 {
+                    resp = hold_until_sent(resp, len, &activity.shared);
+                }
+            }
             this.in_flight.end(now);
             resp
         } else {

@@ -151,6 +151,7 @@ pub(crate) async fn start(
     let shared = Arc::new(Shared {
         ready: AtomicBool::new(true),
         buffered_bodies: crate::budget::Budget::new(config.max_buffered_body_bytes),
+        unsent_bodies: crate::budget::Budget::new(config.max_unsent_body_bytes),
         supervisor,
         pubsub,
         telemetry,
