@@ -54,7 +54,7 @@ pub fn schema(repo: Repo, env: AppEnv) -> ChatSchema {
 }
 
 /// The most GraphQL operations (subscriptions, mostly) running at once over the WebSocket
-/// and the Absinthe channel: about 12 KiB each, so about 48 MiB, sized with
+/// and the Absinthe channel: about 14 KiB each, so about 56 MiB, sized with
 /// [`crate::router::MAX_CHANNELS`] for the manifests' 256 MiB.
 pub const MAX_RUNNING: usize = 4_000;
 

@@ -28,7 +28,7 @@ pub struct Config {
     /// otherwise hold `max_body` each. Past it, a body that needs more answers 503 with
     /// `retry-after`.
     pub max_buffered_body_bytes: usize,
-    /// How many bytes of large answers (over 64 KiB each, in memory) the endpoint holds at
+    /// How many bytes of large answers (over 16 KiB each, in memory) the endpoint holds at
     /// once for clients that have not read them yet, over all connections (default 128 MiB).
     /// A client that opens many connections and reads none would otherwise hold each answer
     /// for `send_timeout`. Past it, a large answer is replaced by a 503 with `retry-after`;

@@ -147,7 +147,7 @@ fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
 
 /// Answers larger than this, in memory, count against the endpoint's
 /// [`max_unsent_body_bytes`](crate::endpoint::Config::max_unsent_body_bytes) until written.
-const LARGE_ANSWER: usize = 64 * 1024;
+const LARGE_ANSWER: usize = 16 * 1024;
 
 /// A large answer's bytes, counted against the endpoint's budget until hyper has written them
 /// and dropped the last reference (for HTTP/2, once flow control let them all out).

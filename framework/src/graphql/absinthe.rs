@@ -149,10 +149,11 @@ impl<E: Executor> AbsintheChannel<E> {
             Ok(request) => request,
             Err(reply) => return reply,
         };
-        let kind = match guard::admit(&mut request) {
-            Ok(kind) => kind,
+        let admitted = match guard::admit(&mut request) {
+            Ok(admitted) => admitted,
             Err(message) => return refusal(&message),
         };
+        let kind = admitted.kind;
         let request = request.data(socket.assigns().clone()).data(socket.pubsub().clone());
         let graphql = socket.state().clone();
         if kind != Some(OperationType::Subscription) {
@@ -175,7 +176,7 @@ impl<E: Executor> AbsintheChannel<E> {
         if self.subscriptions.len() >= max {
             return refusal(&format!("{max} subscriptions at once at most"));
         }
-        let bytes = super::request_bytes(&request);
+        let bytes = super::request_bytes(&request, admitted.selections);
         let place = match graphql.run_operation(bytes, self.held, socket.client_ip()) {
             Ok(place) => place,
             Err(message) => return refusal(&message),

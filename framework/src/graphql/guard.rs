@@ -126,16 +126,28 @@ pub(crate) fn nesting(document: &str) -> Result<usize, String> {
     Ok(deepest)
 }
 
-/// Checks `request` as the module says, parsing it once; the type of the operation it runs
-/// (`None` when it does not parse or names no operation: the executor reports that).
+/// What [`admit`] found of a request it let through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admitted {
+    /// The type of the operation it runs: `None` when it does not parse or names no
+    /// operation (the executor reports that).
+    pub(crate) kind: Option<OperationType>,
+    /// The selections of the whole document, fragments expanded where spread.
+    pub(crate) selections: usize,
+}
+
+/// Checks `request` as the module says, parsing it once, and drops the variables the chosen
+/// operation does not declare (nothing reads them, and a subscription would keep them).
 ///
 /// # Errors
 ///
 /// What is wrong with the document, for the client.
-pub(crate) fn admit(request: &mut async_graphql::Request) -> Result<Option<OperationType>, String> {
+pub(crate) fn admit(request: &mut async_graphql::Request) -> Result<Admitted, String> {
     nesting(&request.query)?;
     let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else { return Ok(None) };
+    let Ok(document) = request.parsed_query() else {
+        return Ok(Admitted { kind: None, selections: 0 });
+    };
     if document.fragments.len() > MAX_FRAGMENTS {
         return Err(format!("the document defines more than {MAX_FRAGMENTS} fragments"));
     }
@@ -152,6 +164,7 @@ pub(crate) fn admit(request: &mut async_graphql::Request) -> Result<Option<Opera
         return Err(too_many());
     }
     let mut chosen = None;
+    let mut declared = Vec::new();
     for (operation_name, operation) in document.operations.iter() {
         let operation = &operation.node;
         if operation.ty == OperationType::Subscription
@@ -167,9 +180,17 @@ pub(crate) fn admit(request: &mut async_graphql::Request) -> Result<Option<Opera
         };
         if picked {
             chosen = Some(operation.ty);
+            declared = operation
+                .variable_definitions
+                .iter()
+                .map(|definition| definition.node.name.node.clone())
+                .collect();
         }
     }
-    Ok(chosen)
+    if chosen.is_some() {
+        request.variables.retain(|name, _| declared.contains(name));
+    }
+    Ok(Admitted { kind: chosen, selections: total })
 }
 
 /// The selections a selection set makes itself (fields, inline fragments and spreads, each
@@ -299,7 +320,30 @@ mod tests {
     use super::*;
 
     fn check(query: &str) -> Result<Option<OperationType>, String> {
-        admit(&mut async_graphql::Request::new(query))
+        admit(&mut async_graphql::Request::new(query)).map(|admitted| admitted.kind)
+    }
+
+    /// The chosen operation keeps the variables it declares; the rest are dropped.
+    #[test]
+    fn undeclared_variables_are_dropped() {
+        let vars = serde_json::json!({"a": 1, "pad": [0, 0, 0], "b": "x"});
+        let mut request = async_graphql::Request::new(
+            "query Q($a: Int) { x(a: $a) } query R($b: String) { y(b: $b) }",
+        )
+        .variables(async_graphql::Variables::from_json(vars.clone()))
+        .operation_name("Q");
+        let admitted = admit(&mut request).unwrap();
+        assert_eq!(admitted.kind, Some(OperationType::Query));
+        // Each field and each argument.
+        assert_eq!(admitted.selections, 4);
+        let kept: Vec<_> = request.variables.keys().map(|k| k.as_str().to_owned()).collect();
+        assert_eq!(kept, ["a"]);
+        // An operation the document does not have: the executor says so, nothing is dropped.
+        let mut request = async_graphql::Request::new("query Q { x }")
+            .variables(async_graphql::Variables::from_json(vars))
+            .operation_name("Nope");
+        assert_eq!(admit(&mut request).unwrap().kind, None);
+        assert_eq!(request.variables.len(), 3);
     }
 
     #[test]

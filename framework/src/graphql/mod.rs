@@ -139,9 +139,9 @@ struct Config {
 struct Running {
     operations: crate::budget::Budget,
     bytes: crate::budget::Budget,
-    /// The operations each client (an address; an IPv6 client's /64) runs; a client is
-    /// removed when it runs none.
-    by_client: Mutex<HashMap<IpAddr, usize>>,
+    /// The operations each client (an address; an IPv6 client's /64) runs, and the bytes
+    /// their requests keep; a client is removed when it runs none.
+    by_client: Mutex<HashMap<IpAddr, (usize, usize)>>,
     max_per_client: usize,
 }
 
@@ -155,29 +155,53 @@ impl Running {
         })
     }
 
-    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (usize, usize)>> {
         self.by_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// One more operation for `client`; false at its limit.
-    fn take_for(&self, client: IpAddr) -> bool {
-        let mut clients = self.clients();
-        let count = clients.entry(client).or_default();
-        if *count >= self.max_per_client {
-            if *count == 0 {
-                clients.remove(&client);
-            }
-            return false;
-        }
-        *count += 1;
-        true
+    /// A client's share of the bytes: the same tenth as of the operations by default, at
+    /// least one body's worth.
+    fn max_bytes_per_client(&self) -> usize {
+        let operations = self.operations.max().max(1);
+        let share = self.bytes.max() / operations * self.max_per_client.min(operations);
+        share.max(self.bytes.max() / 10)
     }
 
-    fn give_back_for(&self, client: IpAddr) {
+    /// One more operation keeping `bytes` for `client`: the refusal's message at its limits.
+    fn take_for(&self, client: IpAddr, bytes: usize) -> Result<(), String> {
+        let max_bytes = self.max_bytes_per_client();
         let mut clients = self.clients();
-        if let Some(count) = clients.get_mut(&client) {
-            *count -= 1;
-            if *count == 0 {
+        let (operations, held) = clients.entry(client).or_default();
+        let refusal = if *operations >= self.max_per_client {
+            Some(format!(
+                "this client runs {} operations already: the most it may",
+                self.max_per_client
+            ))
+        } else if held.saturating_add(bytes) > max_bytes {
+            Some(format!(
+                "this client's running operations would keep more than {max_bytes} bytes of \
+                 documents and variables"
+            ))
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            if *operations == 0 {
+                clients.remove(&client);
+            }
+            return Err(refusal);
+        }
+        *operations += 1;
+        *held += bytes;
+        Ok(())
+    }
+
+    fn give_back_for(&self, client: IpAddr, bytes: usize) {
+        let mut clients = self.clients();
+        if let Some((operations, held)) = clients.get_mut(&client) {
+            *operations -= 1;
+            *held -= bytes;
+            if *operations == 0 {
                 clients.remove(&client);
             }
         }
@@ -198,16 +222,43 @@ impl Drop for RunningOperation {
         self.running.operations.give_back(1);
         self.running.bytes.give_back(self.bytes);
         if let Some(client) = self.client {
-            self.running.give_back_for(client);
+            self.running.give_back_for(client, self.bytes);
         }
     }
 }
 
-/// The bytes a request keeps while its operation runs: its document, its variables and its
-/// operation's name.
-pub(crate) fn request_bytes(request: &async_graphql::Request) -> usize {
-    let variables = crate::serializer::json_len(&request.variables, usize::MAX).unwrap_or(0);
-    request.query.len() + variables + request.operation_name.as_ref().map_or(0, String::len)
+/// What one selection of a parsed document takes in memory, about: the node (184 bytes) and
+/// its names.
+const SELECTION_BYTES: usize = 256;
+
+/// The bytes a request keeps while its operation runs, about: its text, its parsed document
+/// (`selections` of them, as the guard counted), and its variables as parsed values, each
+/// far larger than its JSON (a `0,` is a 72-byte value).
+pub(crate) fn request_bytes(request: &async_graphql::Request, selections: usize) -> usize {
+    let variables: usize =
+        request.variables.iter().map(|(name, value)| name.len() + value_bytes(value)).sum();
+    request.query.len()
+        + selections.saturating_mul(SELECTION_BYTES)
+        + variables
+        + request.operation_name.as_ref().map_or(0, String::len)
+}
+
+/// What a parsed value takes in memory, about: its own size, what it points to, and for an
+/// object each entry's key and bookkeeping. (Values come from JSON, whose nesting the parser
+/// bounds, so the recursion is bounded too.)
+fn value_bytes(value: &async_graphql::Value) -> usize {
+    use async_graphql::Value;
+    let own = std::mem::size_of::<Value>();
+    own + match value {
+        Value::String(s) => s.len(),
+        Value::Enum(name) => name.len(),
+        Value::Binary(bytes) => bytes.len(),
+        Value::List(items) => items.iter().map(value_bytes).sum(),
+        Value::Object(entries) => {
+            entries.iter().map(|(key, value)| 2 * key.len() + 48 + value_bytes(value)).sum()
+        }
+        Value::Null | Value::Number(_) | Value::Boolean(_) => 0,
+    }
 }
 
 impl<E: Executor> GraphQL<E> {
@@ -262,16 +313,11 @@ impl<E: Executor> GraphQL<E> {
         let running = &config.running;
         let client = client.map(crate::security::client_ip::client_key);
         if let Some(client) = client {
-            if !running.take_for(client) {
-                return Err(format!(
-                    "this client runs {} operations already: the most it may",
-                    running.max_per_client
-                ));
-            }
+            running.take_for(client, bytes)?;
         }
         let undo = || {
             if let Some(client) = client {
-                running.give_back_for(client);
+                running.give_back_for(client, bytes);
             }
         };
         if !running.operations.try_take(1) {
@@ -335,7 +381,9 @@ impl<E: Executor> GraphQL<E> {
     /// The most operations one client (an address; an IPv6 client's /64, told apart through
     /// the transport's trusted proxies) runs at once over every WebSocket and Absinthe channel
     /// (default 1,000, a tenth of [`max_running_operations`](Self::max_running_operations)),
-    /// so that no one client takes them all. Past it, the operation is refused with an error.
+    /// so that no one client takes them all. A client's share of
+    /// [`max_running_bytes`](Self::max_running_bytes) is the same share (a tenth at least).
+    /// Past either, the operation is refused with an error.
     #[must_use]
     pub fn max_running_operations_per_client(self, operations: usize) -> Self {
         self.configure(|c| {
@@ -456,7 +504,7 @@ impl<E: Executor> GraphQL<E> {
             }
         }
         let kind = match guard::admit(&mut request) {
-            Ok(kind) => kind,
+            Ok(admitted) => admitted.kind,
             Err(message) => return error(StatusCode::BAD_REQUEST, &message),
         };
         match kind {

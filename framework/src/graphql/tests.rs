@@ -675,10 +675,23 @@ async fn one_client_holds_a_bounded_number_of_graphql_websockets() {
     running.shutdown();
 }
 
-/// A subscription with `pad` bytes of variables, which it keeps while it runs.
+/// A subscription whose text is padded by `pad` bytes of comment, which it keeps while it
+/// runs (variables it does not declare are dropped, so they cannot pad it).
 fn padded_shouts(id: &str, pad: usize) -> Value {
-    let query = "subscription { shouts }";
-    json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": {"pad": "x".repeat(pad)}}})
+    let query = format!("subscription {{ shouts }} #{}", "x".repeat(pad));
+    json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": {"pad": "x".repeat(400)}}})
+}
+
+/// A request counts its parsed document and values, not their JSON: a list of zeros is 72
+/// bytes a value.
+#[test]
+fn requests_count_what_they_keep_parsed() {
+    let zeros = serde_json::json!({"l": vec![0; 1000]});
+    let request =
+        async_graphql::Request::new("{ a }").variables(async_graphql::Variables::from_json(zeros));
+    let bytes = super::request_bytes(&request, 1);
+    assert!(bytes >= 1000 * 72 + 256, "{bytes}");
+    assert!(bytes < 1000 * 72 + 1024, "{bytes}");
 }
 
 /// What subscriptions keep is bounded per connection and server-wide, over both transports;
@@ -763,7 +776,7 @@ async fn running_operations_are_bounded_per_connection_and_over_the_server() {
     let id = response["subscriptionId"].as_str().unwrap().to_owned();
     drop(b);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let big = json!({"query": "subscription { shouts }", "variables": {"pad": "x".repeat(2000)}});
+    let big = json!({"query": format!("subscription {{ shouts }} #{}", "x".repeat(2000))});
     phx.send(push("4", "doc", big.clone())).await.unwrap();
     let (status, response) = reply(&mut phx, "4").await;
     assert_eq!(status, "error", "{response}");
@@ -773,28 +786,31 @@ async fn running_operations_are_bounded_per_connection_and_over_the_server() {
     );
     phx.send(push("5", "unsubscribe", json!({"subscriptionId": id}))).await.unwrap();
     assert_eq!(reply(&mut phx, "5").await.0, "ok");
-    let fits = json!({"query": "subscription { shouts }", "variables": {"pad": "x".repeat(1500)}});
+    let fits = json!({"query": format!("subscription {{ shouts }} #{}", "x".repeat(1500))});
     phx.send(push("6", "doc", fits)).await.unwrap();
     let (status, response) = reply(&mut phx, "6").await;
     assert_eq!(status, "ok", "{response}");
     running.shutdown();
 }
 
-/// A client's count goes when it runs nothing, so the map holds running clients only.
+/// A client's count goes when it runs nothing, so the map holds running clients only; a
+/// client's bytes are held to its share.
 #[test]
 fn per_client_counts_are_kept_for_running_clients_only() {
-    let running = super::Running::new(10, 100, 2);
+    let running = super::Running::new(10, 1000, 2);
     let (a, b): (std::net::IpAddr, std::net::IpAddr) =
         ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-    assert!(running.take_for(a) && running.take_for(a));
-    assert!(!running.take_for(a), "two at most");
-    assert!(running.take_for(b));
-    running.give_back_for(a);
-    running.give_back_for(b);
+    assert!(running.take_for(a, 10).is_ok() && running.take_for(a, 10).is_ok());
+    assert!(running.take_for(a, 10).unwrap_err().contains("runs 2 operations"), "two at most");
+    // A client's share of the bytes is its share of the operations: 2 of 10, 200 of 1000.
+    assert!(running.take_for(b, 201).unwrap_err().contains("more than 200 bytes"));
+    assert!(running.take_for(b, 200).is_ok());
+    running.give_back_for(a, 10);
+    running.give_back_for(b, 200);
     assert_eq!(running.clients().len(), 1);
-    running.give_back_for(a);
+    running.give_back_for(a, 10);
     assert!(running.clients().is_empty());
     let none = super::Running::new(10, 100, 0);
-    assert!(!none.take_for(a));
+    assert!(none.take_for(a, 1).is_err());
     assert!(none.clients().is_empty(), "a refused client leaves no entry");
 }

@@ -329,15 +329,18 @@ async fn run<E: Executor>(
                         break Some((4429, format!("{} operations at once at most", config.max_operations)));
                     }
                     ClientMessage::Start { id, mut payload } => {
-                        if let Err(message) = guard::admit(&mut payload) {
-                            let errors = vec![async_graphql::ServerError::new(message, None)];
-                            let message = json!({"id": id, "type": "error", "payload": errors});
-                            if send(&mut ws, message).await.is_err() {
-                                break None;
+                        let admitted = match guard::admit(&mut payload) {
+                            Ok(admitted) => admitted,
+                            Err(message) => {
+                                let errors = vec![async_graphql::ServerError::new(message, None)];
+                                let message = json!({"id": id, "type": "error", "payload": errors});
+                                if send(&mut ws, message).await.is_err() {
+                                    break None;
+                                }
+                                continue;
                             }
-                            continue;
-                        }
-                        let bytes = super::request_bytes(&payload);
+                        };
+                        let bytes = super::request_bytes(&payload, admitted.selections);
                         let place = match graphql.run_operation(bytes, operations.held, Some(client_ip)) {
                             Ok(place) => place,
                             Err(message) => {
