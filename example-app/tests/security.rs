@@ -802,8 +802,18 @@ async fn one_clients_writes_are_limited_over_the_api_and_the_live_form_together(
     for n in 0..API_WRITES {
         assert_eq!(create(n).await.unwrap().status(), StatusCode::CREATED, "write {n}");
     }
-    let refused = create(API_WRITES).await.unwrap();
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The budget refills a write every 1/API_WRITES of its period: on a loaded machine one may
+    // have come back meanwhile, and goes with the next write.
+    let drained = |first: u32| async move {
+        for n in first..first + 3 {
+            let resp = create(n).await.unwrap();
+            if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+                return resp;
+            }
+        }
+        panic!("the budget of {API_WRITES} writes did not run out");
+    };
+    let refused = drained(API_WRITES).await;
     assert!(refused.headers().contains_key("retry-after"));
     // Reads are free.
     let listed = client.get(format!("http://{addr}/api/rooms")).send().await.unwrap();
@@ -818,6 +828,8 @@ async fn one_clients_writes_are_limited_over_the_api_and_the_live_form_together(
     assert_eq!(status, "ok", "{joined}");
     let topic = joined_topic(&page);
     let save = json!(["1", "2", topic, "event", {"type": "form", "event": "save", "value": "room%5Bname%5D=one-more"}]);
+    // Whatever refilled while the page loaded goes first.
+    drained(2 * API_WRITES).await;
     send(&mut ws, save).await;
     let reply = loop {
         let frame = recv(&mut ws).await;
