@@ -244,6 +244,14 @@ impl Future for RequestFuture {
                 Poll::Pending => return Poll::Pending,
             }
         };
+        // A large answer in memory is held against the endpoint's budget until written, or
+        // replaced by a 503 here, before anything records its status.
+        let resp = match (&this.in_flight.0, resp.body().as_bytes().map(<[u8]>::len)) {
+            (Some(activity), Some(len)) if len > LARGE_ANSWER => {
+                hold_until_sent(resp, len, &activity.shared)
+            }
+            _ => resp,
+        };
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(this.start);
         // A router served directly leaves its dispatch to be recorded here: one record,
@@ -269,12 +277,7 @@ impl Future for RequestFuture {
             // closed under their next request.
             resp.headers_mut().insert(http::header::CONNECTION, CLOSE);
         }
-        let resp = if let Some(len) = resp.body().as_bytes().map(<[u8]>::len) {
-            if len > LARGE_ANSWER {
-                if let Some(activity) = &this.in_flight.0 {
-                    resp = hold_until_sent(resp, len, &activity.shared);
-                }
-            }
+        let resp = if resp.body().as_bytes().is_some() {
             this.in_flight.end(now);
             resp
         } else {

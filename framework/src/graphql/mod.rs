@@ -159,8 +159,8 @@ impl Running {
         self.by_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A client's share of the bytes: the same tenth as of the operations by default, at
-    /// least one body's worth.
+    /// A client's share of the bytes: its share of the operations (a tenth by default), a
+    /// tenth at least.
     fn max_bytes_per_client(&self) -> usize {
         let operations = self.operations.max().max(1);
         let share = self.bytes.max() / operations * self.max_per_client.min(operations);
