@@ -338,16 +338,21 @@ async fn large_answers_waiting_for_their_clients_hold_no_more_than_the_endpoints
     first.send(&tests::request_bytes("GET", "/big", &[], b"")).await.unwrap();
     // The first client reads nothing; a second's large answer does not fit beside its own:
     // 503, to retry, and none of the second answer is held.
-    let busy = within(DEADLINE, "a 503 for the second large answer", async {
-        loop {
-            let mut second = RawConn::connect(server.local_addr()).await.unwrap();
-            let resp = second.get("/big").await.unwrap();
-            if resp.status == 503 {
-                return resp;
+    // `/big` on a new connection until it answers `status`.
+    let addr = server.local_addr();
+    let big_answering = |status: u16, what: &'static str| {
+        within(DEADLINE, what, async move {
+            loop {
+                let mut conn = RawConn::connect(addr).await.unwrap();
+                let resp = conn.get("/big").await.unwrap();
+                if resp.status == status {
+                    return resp;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-        }
-    })
-    .await;
+        })
+    };
+    let busy = big_answering(503, "a 503 for the second large answer").await;
     assert_eq!(busy.header("retry-after"), Some("5"));
     assert!(String::from_utf8_lossy(&busy.body).contains("answers wait"), "{busy:?}");
     // Small answers are not counted: they are served meanwhile.
@@ -356,17 +361,7 @@ async fn large_answers_waiting_for_their_clients_hold_no_more_than_the_endpoints
     // Once the first client has read its answer, its bytes are given back.
     let resp = first.read_response().await.expect("the whole answer");
     assert_eq!((resp.status, resp.body.len()), (200, BIG));
-    let resp = within(DEADLINE, "the budget given back", async {
-        loop {
-            let mut third = RawConn::connect(server.local_addr()).await.unwrap();
-            let resp = third.get("/big").await.unwrap();
-            if resp.status == 200 {
-                return resp;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let resp = big_answering(200, "the budget given back").await;
     assert_eq!(resp.body.len(), BIG);
 }
 

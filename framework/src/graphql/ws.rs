@@ -329,20 +329,15 @@ async fn run<E: Executor>(
                         break Some((4429, format!("{} operations at once at most", config.max_operations)));
                     }
                     ClientMessage::Start { id, mut payload } => {
-                        let admitted = match guard::admit(&mut payload) {
+                        // Refused by the guard, or past what running operations may keep:
+                        // the operation's error, and the connection goes on.
+                        let admitted = guard::admit(&mut payload).and_then(|admitted| {
+                            let bytes = super::request_bytes(&payload, admitted.selections);
+                            let held = operations.held;
+                            graphql.run_operation(bytes, held, Some(client_ip)).map(|place| (place, bytes))
+                        });
+                        let (place, bytes) = match admitted {
                             Ok(admitted) => admitted,
-                            Err(message) => {
-                                let errors = vec![async_graphql::ServerError::new(message, None)];
-                                let message = json!({"id": id, "type": "error", "payload": errors});
-                                if send(&mut ws, message).await.is_err() {
-                                    break None;
-                                }
-                                continue;
-                            }
-                        };
-                        let bytes = super::request_bytes(&payload, admitted.selections);
-                        let place = match graphql.run_operation(bytes, operations.held, Some(client_ip)) {
-                            Ok(place) => place,
                             Err(message) => {
                                 let errors = [json!({"message": message})];
                                 let message = json!({"id": id, "type": "error", "payload": errors});
