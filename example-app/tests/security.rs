@@ -715,12 +715,24 @@ async fn anonymous_sockets_still_join_the_lobby() {
 /// Opens the live socket from the loopback address `from` with the browser's cookie: the
 /// socket, or the status that refused it.
 async fn open_live(addr: SocketAddr, from: [u8; 4], cookie: &str) -> Result<Ws, u16> {
+    open_from(addr, from, "/live/websocket", Some(cookie)).await
+}
+
+/// Opens the WebSocket at `path` (serializer 2.0.0) from the loopback address `from`, with
+/// `cookie` when given: the socket, or the status that refused it.
+async fn open_from(
+    addr: SocketAddr,
+    from: [u8; 4],
+    path: &str,
+    cookie: Option<&str>,
+) -> Result<Ws, u16> {
     let tcp = tokio::net::TcpSocket::new_v4().expect("a socket");
     tcp.bind(SocketAddr::from((from, 0))).expect("a loopback source address");
     let stream = tcp.connect(addr).await.expect("the app accepts");
-    let mut req =
-        format!("ws://{addr}/live/websocket?vsn=2.0.0").into_client_request().expect("a URL");
-    req.headers_mut().insert(COOKIE, cookie.parse().unwrap());
+    let mut req = format!("ws://{addr}{path}?vsn=2.0.0").into_client_request().expect("a URL");
+    if let Some(cookie) = cookie {
+        req.headers_mut().insert(COOKIE, cookie.parse().unwrap());
+    }
     let handshake = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream));
     match tokio::time::timeout(DEADLINE, handshake).await.expect("the handshake ends in time") {
         Ok((ws, _)) => Ok(ws),
@@ -855,6 +867,98 @@ async fn one_clients_writes_are_limited_over_the_api_and_the_live_form_together(
     };
     assert!(!reply[4].to_string().contains("too many"), "{reply}");
     assert!(reply[4].to_string().contains("Room other created."), "{reply}");
+}
+
+#[tokio::test]
+async fn messages_stored_over_a_channel_spend_the_same_writes_as_the_api() {
+    use example_app::router::API_WRITES;
+    let app = App::start().await;
+    let addr = app.addr();
+    let client = |from: [u8; 4]| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from(from))
+            .build()
+            .unwrap()
+    };
+    let created = client([127, 0, 0, 6])
+        .post(format!("http://{addr}/api/rooms"))
+        .json(&json!({"room": {"name": "busy"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<Value>().await.unwrap()["data"]["id"].clone();
+    let topic = format!("room:{id}");
+    // Posts one message in `topic` on `ws` with ref `n`: the reply's payload.
+    async fn post(ws: &mut Ws, topic: &str, n: u32) -> Value {
+        let msg_ref = n.to_string();
+        send(
+            ws,
+            json!(["1", msg_ref, topic, "new_msg", {"author": "ada", "body": format!("m{n}")}]),
+        )
+        .await;
+        loop {
+            let frame = recv(ws).await;
+            if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
+                return frame[4].clone();
+            }
+        }
+    }
+    async fn join(ws: &mut Ws, topic: &str) {
+        send(ws, json!(["1", "j", topic, "phx_join", {}])).await;
+        let joined = loop {
+            let frame = recv(ws).await;
+            if frame[1] == "j" {
+                break frame;
+            }
+        };
+        assert_eq!(joined[4]["status"], "ok", "{joined}");
+    }
+
+    let mut ws = open_from(addr, [127, 0, 0, 5], "/socket/websocket", None).await.unwrap();
+    join(&mut ws, &topic).await;
+    // The budget refills a write every 1/API_WRITES of its period: a loaded machine may pass
+    // a few more before the refusal.
+    let mut stored = 0;
+    let refused = loop {
+        let reply = post(&mut ws, &topic, stored).await;
+        if reply["status"] == "error" {
+            break reply;
+        }
+        assert_eq!(reply, json!({"status": "ok", "response": {}}));
+        stored += 1;
+        assert!(stored <= API_WRITES + 3, "the budget of {API_WRITES} writes did not run out");
+    };
+    assert!(stored >= API_WRITES, "refused after {stored} writes: {refused}");
+    assert_eq!(refused["response"]["reason"], "too many writes", "{refused}");
+    assert!(refused["response"]["retry_after"].as_u64().is_some_and(|s| s >= 1), "{refused}");
+    // The API shares the budget: the same client's next write is refused there too.
+    let api = client([127, 0, 0, 5])
+        .post(format!("http://{addr}/api/rooms/{id}/messages"))
+        .json(&json!({"message": {"author": "ada", "body": "over the API"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The lobby keeps nothing, so it costs no write.
+    let mut lobby = open_from(addr, [127, 0, 0, 5], "/socket/websocket", None).await.unwrap();
+    assert_eq!(post_in_lobby(&mut lobby, "ada", "still here").await, "ada");
+    // Another client posts in the room at once.
+    let mut other = open_from(addr, [127, 0, 0, 7], "/socket/websocket", None).await.unwrap();
+    join(&mut other, &topic).await;
+    assert_eq!(post(&mut other, &topic, 0).await, json!({"status": "ok", "response": {}}));
+    // Only what was accepted is stored: the refused message is not in the room.
+    let listed = client([127, 0, 0, 8])
+        .get(format!("http://{addr}/api/rooms/{id}/messages"))
+        .send()
+        .await
+        .unwrap();
+    let listed = listed.json::<Value>().await.unwrap();
+    let bodies: Vec<&str> =
+        listed["data"].as_array().unwrap().iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies.len(), stored as usize + 1, "{listed}");
+    assert!(!bodies.contains(&format!("m{stored}").as_str()), "{listed}");
 }
 
 /// The topic of the live page `page`.

@@ -41,7 +41,9 @@ enum Room {
 ///   (`id`, `author`, `body`, `inserted_at`; no `id` in the lobby) to every member, the sender
 ///   included; blank fields reply an error `{"errors":{"body":["can't be blank"]}}`. On a
 ///   socket opened with a user token the author is the token's name, whatever the payload
-///   says, so a logged-in name cannot be borrowed.
+///   says, so a logged-in name cannot be borrowed. In a stored room a message spends one of
+///   the client's writes (`router::API_WRITES`, shared with the API and GraphQL); past them it
+///   replies `{"reason":"too many writes","retry_after":<seconds>}` and stores nothing.
 ///
 /// Presence: right after joining, a named user (from the token or the `user` param) gets the
 /// topic's `presence_state` and is tracked under their name with meta `{"online_at": <unix
@@ -132,9 +134,19 @@ impl RoomChannel {
         }
         let sent = match self.room {
             Room::Lobby => chat::unsaved_message(attrs).map(|m| message_json::new_unsaved_msg(&m)),
-            Room::Stored(id) => chat::create_message(&socket.state().repo, id, attrs)
-                .await
-                .map(|m| message_json::new_msg(&m)),
+            Room::Stored(id) => {
+                // A stored message is a write: it spends the client's budget, shared with the
+                // API and GraphQL, so a socket cannot grow the database faster than they can.
+                let budget = socket.get_assign::<crate::graphql::Writer>().map(|w| w.try_spend());
+                if let Some(Err(retry_after)) = budget {
+                    return Reply::error(
+                        json!({ "reason": "too many writes", "retry_after": retry_after }),
+                    );
+                }
+                chat::create_message(&socket.state().repo, id, attrs)
+                    .await
+                    .map(|m| message_json::new_msg(&m))
+            }
         };
         match sent {
             Ok(message) => {
