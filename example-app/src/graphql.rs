@@ -97,24 +97,14 @@ impl Writer {
     /// Past the budget: a GraphQL error with `code: TOO_MANY_REQUESTS` and `retryAfter`
     /// (seconds) in its extensions.
     pub fn spend(&self) -> Result<()> {
-        self.try_spend().map_err(|secs| {
+        let Some(client) = self.client else { return Ok(()) };
+        self.limit.check(client).map_err(|wait| {
+            let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
             async_graphql::Error::new("too many writes, retry later").extend_with(|_, e| {
                 e.set("code", "TOO_MANY_REQUESTS");
                 e.set("retryAfter", secs);
             })
         })
-    }
-
-    /// Spends one write of the budget.
-    ///
-    /// # Errors
-    ///
-    /// Past the budget: the whole seconds (at least one) until one more write passes.
-    pub fn try_spend(&self) -> std::result::Result<(), u64> {
-        let Some(client) = self.client else { return Ok(()) };
-        self.limit
-            .check(client)
-            .map_err(|wait| (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))
     }
 }
 

@@ -65,10 +65,21 @@ pub async fn app(
     });
     let clients = router::ClientLimits::from_env()?;
     let writes = clients.writes();
+    let messages = clients.messages();
     let env = keys::AppEnv::parse(std::env::var(keys::APP_ENV).ok().as_deref())?;
     let graphql = graphql::service(repo.clone(), env, &clients);
     let ops = controllers::session_controller::OpsAccess::from_env(env);
-    let state = router::AppState { repo, key_base, assets, vendor, clients, writes, ops, graphql };
+    let state = router::AppState {
+        repo,
+        key_base,
+        assets,
+        vendor,
+        clients,
+        writes,
+        messages,
+        ops,
+        graphql,
+    };
     let router = router::AppRouter::new(state.clone()).into();
     Ok(App { router, state })
 }

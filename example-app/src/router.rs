@@ -24,6 +24,9 @@ pub struct AppState {
     /// The writes one client may make, over the JSON API, GraphQL and the live rooms form
     /// together ([`ClientLimits::writes`]).
     pub writes: fawkes::security::RateLimit,
+    /// The chat messages one client may post over the rooms' channels, the lobby's included
+    /// ([`ClientLimits::messages`]).
+    pub messages: fawkes::security::RateLimit,
     /// Who may open the live dashboard.
     pub ops: crate::controllers::session_controller::OpsAccess,
     /// The chat's GraphQL schema, served at `/api/graphql` and over the socket's
@@ -71,6 +74,15 @@ impl ClientLimits {
         fawkes::security::rate_limit(API_WRITES, API_WRITES_PERIOD)
             .trusted_proxies(self.proxies.clone())
             .methods([Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+    }
+
+    /// The limit on chat messages: [`CHAT_MESSAGES`] every [`CHAT_MESSAGES_PERIOD`] a client
+    /// (none with `CLIENT_LIMITS=off`), clients told apart as the sockets tell them apart.
+    pub fn messages(&self) -> fawkes::security::RateLimit {
+        if self.off {
+            return fawkes::security::RateLimit::unlimited();
+        }
+        fawkes::security::rate_limit(CHAT_MESSAGES, CHAT_MESSAGES_PERIOD)
     }
 
     /// `transport` with at most `sockets` sockets and `channels` channels a client.
@@ -222,6 +234,16 @@ pub const API_WRITES: u32 = 30;
 
 /// See [`API_WRITES`]: 30 writes every 10 s is 3 a second, sustained.
 pub const API_WRITES_PERIOD: Duration = Duration::from_secs(10);
+
+/// The chat messages one client may post in [`CHAT_MESSAGES_PERIOD`] over the rooms'
+/// channels, the lobby's included: every member of a room pays for each message (one frame
+/// to each), so one client flooding a busy room would cost the replica the room's size times
+/// its rate. Past them, `new_msg` replies `{"reason":"too many messages","retry_after":s}`.
+/// A message stored in a room also spends one of the [`API_WRITES`].
+pub const CHAT_MESSAGES: u32 = 60;
+
+/// See [`CHAT_MESSAGES`]: 60 messages every 10 s is 6 a second, sustained, and a burst of 60.
+pub const CHAT_MESSAGES_PERIOD: Duration = Duration::from_secs(10);
 
 /// The framework's live dashboard, its pages' sockets named after the login that opened them,
 /// so logging out closes them.

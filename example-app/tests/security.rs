@@ -869,6 +869,30 @@ async fn one_clients_writes_are_limited_over_the_api_and_the_live_form_together(
     assert!(reply[4].to_string().contains("Room other created."), "{reply}");
 }
 
+/// Posts one message in `topic` on `ws` with ref `n`: the reply's payload.
+async fn post(ws: &mut Ws, topic: &str, n: u32) -> Value {
+    let msg_ref = n.to_string();
+    send(ws, json!(["1", msg_ref, topic, "new_msg", {"author": "ada", "body": format!("m{n}")}]))
+        .await;
+    loop {
+        let frame = recv(ws).await;
+        if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
+            return frame[4].clone();
+        }
+    }
+}
+/// Joins `topic` on `ws`, expecting the ok reply.
+async fn join(ws: &mut Ws, topic: &str) {
+    send(ws, json!(["1", "j", topic, "phx_join", {}])).await;
+    let joined = loop {
+        let frame = recv(ws).await;
+        if frame[1] == "j" {
+            break frame;
+        }
+    };
+    assert_eq!(joined[4]["status"], "ok", "{joined}");
+}
+
 #[tokio::test]
 async fn messages_stored_over_a_channel_spend_the_same_writes_as_the_api() {
     use example_app::router::API_WRITES;
@@ -890,32 +914,6 @@ async fn messages_stored_over_a_channel_spend_the_same_writes_as_the_api() {
     assert_eq!(created.status(), StatusCode::CREATED);
     let id = created.json::<Value>().await.unwrap()["data"]["id"].clone();
     let topic = format!("room:{id}");
-    // Posts one message in `topic` on `ws` with ref `n`: the reply's payload.
-    async fn post(ws: &mut Ws, topic: &str, n: u32) -> Value {
-        let msg_ref = n.to_string();
-        send(
-            ws,
-            json!(["1", msg_ref, topic, "new_msg", {"author": "ada", "body": format!("m{n}")}]),
-        )
-        .await;
-        loop {
-            let frame = recv(ws).await;
-            if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
-                return frame[4].clone();
-            }
-        }
-    }
-    async fn join(ws: &mut Ws, topic: &str) {
-        send(ws, json!(["1", "j", topic, "phx_join", {}])).await;
-        let joined = loop {
-            let frame = recv(ws).await;
-            if frame[1] == "j" {
-                break frame;
-            }
-        };
-        assert_eq!(joined[4]["status"], "ok", "{joined}");
-    }
-
     let mut ws = open_from(addr, [127, 0, 0, 5], "/socket/websocket", None).await.unwrap();
     join(&mut ws, &topic).await;
     // The budget refills a write every 1/API_WRITES of its period: a loaded machine may pass
@@ -959,6 +957,53 @@ async fn messages_stored_over_a_channel_spend_the_same_writes_as_the_api() {
         listed["data"].as_array().unwrap().iter().filter_map(|m| m["body"].as_str()).collect();
     assert_eq!(bodies.len(), stored as usize + 1, "{listed}");
     assert!(!bodies.contains(&format!("m{stored}").as_str()), "{listed}");
+}
+
+#[tokio::test]
+async fn one_client_posts_a_bounded_number_of_chat_messages_even_in_the_lobby() {
+    use example_app::router::CHAT_MESSAGES;
+    let app = App::start().await;
+    let addr = app.addr();
+    // Another client in the lobby sees what is broadcast.
+    let mut other = open_from(addr, [127, 0, 0, 10], "/socket/websocket", None).await.unwrap();
+    join(&mut other, "room:lobby").await;
+    let mut ws = open_from(addr, [127, 0, 0, 9], "/socket/websocket", None).await.unwrap();
+    join(&mut ws, "room:lobby").await;
+    // The budget refills a message every 1/CHAT_MESSAGES of its period: a loaded machine may
+    // pass a few more before the refusal.
+    let mut sent = 0;
+    let refused = loop {
+        let reply = post(&mut ws, "room:lobby", sent).await;
+        if reply["status"] == "error" {
+            break reply;
+        }
+        assert_eq!(reply, json!({"status": "ok", "response": {}}));
+        sent += 1;
+        assert!(
+            sent <= CHAT_MESSAGES + 6,
+            "the budget of {CHAT_MESSAGES} messages did not run out"
+        );
+    };
+    assert!(sent >= CHAT_MESSAGES, "refused after {sent} messages: {refused}");
+    assert_eq!(refused["response"]["reason"], "too many messages", "{refused}");
+    assert!(refused["response"]["retry_after"].as_u64().is_some_and(|s| s >= 1), "{refused}");
+    // The other client got every accepted message and not the refused one: by the reply to
+    // its heartbeat, the broadcasts made before it have arrived.
+    send(&mut other, json!([null, "hb", "phoenix", "heartbeat", {}])).await;
+    let mut bodies = Vec::new();
+    loop {
+        let frame = recv(&mut other).await;
+        if frame[3] == "new_msg" {
+            bodies.push(frame[4]["body"].as_str().unwrap().to_owned());
+        }
+        if frame[1] == "hb" {
+            break;
+        }
+    }
+    let accepted: Vec<String> = (0..sent).map(|n| format!("m{n}")).collect();
+    assert_eq!(bodies, accepted);
+    // And it posts at once.
+    assert_eq!(post(&mut other, "room:lobby", 0).await, json!({"status": "ok", "response": {}}));
 }
 
 /// The topic of the live page `page`.

@@ -51,6 +51,10 @@ impl Channel for Room {
     ) -> Reply {
         match event {
             "new_msg" => self.new_msg(&payload).unwrap_or_else(|refused| refused),
+            "limited" => match socket.rate_limit(&LIMITED) {
+                Ok(()) => Reply::ok(json!({})),
+                Err(wait) => Reply::error(json!({ "retry_after": wait.as_secs() })),
+            },
             "wrong_handle" => {
                 // The channel's Info is (): a handle for other messages is a bug, caught here.
                 let _ = socket.handle::<u32>();
@@ -73,6 +77,11 @@ impl Channel for Room {
         }
     }
 }
+
+/// What the `limited` event counts: 2 a minute a client, over all of its sockets.
+static LIMITED: std::sync::LazyLock<fawkes::security::RateLimit> = std::sync::LazyLock::new(|| {
+    fawkes::security::rate_limit(2, std::time::Duration::from_secs(60))
+});
 
 /// Everyone in, `room:*` to `Room`.
 type RoomSocket = channel_support::OpenSocket<Room>;
@@ -236,5 +245,31 @@ async fn frames_larger_than_the_read_buffer_arrive_whole() {
     assert_eq!(recv(&mut ws).await, reply(Some("1"), "2", "room:1", "ok", json!({ "sum": sum })));
     send(&mut ws, json!(["1", "3", "room:1", "count", [1, 2]])).await;
     assert_eq!(recv(&mut ws).await, reply(Some("1"), "3", "room:1", "ok", json!({ "sum": 3 })));
+    stop(server).await;
+}
+
+#[tokio::test]
+async fn a_channel_counts_its_clients_events_against_a_rate_limit_shared_by_its_sockets() {
+    let server = serve(transport(RoomSocket::new())).await;
+    let mut first = connect_v2(server.local_addr()).await;
+    let joined = join(&mut first, "1", "room:1", json!({})).await;
+    assert_eq!(joined, reply(Some("1"), "1", "room:1", "ok", json!({})));
+    for msg_ref in ["2", "3"] {
+        send(&mut first, json!(["1", msg_ref, "room:1", "limited", {}])).await;
+        assert_eq!(recv(&mut first).await, reply(Some("1"), msg_ref, "room:1", "ok", json!({})));
+    }
+    send(&mut first, json!(["1", "4", "room:1", "limited", {}])).await;
+    let refused = recv(&mut first).await;
+    assert_eq!(refused[4]["status"], "error", "{refused}");
+    assert!(refused[4]["response"]["retry_after"].as_u64().is_some_and(|s| s > 0), "{refused}");
+    // Another socket of the same client (the same address), in another topic: still over.
+    let mut second = connect_v2(server.local_addr()).await;
+    let joined = join(&mut second, "1", "room:2", json!({})).await;
+    assert_eq!(joined, reply(Some("1"), "1", "room:2", "ok", json!({})));
+    send(&mut second, json!(["1", "2", "room:2", "limited", {}])).await;
+    assert_eq!(recv(&mut second).await[4]["status"], "error");
+    // Events that do not count still pass.
+    send(&mut second, json!(["1", "3", "room:2", "count", [1]])).await;
+    assert_eq!(recv(&mut second).await, reply(Some("1"), "3", "room:2", "ok", json!({ "sum": 1 })));
     stop(server).await;
 }

@@ -41,9 +41,11 @@ enum Room {
 ///   (`id`, `author`, `body`, `inserted_at`; no `id` in the lobby) to every member, the sender
 ///   included; blank fields reply an error `{"errors":{"body":["can't be blank"]}}`. On a
 ///   socket opened with a user token the author is the token's name, whatever the payload
-///   says, so a logged-in name cannot be borrowed. In a stored room a message spends one of
-///   the client's writes (`router::API_WRITES`, shared with the API and GraphQL); past them it
-///   replies `{"reason":"too many writes","retry_after":<seconds>}` and stores nothing.
+///   says, so a logged-in name cannot be borrowed. One client posts at most
+///   `router::CHAT_MESSAGES` a period, past which the reply is `{"reason":"too many
+///   messages","retry_after":<seconds>}`; in a stored room a message also spends one of the
+///   client's writes (`router::API_WRITES`, shared with the API and GraphQL), past which it
+///   is `{"reason":"too many writes",...}`. A refused message is neither sent nor stored.
 ///
 /// Presence: right after joining, a named user (from the token or the `user` param) gets the
 /// topic's `presence_state` and is tracked under their name with meta `{"online_at": <unix
@@ -104,6 +106,13 @@ impl Channel<AppState> for RoomChannel {
     }
 }
 
+/// The error reply of a message past one of the client's budgets: `reason`, and the whole
+/// seconds (at least one) until the next message passes.
+fn too_many(reason: &str, wait: std::time::Duration) -> Reply {
+    let retry_after = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    Reply::error(json!({ "reason": reason, "retry_after": retry_after }))
+}
+
 /// Pushes who is here, then adds this user to it.
 fn track_presence(socket: &ChannelSocket<AppState>) {
     let presence = socket.presence();
@@ -132,16 +141,17 @@ impl RoomChannel {
         if let Some(user) = socket.get_assign::<User>().filter(|user| user.verified) {
             attrs.author = Some(user.name.clone());
         }
+        // Every member pays for a message: one client posts at most `CHAT_MESSAGES` a period.
+        if let Err(wait) = socket.rate_limit(&socket.state().messages) {
+            return too_many("too many messages", wait);
+        }
         let sent = match self.room {
             Room::Lobby => chat::unsaved_message(attrs).map(|m| message_json::new_unsaved_msg(&m)),
             Room::Stored(id) => {
                 // A stored message is a write: it spends the client's budget, shared with the
                 // API and GraphQL, so a socket cannot grow the database faster than they can.
-                let budget = socket.get_assign::<crate::graphql::Writer>().map(|w| w.try_spend());
-                if let Some(Err(retry_after)) = budget {
-                    return Reply::error(
-                        json!({ "reason": "too many writes", "retry_after": retry_after }),
-                    );
+                if let Err(wait) = socket.rate_limit(&socket.state().writes) {
+                    return too_many("too many writes", wait);
                 }
                 chat::create_message(&socket.state().repo, id, attrs)
                     .await

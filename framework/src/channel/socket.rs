@@ -132,6 +132,61 @@ impl<S> ChannelSocket<S> {
         self.outbound.client_ip
     }
 
+    /// Counts one event of this socket's client ([`client_ip`](Self::client_ip)) against
+    /// `limit`, a [`rate_limit`](crate::security::rate_limit) that may be shared with HTTP
+    /// routes and other channels: for events that write, or that every member of a topic
+    /// pays for (a broadcast). `Ok` for a channel run without an endpoint (in a test).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fawkes::channel::{Channel, ChannelSocket, Reply};
+    /// use fawkes::security::RateLimit;
+    /// use fawkes::serializer::Payload;
+    /// use serde_json::{json, Value};
+    ///
+    /// struct Chat;
+    ///
+    /// impl Channel<RateLimit> for Chat {
+    ///     type Info = ();
+    ///
+    ///     async fn join(
+    ///         _: &str,
+    ///         _: Payload,
+    ///         _: &mut ChannelSocket<RateLimit>,
+    ///     ) -> Result<(Self, Value), Value> {
+    ///         Ok((Chat, json!({})))
+    ///     }
+    ///
+    ///     async fn handle_in(
+    ///         &mut self,
+    ///         _event: &str,
+    ///         payload: Payload,
+    ///         socket: &mut ChannelSocket<RateLimit>,
+    ///     ) -> Reply {
+    ///         if let Err(wait) = socket.rate_limit(socket.state()) {
+    ///             return Reply::error(json!({ "retry_after": wait.as_secs().max(1) }));
+    ///         }
+    ///         socket.broadcast("shout", payload);
+    ///         Reply::ok(json!({}))
+    ///     }
+    /// }
+    ///
+    /// // Routed with its limit: 10 shouts every 10 s a client.
+    /// let channels = fawkes::socket::Channels::new()
+    ///     .channel_with::<Chat, _>("chat:*", fawkes::security::rate_limit(10, Duration::from_secs(10)));
+    /// # let _ = channels;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// How long until the client may again, when it is over the limit.
+    pub fn rate_limit(
+        &self,
+        limit: &crate::security::RateLimit,
+    ) -> Result<(), std::time::Duration> {
+        self.client_ip().map_or(Ok(()), |ip| limit.check(ip))
+    }
+
     /// The serializer version the client speaks.
     pub(crate) fn vsn(&self) -> serializer::Vsn {
         self.outbound.vsn
