@@ -969,6 +969,22 @@ async fn one_client_posts_a_bounded_number_of_chat_messages_even_in_the_lobby() 
     join(&mut other, "room:lobby").await;
     let mut ws = open_from(addr, [127, 0, 0, 9], "/socket/websocket", None).await.unwrap();
     join(&mut ws, "room:lobby").await;
+    // Invalid messages are refused before they spend anything.
+    for n in 0..5 {
+        let msg_ref = format!("blank-{n}");
+        send(
+            &mut ws,
+            json!(["1", msg_ref, "room:lobby", "new_msg", {"author": "ada", "body": " "}]),
+        )
+        .await;
+        let reply = loop {
+            let frame = recv(&mut ws).await;
+            if frame[1] == msg_ref.as_str() {
+                break frame;
+            }
+        };
+        assert_eq!(reply[4]["response"]["errors"]["body"], json!(["can't be blank"]), "{reply}");
+    }
     // The budget refills a message every 1/CHAT_MESSAGES of its period: a loaded machine may
     // pass a few more before the refusal.
     let mut sent = 0;

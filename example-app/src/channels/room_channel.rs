@@ -45,7 +45,8 @@ enum Room {
 ///   `router::CHAT_MESSAGES` a period, past which the reply is `{"reason":"too many
 ///   messages","retry_after":<seconds>}`; in a stored room a message also spends one of the
 ///   client's writes (`router::API_WRITES`, shared with the API and GraphQL), past which it
-///   is `{"reason":"too many writes",...}`. A refused message is neither sent nor stored.
+///   is `{"reason":"too many writes",...}`. A refused message is neither sent nor stored; an
+///   invalid one spends neither budget.
 ///
 /// Presence: right after joining, a named user (from the token or the `user` param) gets the
 /// topic's `presence_state` and is tracked under their name with meta `{"online_at": <unix
@@ -140,6 +141,10 @@ impl RoomChannel {
         };
         if let Some(user) = socket.get_assign::<User>().filter(|user| user.verified) {
             attrs.author = Some(user.name.clone());
+        }
+        // A bad message is answered before it spends anything: it is neither sent nor stored.
+        if let Err(chat::Error::Invalid(errors)) = chat::change_message(&attrs) {
+            return Reply::error(json!({ "errors": errors }));
         }
         // Every member pays for a message: one client posts at most `CHAT_MESSAGES` a period.
         if let Err(wait) = socket.rate_limit(&socket.state().messages) {

@@ -248,7 +248,7 @@ pub async fn create_message(
     room_id: i64,
     attrs: MessageAttrs,
 ) -> Result<Message, Error> {
-    validate_message(&attrs)?;
+    change_message(&attrs)?;
     let (author, body) = (attrs.author.unwrap_or_default(), attrs.body.unwrap_or_default());
     let sql = "INSERT INTO messages (room_id, author, body, inserted_at) VALUES ($1, $2, $3, $4) \
                RETURNING id, room_id, author, body, inserted_at";
@@ -269,7 +269,7 @@ pub async fn create_message(
 ///
 /// [`Error::Invalid`] listing every blank field.
 pub fn unsaved_message(attrs: MessageAttrs) -> Result<UnsavedMessage, Error> {
-    validate_message(&attrs)?;
+    change_message(&attrs)?;
     Ok(UnsavedMessage {
         author: attrs.author.unwrap_or_default(),
         body: attrs.body.unwrap_or_default(),
@@ -277,7 +277,13 @@ pub fn unsaved_message(attrs: MessageAttrs) -> Result<UnsavedMessage, Error> {
     })
 }
 
-fn validate_message(attrs: &MessageAttrs) -> Result<(), Error> {
+/// Checks a message's attrs without storing or stamping it, so that a caller can refuse a
+/// bad one before spending anything on it (a client's budget of messages, say).
+///
+/// # Errors
+///
+/// [`Error::Invalid`] with the errors by field.
+pub fn change_message(attrs: &MessageAttrs) -> Result<(), Error> {
     let mut errors = Checks::default();
     errors.require("author", attrs.author.as_deref());
     errors.require("body", attrs.body.as_deref());
