@@ -99,7 +99,7 @@ impl Writer {
     pub fn spend(&self) -> Result<()> {
         let Some(client) = self.client else { return Ok(()) };
         self.limit.check(client).map_err(|wait| {
-            let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+            let secs = fawkes::security::retry_after_secs(wait);
             async_graphql::Error::new("too many writes, retry later").extend_with(|_, e| {
                 e.set("code", "TOO_MANY_REQUESTS");
                 e.set("retryAfter", secs);

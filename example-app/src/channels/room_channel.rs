@@ -110,7 +110,7 @@ impl Channel<AppState> for RoomChannel {
 /// The error reply of a message past one of the client's budgets: `reason`, and the whole
 /// seconds (at least one) until the next message passes.
 fn too_many(reason: &str, wait: std::time::Duration) -> Reply {
-    let retry_after = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let retry_after = fawkes::security::retry_after_secs(wait);
     Reply::error(json!({ "reason": reason, "retry_after": retry_after }))
 }
 

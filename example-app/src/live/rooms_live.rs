@@ -86,7 +86,7 @@ impl LiveView<AppState> for RoomsLive {
                 self.name = kept(attrs.name.as_deref());
                 // A room is a write, as over the API: the same limit, shared.
                 if let Err(wait) = socket.rate_limit(&socket.state().writes) {
-                    let secs = wait.as_secs() + 1;
+                    let secs = fawkes::security::retry_after_secs(wait);
                     self.errors = vec![format!("too many rooms saved: try again in {secs} s")];
                     return;
                 }

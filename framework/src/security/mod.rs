@@ -28,7 +28,7 @@ pub use csrf::{
     ProtectFromForgery, CSRF_TOKEN_HEADER, CSRF_TOKEN_KEY,
 };
 pub use headers::{put_secure_browser_headers, SecureBrowserHeaders};
-pub use rate_limit::{rate_limit, RateLimit};
+pub use rate_limit::{rate_limit, retry_after_secs, RateLimit};
 pub use session::{
     fetch_session, FetchSession, SameSite, SecureCookie, SessionConfig, SessionExt, SessionOption,
     SessionStore, MAX_COOKIE_BYTES,

@@ -162,11 +162,27 @@ impl Plug for RateLimit {
         let ip = self.client_ip(peer, conn.headers());
         let Err(wait) = self.check(ip) else { return conn };
         tracing::info!(client = %ip, path = %crate::instrument::clip(conn.path()), "rate limited");
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let mut conn = ActionError::status(StatusCode::TOO_MANY_REQUESTS)
             .with_detail("too many requests, retry later")
             .render_halted(conn);
-        conn.resp_headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        let secs = HeaderValue::from(retry_after_secs(wait));
+        conn.resp_headers_mut().insert(http::header::RETRY_AFTER, secs);
         conn
     }
+}
+
+/// A wait as `retry-after` says it: whole seconds, rounded up, at least one (a client told
+/// `0` would retry at once and be refused again). For a limit's refusal that is not an HTTP
+/// answer (a channel's reply, a form's error), so it reads as the plug's header does.
+///
+/// ```
+/// use std::time::Duration;
+/// use fawkes::security::retry_after_secs;
+///
+/// assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+/// assert_eq!(retry_after_secs(Duration::from_millis(2_001)), 3);
+/// assert_eq!(retry_after_secs(Duration::ZERO), 1);
+/// ```
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
