@@ -843,12 +843,7 @@ async fn one_clients_writes_are_limited_over_the_api_and_the_live_form_together(
     // Whatever refilled while the page loaded goes first.
     drained(2 * API_WRITES).await;
     send(&mut ws, save).await;
-    let reply = loop {
-        let frame = recv(&mut ws).await;
-        if frame[3] == "phx_reply" && frame[1] == "2" {
-            break frame;
-        }
-    };
+    let reply = reply_to(&mut ws, "2").await;
     let text = reply[4].to_string();
     assert!(text.contains("too many rooms saved"), "{text}");
     // Another client saves from the form at once.
@@ -859,14 +854,20 @@ async fn one_clients_writes_are_limited_over_the_api_and_the_live_form_together(
     assert_eq!(join_live(&mut ws, addr, "/live/rooms", &page).await.0, "ok");
     let save = json!(["1", "2", joined_topic(&page), "event", {"type": "form", "event": "save", "value": "room%5Bname%5D=other"}]);
     send(&mut ws, save).await;
-    let reply = loop {
-        let frame = recv(&mut ws).await;
-        if frame[3] == "phx_reply" && frame[1] == "2" {
-            break frame;
-        }
-    };
+    let reply = reply_to(&mut ws, "2").await;
     assert!(!reply[4].to_string().contains("too many"), "{reply}");
     assert!(reply[4].to_string().contains("Room other created."), "{reply}");
+}
+
+/// Reads frames on `ws` until the reply to `msg_ref`, and returns it; what comes before it
+/// (broadcasts, presence) is skipped.
+async fn reply_to(ws: &mut Ws, msg_ref: &str) -> Value {
+    loop {
+        let frame = recv(ws).await;
+        if frame[3] == "phx_reply" && frame[1] == msg_ref {
+            return frame;
+        }
+    }
 }
 
 /// Posts one message in `topic` on `ws` with ref `n`: the reply's payload.
@@ -874,22 +875,32 @@ async fn post(ws: &mut Ws, topic: &str, n: u32) -> Value {
     let msg_ref = n.to_string();
     send(ws, json!(["1", msg_ref, topic, "new_msg", {"author": "ada", "body": format!("m{n}")}]))
         .await;
-    loop {
-        let frame = recv(ws).await;
-        if frame[3] == "phx_reply" && frame[1] == msg_ref.as_str() {
-            return frame[4].clone();
-        }
-    }
+    reply_to(ws, &msg_ref).await[4].clone()
 }
+
+/// Posts messages `m0`, `m1`… in `topic` on `ws` until one is refused: how many were
+/// accepted, and the refusal. The budget is `budget`; it refills one every `1/budget` of its
+/// period, so a loaded machine may pass up to `slack` more.
+async fn post_until_refused(ws: &mut Ws, topic: &str, budget: u32, slack: u32) -> (u32, Value) {
+    let mut accepted = 0;
+    let refused = loop {
+        let reply = post(ws, topic, accepted).await;
+        if reply["status"] == "error" {
+            break reply;
+        }
+        assert_eq!(reply, json!({"status": "ok", "response": {}}));
+        accepted += 1;
+        assert!(accepted <= budget + slack, "the budget of {budget} did not run out");
+    };
+    assert!(accepted >= budget, "refused after {accepted}: {refused}");
+    assert!(refused["response"]["retry_after"].as_u64().is_some_and(|s| s >= 1), "{refused}");
+    (accepted, refused)
+}
+
 /// Joins `topic` on `ws`, expecting the ok reply.
 async fn join(ws: &mut Ws, topic: &str) {
     send(ws, json!(["1", "j", topic, "phx_join", {}])).await;
-    let joined = loop {
-        let frame = recv(ws).await;
-        if frame[1] == "j" {
-            break frame;
-        }
-    };
+    let joined = reply_to(ws, "j").await;
     assert_eq!(joined[4]["status"], "ok", "{joined}");
 }
 
@@ -916,21 +927,8 @@ async fn messages_stored_over_a_channel_spend_the_same_writes_as_the_api() {
     let topic = format!("room:{id}");
     let mut ws = open_from(addr, [127, 0, 0, 5], "/socket/websocket", None).await.unwrap();
     join(&mut ws, &topic).await;
-    // The budget refills a write every 1/API_WRITES of its period: a loaded machine may pass
-    // a few more before the refusal.
-    let mut stored = 0;
-    let refused = loop {
-        let reply = post(&mut ws, &topic, stored).await;
-        if reply["status"] == "error" {
-            break reply;
-        }
-        assert_eq!(reply, json!({"status": "ok", "response": {}}));
-        stored += 1;
-        assert!(stored <= API_WRITES + 3, "the budget of {API_WRITES} writes did not run out");
-    };
-    assert!(stored >= API_WRITES, "refused after {stored} writes: {refused}");
+    let (stored, refused) = post_until_refused(&mut ws, &topic, API_WRITES, 3).await;
     assert_eq!(refused["response"]["reason"], "too many writes", "{refused}");
-    assert!(refused["response"]["retry_after"].as_u64().is_some_and(|s| s >= 1), "{refused}");
     // The API shares the budget: the same client's next write is refused there too.
     let api = client([127, 0, 0, 5])
         .post(format!("http://{addr}/api/rooms/{id}/messages"))
@@ -977,32 +975,11 @@ async fn one_client_posts_a_bounded_number_of_chat_messages_even_in_the_lobby() 
             json!(["1", msg_ref, "room:lobby", "new_msg", {"author": "ada", "body": " "}]),
         )
         .await;
-        let reply = loop {
-            let frame = recv(&mut ws).await;
-            if frame[1] == msg_ref.as_str() {
-                break frame;
-            }
-        };
+        let reply = reply_to(&mut ws, &msg_ref).await;
         assert_eq!(reply[4]["response"]["errors"]["body"], json!(["can't be blank"]), "{reply}");
     }
-    // The budget refills a message every 1/CHAT_MESSAGES of its period: a loaded machine may
-    // pass a few more before the refusal.
-    let mut sent = 0;
-    let refused = loop {
-        let reply = post(&mut ws, "room:lobby", sent).await;
-        if reply["status"] == "error" {
-            break reply;
-        }
-        assert_eq!(reply, json!({"status": "ok", "response": {}}));
-        sent += 1;
-        assert!(
-            sent <= CHAT_MESSAGES + 6,
-            "the budget of {CHAT_MESSAGES} messages did not run out"
-        );
-    };
-    assert!(sent >= CHAT_MESSAGES, "refused after {sent} messages: {refused}");
+    let (sent, refused) = post_until_refused(&mut ws, "room:lobby", CHAT_MESSAGES, 6).await;
     assert_eq!(refused["response"]["reason"], "too many messages", "{refused}");
-    assert!(refused["response"]["retry_after"].as_u64().is_some_and(|s| s >= 1), "{refused}");
     // The other client got every accepted message and not the refused one: by the reply to
     // its heartbeat, the broadcasts made before it have arrived.
     send(&mut other, json!([null, "hb", "phoenix", "heartbeat", {}])).await;

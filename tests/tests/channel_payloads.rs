@@ -53,7 +53,9 @@ impl Channel for Room {
             "new_msg" => self.new_msg(&payload).unwrap_or_else(|refused| refused),
             "limited" => match socket.rate_limit(&LIMITED) {
                 Ok(()) => Reply::ok(json!({})),
-                Err(wait) => Reply::error(json!({ "retry_after": wait.as_secs() })),
+                Err(wait) => {
+                    Reply::error(json!({ "retry_after": fawkes::security::retry_after_secs(wait) }))
+                }
             },
             "wrong_handle" => {
                 // The channel's Info is (): a handle for other messages is a bug, caught here.

@@ -164,7 +164,8 @@ impl<S> ChannelSocket<S> {
     ///         socket: &mut ChannelSocket<RateLimit>,
     ///     ) -> Reply {
     ///         if let Err(wait) = socket.rate_limit(socket.state()) {
-    ///             return Reply::error(json!({ "retry_after": wait.as_secs().max(1) }));
+    ///             let retry_after = fawkes::security::retry_after_secs(wait);
+    ///             return Reply::error(json!({ "retry_after": retry_after }));
     ///         }
     ///         socket.broadcast("shout", payload);
     ///         Reply::ok(json!({}))
